@@ -1,0 +1,59 @@
+#include "commandoutcome.h"
+
+namespace opconsole {
+
+QString stateName(CommandState state)
+{
+    switch (state) {
+    case CommandState::Pending:
+        return QStringLiteral("pending");
+    case CommandState::Acked:
+        return QStringLiteral("acked");
+    case CommandState::Rejected:
+        return QStringLiteral("rejected");
+    case CommandState::Expired:
+        return QStringLiteral("expired");
+    case CommandState::NotConnected:
+        return QStringLiteral("not connected");
+    case CommandState::Disconnected:
+        return QStringLiteral("disconnected");
+    case CommandState::Cancelled:
+        return QStringLiteral("cancelled");
+    case CommandState::Refused:
+        return QStringLiteral("refused");
+    }
+    return QStringLiteral("unknown");
+}
+
+bool isFinal(CommandState state)
+{
+    return state != CommandState::Pending;
+}
+
+bool isProblem(CommandState state)
+{
+    return state != CommandState::Pending && state != CommandState::Acked;
+}
+
+std::chrono::nanoseconds CommandOutcome::latency() const
+{
+    if (finishedAt == Clock::time_point{})
+        return {};
+    return finishedAt - (wasSent() ? sentAt : registeredAt);
+}
+
+std::chrono::nanoseconds CommandOutcome::lateBy() const
+{
+    if (!lateAck)
+        return {};
+    return lateAckAt - deadline;
+}
+
+qint64 CommandOutcome::wallMs(Clock::time_point t) const
+{
+    using std::chrono::duration_cast;
+    using std::chrono::milliseconds;
+    return registeredWallMs + duration_cast<milliseconds>(t - registeredAt).count();
+}
+
+} // namespace opconsole

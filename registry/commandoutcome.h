@@ -1,0 +1,82 @@
+#pragma once
+
+#include <QByteArray>
+#include <QMetaType>
+#include <QString>
+
+#include <chrono>
+#include <optional>
+
+namespace opconsole {
+
+// Deadlines and latencies use the monotonic clock: a wall-clock change must not expire
+// or extend anything (seed lesson 6).
+using Clock = std::chrono::steady_clock;
+
+enum class CommandState : quint8
+{
+    Pending,      // registered, waiting for the bot's ack
+    Acked,        // the bot acked with success
+    Rejected,     // the bot acked with success = false (message and error code in the ack)
+    Expired,      // no ack before the deadline
+    NotConnected, // the bot was not connected when the command was to be sent
+    Disconnected, // the bot's connection dropped while the command was pending
+    Cancelled,    // cancelled by an operator or caller (reason given)
+    Refused,      // never sent: duplicate or empty id, bad timeout, full queue, shutting down
+};
+
+QString stateName(CommandState state);
+bool isFinal(CommandState state);
+// The outcomes an operator should look at: everything that is neither pending nor acked.
+bool isProblem(CommandState state);
+
+// A plain copy of the bot's CommandAck. The registry is Qt Core only; stream/ converts the
+// protobuf message into this, so ui/ and tests never see wire types.
+struct CommandAckData
+{
+    bool success = false;
+    QString message;
+    int errorCode = 0;
+    QByteArray result;          // optional result payload, as the bot sent it
+    qint64 botReceivedAtMs = 0; // bot-side wall clock, ms since the epoch; 0 when not given
+    qint64 botCompletedAtMs = 0;
+};
+
+// Everything known about one command: what a future delivers when it finishes and what
+// snapshot() and the batched changed signal give views.
+struct CommandOutcome
+{
+    CommandState state = CommandState::Pending;
+    QString commandId;
+    QString botId;
+    QString kind;   // what the command is (start, stop, ...), for views; may be empty
+    QString reason; // cancel/disconnect/refusal reason, or the bot's message on rejection
+    std::optional<CommandAckData> ack;     // the ack that finished it (Acked, Rejected)
+    std::optional<CommandAckData> lateAck; // an ack that came after it expired/was cancelled
+    Clock::time_point registeredAt{};
+    Clock::time_point deadline{};
+    Clock::time_point sentAt{};     // epoch when not (yet) written to the stream
+    Clock::time_point finishedAt{}; // epoch while pending
+    Clock::time_point lateAckAt{};  // epoch when no late ack
+    qint64 registeredWallMs = 0;    // wall clock at registration, for display only
+    quint64 sequence = 0;           // registration order, unique per registry
+    quint64 session = 0;            // the bot session it was sent on; 0 when not sent
+    int progressPercent = -1;       // last CommandProgress, -1 when none
+    QString progressMessage;
+
+    bool ok() const { return state == CommandState::Acked; }
+    bool finished() const { return isFinal(state); }
+    bool wasSent() const { return sentAt != Clock::time_point{}; }
+    bool hasLateAck() const { return lateAck.has_value(); }
+    // Round trip from send (or registration, if never marked sent) to finish; zero while pending.
+    std::chrono::nanoseconds latency() const;
+    // From the deadline to the late ack; zero when there is none.
+    std::chrono::nanoseconds lateBy() const;
+    // Wall-clock time (ms since epoch) of a monotonic time point of this command, for display.
+    qint64 wallMs(Clock::time_point t) const;
+};
+
+} // namespace opconsole
+
+Q_DECLARE_METATYPE(opconsole::CommandAckData)
+Q_DECLARE_METATYPE(opconsole::CommandOutcome)

@@ -1,0 +1,763 @@
+#include "commandregistry.h"
+
+#include <QDateTime>
+#include <QMetaMethod>
+#include <QRandomGenerator>
+#include <QThread>
+#include <QTimer>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace opconsole {
+
+using namespace std::chrono;
+
+namespace {
+
+// std heap functions build a max-heap; "later deadline is less" makes it a min-heap.
+template <typename Item> bool laterDeadline(const Item &a, const Item &b)
+{
+    return a.deadline > b.deadline;
+}
+
+// Forgetting finished commands is not time-critical: waking once per second of them is enough.
+constexpr auto ForgetSlack = 1s;
+constexpr int BotIndexCompactThreshold = 4096;
+
+} // namespace
+
+namespace {
+const quint64 hashSeed = QRandomGenerator::system()->generate64() | 1;
+} // namespace
+
+size_t IdHash::operator()(const QString &id) const
+{
+    // Multiply-xor over four UTF-16 units at a time, one final avalanche; seeded per process
+    // so ids chosen by a bot cannot be crafted to collide.
+    const auto *p = reinterpret_cast<const char *>(id.constData());
+    size_t bytes = size_t(id.size()) * sizeof(char16_t);
+    quint64 h = hashSeed ^ bytes;
+    for (; bytes >= 8; bytes -= 8, p += 8) {
+        quint64 v;
+        std::memcpy(&v, p, 8);
+        h = (h ^ v) * 0x9E3779B97F4A7C15ull;
+    }
+    quint64 tail = 0;
+    std::memcpy(&tail, p, bytes);
+    h = (h ^ tail) * 0xBF58476D1CE4E5B9ull;
+    return size_t(h ^ (h >> 31));
+}
+
+QString resolveResultName(ResolveResult result)
+{
+    switch (result) {
+    case ResolveResult::Resolved:
+        return QStringLiteral("resolved");
+    case ResolveResult::Unknown:
+        return QStringLiteral("unknown command");
+    case ResolveResult::Duplicate:
+        return QStringLiteral("duplicate ack");
+    case ResolveResult::Late:
+        return QStringLiteral("late ack");
+    case ResolveResult::WrongBot:
+        return QStringLiteral("ack from the wrong bot");
+    }
+    return QStringLiteral("unknown");
+}
+
+namespace {
+const QMetaMethod &changedSignal()
+{
+    static const QMetaMethod method = QMetaMethod::fromSignal(&CommandRegistry::changed);
+    return method;
+}
+
+const QMetaMethod &registeredSignal()
+{
+    static const QMetaMethod method = QMetaMethod::fromSignal(&CommandRegistry::registered);
+    return method;
+}
+
+const std::array<QMetaMethod, 5> &outcomeSignals()
+{
+    static const std::array<QMetaMethod, 5> methods = {
+        QMetaMethod::fromSignal(&CommandRegistry::resolved),
+        QMetaMethod::fromSignal(&CommandRegistry::expired),
+        QMetaMethod::fromSignal(&CommandRegistry::cancelled),
+        QMetaMethod::fromSignal(&CommandRegistry::failed),
+        QMetaMethod::fromSignal(&CommandRegistry::finished),
+    };
+    return methods;
+}
+} // namespace
+
+// Owns the one precise timer; lives on the registry's timer thread.
+class ExpiryWorker final : public QObject
+{
+public:
+    explicit ExpiryWorker(CommandRegistry *registry) : m_registry(registry)
+    {
+        m_timer.setTimerType(Qt::PreciseTimer);
+        m_timer.setSingleShot(true);
+        connect(&m_timer, &QTimer::timeout, this, &ExpiryWorker::tick);
+    }
+
+    void tick()
+    {
+        const Clock::time_point next = m_registry->onTimer();
+        if (next == Clock::time_point::max()) {
+            m_timer.stop();
+            return;
+        }
+        const auto now = Clock::now();
+        const qint64 ms = next <= now ? 0 : ceil<milliseconds>(next - now).count();
+        m_timer.start(int(std::min<qint64>(ms, 3'600'000)));
+    }
+
+private:
+    CommandRegistry *m_registry;
+    QTimer m_timer{this};
+};
+
+CommandRegistry::CommandRegistry(QObject *parent)
+    : QObject(parent),
+      // Wall-clock times are derived from the monotonic clock, fixed at construction: they are
+      // for display only and cost nothing per command.
+      m_wallOffsetMs(QDateTime::currentMSecsSinceEpoch() -
+                     duration_cast<milliseconds>(Clock::now().time_since_epoch()).count()),
+      m_timerThread(std::make_unique<QThread>())
+{
+    qRegisterMetaType<CommandOutcome>();
+    qRegisterMetaType<CommandAckData>();
+    qRegisterMetaType<ResolveResult>();
+    m_timerThread->setObjectName(QStringLiteral("registry-timer"));
+    m_worker = new ExpiryWorker(this);
+    m_worker->moveToThread(m_timerThread.get());
+    connect(m_timerThread.get(), &QThread::finished, m_worker, &QObject::deleteLater);
+    m_timerThread->start(QThread::HighPriority);
+}
+
+CommandRegistry::~CommandRegistry()
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_shuttingDown = true;
+    }
+    cancelAll(QStringLiteral("registry destroyed"));
+    m_timerThread->quit();
+    m_timerThread->wait();
+}
+
+QFuture<CommandOutcome> CommandRegistry::registerCommand(const QString &commandId,
+                                                         const QString &botId, milliseconds timeout,
+                                                         const QString &kind)
+{
+    QPromise<CommandOutcome> promise;
+    QFuture<CommandOutcome> future = promise.future();
+    const QString refusal = insert(commandId, botId, timeout, kind, &promise);
+    if (refusal.isEmpty())
+        return future;
+    CommandOutcome outcome;
+    outcome.state = CommandState::Refused;
+    outcome.commandId = commandId;
+    outcome.botId = botId;
+    outcome.kind = kind;
+    outcome.reason = refusal;
+    outcome.registeredAt = outcome.finishedAt = Clock::now();
+    outcome.registeredWallMs = QDateTime::currentMSecsSinceEpoch();
+    promise.addResult(std::move(outcome));
+    promise.finish();
+    return future;
+}
+
+bool CommandRegistry::trackCommand(const QString &commandId, const QString &botId,
+                                   milliseconds timeout, const QString &kind, QString *error)
+{
+    const QString refusal = insert(commandId, botId, timeout, kind, nullptr);
+    if (error)
+        *error = refusal;
+    return refusal.isEmpty();
+}
+
+QString CommandRegistry::insert(const QString &commandId, const QString &botId,
+                                milliseconds timeout, const QString &kind,
+                                QPromise<CommandOutcome> *promise)
+{
+    auto refuse = [&](const QString &reason) {
+        {
+            std::lock_guard lock(m_mutex);
+            ++m_counters.refusedRegistrations;
+        }
+        emit registrationRefused(commandId, botId, reason);
+        return reason;
+    };
+    if (commandId.isEmpty())
+        return refuse(QStringLiteral("empty command id"));
+    if (commandId.size() > MaxIdLength)
+        return refuse(QStringLiteral("command id longer than %1 characters").arg(MaxIdLength));
+    if (botId.isEmpty())
+        return refuse(QStringLiteral("empty bot id"));
+    if (timeout <= milliseconds::zero())
+        return refuse(QStringLiteral("timeout must be positive, got %1 ms").arg(timeout.count()));
+
+    const auto now = Clock::now();
+    const auto wallMs = m_wallOffsetMs + duration_cast<milliseconds>(now.time_since_epoch()).count();
+    bool wake = false;
+    bool flush = false;
+    {
+        std::unique_lock lock(m_mutex);
+        if (m_shuttingDown) {
+            lock.unlock();
+            return refuse(QStringLiteral("registry is shutting down"));
+        }
+        const auto [slot, inserted] = m_entries.try_emplace(commandId);
+        if (!inserted) {
+            const CommandState state = slot->second.rec.state;
+            lock.unlock();
+            return refuse(
+                state == CommandState::Pending
+                    ? QStringLiteral("duplicate command id: '%1' is pending").arg(commandId)
+                    : QStringLiteral("duplicate command id: '%1' was used recently (%2)")
+                          .arg(commandId, stateName(state)));
+        }
+        Entry &entry = slot->second;
+        CommandOutcome &rec = entry.rec;
+        rec.commandId = commandId;
+        rec.botId = botId;
+        rec.kind = kind;
+        rec.registeredAt = now;
+        rec.deadline = now + timeout;
+        rec.registeredWallMs = wallMs;
+        rec.sequence = m_nextSequence++;
+        if (promise)
+            entry.promise.emplace(std::move(*promise));
+
+        m_heap.push_back({rec.deadline, rec.sequence, commandId});
+        std::push_heap(m_heap.begin(), m_heap.end(), laterDeadline<HeapItem>);
+        if (rec.deadline < m_armedFor) {
+            m_armedFor = rec.deadline;
+            wake = true;
+        }
+        flush = noteChangeLocked(rec);
+
+        BotIndex &bot = m_bots[botId];
+        entry.bot = &bot;
+        bot.ids.push_back(commandId);
+        ++bot.pending;
+        if (bot.ids.size() > 2 * size_t(bot.pending) + 32)
+            compactBotLocked(bot, botId);
+        ++m_pending;
+        ++m_counters.registered;
+        if (m_heap.size() > 2 * size_t(m_pending) + 1024)
+            compactHeapLocked();
+        if (m_bots.size() > BotIndexCompactThreshold)
+            std::erase_if(m_bots, [](const auto &bot) { return bot.second.pending == 0; });
+    }
+    if (wake)
+        wakeTimer();
+    if (flush)
+        scheduleFlush();
+    if (m_registeredReceivers.load(std::memory_order_relaxed) > 0)
+        emit registered(commandId, botId);
+    return {};
+}
+
+ResolveResult CommandRegistry::resolveCommand(const QString &commandId, const QString &fromBotId,
+                                              const CommandAckData &ack)
+{
+    const auto now = Clock::now();
+    std::optional<Completion> completion;
+    std::optional<CommandOutcome> late;
+    ResolveResult result;
+    bool flush = false;
+    {
+        std::lock_guard lock(m_mutex);
+        const auto it = m_entries.find(commandId);
+        if (it == m_entries.end()) {
+            ++m_counters.unknownAcks;
+            result = ResolveResult::Unknown;
+        } else if (it->second.rec.botId != fromBotId) {
+            ++m_counters.wrongBotAcks;
+            result = ResolveResult::WrongBot;
+        } else if (it->second.rec.state == CommandState::Pending) {
+            it->second.rec.ack = ack;
+            const auto state = ack.success ? CommandState::Acked : CommandState::Rejected;
+            completion.emplace(
+                finishLocked(it->second, state, ack.success ? QString() : ack.message, now, flush));
+            forgetOldLocked(now);
+            result = ResolveResult::Resolved;
+        } else if (it->second.rec.ack || it->second.rec.lateAck) {
+            ++m_counters.duplicateAcks;
+            result = ResolveResult::Duplicate;
+        } else {
+            it->second.rec.lateAck = ack;
+            it->second.rec.lateAckAt = now;
+            ++m_counters.lateAcks;
+            late = it->second.rec;
+            flush = noteChangeLocked(it->second.rec);
+            result = ResolveResult::Late;
+        }
+    }
+    if (flush)
+        scheduleFlush();
+    if (completion)
+        complete(*completion);
+    else if (late)
+        emit lateAck(*late);
+    else
+        emit ackRefused(commandId, fromBotId, result);
+    return result;
+}
+
+bool CommandRegistry::markSent(const QString &commandId, quint64 session)
+{
+    bool flush = false;
+    {
+        std::lock_guard lock(m_mutex);
+        const auto it = m_entries.find(commandId);
+        if (it == m_entries.end() || it->second.rec.state != CommandState::Pending)
+            return false;
+        it->second.rec.sentAt = Clock::now();
+        it->second.rec.session = session;
+        flush = noteChangeLocked(it->second.rec);
+    }
+    if (flush)
+        scheduleFlush();
+    return true;
+}
+
+bool CommandRegistry::reportProgress(const QString &commandId, const QString &fromBotId,
+                                     int percent, const QString &message)
+{
+    bool flush = false;
+    {
+        std::lock_guard lock(m_mutex);
+        const auto it = m_entries.find(commandId);
+        if (it == m_entries.end() || it->second.rec.botId != fromBotId ||
+            it->second.rec.state != CommandState::Pending) {
+            ++m_counters.unknownProgress;
+            return false;
+        }
+        it->second.rec.progressPercent = std::clamp(percent, 0, 100);
+        it->second.rec.progressMessage = message;
+        flush = noteChangeLocked(it->second.rec);
+    }
+    if (flush)
+        scheduleFlush();
+    emit progress(commandId, std::clamp(percent, 0, 100), message);
+    return true;
+}
+
+bool CommandRegistry::cancelCommand(const QString &commandId, const QString &reason)
+{
+    return failCommand(commandId, CommandState::Cancelled, reason);
+}
+
+bool CommandRegistry::failCommand(const QString &commandId, CommandState state,
+                                  const QString &reason)
+{
+    if (state == CommandState::Pending || state == CommandState::Acked ||
+        state == CommandState::Rejected)
+        return false;
+    const auto now = Clock::now();
+    std::optional<Completion> completion;
+    bool flush = false;
+    {
+        std::lock_guard lock(m_mutex);
+        const auto it = m_entries.find(commandId);
+        if (it == m_entries.end() || it->second.rec.state != CommandState::Pending)
+            return false;
+        completion.emplace(finishLocked(it->second, state, reason, now, flush));
+        forgetOldLocked(now);
+    }
+    if (flush)
+        scheduleFlush();
+    complete(*completion);
+    return true;
+}
+
+int CommandRegistry::failBot(const QString &botId, const QString &reason,
+                             std::optional<quint64> session)
+{
+    const auto now = Clock::now();
+    std::vector<Completion> completions;
+    bool flush = false;
+    {
+        std::lock_guard lock(m_mutex);
+        const auto botIt = m_bots.find(botId);
+        if (botIt == m_bots.end())
+            return 0;
+        std::vector<QString> ids = std::move(botIt->second.ids);
+        botIt->second.ids.clear();
+        std::vector<QString> keep;
+        for (QString &id : ids) {
+            const auto it = m_entries.find(id);
+            if (it == m_entries.end() || it->second.rec.state != CommandState::Pending ||
+                it->second.rec.botId != botId)
+                continue;
+            if (session && it->second.rec.session != *session) {
+                keep.push_back(std::move(id));
+                continue;
+            }
+            completions.push_back(
+                finishLocked(it->second, CommandState::Disconnected, reason, now, flush));
+        }
+        m_bots[botId].ids = std::move(keep);
+        forgetOldLocked(now);
+    }
+    if (flush)
+        scheduleFlush();
+    for (Completion &c : completions)
+        complete(c);
+    return int(completions.size());
+}
+
+int CommandRegistry::cancelAll(const QString &reason)
+{
+    const auto now = Clock::now();
+    std::vector<Completion> completions;
+    bool flush = false;
+    {
+        std::lock_guard lock(m_mutex);
+        for (auto &[id, entry] : m_entries) {
+            if (entry.rec.state == CommandState::Pending)
+                completions.push_back(
+                    finishLocked(entry, CommandState::Cancelled, reason, now, flush));
+        }
+        forgetOldLocked(now);
+    }
+    if (flush)
+        scheduleFlush();
+    for (Completion &c : completions)
+        complete(c);
+    return int(completions.size());
+}
+
+int CommandRegistry::cleanupExpired()
+{
+    return expireDue(Clock::now());
+}
+
+int CommandRegistry::expireDue(Clock::time_point now)
+{
+    std::vector<Completion> completions;
+    bool flush = false;
+    {
+        std::lock_guard lock(m_mutex);
+        while (!m_heap.empty() && m_heap.front().deadline <= now) {
+            std::pop_heap(m_heap.begin(), m_heap.end(), laterDeadline<HeapItem>);
+            const HeapItem item = std::move(m_heap.back());
+            m_heap.pop_back();
+            const auto it = m_entries.find(item.commandId);
+            if (it == m_entries.end() || it->second.rec.sequence != item.sequence ||
+                it->second.rec.state != CommandState::Pending)
+                continue; // finished earlier; its heap item was left behind
+            completions.push_back(finishLocked(it->second, CommandState::Expired,
+                                               QStringLiteral("no ack within the timeout"), now,
+                                               flush));
+        }
+        forgetOldLocked(now);
+    }
+    if (flush)
+        scheduleFlush();
+    for (Completion &c : completions)
+        complete(c);
+    return int(completions.size());
+}
+
+Clock::time_point CommandRegistry::onTimer()
+{
+    expireDue(Clock::now());
+    std::lock_guard lock(m_mutex);
+    m_armedFor = nextWakeLocked();
+    return m_armedFor;
+}
+
+Clock::time_point CommandRegistry::nextWakeLocked()
+{
+    // Armed at the top of the heap even when that item is stale (its command finished): a
+    // spurious wake-up costs one pass, while popping stale items here would move the armed
+    // time later and make every following registration wake this thread again.
+    Clock::time_point next = m_heap.empty() ? Clock::time_point::max() : m_heap.front().deadline;
+    if (!m_remembered.empty())
+        next = std::min(next, m_remembered.front().finishedAt + m_lateAckWindow + ForgetSlack);
+    return next;
+}
+
+CommandRegistry::Completion CommandRegistry::finishLocked(Entry &entry, CommandState state,
+                                                          const QString &reason,
+                                                          Clock::time_point now, bool &flush)
+{
+    CommandOutcome &rec = entry.rec;
+    rec.state = state;
+    rec.reason = reason;
+    rec.finishedAt = now;
+    --m_pending;
+    if (--entry.bot->pending == 0)
+        entry.bot->ids.clear();
+    entry.bot = nullptr;
+    switch (state) {
+    case CommandState::Acked:
+        ++m_counters.acked;
+        break;
+    case CommandState::Rejected:
+        ++m_counters.rejected;
+        break;
+    case CommandState::Expired:
+        ++m_counters.expired;
+        break;
+    case CommandState::Cancelled:
+        ++m_counters.cancelled;
+        break;
+    case CommandState::Disconnected:
+        ++m_counters.disconnected;
+        break;
+    case CommandState::NotConnected:
+        ++m_counters.notConnected;
+        break;
+    case CommandState::Refused:
+    case CommandState::Pending:
+        ++m_counters.failedOther;
+        break;
+    }
+    if (noteChangeLocked(rec))
+        flush = true;
+    m_remembered.push_back({rec.commandId, rec.sequence, now});
+    Completion completion;
+    if (entry.promise) {
+        completion.promise.emplace(std::move(*entry.promise));
+        entry.promise.reset();
+    }
+    if (completion.promise || m_outcomeReceivers.load(std::memory_order_relaxed) > 0)
+        completion.outcome = rec;
+    return completion;
+}
+
+void CommandRegistry::forgetOldLocked(Clock::time_point now)
+{
+    while (!m_remembered.empty()) {
+        const Remembered &oldest = m_remembered.front();
+        if (m_remembered.size() <= size_t(m_maxRemembered) &&
+            oldest.finishedAt + m_lateAckWindow > now)
+            break;
+        const auto it = m_entries.find(oldest.commandId);
+        if (it != m_entries.end() && it->second.rec.sequence == oldest.sequence)
+            m_entries.erase(it);
+        m_remembered.pop_front();
+    }
+}
+
+void CommandRegistry::compactHeapLocked()
+{
+    std::erase_if(m_heap, [this](const HeapItem &item) {
+        const auto it = m_entries.find(item.commandId);
+        return it == m_entries.end() || it->second.rec.sequence != item.sequence ||
+               it->second.rec.state != CommandState::Pending;
+    });
+    std::make_heap(m_heap.begin(), m_heap.end(), laterDeadline<HeapItem>);
+}
+
+void CommandRegistry::compactBotLocked(BotIndex &bot, const QString &botId)
+{
+    std::erase_if(bot.ids, [&](const QString &id) {
+        const auto it = m_entries.find(id);
+        return it == m_entries.end() || it->second.rec.state != CommandState::Pending ||
+               it->second.rec.botId != botId;
+    });
+}
+
+bool CommandRegistry::noteChangeLocked(const CommandOutcome &rec)
+{
+    if (m_changedReceivers.load(std::memory_order_relaxed) == 0)
+        return false; // nobody follows batches: collect nothing
+    m_batch.append(rec);
+    if (m_flushPosted)
+        return false;
+    m_flushPosted = true;
+    return true;
+}
+
+void CommandRegistry::complete(Completion &completion)
+{
+    const bool listened = m_outcomeReceivers.load(std::memory_order_relaxed) > 0;
+    if (completion.promise) {
+        // Nobody would see a copy: move the outcome into the future.
+        if (listened)
+            completion.promise->addResult(completion.outcome);
+        else
+            completion.promise->addResult(std::move(completion.outcome));
+        completion.promise->finish();
+    }
+    if (!listened)
+        return;
+    const CommandOutcome &outcome = completion.outcome;
+    switch (outcome.state) {
+    case CommandState::Acked:
+    case CommandState::Rejected:
+        emit resolved(outcome);
+        break;
+    case CommandState::Expired:
+        emit expired(outcome);
+        break;
+    case CommandState::Cancelled:
+        emit cancelled(outcome);
+        break;
+    case CommandState::NotConnected:
+    case CommandState::Disconnected:
+    case CommandState::Refused:
+    case CommandState::Pending:
+        emit failed(outcome);
+        break;
+    }
+    emit finished(outcome);
+}
+
+void CommandRegistry::scheduleFlush()
+{
+    QMetaObject::invokeMethod(this, &CommandRegistry::flushBatch, Qt::QueuedConnection);
+}
+
+void CommandRegistry::flushBatch()
+{
+    QList<CommandOutcome> batch;
+    {
+        std::lock_guard lock(m_mutex);
+        batch.swap(m_batch);
+        m_flushPosted = false;
+    }
+    // disconnectNotify() is not called when a receiver is destroyed: recount here.
+    if (!isSignalConnected(changedSignal())) {
+        m_changedReceivers.store(0);
+        return;
+    }
+    if (!batch.isEmpty())
+        emit changed(batch);
+}
+
+void CommandRegistry::wakeTimer()
+{
+    QMetaObject::invokeMethod(m_worker, &ExpiryWorker::tick, Qt::QueuedConnection);
+}
+
+// Counting receivers lets the hot path skip copies and batches that nobody would see.
+void CommandRegistry::connectNotify(const QMetaMethod &signal)
+{
+    if (signal == changedSignal())
+        m_changedReceivers.fetch_add(1);
+    else if (signal == registeredSignal())
+        m_registeredReceivers.fetch_add(1);
+    else if (std::ranges::find(outcomeSignals(), signal) != outcomeSignals().end())
+        m_outcomeReceivers.fetch_add(1);
+}
+
+void CommandRegistry::disconnectNotify(const QMetaMethod &signal)
+{
+    if (signal.isValid() && signal != changedSignal() && signal != registeredSignal() &&
+        std::ranges::find(outcomeSignals(), signal) == outcomeSignals().end())
+        return;
+    // Recount: a disconnect may name no signal ("all of them") or remove several connections.
+    m_changedReceivers.store(isSignalConnected(changedSignal()) ? 1 : 0);
+    m_registeredReceivers.store(isSignalConnected(registeredSignal()) ? 1 : 0);
+    m_outcomeReceivers.store(int(std::ranges::count_if(
+        outcomeSignals(), [this](const QMetaMethod &m) { return isSignalConnected(m); })));
+}
+
+int CommandRegistry::pendingCount() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_pending;
+}
+
+int CommandRegistry::pendingCount(const QString &botId) const
+{
+    std::lock_guard lock(m_mutex);
+    const auto it = m_bots.find(botId);
+    return it == m_bots.end() ? 0 : it->second.pending;
+}
+
+QStringList CommandRegistry::pendingIds() const
+{
+    std::lock_guard lock(m_mutex);
+    QStringList ids;
+    ids.reserve(m_pending);
+    for (const auto &[id, entry] : m_entries) {
+        if (entry.rec.state == CommandState::Pending)
+            ids.append(entry.rec.commandId);
+    }
+    return ids;
+}
+
+std::optional<CommandOutcome> CommandRegistry::find(const QString &commandId) const
+{
+    std::lock_guard lock(m_mutex);
+    const auto it = m_entries.find(commandId);
+    if (it == m_entries.end())
+        return std::nullopt;
+    return it->second.rec;
+}
+
+QList<CommandOutcome> CommandRegistry::snapshot() const
+{
+    QList<CommandOutcome> records;
+    {
+        std::lock_guard lock(m_mutex);
+        records.reserve(qsizetype(m_entries.size()));
+        for (const auto &[id, entry] : m_entries)
+            records.append(entry.rec);
+    }
+    std::sort(records.begin(), records.end(),
+              [](const auto &a, const auto &b) { return a.sequence < b.sequence; });
+    return records;
+}
+
+RegistryCounters CommandRegistry::counters() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_counters;
+}
+
+RegistrySizes CommandRegistry::sizes() const
+{
+    std::lock_guard lock(m_mutex);
+    RegistrySizes sizes;
+    sizes.entries = qsizetype(m_entries.size());
+    sizes.heapItems = qsizetype(m_heap.size());
+    sizes.remembered = qsizetype(m_remembered.size());
+    for (const auto &[botId, bot] : m_bots)
+        sizes.botIndexIds += qsizetype(bot.ids.size());
+    sizes.batched = m_batch.size();
+    return sizes;
+}
+
+void CommandRegistry::setLateAckWindow(milliseconds window)
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_lateAckWindow = std::max(window, milliseconds::zero());
+        forgetOldLocked(Clock::now());
+    }
+    wakeTimer(); // the next forgetting may now be due earlier
+}
+
+milliseconds CommandRegistry::lateAckWindow() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_lateAckWindow;
+}
+
+void CommandRegistry::setMaxRemembered(int count)
+{
+    std::lock_guard lock(m_mutex);
+    m_maxRemembered = std::max(0, count);
+    forgetOldLocked(Clock::now());
+}
+
+int CommandRegistry::maxRemembered() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_maxRemembered;
+}
+
+} // namespace opconsole

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds, runs every test, then the
+# registry and stream tests again under AddressSanitizer and ThreadSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+scripts/build.sh
+
+export QT_QPA_PLATFORM=offscreen
+echo "== tests (release build)"
+ctest --test-dir build --output-on-failure --timeout 600
+
+# Sanitizer builds cover the threaded core: the registry and the hub.
+sanitized_labels='^(registry|stream)$'
+sanitized_targets=$(sed -n 's/^opconsole_add_test(\([a-z_]*\) \(registry\|stream\)).*/\1/p' tests/CMakeLists.txt)
+
+if [ "${OPCONSOLE_SKIP_SANITIZERS:-0}" != 1 ]; then
+    echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+    PRESET=asan scripts/build.sh $sanitized_targets
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        ctest --test-dir build-asan --output-on-failure -L "$sanitized_labels" --timeout 900
+
+    echo "== tests under ThreadSanitizer"
+    PRESET=tsan scripts/build.sh $sanitized_targets
+    # QT_NO_GLIB: Qt's own dispatcher; glib's is not instrumented either and adds noise.
+    QT_NO_GLIB=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
+        ctest --test-dir build-tsan --output-on-failure -L "$sanitized_labels" --timeout 900
+fi
+echo "== all tests passed"
