@@ -1,0 +1,88 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace opconsole::botsim {
+
+// Ack latency: fixed:MS, uniform:MIN:MAX, lognormal:MEDIAN:P99 (milliseconds).
+struct LatencyModel
+{
+    enum class Kind { Fixed, Uniform, LogNormal };
+    Kind kind = Kind::Fixed;
+    double a = 0; // fixed value, uniform min, lognormal median
+    double b = 0; // uniform max, lognormal p99
+
+    static bool parse(const std::string &text, LatencyModel *out, std::string *error);
+    double sampleMs(std::mt19937_64 &rng) const;
+    std::string describe() const;
+};
+
+struct SimOptions
+{
+    std::string hub = "127.0.0.1:50051";
+    int bots = 10;
+    std::string idPrefix = "bot-";
+    int firstIndex = 1;
+    std::map<std::string, std::string> labels; // given to every bot; "group" alternates a/b
+    LatencyModel latency;
+    double failRatio = 0;       // ack with success=false
+    double dropRatio = 0;       // never ack
+    double duplicateRatio = 0;  // ack twice
+    double lateRatio = 0;       // ack after the command's timeout
+    double disconnectRatio = 0; // drop the connection after a command, then reconnect
+    int progressAboveMs = 1000; // send progress for commands slower than this
+    bool heartbeats = true;     // false: go silent after Hello (liveness tests)
+    std::chrono::milliseconds backoffBase{100};
+    std::chrono::milliseconds backoffMax{5000};
+    uint64_t seed = 1;
+};
+
+struct SimStats
+{
+    std::atomic<uint64_t> connects{0};
+    std::atomic<uint64_t> rejectedByHub{0};
+    std::atomic<uint64_t> disconnects{0}; // simulated drops
+    std::atomic<uint64_t> streamErrors{0};
+    std::atomic<uint64_t> commands{0};
+    std::atomic<uint64_t> executed{0};
+    std::atomic<uint64_t> deduplicated{0};
+    std::atomic<uint64_t> acksOk{0};
+    std::atomic<uint64_t> acksFailed{0};
+    std::atomic<uint64_t> dropped{0};
+    std::atomic<uint64_t> duplicatesSent{0};
+    std::atomic<uint64_t> lateAcks{0};
+    std::atomic<uint64_t> progressSent{0};
+    std::atomic<uint64_t> cancelsReceived{0};
+    std::atomic<uint64_t> heartbeatsSent{0};
+
+    std::string summary() const;
+};
+
+class FleetPrivate;
+
+// A fleet of simulated bots, each a real gRPC client of the hub on its own stream.
+class Fleet
+{
+public:
+    explicit Fleet(SimOptions options);
+    ~Fleet(); // stops
+
+    void start();
+    void stop();
+    const SimStats &stats() const;
+    // How many bots have a live, welcomed stream now.
+    int connectedCount() const;
+    bool waitConnected(int count, std::chrono::milliseconds timeout) const;
+    std::vector<std::string> botIds() const;
+
+private:
+    std::unique_ptr<FleetPrivate> d;
+};
+
+} // namespace opconsole::botsim

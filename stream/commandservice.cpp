@@ -1,0 +1,232 @@
+#include "commandservice.h"
+
+#include "commandregistry.h"
+#include "hub.h"
+
+#include <QDateTime>
+#include <QRandomGenerator>
+#include <QTimer>
+
+namespace opconsole {
+
+using namespace std::chrono;
+
+void FanOutSummary::add(const CommandOutcome &outcome)
+{
+    ++total;
+    switch (outcome.state) {
+    case CommandState::Pending:
+        ++pending;
+        break;
+    case CommandState::Acked:
+        ++acked;
+        break;
+    case CommandState::Rejected:
+        ++rejected;
+        break;
+    case CommandState::Expired:
+        ++expired;
+        break;
+    case CommandState::NotConnected:
+        ++notConnected;
+        break;
+    case CommandState::Disconnected:
+        ++disconnected;
+        break;
+    case CommandState::Cancelled:
+        ++cancelled;
+        break;
+    case CommandState::Refused:
+        ++refused;
+        break;
+    }
+    if (outcome.hasLateAck())
+        ++lateAcks;
+}
+
+QString FanOutSummary::text() const
+{
+    QStringList parts;
+    parts << QStringLiteral("%1/%2 acked").arg(acked).arg(total);
+    auto add = [&](int n, const char *what) {
+        if (n > 0)
+            parts << QStringLiteral("%1 %2").arg(n).arg(QLatin1String(what));
+    };
+    add(pending, "pending");
+    add(rejected, "rejected");
+    add(expired, "expired");
+    add(notConnected, "not connected");
+    add(disconnected, "disconnected");
+    add(cancelled, "cancelled");
+    add(refused, "refused");
+    add(lateAcks, "late acks");
+    return parts.join(QStringLiteral(", "));
+}
+
+CommandService::CommandService(CommandRegistry &registry, Hub &hub, QObject *parent)
+    : QObject(parent), m_registry(registry), m_hub(hub),
+      // A random prefix keeps ids unique across hub restarts within the same millisecond.
+      m_idPrefix(QString::number(QRandomGenerator::global()->bounded(36 * 36 * 36), 36))
+{
+    qRegisterMetaType<FanOutSummary>();
+    connect(&hub, &Hub::botConnected, this,
+            [this](const BotInfo &info) { onBotConnected(info.botId); }, Qt::DirectConnection);
+}
+
+CommandService::~CommandService()
+{
+    std::vector<Waiting> waiting;
+    {
+        std::lock_guard lock(m_mutex);
+        waiting.swap(m_waiting);
+    }
+    for (const Waiting &w : waiting)
+        m_registry.failCommand(w.commandId, CommandState::NotConnected,
+                               QStringLiteral("shut down while waiting for the bot to connect"));
+}
+
+QString CommandService::newCommandId()
+{
+    return QStringLiteral("c-%1-%2-%3")
+        .arg(QString::number(QDateTime::currentMSecsSinceEpoch(), 36), m_idPrefix)
+        .arg(m_counter.fetch_add(1) + 1);
+}
+
+QFuture<CommandOutcome> CommandService::send(const QString &botId, const CommandSpec &spec,
+                                             milliseconds timeout, SendOptions options)
+{
+    return sendWithId(newCommandId(), botId, spec, timeout, options);
+}
+
+QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, const QString &botId,
+                                                   const CommandSpec &spec, milliseconds timeout,
+                                                   SendOptions options)
+{
+    // Register first: an ack can never arrive for a command the registry does not know.
+    QFuture<CommandOutcome> future = m_registry.registerCommand(commandId, botId, timeout,
+                                                                spec.name());
+    if (future.isFinished())
+        return future; // refused: duplicate id, bad timeout, ...
+    if (const QString problem = spec.validate(); !problem.isEmpty()) {
+        m_registry.failCommand(commandId, CommandState::Refused, problem);
+        return future;
+    }
+    const int cap = m_maxInFlight.load();
+    if (cap > 0 && m_registry.pendingCount(botId) > cap) {
+        m_registry.failCommand(commandId, CommandState::Refused,
+                               QStringLiteral("%1 commands already in flight to %2 (the cap)")
+                                   .arg(cap)
+                                   .arg(botId));
+        return future;
+    }
+    if (!m_hub.isConnected(botId) && options.connectTimeout > 0ms) {
+        {
+            std::lock_guard lock(m_mutex);
+            m_waiting.push_back({commandId, botId, spec, timeout});
+        }
+        // The bot may have connected between the check and the push.
+        if (m_hub.isConnected(botId))
+            onBotConnected(botId);
+        const auto wait = options.connectTimeout;
+        QMetaObject::invokeMethod(
+            this,
+            [this, commandId, wait] {
+                QTimer::singleShot(wait, this, [this, commandId] { connectTimedOut(commandId); });
+            },
+            Qt::QueuedConnection);
+        return future;
+    }
+    dispatch(commandId, botId, spec, timeout);
+    return future;
+}
+
+void CommandService::dispatch(const QString &commandId, const QString &botId,
+                              const CommandSpec &spec, milliseconds timeout)
+{
+    switch (m_hub.sendCommand(botId, commandId, spec, timeout)) {
+    case SendResult::Queued:
+        return;
+    case SendResult::NotConnected:
+        m_registry.failCommand(commandId, CommandState::NotConnected,
+                               QStringLiteral("bot %1 is not connected").arg(botId));
+        return;
+    case SendResult::QueueFull:
+        m_registry.failCommand(
+            commandId, CommandState::Refused,
+            QStringLiteral("the outgoing queue of %1 is full (%2 messages)")
+                .arg(botId)
+                .arg(m_hub.options().maxQueuedPerBot));
+        return;
+    }
+}
+
+void CommandService::onBotConnected(const QString &botId)
+{
+    std::vector<Waiting> ready;
+    {
+        std::lock_guard lock(m_mutex);
+        std::erase_if(m_waiting, [&](Waiting &w) {
+            if (w.botId != botId)
+                return false;
+            ready.push_back(std::move(w));
+            return true;
+        });
+    }
+    for (const Waiting &w : ready)
+        dispatch(w.commandId, w.botId, w.spec, w.timeout);
+}
+
+void CommandService::connectTimedOut(const QString &commandId)
+{
+    QString botId;
+    {
+        std::lock_guard lock(m_mutex);
+        const auto it = std::find_if(m_waiting.begin(), m_waiting.end(),
+                                     [&](const Waiting &w) { return w.commandId == commandId; });
+        if (it == m_waiting.end())
+            return; // sent meanwhile
+        botId = it->botId;
+        m_waiting.erase(it);
+    }
+    m_registry.failCommand(commandId, CommandState::NotConnected,
+                           QStringLiteral("bot %1 did not connect in time").arg(botId));
+}
+
+FanOut CommandService::sendToMany(const QStringList &botIds, const CommandSpec &spec,
+                                  milliseconds timeout, SendOptions options)
+{
+    FanOut fan;
+    for (const QString &botId : botIds) {
+        const QString id = newCommandId();
+        fan.commandIds.append(id);
+        fan.futures.append(sendWithId(id, botId, spec, timeout, options));
+    }
+    if (fan.futures.isEmpty()) {
+        fan.summary = QtFuture::makeReadyFuture(FanOutSummary{});
+        return fan;
+    }
+    fan.summary = QtFuture::whenAll(fan.futures.begin(), fan.futures.end())
+                      .then([](const QList<QFuture<CommandOutcome>> &all) {
+                          FanOutSummary summary;
+                          for (const auto &f : all)
+                              summary.add(f.result());
+                          return summary;
+                      });
+    return fan;
+}
+
+bool CommandService::cancel(const QString &commandId, const QString &reason)
+{
+    const auto record = m_registry.find(commandId);
+    if (!record || !m_registry.cancelCommand(commandId, reason))
+        return false;
+    {
+        std::lock_guard lock(m_mutex);
+        std::erase_if(m_waiting, [&](const Waiting &w) { return w.commandId == commandId; });
+    }
+    if (record->wasSent())
+        m_hub.sendCancel(record->botId, commandId, reason);
+    return true;
+}
+
+} // namespace opconsole

@@ -1,0 +1,108 @@
+#pragma once
+
+#include "commandoutcome.h"
+#include "commandspec.h"
+
+#include <QFuture>
+#include <QObject>
+#include <QStringList>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <vector>
+
+namespace opconsole {
+
+class CommandRegistry;
+class Hub;
+
+struct SendOptions
+{
+    // How long to wait for a bot that is not connected to come online (Azure IoT's
+    // connectTimeout); 0: it must be connected now, else NotConnected at once.
+    std::chrono::milliseconds connectTimeout{0};
+};
+
+// The tally of a fan-out, e.g. "48/50 acked, 1 rejected, 1 expired".
+struct FanOutSummary
+{
+    int total = 0;
+    int pending = 0;
+    int acked = 0;
+    int rejected = 0;
+    int expired = 0;
+    int notConnected = 0;
+    int disconnected = 0;
+    int cancelled = 0;
+    int refused = 0;
+    int lateAcks = 0;
+
+    void add(const CommandOutcome &outcome);
+    QString text() const;
+};
+
+struct FanOut
+{
+    QStringList commandIds; // one per bot, in the order of the bot ids given
+    QList<QFuture<CommandOutcome>> futures;
+    QFuture<FanOutSummary> summary; // finishes when every future has
+};
+
+// Send-and-wait (the seed's send_command_and_wait): registers the command BEFORE writing it,
+// so no ack can be missed, and returns a future that finishes exactly once.
+class CommandService final : public QObject
+{
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(CommandService)
+
+public:
+    static constexpr int DefaultMaxInFlightPerBot = 10'000;
+
+    CommandService(CommandRegistry &registry, Hub &hub, QObject *parent = nullptr);
+    ~CommandService() override;
+
+    QFuture<CommandOutcome> send(const QString &botId, const CommandSpec &spec,
+                                 std::chrono::milliseconds timeout, SendOptions options = {});
+    // The same with the id chosen by the caller (resend, scripts); refused if it is in use.
+    QFuture<CommandOutcome> sendWithId(const QString &commandId, const QString &botId,
+                                       const CommandSpec &spec, std::chrono::milliseconds timeout,
+                                       SendOptions options = {});
+    FanOut sendToMany(const QStringList &botIds, const CommandSpec &spec,
+                      std::chrono::milliseconds timeout, SendOptions options = {});
+    // Releases the waiter at once (Cancelled) and tells the bot; a later ack is kept as late.
+    bool cancel(const QString &commandId,
+                const QString &reason = QStringLiteral("cancelled by operator"));
+
+    // Unique, time-ordered ids: "c-<ms since epoch, base 36>-<counter>".
+    QString newCommandId();
+    void setMaxInFlightPerBot(int count) { m_maxInFlight = count; }
+
+    CommandRegistry &registry() const { return m_registry; }
+    Hub &hub() const { return m_hub; }
+
+private:
+    struct Waiting
+    {
+        QString commandId;
+        QString botId;
+        CommandSpec spec;
+        std::chrono::milliseconds timeout;
+    };
+    void dispatch(const QString &commandId, const QString &botId, const CommandSpec &spec,
+                  std::chrono::milliseconds timeout);
+    void onBotConnected(const QString &botId);
+    void connectTimedOut(const QString &commandId);
+
+    CommandRegistry &m_registry;
+    Hub &m_hub;
+    std::atomic<int> m_maxInFlight{DefaultMaxInFlightPerBot};
+    std::atomic<quint64> m_counter{0};
+    const QString m_idPrefix;
+    std::mutex m_mutex;
+    std::vector<Waiting> m_waiting; // commands waiting for their bot to connect
+};
+
+} // namespace opconsole
+
+Q_DECLARE_METATYPE(opconsole::FanOutSummary)

@@ -1,0 +1,86 @@
+#include "commandspec.h"
+
+#include <QJsonDocument>
+#include <QJsonParseError>
+
+#include <array>
+
+namespace opconsole {
+
+namespace {
+struct KindName
+{
+    CommandKind kind;
+    const char *name;
+};
+constexpr std::array<KindName, 8> kindNamesTable{{
+    {CommandKind::Start, "start"},
+    {CommandKind::Stop, "stop"},
+    {CommandKind::Restart, "restart"},
+    {CommandKind::Pause, "pause"},
+    {CommandKind::Resume, "resume"},
+    {CommandKind::Ping, "ping"},
+    {CommandKind::ConfigUpdate, "config"},
+    {CommandKind::Custom, "custom"},
+}};
+} // namespace
+
+QString CommandSpec::kindName(CommandKind kind)
+{
+    for (const auto &k : kindNamesTable) {
+        if (k.kind == kind)
+            return QString::fromLatin1(k.name);
+    }
+    return QStringLiteral("unknown");
+}
+
+std::optional<CommandKind> CommandSpec::kindFromName(const QString &name)
+{
+    const QString lower = name.trimmed().toLower();
+    for (const auto &k : kindNamesTable) {
+        if (lower == QLatin1String(k.name))
+            return k.kind;
+    }
+    if (lower == QLatin1String("configupdate") || lower == QLatin1String("config-update"))
+        return CommandKind::ConfigUpdate;
+    return std::nullopt;
+}
+
+QStringList CommandSpec::kindNames()
+{
+    QStringList names;
+    for (const auto &k : kindNamesTable)
+        names.append(QString::fromLatin1(k.name));
+    return names;
+}
+
+QString CommandSpec::validate() const
+{
+    switch (kind) {
+    case CommandKind::ConfigUpdate:
+        if (config.isEmpty())
+            return QStringLiteral("a config update needs at least one key=value");
+        for (auto it = config.cbegin(); it != config.cend(); ++it) {
+            if (it.key().trimmed().isEmpty())
+                return QStringLiteral("a config key is empty");
+        }
+        return {};
+    case CommandKind::Custom: {
+        if (customName.trimmed().isEmpty())
+            return QStringLiteral("a custom command needs a name");
+        if (jsonPayload.trimmed().isEmpty())
+            return {};
+        QJsonParseError error;
+        QJsonDocument::fromJson(jsonPayload, &error);
+        if (error.error != QJsonParseError::NoError)
+            return QStringLiteral("the JSON payload does not parse: %1 at offset %2")
+                .arg(error.errorString())
+                .arg(error.offset);
+        return {};
+    }
+    default:
+        return {};
+    }
+}
+
+} // namespace opconsole
