@@ -47,8 +47,8 @@ int main(int argc, char **argv)
     parser.addOptions({
         {QStringLiteral("hub"), QStringLiteral("Hub address (default 127.0.0.1:50051)."),
          QStringLiteral("host:port"), QStringLiteral("127.0.0.1:50051")},
-        {QStringLiteral("bots"), QStringLiteral("Number of bots (default 10)."), QStringLiteral("n"),
-         QStringLiteral("10")},
+        {QStringLiteral("bots"), QStringLiteral("Number of bots (default 10)."),
+         QStringLiteral("n"), QStringLiteral("10")},
         {QStringLiteral("prefix"), QStringLiteral("Bot id prefix (default bot-)."),
          QStringLiteral("text"), QStringLiteral("bot-")},
         {QStringLiteral("first"), QStringLiteral("Number of the first bot (default 1)."),
@@ -76,8 +76,9 @@ int main(int argc, char **argv)
         {QStringLiteral("no-heartbeat"), QStringLiteral("Never send heartbeats (bots go silent).")},
         {QStringLiteral("seed"), QStringLiteral("Random seed; the same seed repeats a run."),
          QStringLiteral("n"), QStringLiteral("1")},
-        {QStringLiteral("duration"), QStringLiteral("Exit after this many seconds (default: run "
-                                                    "until SIGINT/SIGTERM)."),
+        {QStringLiteral("duration"),
+         QStringLiteral("Exit after this many seconds (default: run "
+                        "until SIGINT/SIGTERM)."),
          QStringLiteral("s")},
     });
     parser.process(app);
@@ -115,8 +116,9 @@ int main(int argc, char **argv)
     options.progressAboveMs = parser.value(QStringLiteral("progress-above")).toInt();
     options.heartbeats = !parser.isSet(QStringLiteral("no-heartbeat"));
     options.seed = parser.value(QStringLiteral("seed")).toULongLong();
-    const double duration =
-        parser.isSet(QStringLiteral("duration")) ? parser.value(QStringLiteral("duration")).toDouble() : 0;
+    const double duration = parser.isSet(QStringLiteral("duration"))
+                                ? parser.value(QStringLiteral("duration")).toDouble()
+                                : 0;
 
     std::fprintf(stderr, "botsim: %d bots -> %s, latency %s, seed %llu\n", options.bots,
                  options.hub.c_str(), options.latency.describe().c_str(),

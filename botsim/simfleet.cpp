@@ -124,9 +124,8 @@ std::string SimStats::summary() const
     std::ostringstream out;
     out << "botsim summary: connects=" << connects << " rejected_by_hub=" << rejectedByHub
         << " simulated_disconnects=" << disconnects << " stream_errors=" << streamErrors
-        << " commands=" << commands << " executed=" << executed
-        << " deduplicated=" << deduplicated << " acks_ok=" << acksOk
-        << " acks_failed=" << acksFailed << " dropped=" << dropped
+        << " commands=" << commands << " executed=" << executed << " deduplicated=" << deduplicated
+        << " acks_ok=" << acksOk << " acks_failed=" << acksFailed << " dropped=" << dropped
         << " duplicate_acks=" << duplicatesSent << " late_acks=" << lateAcks
         << " progress=" << progressSent << " cancels=" << cancelsReceived
         << " heartbeats=" << heartbeatsSent;
@@ -306,8 +305,8 @@ private:
             ++m_fleet->stats.streamErrors;
             return false;
         }
-        m_heartbeatInterval = milliseconds(
-            std::max<int64_t>(10, TimeUtil::DurationToMilliseconds(in.welcome().heartbeat_interval())));
+        m_heartbeatInterval = milliseconds(std::max<int64_t>(
+            10, TimeUtil::DurationToMilliseconds(in.welcome().heartbeat_interval())));
         uint64_t generation;
         {
             std::lock_guard lock(m_writeMutex);
@@ -318,7 +317,8 @@ private:
         ++m_fleet->stats.connects;
         m_fleet->notifyConnected();
         if (m_fleet->options.heartbeats)
-            m_fleet->schedule({steady_clock::now() + m_heartbeatInterval, this, generation, {}, true});
+            m_fleet->schedule(
+                {steady_clock::now() + m_heartbeatInterval, this, generation, {}, true});
 
         bool drop = false;
         while (!drop && stream->Read(&in))
@@ -407,7 +407,8 @@ private:
                 write(reply, generation);
         } else {
             const auto now = steady_clock::now();
-            const auto at = now + duration_cast<nanoseconds>(duration<double, std::milli>(latencyMs));
+            const auto at =
+                now + duration_cast<nanoseconds>(duration<double, std::milli>(latencyMs));
             if (latencyMs > o.progressAboveMs) {
                 for (int pct : {25, 50, 75}) {
                     v1::BotMessage progress;

@@ -13,7 +13,12 @@ namespace opconsole::botsim {
 // Ack latency: fixed:MS, uniform:MIN:MAX, lognormal:MEDIAN:P99 (milliseconds).
 struct LatencyModel
 {
-    enum class Kind { Fixed, Uniform, LogNormal };
+    enum class Kind
+    {
+        Fixed,
+        Uniform,
+        LogNormal
+    };
     Kind kind = Kind::Fixed;
     double a = 0; // fixed value, uniform min, lognormal median
     double b = 0; // uniform max, lognormal p99

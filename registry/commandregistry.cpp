@@ -203,7 +203,8 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
         return refuse(QStringLiteral("timeout must be positive, got %1 ms").arg(timeout.count()));
 
     const auto now = Clock::now();
-    const auto wallMs = m_wallOffsetMs + duration_cast<milliseconds>(now.time_since_epoch()).count();
+    const auto wallMs =
+        m_wallOffsetMs + duration_cast<milliseconds>(now.time_since_epoch()).count();
     bool wake = false;
     bool flush = false;
     {

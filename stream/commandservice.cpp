@@ -69,8 +69,9 @@ CommandService::CommandService(CommandRegistry &registry, Hub &hub, QObject *par
       m_idPrefix(QString::number(QRandomGenerator::global()->bounded(36 * 36 * 36), 36))
 {
     qRegisterMetaType<FanOutSummary>();
-    connect(&hub, &Hub::botConnected, this,
-            [this](const BotInfo &info) { onBotConnected(info.botId); }, Qt::DirectConnection);
+    connect(
+        &hub, &Hub::botConnected, this, [this](const BotInfo &info) { onBotConnected(info.botId); },
+        Qt::DirectConnection);
 }
 
 CommandService::~CommandService()
@@ -103,8 +104,8 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
                                                    SendOptions options)
 {
     // Register first: an ack can never arrive for a command the registry does not know.
-    QFuture<CommandOutcome> future = m_registry.registerCommand(commandId, botId, timeout,
-                                                                spec.name());
+    QFuture<CommandOutcome> future =
+        m_registry.registerCommand(commandId, botId, timeout, spec.name());
     if (future.isFinished())
         return future; // refused: duplicate id, bad timeout, ...
     if (const QString problem = spec.validate(); !problem.isEmpty()) {
@@ -113,10 +114,9 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
     }
     const int cap = m_maxInFlight.load();
     if (cap > 0 && m_registry.pendingCount(botId) > cap) {
-        m_registry.failCommand(commandId, CommandState::Refused,
-                               QStringLiteral("%1 commands already in flight to %2 (the cap)")
-                                   .arg(cap)
-                                   .arg(botId));
+        m_registry.failCommand(
+            commandId, CommandState::Refused,
+            QStringLiteral("%1 commands already in flight to %2 (the cap)").arg(cap).arg(botId));
         return future;
     }
     if (!m_hub.isConnected(botId) && options.connectTimeout > 0ms) {
@@ -151,11 +151,10 @@ void CommandService::dispatch(const QString &commandId, const QString &botId,
                                QStringLiteral("bot %1 is not connected").arg(botId));
         return;
     case SendResult::QueueFull:
-        m_registry.failCommand(
-            commandId, CommandState::Refused,
-            QStringLiteral("the outgoing queue of %1 is full (%2 messages)")
-                .arg(botId)
-                .arg(m_hub.options().maxQueuedPerBot));
+        m_registry.failCommand(commandId, CommandState::Refused,
+                               QStringLiteral("the outgoing queue of %1 is full (%2 messages)")
+                                   .arg(botId)
+                                   .arg(m_hub.options().maxQueuedPerBot));
         return;
     }
 }

@@ -10,18 +10,28 @@
 
 namespace opconsole {
 
-enum class CommandKind : quint8 { Start, Stop, Restart, Pause, Resume, Ping, ConfigUpdate, Custom };
+enum class CommandKind : quint8
+{
+    Start,
+    Stop,
+    Restart,
+    Pause,
+    Resume,
+    Ping,
+    ConfigUpdate,
+    Custom
+};
 
 // What to send, in Qt types: ui/ and opctl build this, stream/ turns it into the wire Command.
 struct CommandSpec
 {
     CommandKind kind = CommandKind::Ping;
-    QString stopReason;     // Stop
-    bool graceful = true;   // Stop
+    QString stopReason;            // Stop
+    bool graceful = true;          // Stop
     QMap<QString, QString> config; // ConfigUpdate
     quint64 configVersion = 0;     // ConfigUpdate
-    QString customName;     // Custom
-    QByteArray jsonPayload; // Custom: must be a JSON document
+    QString customName;            // Custom
+    QByteArray jsonPayload;        // Custom: must be a JSON document
 
     static CommandSpec of(CommandKind kind)
     {

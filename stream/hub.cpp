@@ -138,8 +138,7 @@ class HubPrivate
 public:
     HubPrivate(Hub *q, CommandRegistry &registry, HubOptions options)
         : q(q), registry(registry), options(std::move(options))
-    {
-    }
+    {}
 
     void attach(const std::shared_ptr<BotSession> &session, const v1::Hello &hello);
     void sessionEnded(BotSession *session, const QString &reason);
@@ -158,7 +157,7 @@ public:
     std::atomic<bool> stopping{false};
     std::atomic<quint64> nextSession{1};
 
-    mutable std::mutex mutex; // guards everything below
+    mutable std::mutex mutex;                                      // guards everything below
     std::unordered_map<QString, std::shared_ptr<BotSession>> live; // bot id -> current session
     QMap<QString, BotInfo> bots;
     HubCounters counters;
@@ -174,10 +173,7 @@ public:
 class BotSession final : public grpc::ServerBidiReactor<v1::BotMessage, v1::HubMessage>
 {
 public:
-    BotSession(HubPrivate *hub, quint64 id) : m_hub(hub), m_id(id)
-    {
-        lastSeenNs.store(steadyNs());
-    }
+    BotSession(HubPrivate *hub, quint64 id) : m_hub(hub), m_id(id) { lastSeenNs.store(steadyNs()); }
 
     void begin(std::shared_ptr<BotSession> self)
     {
@@ -616,8 +612,8 @@ void Hub::stop(const QString &reason)
         emit botDisconnected(info);
 }
 
-SendResult Hub::sendCommand(const QString &botId, const QString &commandId,
-                            const CommandSpec &spec, milliseconds timeout)
+SendResult Hub::sendCommand(const QString &botId, const QString &commandId, const CommandSpec &spec,
+                            milliseconds timeout)
 {
     std::shared_ptr<BotSession> session;
     {

@@ -24,7 +24,7 @@ class HubPrivate;
 struct HubOptions
 {
     QString listenAddress = QStringLiteral("127.0.0.1:50051"); // port 0 picks a free port
-    std::chrono::milliseconds heartbeatInterval{2000}; // told to bots in Welcome
+    std::chrono::milliseconds heartbeatInterval{2000};         // told to bots in Welcome
     int missedHeartbeats = 3;        // silent this many intervals: disconnected
     int maxQueuedPerBot = 4096;      // outgoing messages waiting for one bot's stream
     int maxMessageBytes = 64 * 1024; // larger messages from a bot close its stream
@@ -33,10 +33,10 @@ struct HubOptions
 
 struct HubCounters
 {
-    quint64 streamsAccepted = 0;   // streams that said Hello properly
-    quint64 streamsRejected = 0;   // bad or missing Hello
-    quint64 sessionsReplaced = 0;  // a bot reconnected while its old stream was alive
-    quint64 heartbeatTimeouts = 0; // silent bots disconnected
+    quint64 streamsAccepted = 0;    // streams that said Hello properly
+    quint64 streamsRejected = 0;    // bad or missing Hello
+    quint64 sessionsReplaced = 0;   // a bot reconnected while its old stream was alive
+    quint64 heartbeatTimeouts = 0;  // silent bots disconnected
     quint64 protocolViolations = 0; // ignored messages: a second Hello, a bad ack, ...
     quint64 streamErrors = 0;       // streams that ended with an error (incl. oversize)
     quint64 queueFull = 0;          // sends refused because a bot's queue was full
@@ -45,7 +45,12 @@ struct HubCounters
 };
 
 // Result of handing one message to a bot's stream.
-enum class SendResult : quint8 { Queued, NotConnected, QueueFull };
+enum class SendResult : quint8
+{
+    Queued,
+    NotConnected,
+    QueueFull
+};
 
 // The gRPC side: bots connect to the BotLink service here, one bidirectional stream each.
 // Runs on gRPC's own threads, never the caller's; acks go straight into the thread-safe
@@ -65,7 +70,7 @@ public:
 
     bool start(QString *error = nullptr);
     bool isRunning() const;
-    int port() const;       // the bound port once started
+    int port() const;        // the bound port once started
     QString address() const; // host:port as bound
     const HubOptions &options() const;
 

@@ -86,8 +86,8 @@ public:
     }
 
     // The next message from the hub, waiting up to `timeout`.
-    std::optional<opconsole::v1::HubMessage> read(std::chrono::milliseconds timeout =
-                                                      std::chrono::milliseconds(5000))
+    std::optional<opconsole::v1::HubMessage>
+    read(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000))
     {
         std::unique_lock lock(m_mutex);
         m_changed.wait_for(lock, timeout, [this] { return !m_inbox.empty() || m_closed; });
@@ -99,8 +99,8 @@ public:
     }
 
     // The next Command, skipping anything else.
-    std::optional<opconsole::v1::Command> readCommand(std::chrono::milliseconds timeout =
-                                                          std::chrono::milliseconds(5000))
+    std::optional<opconsole::v1::Command>
+    readCommand(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000))
     {
         const auto until = std::chrono::steady_clock::now() + timeout;
         while (std::chrono::steady_clock::now() < until) {
@@ -115,8 +115,8 @@ public:
     }
 
     // Waits until the hub ends the stream; then its status.
-    std::optional<grpc::Status> waitClosed(std::chrono::milliseconds timeout =
-                                               std::chrono::milliseconds(5000))
+    std::optional<grpc::Status>
+    waitClosed(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000))
     {
         {
             std::unique_lock lock(m_mutex);

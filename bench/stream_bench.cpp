@@ -1,0 +1,336 @@
+// Send-and-wait through the hub against a botsim process that acks at once, and the same
+// load over a raw gRPC bidi stream with no registry, so the overhead is a ratio.
+// Prints one line per figure: "name value unit". See docs/performance.md.
+#include "commandregistry.h"
+#include "commandservice.h"
+#include "hub.h"
+#include "opconsole/v1/botlink.grpc.pb.h"
+
+#include <QCommandLineParser>
+#include <QCoreApplication>
+#include <QElapsedTimer>
+#include <QProcess>
+#include <QTest>
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <mutex>
+
+using namespace opconsole;
+using namespace std::chrono;
+
+namespace {
+
+void print(const QString &name, double value, const char *unit)
+{
+    std::printf("%s %.3f %s\n", qPrintable(name), value, unit);
+    std::fflush(stdout);
+}
+
+// Round-trip times in microseconds, appended from any thread.
+class Samples
+{
+public:
+    explicit Samples(size_t capacity) : m_us(capacity) {}
+    void add(Clock::time_point start)
+    {
+        const size_t i = m_next.fetch_add(1, std::memory_order_relaxed);
+        if (i < m_us.size())
+            m_us[i] = float(duration_cast<nanoseconds>(Clock::now() - start).count()) / 1000.f;
+    }
+    size_t count() const { return std::min(m_next.load(), m_us.size()); }
+    double percentile(double q)
+    {
+        const size_t n = count();
+        if (n == 0)
+            return 0;
+        std::vector<float> v(m_us.begin(), m_us.begin() + long(n));
+        const size_t k = std::min(n - 1, size_t(q * double(n)));
+        std::nth_element(v.begin(), v.begin() + long(k), v.end());
+        return v[k];
+    }
+
+private:
+    std::vector<float> m_us;
+    std::atomic<size_t> m_next{0};
+};
+
+// The baseline: BotLink with no registry and no service. A caller's send is matched to the
+// stream's next ack in order (botsim acks at once, in order).
+class RawEchoHub final : public v1::BotLink::CallbackService
+{
+public:
+    class Stream final : public grpc::ServerBidiReactor<v1::BotMessage, v1::HubMessage>
+    {
+    public:
+        explicit Stream(RawEchoHub *hub) : m_hub(hub) { StartRead(&m_in); }
+        void send(const std::string &id, std::function<void()> done)
+        {
+            v1::HubMessage message;
+            message.mutable_command()->set_command_id(id);
+            message.mutable_command()->mutable_ping();
+            std::unique_lock lock(m_mutex);
+            m_waiting.push_back(std::move(done));
+            if (m_writing) {
+                m_queue.push_back(std::move(message));
+                return;
+            }
+            m_writing = true;
+            m_out = std::move(message);
+            lock.unlock();
+            StartWrite(&m_out);
+        }
+        void OnReadDone(bool ok) override
+        {
+            if (!ok) {
+                Finish(grpc::Status::OK);
+                return;
+            }
+            if (m_in.has_hello()) {
+                v1::HubMessage welcome;
+                welcome.mutable_welcome()->set_session_id("raw");
+                welcome.mutable_welcome()->mutable_heartbeat_interval()->set_seconds(2);
+                {
+                    std::lock_guard lock(m_mutex);
+                    m_writing = true;
+                    m_out = std::move(welcome);
+                }
+                StartWrite(&m_out);
+                m_hub->attach(this);
+            } else if (m_in.has_ack()) {
+                std::function<void()> done;
+                {
+                    std::lock_guard lock(m_mutex);
+                    if (!m_waiting.empty()) {
+                        done = std::move(m_waiting.front());
+                        m_waiting.pop_front();
+                    }
+                }
+                if (done)
+                    done();
+            }
+            StartRead(&m_in);
+        }
+        void OnWriteDone(bool ok) override
+        {
+            std::unique_lock lock(m_mutex);
+            if (!ok || m_queue.empty()) {
+                m_writing = false;
+                return;
+            }
+            m_out = std::move(m_queue.front());
+            m_queue.pop_front();
+            grpc::WriteOptions options;
+            if (!m_queue.empty())
+                options.set_buffer_hint();
+            lock.unlock();
+            StartWrite(&m_out, options);
+        }
+        void OnDone() override { m_hub->detach(this); }
+
+    private:
+        RawEchoHub *m_hub;
+        v1::BotMessage m_in;
+        v1::HubMessage m_out;
+        std::mutex m_mutex;
+        bool m_writing = false;
+        std::deque<v1::HubMessage> m_queue;
+        std::deque<std::function<void()>> m_waiting;
+    };
+
+    grpc::ServerBidiReactor<v1::BotMessage, v1::HubMessage> *
+    Connect(grpc::CallbackServerContext *) override
+    {
+        return new Stream(this);
+    }
+    void attach(Stream *s)
+    {
+        std::lock_guard lock(m_mutex);
+        m_streams.push_back(s);
+    }
+    void detach(Stream *s)
+    {
+        {
+            std::lock_guard lock(m_mutex);
+            std::erase(m_streams, s);
+        }
+        delete s;
+    }
+    int count()
+    {
+        std::lock_guard lock(m_mutex);
+        return int(m_streams.size());
+    }
+    Stream *stream(int i)
+    {
+        std::lock_guard lock(m_mutex);
+        return m_streams.empty() ? nullptr : m_streams[size_t(i) % m_streams.size()];
+    }
+
+private:
+    std::mutex m_mutex;
+    std::vector<Stream *> m_streams;
+};
+
+struct Figures
+{
+    double perSecond = 0;
+    double p50 = 0;
+    double p99 = 0;
+};
+
+// Runs `issue(caller)` closed-loop for each caller until `seconds` pass; `issue` must call
+// `done(caller, start)` when its command completes.
+struct ClosedLoop
+{
+    std::atomic<bool> stopping{false};
+    std::atomic<int> inFlight{0};
+    std::atomic<quint64> completed{0};
+    Samples samples{20'000'000};
+};
+
+bool startBotsim(QProcess &proc, const QString &address, int bots, const QString &prefix)
+{
+    proc.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/botsim"));
+    proc.setArguments({"--hub", address, "--bots", QString::number(bots), "--prefix", prefix,
+                       "--latency", "fixed:0"});
+    proc.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+    proc.start();
+    return proc.waitForStarted(10'000);
+}
+
+void stopBotsim(QProcess &proc)
+{
+    proc.terminate();
+    if (!proc.waitForFinished(15'000))
+        proc.kill();
+}
+
+Figures runHub(int bots, int concurrency, double seconds)
+{
+    CommandRegistry registry;
+    HubOptions options;
+    options.listenAddress = QStringLiteral("127.0.0.1:0");
+    Hub hub(registry, options);
+    if (!hub.start())
+        qFatal("hub did not start");
+    CommandService service(registry, hub);
+    QProcess botsim;
+    if (!startBotsim(botsim, hub.address(), bots, QStringLiteral("hb-")))
+        qFatal("botsim did not start");
+    if (!QTest::qWaitFor([&] { return hub.connectedBotIds().size() == bots; }, 30'000))
+        qFatal("bots did not connect");
+    const QStringList ids = hub.connectedBotIds();
+
+    ClosedLoop loop;
+    const CommandSpec ping = CommandSpec::of(CommandKind::Ping);
+    std::function<void(int)> issue = [&](int caller) {
+        const auto start = Clock::now();
+        loop.inFlight.fetch_add(1);
+        service.send(ids.at(caller % bots), ping, 10s)
+            .then([&, caller, start](const CommandOutcome &o) {
+                if (o.ok()) {
+                    loop.samples.add(start);
+                    loop.completed.fetch_add(1);
+                }
+                loop.inFlight.fetch_sub(1);
+                if (!loop.stopping.load())
+                    issue(caller);
+            });
+    };
+    QElapsedTimer timer;
+    timer.start();
+    for (int c = 0; c < concurrency; ++c)
+        issue(c);
+    QTest::qWait(int(seconds * 1000));
+    loop.stopping = true;
+    const double elapsed = double(timer.nsecsElapsed()) / 1e9;
+    if (!QTest::qWaitFor([&] { return loop.inFlight.load() == 0; }, 15'000))
+        std::fprintf(stderr, "stream_bench: commands still in flight after 15 s\n");
+    stopBotsim(botsim);
+    return {double(loop.completed.load()) / elapsed, loop.samples.percentile(0.5),
+            loop.samples.percentile(0.99)};
+}
+
+Figures runRaw(int bots, int concurrency, double seconds)
+{
+    RawEchoHub service;
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    auto server = builder.BuildAndStart();
+    QProcess botsim;
+    if (!startBotsim(botsim, QStringLiteral("127.0.0.1:%1").arg(port), bots,
+                     QStringLiteral("raw-")))
+        qFatal("botsim did not start");
+    if (!QTest::qWaitFor([&] { return service.count() == bots; }, 30'000))
+        qFatal("bots did not connect");
+
+    ClosedLoop loop;
+    std::atomic<quint64> seq{0};
+    std::function<void(int)> issue = [&](int caller) {
+        const auto start = Clock::now();
+        loop.inFlight.fetch_add(1);
+        service.stream(caller)->send("r" + std::to_string(seq.fetch_add(1)), [&, caller, start] {
+            loop.samples.add(start);
+            loop.completed.fetch_add(1);
+            loop.inFlight.fetch_sub(1);
+            if (!loop.stopping.load())
+                issue(caller);
+        });
+    };
+    QElapsedTimer timer;
+    timer.start();
+    for (int c = 0; c < concurrency; ++c)
+        issue(c);
+    QTest::qWait(int(seconds * 1000));
+    loop.stopping = true;
+    const double elapsed = double(timer.nsecsElapsed()) / 1e9;
+    if (!QTest::qWaitFor([&] { return loop.inFlight.load() == 0; }, 15'000))
+        std::fprintf(stderr, "stream_bench: commands still in flight after 15 s\n");
+    stopBotsim(botsim);
+    server->Shutdown(std::chrono::system_clock::now() + 2s);
+    return {double(loop.completed.load()) / elapsed, loop.samples.percentile(0.5),
+            loop.samples.percentile(0.99)};
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    QCoreApplication app(argc, argv);
+    QCommandLineParser parser;
+    parser.setApplicationDescription(QStringLiteral("Hub send-and-wait vs raw gRPC bidi echo."));
+    parser.addHelpOption();
+    parser.addOptions({
+        {QStringLiteral("bots"), QStringLiteral("Connected bots."), QStringLiteral("n"), "10"},
+        {QStringLiteral("concurrency"), QStringLiteral("Concurrent callers."), QStringLiteral("m"),
+         "100"},
+        {QStringLiteral("seconds"), QStringLiteral("Seconds per run."), QStringLiteral("s"), "5"},
+    });
+    parser.process(app);
+    const int bots = parser.value(QStringLiteral("bots")).toInt();
+    const int concurrency = parser.value(QStringLiteral("concurrency")).toInt();
+    const double seconds = parser.value(QStringLiteral("seconds")).toDouble();
+    if (bots < 1 || concurrency < 1 || seconds <= 0 || seconds > 600)
+        qFatal("bad arguments: --bots >= 1, --concurrency >= 1, 0 < --seconds <= 600");
+
+    const QString tag = QStringLiteral("_b%1_c%2").arg(bots).arg(concurrency);
+    const Figures hub = runHub(bots, concurrency, seconds);
+    print("hub_commands_per_s" + tag, hub.perSecond, "commands/s");
+    print("hub_p50_us" + tag, hub.p50, "us");
+    print("hub_p99_us" + tag, hub.p99, "us");
+    const Figures raw = runRaw(bots, concurrency, seconds);
+    print("raw_commands_per_s" + tag, raw.perSecond, "commands/s");
+    print("raw_p50_us" + tag, raw.p50, "us");
+    print("raw_p99_us" + tag, raw.p99, "us");
+    print("rate_ratio_hub_vs_raw" + tag, hub.perSecond / raw.perSecond, "x");
+    print("p50_ratio_hub_vs_raw" + tag, hub.p50 / raw.p50, "x");
+    return 0;
+}
