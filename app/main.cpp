@@ -2,6 +2,7 @@
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "hub.h"
+#include "operatorservice.h"
 #include "simfleet.h"
 
 #include <QCommandLineParser>
@@ -81,6 +82,8 @@ int main(int argc, char **argv)
         std::chrono::milliseconds(qMax(50, parser.value(QStringLiteral("heartbeat")).toInt()));
     Hub hub(registry, options);
     CommandService service(registry, hub);
+    OperatorService operatorApi(service);
+    operatorApi.attachTo(hub); // the same commands for scripts (opctl) and operators
 
     QObject::connect(&hub, &Hub::botConnected, &app, [](const BotInfo &b) {
         logEvent("bot_connected", QStringLiteral("bot=%1 session=%2 version=%3")

@@ -5,6 +5,8 @@
 #include "commandservice.h"
 #include "hub.h"
 #include "opconsole/v1/botlink.grpc.pb.h"
+#include "opconsole/v1/operator.grpc.pb.h"
+#include "operatorservice.h"
 
 #include <QCommandLineParser>
 #include <QCoreApplication>
@@ -257,6 +259,69 @@ Figures runHub(int bots, int concurrency, double seconds)
             loop.samples.percentile(0.99)};
 }
 
+// The same load through the Operator API: each caller is a gRPC client of SendCommand.
+Figures runViaApi(int bots, int concurrency, double seconds)
+{
+    CommandRegistry registry;
+    HubOptions options;
+    options.listenAddress = QStringLiteral("127.0.0.1:0");
+    Hub hub(registry, options);
+    CommandService service(registry, hub);
+    OperatorService api(service);
+    api.attachTo(hub);
+    if (!hub.start())
+        qFatal("hub did not start");
+    QProcess botsim;
+    if (!startBotsim(botsim, hub.address(), bots, QStringLiteral("api-")))
+        qFatal("botsim did not start");
+    if (!QTest::qWaitFor([&] { return hub.connectedBotIds().size() == bots; }, 30'000))
+        qFatal("bots did not connect");
+    const QStringList ids = hub.connectedBotIds();
+    auto stub = v1::Operator::NewStub(
+        grpc::CreateChannel(hub.address().toStdString(), grpc::InsecureChannelCredentials()));
+
+    struct Call
+    {
+        grpc::ClientContext context;
+        v1::SendCommandRequest request;
+        v1::SendCommandResponse response;
+        Clock::time_point start;
+    };
+    ClosedLoop loop;
+    std::function<void(int)> issue = [&](int caller) {
+        auto *call = new Call;
+        call->request.set_bot_id(ids.at(caller % bots).toStdString());
+        call->request.mutable_command()->mutable_ping();
+        call->request.mutable_timeout()->set_seconds(10);
+        call->start = Clock::now();
+        loop.inFlight.fetch_add(1);
+        stub->async()->SendCommand(&call->context, &call->request, &call->response,
+                                   [&, call, caller](grpc::Status status) {
+                                       if (status.ok() &&
+                                           call->response.record().outcome() == v1::OUTCOME_ACKED) {
+                                           loop.samples.add(call->start);
+                                           loop.completed.fetch_add(1);
+                                       }
+                                       delete call;
+                                       loop.inFlight.fetch_sub(1);
+                                       if (!loop.stopping.load())
+                                           issue(caller);
+                                   });
+    };
+    QElapsedTimer timer;
+    timer.start();
+    for (int c = 0; c < concurrency; ++c)
+        issue(c);
+    QTest::qWait(int(seconds * 1000));
+    loop.stopping = true;
+    const double elapsed = double(timer.nsecsElapsed()) / 1e9;
+    if (!QTest::qWaitFor([&] { return loop.inFlight.load() == 0; }, 15'000))
+        std::fprintf(stderr, "stream_bench: API calls still in flight after 15 s\n");
+    stopBotsim(botsim);
+    return {double(loop.completed.load()) / elapsed, loop.samples.percentile(0.5),
+            loop.samples.percentile(0.99)};
+}
+
 Figures runRaw(int bots, int concurrency, double seconds)
 {
     RawEchoHub service;
@@ -313,6 +378,8 @@ int main(int argc, char **argv)
         {QStringLiteral("concurrency"), QStringLiteral("Concurrent callers."), QStringLiteral("m"),
          "100"},
         {QStringLiteral("seconds"), QStringLiteral("Seconds per run."), QStringLiteral("s"), "5"},
+        {QStringLiteral("via-api"),
+         QStringLiteral("Also send the same load through the Operator API (SendCommand).")},
     });
     parser.process(app);
     const int bots = parser.value(QStringLiteral("bots")).toInt();
@@ -332,5 +399,12 @@ int main(int argc, char **argv)
     print("raw_p99_us" + tag, raw.p99, "us");
     print("rate_ratio_hub_vs_raw" + tag, hub.perSecond / raw.perSecond, "x");
     print("p50_ratio_hub_vs_raw" + tag, hub.p50 / raw.p50, "x");
+    if (parser.isSet(QStringLiteral("via-api"))) {
+        const Figures api = runViaApi(bots, concurrency, seconds);
+        print("api_commands_per_s" + tag, api.perSecond, "commands/s");
+        print("api_p50_us" + tag, api.p50, "us");
+        print("api_p99_us" + tag, api.p99, "us");
+        print("rate_ratio_api_vs_hub" + tag, api.perSecond / hub.perSecond, "x");
+    }
     return 0;
 }

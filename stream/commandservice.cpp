@@ -194,23 +194,39 @@ void CommandService::connectTimedOut(const QString &commandId)
 FanOut CommandService::sendToMany(const QStringList &botIds, const CommandSpec &spec,
                                   milliseconds timeout, SendOptions options)
 {
+    // A QFuture has one continuation slot, so the tally is kept by a continuation of each
+    // registry future, and the caller gets those continuations' futures (same outcomes) with
+    // their slots still free. QtFuture::whenAll would take the slots itself.
+    struct Tally
+    {
+        std::mutex mutex;
+        FanOutSummary summary;
+        int remaining = 0;
+        QPromise<FanOutSummary> promise;
+    };
+    auto tally = std::make_shared<Tally>();
+    tally->remaining = int(botIds.size());
     FanOut fan;
+    fan.summary = tally->promise.future();
+    if (botIds.isEmpty()) {
+        tally->promise.addResult(FanOutSummary{});
+        tally->promise.finish();
+        return fan;
+    }
     for (const QString &botId : botIds) {
         const QString id = newCommandId();
         fan.commandIds.append(id);
-        fan.futures.append(sendWithId(id, botId, spec, timeout, options));
+        fan.futures.append(sendWithId(id, botId, spec, timeout, options)
+                               .then([tally](const CommandOutcome &outcome) {
+                                   std::lock_guard lock(tally->mutex);
+                                   tally->summary.add(outcome);
+                                   if (--tally->remaining == 0) {
+                                       tally->promise.addResult(tally->summary);
+                                       tally->promise.finish();
+                                   }
+                                   return outcome;
+                               }));
     }
-    if (fan.futures.isEmpty()) {
-        fan.summary = QtFuture::makeReadyFuture(FanOutSummary{});
-        return fan;
-    }
-    fan.summary = QtFuture::whenAll(fan.futures.begin(), fan.futures.end())
-                      .then([](const QList<QFuture<CommandOutcome>> &all) {
-                          FanOutSummary summary;
-                          for (const auto &f : all)
-                              summary.add(f.result());
-                          return summary;
-                      });
     return fan;
 }
 

@@ -5,6 +5,7 @@
 
 #include <QFuture>
 #include <QObject>
+#include <QPromise>
 #include <QStringList>
 
 #include <atomic>
@@ -44,13 +45,14 @@ struct FanOutSummary
 
 struct FanOut
 {
-    QStringList commandIds; // one per bot, in the order of the bot ids given
-    QList<QFuture<CommandOutcome>> futures;
-    QFuture<FanOutSummary> summary; // finishes when every future has
+    QStringList commandIds;                 // one per bot, in the order of the bot ids given
+    QList<QFuture<CommandOutcome>> futures; // each free for one continuation of the caller's
+    QFuture<FanOutSummary> summary;         // finishes when every future has
 };
 
 // Send-and-wait (the seed's send_command_and_wait): registers the command BEFORE writing it,
-// so no ack can be missed, and returns a future that finishes exactly once.
+// so no ack can be missed, and returns a future that finishes exactly once. Like every
+// QFuture, it takes one continuation (then()); a second would replace the first.
 class CommandService final : public QObject
 {
     Q_OBJECT

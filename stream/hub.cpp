@@ -2,6 +2,7 @@
 
 #include "commandregistry.h"
 #include "opconsole/v1/botlink.grpc.pb.h"
+#include "protoconvert.h"
 
 #include <QDateTime>
 
@@ -17,6 +18,8 @@
 namespace opconsole {
 
 using namespace std::chrono;
+using convert::fromStd;
+using convert::toStd;
 using google::protobuf::util::TimeUtil;
 
 namespace {
@@ -32,16 +35,6 @@ qint64 nowMs()
 qint64 steadyNs()
 {
     return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
-}
-
-QString fromStd(const std::string &s)
-{
-    return QString::fromUtf8(s.data(), qsizetype(s.size()));
-}
-
-std::string toStd(const QString &s)
-{
-    return s.toStdString();
 }
 
 QString stateName(v1::BotState state)
@@ -69,64 +62,6 @@ QString checkBotId(const std::string &id)
             return QStringLiteral("bot_id contains control characters");
     }
     return {};
-}
-
-void fillCommand(v1::Command &cmd, const QString &commandId, const CommandSpec &spec,
-                 milliseconds timeout)
-{
-    cmd.set_command_id(toStd(commandId));
-    *cmd.mutable_issued_at() = TimeUtil::MillisecondsToTimestamp(nowMs());
-    *cmd.mutable_timeout() = TimeUtil::MillisecondsToDuration(timeout.count());
-    switch (spec.kind) {
-    case CommandKind::Start:
-        cmd.mutable_start();
-        break;
-    case CommandKind::Stop: {
-        auto *stop = cmd.mutable_stop();
-        stop->set_reason(toStd(spec.stopReason));
-        stop->set_graceful(spec.graceful);
-        break;
-    }
-    case CommandKind::Restart:
-        cmd.mutable_restart();
-        break;
-    case CommandKind::Pause:
-        cmd.mutable_pause();
-        break;
-    case CommandKind::Resume:
-        cmd.mutable_resume();
-        break;
-    case CommandKind::Ping:
-        cmd.mutable_ping();
-        break;
-    case CommandKind::ConfigUpdate: {
-        auto *update = cmd.mutable_config_update();
-        for (auto it = spec.config.cbegin(); it != spec.config.cend(); ++it)
-            (*update->mutable_values())[toStd(it.key())] = toStd(it.value());
-        update->set_version(spec.configVersion);
-        break;
-    }
-    case CommandKind::Custom: {
-        auto *custom = cmd.mutable_custom();
-        custom->set_name(toStd(spec.customName));
-        custom->set_json_payload(spec.jsonPayload.toStdString());
-        break;
-    }
-    }
-}
-
-CommandAckData toAckData(const v1::CommandAck &ack)
-{
-    CommandAckData data;
-    data.success = ack.success();
-    data.message = fromStd(ack.message());
-    data.errorCode = int(ack.error_code());
-    data.result = QByteArray(ack.result().data(), qsizetype(ack.result().size()));
-    if (ack.has_received_at())
-        data.botReceivedAtMs = TimeUtil::TimestampToMilliseconds(ack.received_at());
-    if (ack.has_completed_at())
-        data.botCompletedAtMs = TimeUtil::TimestampToMilliseconds(ack.completed_at());
-    return data;
 }
 
 } // namespace
@@ -424,7 +359,7 @@ void HubPrivate::onMessage(BotSession *session, const v1::BotMessage &message)
     switch (message.kind_case()) {
     case v1::BotMessage::kAck:
         registry.resolveCommand(fromStd(message.ack().command_id()), botId,
-                                toAckData(message.ack()));
+                                convert::toAckData(message.ack()));
         break;
     case v1::BotMessage::kProgress:
         registry.reportProgress(fromStd(message.progress().command_id()), botId,
@@ -624,7 +559,7 @@ SendResult Hub::sendCommand(const QString &botId, const QString &commandId, cons
         session = it->second;
     }
     v1::HubMessage message;
-    fillCommand(*message.mutable_command(), commandId, spec, timeout);
+    convert::fillCommand(*message.mutable_command(), commandId, spec, timeout);
     // Marked with the session before the write, so a fast ack finds it sent, and the
     // session's teardown fails exactly the commands that went down this stream.
     d->registry.markSent(commandId, session->id());

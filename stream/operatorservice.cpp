@@ -1,0 +1,563 @@
+#include "operatorservice.h"
+
+#include "commandregistry.h"
+#include "commandservice.h"
+#include "hub.h"
+#include "opconsole/v1/operator.grpc.pb.h"
+#include "protoconvert.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include <QSet>
+
+#include <deque>
+#include <mutex>
+
+namespace opconsole {
+
+using namespace std::chrono;
+using convert::fromStd;
+using convert::toStd;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+
+grpc::Status invalid(const QString &why)
+{
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, toStd(why));
+}
+
+// Checks a timeout field; empty when fine.
+QString checkTimeout(const google::protobuf::Duration &d, bool required, const char *name)
+{
+    const qint64 ms = TimeUtil::DurationToMilliseconds(d);
+    if (required && ms <= 0)
+        return QStringLiteral("%1 must be positive").arg(QLatin1String(name));
+    if (ms < 0)
+        return QStringLiteral("%1 must not be negative").arg(QLatin1String(name));
+    if (ms > OperatorService::MaxTimeoutMs)
+        return QStringLiteral("%1 is over the limit of %2 ms")
+            .arg(QLatin1String(name))
+            .arg(OperatorService::MaxTimeoutMs);
+    return {};
+}
+
+// A server stream that takes messages from any thread: one write outstanding, the rest
+// queued up to a bound (past it the stream ends with RESOURCE_EXHAUSTED), Finish once.
+template <typename T> class Writer : public grpc::ServerWriteReactor<T>
+{
+public:
+    void start(std::shared_ptr<Writer> self) { m_self = std::move(self); }
+
+    void push(T message)
+    {
+        std::unique_lock lock(m_mutex);
+        if (m_finishing)
+            return;
+        if (m_writing) {
+            if (m_queue.size() >= size_t(OperatorService::MaxWatchBacklog)) {
+                m_queue.clear();
+                finishLocked(lock, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                                "the reader fell too far behind"));
+                return;
+            }
+            m_queue.push_back(std::move(message));
+            return;
+        }
+        m_writing = true;
+        m_out = std::move(message);
+        lock.unlock();
+        this->StartWrite(&m_out);
+    }
+
+    // Ends the stream once what is queued has gone out.
+    void finish(const grpc::Status &status)
+    {
+        std::unique_lock lock(m_mutex);
+        finishLocked(lock, status);
+    }
+
+    void OnWriteDone(bool ok) override
+    {
+        std::unique_lock lock(m_mutex);
+        if (ok && !m_queue.empty()) {
+            m_out = std::move(m_queue.front());
+            m_queue.pop_front();
+            grpc::WriteOptions options;
+            if (!m_queue.empty())
+                options.set_buffer_hint();
+            lock.unlock();
+            this->StartWrite(&m_out, options);
+            return;
+        }
+        m_writing = false;
+        if (!ok)
+            m_queue.clear();
+        if (m_finishing && !m_finished) {
+            m_finished = true;
+            lock.unlock();
+            this->Finish(m_status);
+        }
+    }
+
+    void OnCancel() override
+    {
+        cancelled();
+        finish(grpc::Status::CANCELLED);
+    }
+
+    void OnDone() override
+    {
+        done();
+        m_self.reset(); // may delete this
+    }
+
+protected:
+    virtual void cancelled() {}
+    virtual void done() {}
+
+private:
+    void finishLocked(std::unique_lock<std::mutex> &lock, const grpc::Status &status)
+    {
+        if (m_finishing)
+            return;
+        m_finishing = true;
+        m_status = status;
+        if (m_writing)
+            return; // OnWriteDone finishes after the queue drains
+        m_finished = true;
+        lock.unlock();
+        this->Finish(status);
+    }
+
+    std::shared_ptr<Writer> m_self;
+    std::mutex m_mutex;
+    std::deque<T> m_queue;
+    T m_out;
+    bool m_writing = false;
+    bool m_finishing = false;
+    bool m_finished = false;
+    grpc::Status m_status;
+};
+
+class SendReactor final : public grpc::ServerUnaryReactor
+{
+public:
+    SendReactor(CommandService &commands) : m_commands(commands) {}
+    void setCommand(const QString &id)
+    {
+        std::lock_guard lock(m_mutex);
+        m_commandId = id;
+    }
+    // The caller gave up (deadline or cancel): cancel the command rather than leak it.
+    void OnCancel() override
+    {
+        QString id;
+        {
+            std::lock_guard lock(m_mutex);
+            id = m_commandId;
+        }
+        if (!id.isEmpty())
+            m_commands.cancel(id, QStringLiteral("the API caller gave up (deadline or cancel)"));
+    }
+    void OnDone() override { delete this; }
+
+private:
+    CommandService &m_commands;
+    std::mutex m_mutex;
+    QString m_commandId;
+};
+
+class FanOutWriter final : public Writer<v1::SendToManyEvent>
+{
+public:
+    explicit FanOutWriter(CommandService &commands) : m_commands(commands) {}
+    void setCommands(const QStringList &ids)
+    {
+        std::lock_guard lock(m_mutex);
+        m_ids = ids;
+    }
+
+protected:
+    void cancelled() override
+    {
+        QStringList ids;
+        {
+            std::lock_guard lock(m_mutex);
+            ids = m_ids;
+        }
+        for (const QString &id : ids)
+            m_commands.cancel(id, QStringLiteral("the API caller gave up"));
+    }
+
+private:
+    CommandService &m_commands;
+    std::mutex m_mutex;
+    QStringList m_ids;
+};
+
+class WatchWriter;
+
+} // namespace
+
+class OperatorServicePrivate final : public v1::Operator::CallbackService
+{
+public:
+    OperatorServicePrivate(CommandService &commands) : commands(commands) {}
+
+    grpc::ServerUnaryReactor *SendCommand(grpc::CallbackServerContext *context,
+                                          const v1::SendCommandRequest *request,
+                                          v1::SendCommandResponse *response) override;
+    grpc::ServerWriteReactor<v1::SendToManyEvent> *
+    SendToMany(grpc::CallbackServerContext *context, const v1::SendToManyRequest *request) override;
+    grpc::ServerUnaryReactor *ListBots(grpc::CallbackServerContext *context,
+                                       const v1::ListBotsRequest *request,
+                                       v1::ListBotsResponse *response) override;
+    grpc::ServerUnaryReactor *ListCommands(grpc::CallbackServerContext *context,
+                                           const v1::ListCommandsRequest *request,
+                                           v1::ListCommandsResponse *response) override;
+    grpc::ServerUnaryReactor *CancelCommand(grpc::CallbackServerContext *context,
+                                            const v1::CancelCommandRequest *request,
+                                            v1::CancelCommandResponse *response) override;
+    grpc::ServerWriteReactor<v1::WatchEvent> *Watch(grpc::CallbackServerContext *context,
+                                                    const v1::WatchRequest *request) override;
+
+    void broadcast(const v1::WatchEvent &event);
+    void removeWatcher(WatchWriter *watcher);
+
+    CommandService &commands;
+    Hub *hub = nullptr; // the server it is attached to
+    mutable std::mutex watchersMutex;
+    std::vector<std::shared_ptr<WatchWriter>> watchers;
+};
+
+namespace {
+
+class WatchWriter final : public Writer<v1::WatchEvent>
+{
+public:
+    explicit WatchWriter(OperatorServicePrivate *owner) : m_owner(owner) {}
+
+protected:
+    void done() override { m_owner->removeWatcher(this); }
+
+private:
+    OperatorServicePrivate *m_owner;
+};
+
+QString eventName(const CommandOutcome &o)
+{
+    if (o.hasLateAck())
+        return QStringLiteral("late_ack");
+    return o.state == CommandState::Pending ? QStringLiteral("pending") : stateName(o.state);
+}
+
+} // namespace
+
+grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServerContext *,
+                                                              const v1::SendCommandRequest *request,
+                                                              v1::SendCommandResponse *response)
+{
+    auto *reactor = new SendReactor(commands);
+    QString problem;
+    if (request->bot_id().empty())
+        problem = QStringLiteral("bot_id is empty");
+    else if (!request->has_command())
+        problem = QStringLiteral("command is missing");
+    if (problem.isEmpty())
+        problem = checkTimeout(request->timeout(), true, "timeout");
+    if (problem.isEmpty())
+        problem = checkTimeout(request->connect_timeout(), false, "connect_timeout");
+    CommandSpec spec;
+    if (problem.isEmpty())
+        spec = convert::specFromCommand(request->command(), &problem);
+    if (!problem.isEmpty()) {
+        reactor->Finish(invalid(problem));
+        return reactor;
+    }
+    const QString id = request->command().command_id().empty()
+                           ? commands.newCommandId()
+                           : fromStd(request->command().command_id());
+    reactor->setCommand(id);
+    SendOptions options;
+    options.connectTimeout =
+        milliseconds(TimeUtil::DurationToMilliseconds(request->connect_timeout()));
+    commands
+        .sendWithId(id, fromStd(request->bot_id()), spec,
+                    milliseconds(TimeUtil::DurationToMilliseconds(request->timeout())), options)
+        .then([reactor, response](const CommandOutcome &o) {
+            convert::fillRecord(*response->mutable_record(), o);
+            reactor->Finish(grpc::Status::OK);
+        });
+    return reactor;
+}
+
+grpc::ServerWriteReactor<v1::SendToManyEvent> *
+OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
+                                   const v1::SendToManyRequest *request)
+{
+    auto writer = std::make_shared<FanOutWriter>(commands);
+    writer->start(writer);
+    QString problem;
+    const int ways = int(request->bot_ids_size() > 0) + int(request->label_selector_size() > 0) +
+                     int(request->all());
+    if (ways != 1)
+        problem = QStringLiteral("give exactly one of bot_ids, label_selector or all");
+    else if (!request->has_command())
+        problem = QStringLiteral("command is missing");
+    if (problem.isEmpty())
+        problem = checkTimeout(request->timeout(), true, "timeout");
+    if (problem.isEmpty())
+        problem = checkTimeout(request->connect_timeout(), false, "connect_timeout");
+    CommandSpec spec;
+    if (problem.isEmpty())
+        spec = convert::specFromCommand(request->command(), &problem);
+    if (!problem.isEmpty()) {
+        writer->finish(invalid(problem));
+        return writer.get();
+    }
+    QStringList bots;
+    if (request->bot_ids_size() > 0) {
+        for (const auto &id : request->bot_ids())
+            bots.append(fromStd(id));
+    } else {
+        QMap<QString, QString> selector;
+        for (const auto &[k, v] : request->label_selector())
+            selector.insert(fromStd(k), fromStd(v));
+        for (const BotInfo &bot : commands.hub().bots()) {
+            if (bot.connected && bot.matches(selector))
+                bots.append(bot.botId);
+        }
+    }
+    SendOptions options;
+    options.connectTimeout =
+        milliseconds(TimeUtil::DurationToMilliseconds(request->connect_timeout()));
+    const FanOut fan = commands.sendToMany(
+        bots, spec, milliseconds(TimeUtil::DurationToMilliseconds(request->timeout())), options);
+    writer->setCommands(fan.commandIds);
+    // Results as each bot finishes; the summary after the last of them.
+    auto pushSummary = [writer](const FanOutSummary &s) {
+        v1::SendToManyEvent event;
+        auto *t = event.mutable_summary();
+        t->set_total(s.total);
+        t->set_acked(s.acked);
+        t->set_rejected(s.rejected);
+        t->set_expired(s.expired);
+        t->set_not_connected(s.notConnected);
+        t->set_disconnected(s.disconnected);
+        t->set_cancelled(s.cancelled);
+        t->set_refused(s.refused);
+        t->set_text(toStd(s.text()));
+        writer->push(std::move(event));
+        writer->finish(grpc::Status::OK);
+    };
+    if (fan.futures.isEmpty()) {
+        pushSummary(FanOutSummary{});
+        return writer.get();
+    }
+    auto remaining = std::make_shared<std::atomic<int>>(int(fan.futures.size()));
+    const QFuture<FanOutSummary> summary = fan.summary;
+    for (const auto &future : fan.futures) {
+        QFuture<CommandOutcome>(future).then(
+            [writer, remaining, summary, pushSummary](const CommandOutcome &o) {
+                v1::SendToManyEvent event;
+                convert::fillRecord(*event.mutable_result(), o);
+                writer->push(std::move(event));
+                if (remaining->fetch_sub(1) == 1)
+                    pushSummary(summary.result()); // the tally finished before these futures
+            });
+    }
+    return writer.get();
+}
+
+grpc::ServerUnaryReactor *OperatorServicePrivate::ListBots(grpc::CallbackServerContext *context,
+                                                           const v1::ListBotsRequest *request,
+                                                           v1::ListBotsResponse *response)
+{
+    QMap<QString, QString> selector;
+    for (const auto &[k, v] : request->label_selector())
+        selector.insert(fromStd(k), fromStd(v));
+    for (const BotInfo &bot : commands.hub().bots()) {
+        if ((request->connected_only() && !bot.connected) || !bot.matches(selector))
+            continue;
+        convert::fillBot(*response->add_bots(), bot, commands.registry().pendingCount(bot.botId));
+    }
+    auto *reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+}
+
+grpc::ServerUnaryReactor *
+OperatorServicePrivate::ListCommands(grpc::CallbackServerContext *context,
+                                     const v1::ListCommandsRequest *request,
+                                     v1::ListCommandsResponse *response)
+{
+    auto *reactor = context->DefaultReactor();
+    QSet<CommandState> states;
+    for (int o : request->outcomes()) {
+        const auto state = convert::stateOf(v1::Outcome(o));
+        if (!state) {
+            reactor->Finish(invalid(QStringLiteral("unknown outcome %1").arg(o)));
+            return reactor;
+        }
+        states.insert(*state);
+    }
+    const int pageSize = request->page_size() <= 0 ? 100 : request->page_size();
+    if (pageSize > 1000) {
+        reactor->Finish(invalid(QStringLiteral("page_size is over 1000")));
+        return reactor;
+    }
+    bool ok = true;
+    const quint64 after =
+        request->page_token().empty() ? 0 : fromStd(request->page_token()).toULongLong(&ok);
+    if (!ok) {
+        reactor->Finish(invalid(QStringLiteral("bad page_token")));
+        return reactor;
+    }
+    const qint64 sinceMs =
+        request->has_since() ? TimeUtil::TimestampToMilliseconds(request->since()) : 0;
+    const QString bot = fromStd(request->bot_id());
+    quint64 last = 0;
+    bool more = false;
+    for (const CommandOutcome &o : commands.registry().snapshot()) { // registration order
+        if (o.sequence <= after || (!states.isEmpty() && !states.contains(o.state)) ||
+            (!bot.isEmpty() && o.botId != bot) || o.registeredWallMs < sinceMs)
+            continue;
+        if (response->commands_size() == pageSize) {
+            more = true;
+            break;
+        }
+        convert::fillRecord(*response->add_commands(), o);
+        last = o.sequence;
+    }
+    if (more)
+        response->set_next_page_token(std::to_string(last));
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+}
+
+grpc::ServerUnaryReactor *
+OperatorServicePrivate::CancelCommand(grpc::CallbackServerContext *context,
+                                      const v1::CancelCommandRequest *request,
+                                      v1::CancelCommandResponse *response)
+{
+    auto *reactor = context->DefaultReactor();
+    if (request->command_id().empty()) {
+        reactor->Finish(invalid(QStringLiteral("command_id is empty")));
+        return reactor;
+    }
+    const QString id = fromStd(request->command_id());
+    const QString reason = request->reason().empty() ? QStringLiteral("cancelled through the API")
+                                                     : fromStd(request->reason());
+    response->set_cancelled(commands.cancel(id, reason));
+    if (const auto record = commands.registry().find(id))
+        convert::fillRecord(*response->mutable_record(), *record);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+}
+
+grpc::ServerWriteReactor<v1::WatchEvent> *
+OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequest *request)
+{
+    auto writer = std::make_shared<WatchWriter>(this);
+    writer->start(writer);
+    {
+        std::lock_guard lock(watchersMutex);
+        watchers.push_back(writer);
+    }
+    if (request->snapshot()) {
+        for (const BotInfo &bot : commands.hub().bots()) {
+            v1::WatchEvent event;
+            event.set_event("snapshot_bot");
+            convert::fillBot(*event.mutable_bot(), bot,
+                             commands.registry().pendingCount(bot.botId));
+            writer->push(std::move(event));
+        }
+        for (const CommandOutcome &o : commands.registry().snapshot()) {
+            v1::WatchEvent event;
+            event.set_event("snapshot_command");
+            convert::fillRecord(*event.mutable_command(), o);
+            writer->push(std::move(event));
+        }
+    }
+    return writer.get();
+}
+
+void OperatorServicePrivate::broadcast(const v1::WatchEvent &event)
+{
+    std::vector<std::shared_ptr<WatchWriter>> targets;
+    {
+        std::lock_guard lock(watchersMutex);
+        targets = watchers;
+    }
+    for (const auto &watcher : targets)
+        watcher->push(event);
+}
+
+void OperatorServicePrivate::removeWatcher(WatchWriter *watcher)
+{
+    std::lock_guard lock(watchersMutex);
+    std::erase_if(watchers, [watcher](const auto &w) { return w.get() == watcher; });
+}
+
+OperatorService::OperatorService(CommandService &commands, QObject *parent)
+    : QObject(parent), d(std::make_unique<OperatorServicePrivate>(commands))
+{
+    // Watchers see every transition through the registry's batches and the hub's events.
+    connect(&commands.registry(), &CommandRegistry::changed, this,
+            [this](const QList<CommandOutcome> &records) {
+                if (watcherCount() == 0)
+                    return;
+                for (const CommandOutcome &o : records) {
+                    v1::WatchEvent event;
+                    event.set_event(toStd(eventName(o)));
+                    convert::fillRecord(*event.mutable_command(), o);
+                    d->broadcast(event);
+                }
+            });
+    auto botEvent = [this](const char *name) {
+        return [this, name](const BotInfo &bot) {
+            if (watcherCount() == 0)
+                return;
+            v1::WatchEvent event;
+            event.set_event(name);
+            convert::fillBot(*event.mutable_bot(), bot,
+                             d->commands.registry().pendingCount(bot.botId));
+            d->broadcast(event);
+        };
+    };
+    Hub &hub = commands.hub();
+    connect(&hub, &Hub::botConnected, this, botEvent("bot_connected"), Qt::DirectConnection);
+    connect(&hub, &Hub::botDisconnected, this, botEvent("bot_disconnected"), Qt::DirectConnection);
+    connect(&hub, &Hub::botUpdated, this, botEvent("bot_updated"), Qt::DirectConnection);
+}
+
+OperatorService::~OperatorService()
+{
+    // The server must not outlive the service it calls into.
+    if (d->hub)
+        d->hub->stop(QStringLiteral("operator service shutting down"));
+    std::vector<std::shared_ptr<WatchWriter>> watchers;
+    {
+        std::lock_guard lock(d->watchersMutex);
+        watchers = d->watchers;
+    }
+    for (const auto &w : watchers)
+        w->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "operator service shutting down"));
+}
+
+void OperatorService::attachTo(Hub &hub)
+{
+    d->hub = &hub;
+    hub.addServerExtension(
+        [this](grpc::ServerBuilder &builder) { builder.RegisterService(d.get()); });
+}
+
+int OperatorService::watcherCount() const
+{
+    std::lock_guard lock(d->watchersMutex);
+    return int(d->watchers.size());
+}
+
+} // namespace opconsole

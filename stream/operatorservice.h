@@ -1,0 +1,37 @@
+#pragma once
+
+#include <QObject>
+
+#include <memory>
+
+namespace opconsole {
+
+class CommandService;
+class Hub;
+class OperatorServicePrivate;
+
+// The Operator gRPC API (proto/opconsole/v1/operator.proto), served on the hub's port:
+// send-and-wait, fan-out, listings, cancel and a live Watch stream. No gRPC thread ever
+// blocks on an ack: completions come from the registry's futures. Lives in the thread that
+// owns the registry (it follows the registry's batched changed signal for Watch).
+class OperatorService final : public QObject
+{
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(OperatorService)
+
+public:
+    static constexpr int MaxTimeoutMs = 60 * 60 * 1000;
+    static constexpr int MaxWatchBacklog = 100'000;
+
+    explicit OperatorService(CommandService &commands, QObject *parent = nullptr);
+    ~OperatorService() override;
+
+    // Adds the service to the hub's server; before hub.start().
+    void attachTo(Hub &hub);
+    int watcherCount() const;
+
+private:
+    std::unique_ptr<OperatorServicePrivate> d;
+};
+
+} // namespace opconsole

@@ -1,0 +1,222 @@
+#include "protoconvert.h"
+
+#include <QDateTime>
+
+#include <google/protobuf/util/time_util.h>
+
+namespace opconsole::convert {
+
+using google::protobuf::util::TimeUtil;
+using namespace std::chrono;
+
+QString fromStd(const std::string &s)
+{
+    return QString::fromUtf8(s.data(), qsizetype(s.size()));
+}
+
+std::string toStd(const QString &s)
+{
+    return s.toStdString();
+}
+
+google::protobuf::Timestamp timestampMs(qint64 ms)
+{
+    return TimeUtil::MillisecondsToTimestamp(ms);
+}
+
+void fillCommand(v1::Command &cmd, const QString &commandId, const CommandSpec &spec,
+                 milliseconds timeout)
+{
+    cmd.set_command_id(toStd(commandId));
+    *cmd.mutable_issued_at() = timestampMs(QDateTime::currentMSecsSinceEpoch());
+    *cmd.mutable_timeout() = TimeUtil::MillisecondsToDuration(timeout.count());
+    switch (spec.kind) {
+    case CommandKind::Start:
+        cmd.mutable_start();
+        break;
+    case CommandKind::Stop:
+        cmd.mutable_stop()->set_reason(toStd(spec.stopReason));
+        cmd.mutable_stop()->set_graceful(spec.graceful);
+        break;
+    case CommandKind::Restart:
+        cmd.mutable_restart();
+        break;
+    case CommandKind::Pause:
+        cmd.mutable_pause();
+        break;
+    case CommandKind::Resume:
+        cmd.mutable_resume();
+        break;
+    case CommandKind::Ping:
+        cmd.mutable_ping();
+        break;
+    case CommandKind::ConfigUpdate: {
+        auto *update = cmd.mutable_config_update();
+        for (auto it = spec.config.cbegin(); it != spec.config.cend(); ++it)
+            (*update->mutable_values())[toStd(it.key())] = toStd(it.value());
+        update->set_version(spec.configVersion);
+        break;
+    }
+    case CommandKind::Custom:
+        cmd.mutable_custom()->set_name(toStd(spec.customName));
+        cmd.mutable_custom()->set_json_payload(spec.jsonPayload.toStdString());
+        break;
+    }
+}
+
+CommandSpec specFromCommand(const v1::Command &cmd, QString *error)
+{
+    CommandSpec spec;
+    switch (cmd.action_case()) {
+    case v1::Command::kStart:
+        spec.kind = CommandKind::Start;
+        break;
+    case v1::Command::kStop:
+        spec.kind = CommandKind::Stop;
+        spec.stopReason = fromStd(cmd.stop().reason());
+        spec.graceful = cmd.stop().graceful();
+        break;
+    case v1::Command::kRestart:
+        spec.kind = CommandKind::Restart;
+        break;
+    case v1::Command::kPause:
+        spec.kind = CommandKind::Pause;
+        break;
+    case v1::Command::kResume:
+        spec.kind = CommandKind::Resume;
+        break;
+    case v1::Command::kPing:
+        spec.kind = CommandKind::Ping;
+        break;
+    case v1::Command::kConfigUpdate:
+        spec.kind = CommandKind::ConfigUpdate;
+        for (const auto &[k, v] : cmd.config_update().values())
+            spec.config.insert(fromStd(k), fromStd(v));
+        spec.configVersion = cmd.config_update().version();
+        break;
+    case v1::Command::kCustom:
+        spec.kind = CommandKind::Custom;
+        spec.customName = fromStd(cmd.custom().name());
+        spec.jsonPayload = QByteArray::fromStdString(cmd.custom().json_payload());
+        break;
+    case v1::Command::ACTION_NOT_SET:
+        if (error)
+            *error = QStringLiteral("the command has no action (start, stop, ...)");
+        return spec;
+    }
+    if (error)
+        *error = spec.validate();
+    return spec;
+}
+
+CommandAckData toAckData(const v1::CommandAck &ack)
+{
+    CommandAckData data;
+    data.success = ack.success();
+    data.message = fromStd(ack.message());
+    data.errorCode = int(ack.error_code());
+    data.result = QByteArray(ack.result().data(), qsizetype(ack.result().size()));
+    if (ack.has_received_at())
+        data.botReceivedAtMs = TimeUtil::TimestampToMilliseconds(ack.received_at());
+    if (ack.has_completed_at())
+        data.botCompletedAtMs = TimeUtil::TimestampToMilliseconds(ack.completed_at());
+    return data;
+}
+
+v1::CommandAck fromAckData(const QString &commandId, const CommandAckData &ack)
+{
+    v1::CommandAck out;
+    out.set_command_id(toStd(commandId));
+    out.set_success(ack.success);
+    out.set_message(toStd(ack.message));
+    out.set_error_code(v1::AckErrorCode(ack.errorCode));
+    out.set_result(ack.result.toStdString());
+    if (ack.botReceivedAtMs)
+        *out.mutable_received_at() = timestampMs(ack.botReceivedAtMs);
+    if (ack.botCompletedAtMs)
+        *out.mutable_completed_at() = timestampMs(ack.botCompletedAtMs);
+    return out;
+}
+
+v1::Outcome outcome(CommandState state)
+{
+    switch (state) {
+    case CommandState::Pending:
+        return v1::OUTCOME_PENDING;
+    case CommandState::Acked:
+        return v1::OUTCOME_ACKED;
+    case CommandState::Rejected:
+        return v1::OUTCOME_REJECTED;
+    case CommandState::Expired:
+        return v1::OUTCOME_EXPIRED;
+    case CommandState::NotConnected:
+        return v1::OUTCOME_NOT_CONNECTED;
+    case CommandState::Disconnected:
+        return v1::OUTCOME_DISCONNECTED;
+    case CommandState::Cancelled:
+        return v1::OUTCOME_CANCELLED;
+    case CommandState::Refused:
+        return v1::OUTCOME_REFUSED;
+    }
+    return v1::OUTCOME_UNSPECIFIED;
+}
+
+std::optional<CommandState> stateOf(v1::Outcome o)
+{
+    for (auto s : {CommandState::Pending, CommandState::Acked, CommandState::Rejected,
+                   CommandState::Expired, CommandState::NotConnected, CommandState::Disconnected,
+                   CommandState::Cancelled, CommandState::Refused}) {
+        if (outcome(s) == o)
+            return s;
+    }
+    return std::nullopt;
+}
+
+void fillRecord(v1::CommandRecord &out, const CommandOutcome &o)
+{
+    out.set_command_id(toStd(o.commandId));
+    out.set_bot_id(toStd(o.botId));
+    out.set_kind(toStd(o.kind));
+    out.set_outcome(outcome(o.state));
+    out.set_reason(toStd(o.reason));
+    if (o.ack)
+        *out.mutable_ack() = fromAckData(o.commandId, *o.ack);
+    if (o.lateAck) {
+        *out.mutable_late_ack() = fromAckData(o.commandId, *o.lateAck);
+        *out.mutable_late_by() = TimeUtil::NanosecondsToDuration(o.lateBy().count());
+    }
+    *out.mutable_registered_at() = timestampMs(o.registeredWallMs);
+    *out.mutable_deadline() = timestampMs(o.wallMs(o.deadline));
+    if (o.wasSent())
+        *out.mutable_sent_at() = timestampMs(o.wallMs(o.sentAt));
+    if (o.finished()) {
+        *out.mutable_finished_at() = timestampMs(o.wallMs(o.finishedAt));
+        *out.mutable_latency() = TimeUtil::NanosecondsToDuration(o.latency().count());
+    }
+    out.set_progress_percent(o.progressPercent);
+    out.set_progress_message(toStd(o.progressMessage));
+}
+
+void fillBot(v1::BotRecord &out, const BotInfo &b, int pending)
+{
+    out.set_bot_id(toStd(b.botId));
+    out.set_session(b.session);
+    out.set_connected(b.connected);
+    out.set_state(toStd(b.state));
+    out.set_bot_version(toStd(b.botVersion));
+    for (auto it = b.labels.cbegin(); it != b.labels.cend(); ++it)
+        (*out.mutable_labels())[toStd(it.key())] = toStd(it.value());
+    for (auto it = b.status.cbegin(); it != b.status.cend(); ++it)
+        (*out.mutable_status())[toStd(it.key())] = toStd(it.value());
+    if (b.connectedAtMs)
+        *out.mutable_connected_at() = timestampMs(b.connectedAtMs);
+    if (b.disconnectedAtMs)
+        *out.mutable_disconnected_at() = timestampMs(b.disconnectedAtMs);
+    if (b.lastSeenMs)
+        *out.mutable_last_seen() = timestampMs(b.lastSeenMs);
+    out.set_disconnect_reason(toStd(b.disconnectReason));
+    out.set_connects(b.connects);
+    out.set_pending(pending);
+}
+
+} // namespace opconsole::convert

@@ -1,0 +1,33 @@
+#pragma once
+// Between wire types (opconsole.v1) and the Qt types the rest of the app uses. Internal to
+// stream/: nothing outside it includes generated headers.
+
+#include "botinfo.h"
+#include "commandoutcome.h"
+#include "commandspec.h"
+#include "opconsole/v1/botlink.pb.h"
+#include "opconsole/v1/operator.pb.h"
+
+#include <chrono>
+#include <string>
+
+namespace opconsole::convert {
+
+QString fromStd(const std::string &s);
+std::string toStd(const QString &s);
+google::protobuf::Timestamp timestampMs(qint64 ms);
+
+void fillCommand(v1::Command &cmd, const QString &commandId, const CommandSpec &spec,
+                 std::chrono::milliseconds timeout);
+// The spec a wire Command asks for; empty error when valid.
+CommandSpec specFromCommand(const v1::Command &cmd, QString *error);
+
+CommandAckData toAckData(const v1::CommandAck &ack);
+v1::CommandAck fromAckData(const QString &commandId, const CommandAckData &ack);
+
+v1::Outcome outcome(CommandState state);
+std::optional<CommandState> stateOf(v1::Outcome outcome);
+void fillRecord(v1::CommandRecord &out, const CommandOutcome &o);
+void fillBot(v1::BotRecord &out, const BotInfo &b, int pending);
+
+} // namespace opconsole::convert

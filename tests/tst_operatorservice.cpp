@@ -1,0 +1,413 @@
+// The Operator API over real loopback gRPC, directly and through opctl run as a process.
+#include "commandregistry.h"
+#include "commandservice.h"
+#include "hub.h"
+#include "opconsole/v1/operator.grpc.pb.h"
+#include "operatorservice.h"
+#include "rawbot.h"
+
+#include <QProcess>
+#include <QTest>
+
+#include <google/protobuf/util/time_util.h>
+
+using namespace opconsole;
+using namespace std::chrono;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+
+struct Rig
+{
+    Rig()
+    {
+        HubOptions options;
+        options.listenAddress = QStringLiteral("127.0.0.1:0");
+        hub = std::make_unique<Hub>(registry, options);
+        service = std::make_unique<CommandService>(registry, *hub);
+        api = std::make_unique<OperatorService>(*service);
+        api->attachTo(*hub);
+        started = hub->start();
+        channel =
+            grpc::CreateChannel(hub->address().toStdString(), grpc::InsecureChannelCredentials());
+        stub = v1::Operator::NewStub(channel);
+    }
+    ~Rig() { api.reset(); } // stops the hub first
+
+    std::string address() const { return hub->address().toStdString(); }
+
+    CommandRegistry registry;
+    std::unique_ptr<Hub> hub;
+    std::unique_ptr<CommandService> service;
+    std::unique_ptr<OperatorService> api;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::Operator::Stub> stub;
+    bool started = false;
+};
+
+// Runs opctl against the hub while the test keeps serving its bots; returns the exit code.
+struct Opctl
+{
+    explicit Opctl(const QStringList &args)
+    {
+        process.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/opctl"));
+        process.setArguments(args);
+        process.start();
+    }
+    int wait(int ms = 20'000)
+    {
+        if (!QTest::qWaitFor([&] { return process.state() == QProcess::NotRunning; }, ms))
+            return -1;
+        out = QString::fromUtf8(process.readAllStandardOutput());
+        err = QString::fromUtf8(process.readAllStandardError());
+        return process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -2;
+    }
+    QProcess process;
+    QString out, err;
+};
+
+v1::SendCommandRequest ping(const std::string &bot, int timeoutMs)
+{
+    v1::SendCommandRequest request;
+    request.set_bot_id(bot);
+    request.mutable_command()->mutable_ping();
+    *request.mutable_timeout() = TimeUtil::MillisecondsToDuration(timeoutMs);
+    return request;
+}
+
+} // namespace
+
+class TestOperatorService : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void opctlExitCodesTellOutcomesApart();
+    void opctlCancelledAndRefused();
+    void opctlUsageAndUnreachable();
+    void opctlBotsAndFanOut();
+    void sendCommandOverTheApi();
+    void callerDeadlineCancelsTheCommand();
+    void malformedRequestsAreInvalidArgument();
+    void fanOutStreamsEachResultThenSummary();
+    void watchSeesEveryTransition();
+    void listCommandsFiltersAndPages();
+};
+
+void TestOperatorService::opctlExitCodesTellOutcomesApart()
+{
+    Rig rig;
+    QVERIFY(rig.started);
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    const QString hub = rig.hub->address();
+
+    Opctl acked({"--hub", hub, "send", "bot-1", "start", "--timeout", "10s"});
+    auto command = bot.readCommand(10s);
+    QVERIFY(command && command->has_start());
+    bot.ack(command->command_id(), true, "started");
+    QCOMPARE(acked.wait(), 0);
+    QVERIFY(acked.out.contains("acked"));
+    QVERIFY(acked.out.contains("started"));
+
+    Opctl rejected({"--hub", hub, "send", "bot-1", "pause", "--timeout", "10s"});
+    command = bot.readCommand(10s);
+    QVERIFY(command.has_value());
+    bot.ack(command->command_id(), false, "cannot pause", v1::ACK_ERROR_INVALID_STATE);
+    QCOMPARE(rejected.wait(), 1);
+    QVERIFY(rejected.out.contains("cannot pause"));
+
+    Opctl expired({"--hub", hub, "send", "bot-1", "restart", "--timeout", "300ms"});
+    QVERIFY(bot.readCommand(10s).has_value()); // and never answered
+    QCOMPARE(expired.wait(), 2);
+    QVERIFY(expired.out.contains("expired"));
+
+    Opctl notConnected({"--hub", hub, "send", "nobody", "ping"});
+    QCOMPARE(notConnected.wait(), 3);
+    QVERIFY(notConnected.out.contains("not-connected"));
+
+    Opctl json({"--hub", hub, "--json", "send", "bot-1", "config", "--set", "depth=3", "--set",
+                "mode=fast", "--version", "7"});
+    command = bot.readCommand(10s);
+    QVERIFY(command && command->has_config_update());
+    QCOMPARE(command->config_update().values().at("depth"), std::string("3"));
+    QCOMPARE(command->config_update().version(), 7u);
+    bot.ack(command->command_id(), true, "config v7 applied");
+    QCOMPARE(json.wait(), 0);
+    QVERIFY(json.out.trimmed().startsWith("{"));
+    QVERIFY(json.out.contains("\"outcome\":\"OUTCOME_ACKED\""));
+}
+
+void TestOperatorService::opctlCancelledAndRefused()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    const QString hub = rig.hub->address();
+    Opctl waiting({"--hub", hub, "send", "bot-1", "ping", "--timeout", "30s", "--id", "fixed-1"});
+    QVERIFY(bot.readCommand(10s).has_value());
+    Opctl cancel({"--hub", hub, "cancel", "fixed-1", "--reason", "changed my mind"});
+    QCOMPARE(cancel.wait(), 0);
+    QCOMPARE(waiting.wait(), 4);
+    QVERIFY(waiting.out.contains("changed my mind"));
+    Opctl again({"--hub", hub, "cancel", "fixed-1"});
+    QCOMPARE(again.wait(), 4); // already finished
+
+    Opctl duplicate({"--hub", hub, "send", "bot-1", "ping", "--id", "fixed-1"});
+    QCOMPARE(duplicate.wait(), 5);
+    QVERIFY(duplicate.out.contains("duplicate command id"));
+}
+
+void TestOperatorService::opctlUsageAndUnreachable()
+{
+    Opctl noArgs({});
+    QCOMPARE(noArgs.wait(), 64);
+    Opctl badCommand({"send", "bot-1", "explode"});
+    QCOMPARE(badCommand.wait(), 64);
+    QVERIFY(badCommand.err.contains("unknown command"));
+    Opctl badTimeout({"send", "bot-1", "ping", "--timeout", "soon"});
+    QCOMPARE(badTimeout.wait(), 64);
+    Opctl help({"send", "--help"});
+    QCOMPARE(help.wait(), 0);
+    QVERIFY(help.out.contains("--connect-timeout"));
+    Opctl mainHelp({"--help"});
+    QCOMPARE(mainHelp.wait(), 0);
+    QVERIFY(mainHelp.out.contains("exit codes"));
+    Opctl unreachable({"--hub", "127.0.0.1:1", "bots"});
+    QCOMPARE(unreachable.wait(), 69);
+    QVERIFY(unreachable.err.contains("cannot reach"));
+
+    Rig rig;
+    Opctl invalid({"--hub", rig.hub->address(), "send", "bot-1", "custom", "--name", "x",
+                   "--json-payload", "{broken"});
+    QCOMPARE(invalid.wait(), 64); // INVALID_ARGUMENT from the hub
+    QVERIFY(invalid.err.contains("JSON"));
+}
+
+void TestOperatorService::opctlBotsAndFanOut()
+{
+    Rig rig;
+    RawBot a(rig.address()), b(rig.address());
+    QVERIFY(a.hello("bot-a", {{"region", "eu"}}));
+    QVERIFY(b.hello("bot-b", {{"region", "us"}}));
+    const QString hub = rig.hub->address();
+    Opctl bots({"--hub", hub, "bots", "--label", "region=eu"});
+    QCOMPARE(bots.wait(), 0);
+    QVERIFY(bots.out.contains("bot-a"));
+    QVERIFY(!bots.out.contains("bot-b"));
+
+    Opctl fan({"--hub", hub, "send", "--all", "stop", "--timeout", "10s", "--reason", "night"});
+    const auto ca = a.readCommand(10s), cb = b.readCommand(10s);
+    QVERIFY(ca && cb);
+    QCOMPARE(ca->stop().reason(), std::string("night"));
+    a.ack(ca->command_id(), true, "stopped");
+    b.ack(cb->command_id(), false, "busy", v1::ACK_ERROR_BUSY);
+    QCOMPARE(fan.wait(), 1); // the most severe outcome: rejected
+    QVERIFY(fan.out.contains("summary: 1/2 acked, 1 rejected"));
+}
+
+void TestOperatorService::sendCommandOverTheApi()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    v1::SendCommandResponse response;
+    grpc::Status status;
+    std::thread caller([&] {
+        grpc::ClientContext context;
+        status = rig.stub->SendCommand(&context, ping("bot-1", 5000), &response);
+    });
+    const auto command = bot.readCommand(10s);
+    QVERIFY(command.has_value());
+    bot.ack(command->command_id(), true, "pong");
+    caller.join();
+    QVERIFY(status.ok());
+    QCOMPARE(response.record().outcome(), v1::OUTCOME_ACKED);
+    QCOMPARE(response.record().ack().message(), std::string("pong"));
+    QVERIFY(response.record().has_latency());
+
+    // An outcome is a normal response, not an error status.
+    grpc::ClientContext context;
+    status = rig.stub->SendCommand(&context, ping("nobody", 5000), &response);
+    QVERIFY(status.ok());
+    QCOMPARE(response.record().outcome(), v1::OUTCOME_NOT_CONNECTED);
+}
+
+void TestOperatorService::callerDeadlineCancelsTheCommand()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    grpc::ClientContext context;
+    context.set_deadline(system_clock::now() + 300ms);
+    v1::SendCommandResponse response;
+    auto request = ping("bot-1", 60'000);
+    request.mutable_command()->set_command_id("short-caller");
+    const auto status = rig.stub->SendCommand(&context, request, &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    // Not leaked: cancelled in the registry, and the bot was told.
+    QTRY_COMPARE_WITH_TIMEOUT(int(rig.registry.find("short-caller")->state),
+                              int(CommandState::Cancelled), 5000);
+    QCOMPARE(rig.registry.pendingCount(), 0);
+    bool told = false;
+    for (int i = 0; i < 5 && !told; ++i) {
+        const auto message = bot.read(2s);
+        told = message && message->has_cancel() && message->cancel().command_id() == "short-caller";
+    }
+    QVERIFY(told);
+}
+
+void TestOperatorService::malformedRequestsAreInvalidArgument()
+{
+    Rig rig;
+    auto expectInvalid = [&](v1::SendCommandRequest request, const char *what) {
+        grpc::ClientContext context;
+        v1::SendCommandResponse response;
+        const auto status = rig.stub->SendCommand(&context, request, &response);
+        QVERIFY2(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT, what);
+        QVERIFY2(!status.error_message().empty(), what);
+    };
+    expectInvalid(ping("", 1000), "empty bot id");
+    auto noCommand = ping("bot-1", 1000);
+    noCommand.clear_command();
+    expectInvalid(noCommand, "no command");
+    expectInvalid(ping("bot-1", 0), "zero timeout");
+    expectInvalid(ping("bot-1", OperatorService::MaxTimeoutMs + 1), "over-limit timeout");
+    auto noAction = ping("bot-1", 1000);
+    noAction.mutable_command()->clear_ping();
+    expectInvalid(noAction, "no action");
+    auto badJson = ping("bot-1", 1000);
+    badJson.mutable_command()->mutable_custom()->set_name("x");
+    badJson.mutable_command()->mutable_custom()->set_json_payload("{nope");
+    expectInvalid(badJson, "bad JSON");
+
+    v1::SendToManyRequest fan;
+    fan.set_all(true);
+    fan.add_bot_ids("bot-1");
+    fan.mutable_command()->mutable_ping();
+    *fan.mutable_timeout() = TimeUtil::MillisecondsToDuration(1000);
+    grpc::ClientContext context;
+    auto reader = rig.stub->SendToMany(&context, fan);
+    v1::SendToManyEvent event;
+    QVERIFY(!reader->Read(&event));
+    QCOMPARE(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    QCOMPARE(rig.registry.counters().registered, 0u); // nothing was registered
+}
+
+void TestOperatorService::fanOutStreamsEachResultThenSummary()
+{
+    Rig rig;
+    RawBot a(rig.address()), b(rig.address()), c(rig.address());
+    QVERIFY(a.hello("bot-a"));
+    QVERIFY(b.hello("bot-b"));
+    QVERIFY(c.hello("bot-c"));
+    v1::SendToManyRequest request;
+    for (const char *id : {"bot-a", "bot-b", "bot-c", "bot-gone"})
+        request.add_bot_ids(id);
+    request.mutable_command()->mutable_resume();
+    *request.mutable_timeout() = TimeUtil::MillisecondsToDuration(500);
+    std::vector<v1::SendToManyEvent> events;
+    std::thread caller([&] {
+        grpc::ClientContext context;
+        auto reader = rig.stub->SendToMany(&context, request);
+        v1::SendToManyEvent event;
+        while (reader->Read(&event))
+            events.push_back(event);
+        reader->Finish();
+    });
+    const auto ca = a.readCommand(10s), cb = b.readCommand(10s);
+    QVERIFY(ca && cb && c.readCommand(10s));
+    a.ack(ca->command_id());
+    b.ack(cb->command_id(), false, "not paused");
+    caller.join();
+    QCOMPARE(events.size(), size_t(5));
+    for (size_t i = 0; i < 4; ++i)
+        QVERIFY(events[i].has_result());
+    QVERIFY(events[4].has_summary());
+    QCOMPARE(events[4].summary().text(),
+             std::string("1/4 acked, 1 rejected, 1 expired, 1 not connected"));
+}
+
+void TestOperatorService::watchSeesEveryTransition()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    grpc::ClientContext context;
+    auto reader = rig.stub->Watch(&context, v1::WatchRequest());
+    QTRY_COMPARE_WITH_TIMEOUT(rig.api->watcherCount(), 1, 5000);
+    constexpr int n = 20;
+    QList<QFuture<CommandOutcome>> futures;
+    for (int i = 0; i < n; ++i)
+        futures.append(rig.service->send("bot-1", CommandSpec::of(CommandKind::Ping), 10s));
+    for (int i = 0; i < n; ++i) {
+        const auto command = bot.readCommand(10s);
+        QVERIFY(command.has_value());
+        bot.ack(command->command_id(), i % 2 == 0, "done");
+    }
+    QVERIFY(QTest::qWaitFor(
+        [&] {
+            return std::all_of(futures.begin(), futures.end(),
+                               [](auto &f) { return f.isFinished(); });
+        },
+        10'000));
+    // Collect on a thread while the event loop here delivers the registry's batches.
+    std::map<std::string, std::set<std::string>> seen;
+    std::atomic<bool> complete{false};
+    std::thread watcher([&] {
+        v1::WatchEvent event;
+        while (!complete && reader->Read(&event)) {
+            if (event.has_command())
+                seen[event.command().command_id()].insert(event.event());
+            size_t full = 0;
+            for (const auto &[id, events] : seen)
+                full +=
+                    events.count("pending") && (events.count("acked") || events.count("rejected"));
+            complete = full == size_t(n);
+        }
+    });
+    QVERIFY(QTest::qWaitFor([&] { return complete.load(); }, 10'000));
+    context.TryCancel();
+    watcher.join();
+    reader->Finish();
+    QCOMPARE(seen.size(), size_t(n));
+    int acked = 0;
+    for (const auto &[id, events] : seen)
+        acked += events.count("acked");
+    QCOMPARE(acked, n / 2);
+}
+
+void TestOperatorService::listCommandsFiltersAndPages()
+{
+    Rig rig;
+    for (int i = 0; i < 25; ++i)
+        rig.service->send("nobody", CommandSpec::of(CommandKind::Ping), 5s); // not connected
+    rig.registry.registerCommand("pending-1", "bot-x", 60s, "ping");
+    v1::ListCommandsRequest request;
+    request.add_outcomes(v1::OUTCOME_NOT_CONNECTED);
+    request.set_page_size(10);
+    int total = 0, pages = 0;
+    do {
+        grpc::ClientContext context;
+        v1::ListCommandsResponse response;
+        QVERIFY(rig.stub->ListCommands(&context, request, &response).ok());
+        total += response.commands_size();
+        ++pages;
+        for (const auto &r : response.commands())
+            QCOMPARE(r.outcome(), v1::OUTCOME_NOT_CONNECTED);
+        request.set_page_token(response.next_page_token());
+    } while (!request.page_token().empty() && pages < 10);
+    QCOMPARE(total, 25);
+    QCOMPARE(pages, 3);
+
+    v1::ListCommandsRequest pending;
+    pending.add_outcomes(v1::OUTCOME_PENDING);
+    grpc::ClientContext context;
+    v1::ListCommandsResponse response;
+    QVERIFY(rig.stub->ListCommands(&context, pending, &response).ok());
+    QCOMPARE(response.commands_size(), 1);
+    QCOMPARE(response.commands(0).command_id(), std::string("pending-1"));
+}
+
+QTEST_GUILESS_MAIN(TestOperatorService)
+#include "tst_operatorservice.moc"
