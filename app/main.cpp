@@ -1,17 +1,27 @@
-// opconsole: the operator console. GUI by default (once ui/ lands), --headless for servers.
+// opconsole: the operator console. GUI by default, --headless for servers.
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "hub.h"
 #include "operatorservice.h"
 #include "simfleet.h"
 
+#ifdef OPCONSOLE_GUI
+#include "mainwindow.h"
+
+#include <QApplication>
+#include <QTableView>
+#endif
+
 #include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QDateTime>
 #include <QSocketNotifier>
+#include <QTimer>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -48,8 +58,19 @@ QString quoted(const QString &s)
 
 int main(int argc, char **argv)
 {
-    QCoreApplication app(argc, argv);
+    bool headless = true;
+#ifdef OPCONSOLE_GUI
+    headless = std::any_of(argv + 1, argv + argc,
+                           [](const char *a) { return std::strcmp(a, "--headless") == 0; });
+    std::unique_ptr<QCoreApplication> application =
+        headless ? std::make_unique<QCoreApplication>(argc, argv)
+                 : std::make_unique<QApplication>(argc, argv);
+#else
+    auto application = std::make_unique<QCoreApplication>(argc, argv);
+#endif
+    QCoreApplication &app = *application;
     QCoreApplication::setApplicationName(QStringLiteral("opconsole"));
+    QCoreApplication::setOrganizationName(QStringLiteral("opconsole"));
     QCommandLineParser parser;
     parser.setApplicationDescription(QStringLiteral("Operator console for fleets of bots."));
     parser.addHelpOption();
@@ -63,11 +84,16 @@ int main(int argc, char **argv)
          QStringLiteral("n"), QStringLiteral("0")},
         {QStringLiteral("heartbeat"), QStringLiteral("Heartbeat interval told to bots (ms)."),
          QStringLiteral("ms"), QStringLiteral("2000")},
+        {QStringLiteral("screenshot"),
+         QStringLiteral("GUI: drive some demo traffic, save the window to FILE and quit."),
+         QStringLiteral("file")},
     });
     parser.process(app);
 
+#ifndef OPCONSOLE_GUI
     if (!parser.isSet(QStringLiteral("headless")))
-        std::fprintf(stderr, "opconsole: the window is not built yet; running headless\n");
+        std::fprintf(stderr, "opconsole: built without the GUI; running headless\n");
+#endif
 
     if (::socketpair(AF_UNIX, SOCK_STREAM, 0, signalPipe) != 0)
         return 1;
@@ -134,6 +160,37 @@ int main(int argc, char **argv)
         demo->start();
         logEvent("demo_fleet", QStringLiteral("bots=%1").arg(n));
     }
+
+#ifdef OPCONSOLE_GUI
+    std::unique_ptr<MainWindow> window;
+    if (!headless) {
+        window = std::make_unique<MainWindow>(registry, hub, service);
+        window->resize(1400, 860);
+        window->show();
+        if (const QString shot = parser.value(QStringLiteral("screenshot")); !shot.isEmpty()) {
+            // A fan-out to every bot, a few single commands, then the picture.
+            QTimer::singleShot(1500, window.get(), [&window] {
+                window->fleetView()->selectAll();
+                window->sendKindToSelection(CommandKind::Ping);
+            });
+            QTimer::singleShot(2200, window.get(), [&window] {
+                window->fleetView()->selectRow(0);
+                window->sendKindToSelection(CommandKind::Restart);
+                window->fleetView()->selectRow(1);
+                window->sendKindToSelection(CommandKind::Pause);
+                window->fleetView()->selectRow(2);
+                window->sendKindToSelection(CommandKind::Start);
+            });
+            QTimer::singleShot(3500, window.get(), [&window, shot] {
+                window->commandsView()->selectRow(0);
+                const bool saved = window->grab().save(shot);
+                logEvent("screenshot",
+                         QStringLiteral("file=%1 saved=%2").arg(quoted(shot)).arg(saved));
+                QCoreApplication::exit(saved ? 0 : 1);
+            });
+        }
+    }
+#endif
 
     QObject::connect(&notifier, &QSocketNotifier::activated, &app, [&] {
         char sig = 0;

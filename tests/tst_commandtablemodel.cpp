@@ -1,0 +1,163 @@
+#include "commandfilterproxy.h"
+#include "commandtablemodel.h"
+
+#include <QAbstractItemModelTester>
+#include <QApplication>
+#include <QSignalSpy>
+#include <QTest>
+
+using namespace opconsole;
+using namespace std::chrono;
+
+namespace {
+
+CommandOutcome record(quint64 seq, const QString &bot, CommandState state = CommandState::Pending)
+{
+    CommandOutcome o;
+    o.commandId = QStringLiteral("cmd-%1").arg(seq);
+    o.botId = bot;
+    o.kind = QStringLiteral("ping");
+    o.sequence = seq;
+    o.state = state;
+    o.registeredAt = Clock::now();
+    o.deadline = o.registeredAt + 5s;
+    o.registeredWallMs = 1'700'000'000'000;
+    if (state != CommandState::Pending)
+        o.finishedAt = o.registeredAt + 12ms;
+    return o;
+}
+
+} // namespace
+
+class TestCommandTableModel : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void appendsInOneBatchAndUpdatesInPlace();
+    void changesAreNarrowedToChangedRowsAndColumns();
+    void lateAckShowsOnTheExpiredRow();
+    void finishedRowsBeyondTheCapAreDropped();
+    void displayRolesAndColours();
+    void proxyFiltersByStateBotAndText();
+};
+
+void TestCommandTableModel::appendsInOneBatchAndUpdatesInPlace()
+{
+    CommandTableModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QSignalSpy inserted(&model, &QAbstractItemModel::rowsInserted);
+    QList<CommandOutcome> batch;
+    for (int i = 1; i <= 50; ++i)
+        batch << record(quint64(i), QStringLiteral("bot-%1").arg(i % 5));
+    batch << record(3, QStringLiteral("bot-3"), CommandState::Acked); // same batch, later state
+    model.applyChanges(batch);
+    QCOMPARE(inserted.count(), 1);
+    QCOMPARE(model.rowCount(), 50);
+    QCOMPARE(model.record(2)->state, CommandState::Acked);
+    model.applyChanges({record(10, QStringLiteral("bot-0"), CommandState::Rejected)});
+    QCOMPARE(model.rowCount(), 50);
+    QCOMPARE(model.rowOf(QStringLiteral("cmd-10")), 9);
+    QCOMPARE(model.index(9, CommandTableModel::State).data().toString(), QString("rejected"));
+}
+
+void TestCommandTableModel::changesAreNarrowedToChangedRowsAndColumns()
+{
+    CommandTableModel model;
+    QList<CommandOutcome> batch;
+    for (int i = 1; i <= 20; ++i)
+        batch << record(quint64(i), QStringLiteral("bot"));
+    model.applyChanges(batch);
+    QSignalSpy changed(&model, &QAbstractItemModel::dataChanged);
+    model.applyChanges({record(5, "bot", CommandState::Acked),
+                        record(6, "bot", CommandState::Acked),
+                        record(15, "bot", CommandState::Expired)});
+    QCOMPARE(changed.count(), 2); // rows 4..5 and row 14, not 4..14
+    const auto first = changed.at(0);
+    QCOMPARE(first.at(0).toModelIndex().row(), 4);
+    QCOMPARE(first.at(1).toModelIndex().row(), 5);
+    QCOMPARE(first.at(0).toModelIndex().column(), int(CommandTableModel::State));
+    QCOMPARE(first.at(1).toModelIndex().column(), int(CommandTableModel::Message));
+    QCOMPARE(changed.at(1).at(0).toModelIndex().row(), 14);
+}
+
+void TestCommandTableModel::lateAckShowsOnTheExpiredRow()
+{
+    CommandTableModel model;
+    CommandOutcome o = record(1, "bot", CommandState::Expired);
+    model.applyChanges({o});
+    CommandAckData ack;
+    ack.success = true;
+    ack.message = QStringLiteral("done after all");
+    o.lateAck = ack;
+    o.lateAckAt = o.deadline + 7300ms;
+    model.applyChanges({o});
+    QCOMPARE(model.rowCount(), 1);
+    QCOMPARE(model.index(0, CommandTableModel::State).data().toString(),
+             QString("expired, late ack after 7.3 s"));
+    QCOMPARE(model.index(0, CommandTableModel::Message).data().toString(),
+             QString("done after all"));
+}
+
+void TestCommandTableModel::finishedRowsBeyondTheCapAreDropped()
+{
+    CommandTableModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.setMaxRows(100);
+    model.applyChanges({record(1, "bot")}); // pending: kept
+    QList<CommandOutcome> batch;
+    for (int i = 2; i <= 300; ++i)
+        batch << record(quint64(i), "bot", CommandState::Acked);
+    model.applyChanges(batch);
+    // The pending row at the front blocks dropping; finish it and the rest goes.
+    model.applyChanges({record(1, "bot", CommandState::Acked)});
+    QVERIFY(model.rowCount() <= 110);
+    QCOMPARE(model.rowOf("cmd-1"), -1);
+    QCOMPARE(model.rowOf("cmd-300"), model.rowCount() - 1);
+    QCOMPARE(model.record(model.rowOf("cmd-250"))->commandId, QString("cmd-250"));
+}
+
+void TestCommandTableModel::displayRolesAndColours()
+{
+    CommandTableModel model;
+    model.applyChanges({record(1, "bot"), record(2, "bot", CommandState::Rejected),
+                        record(3, "bot", CommandState::Acked)});
+    QVERIFY(model.index(0, CommandTableModel::Remaining).data().toDouble() > 4.0);
+    QVERIFY(!model.index(2, CommandTableModel::Remaining).data().isValid());
+    QVERIFY(model.index(1, CommandTableModel::State).data(Qt::ForegroundRole).isValid());
+    QVERIFY(!model.index(2, CommandTableModel::State).data(Qt::ForegroundRole).isValid());
+    QVERIFY(
+        !model.index(2, CommandTableModel::State).data(Qt::DecorationRole).value<QIcon>().isNull());
+    QCOMPARE(model.index(0, CommandTableModel::Id).data(Qt::ToolTipRole).toString(),
+             QString("cmd-1"));
+    QCOMPARE(model.index(2, CommandTableModel::Latency).data().toString(), QString("12.0 ms"));
+}
+
+void TestCommandTableModel::proxyFiltersByStateBotAndText()
+{
+    CommandTableModel model;
+    CommandFilterProxy proxy;
+    proxy.setSourceModel(&model);
+    QAbstractItemModelTester tester(&proxy, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.applyChanges({record(1, "bot-a"), record(2, "bot-a", CommandState::Acked),
+                        record(3, "bot-b", CommandState::Expired),
+                        record(4, "bot-b", CommandState::Rejected)});
+    QCOMPARE(proxy.rowCount(), 4);
+    proxy.setStateGroup(CommandFilterProxy::StateGroup::Pending);
+    QCOMPARE(proxy.rowCount(), 1);
+    proxy.setStateGroup(CommandFilterProxy::StateGroup::Done);
+    QCOMPARE(proxy.rowCount(), 3);
+    proxy.setStateGroup(CommandFilterProxy::StateGroup::Problems);
+    QCOMPARE(proxy.rowCount(), 2);
+    proxy.setStateGroup(CommandFilterProxy::StateGroup::All);
+    proxy.setBot("bot-a");
+    QCOMPARE(proxy.rowCount(), 2);
+    proxy.setBot({});
+    proxy.setText("cmd-4");
+    QCOMPARE(proxy.rowCount(), 1);
+    proxy.setText("EXPIRED");
+    QCOMPARE(proxy.rowCount(), 1);
+}
+
+QTEST_MAIN(TestCommandTableModel)
+#include "tst_commandtablemodel.moc"

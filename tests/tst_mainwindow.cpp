@@ -1,0 +1,248 @@
+// The real window under the offscreen platform, against a real in-process hub and bots that
+// the test drives by hand (RawBot), so every outcome is deterministic.
+#include "commandfilterproxy.h"
+#include "commandregistry.h"
+#include "commandservice.h"
+#include "commandtablemodel.h"
+#include "fleetmodel.h"
+#include "hub.h"
+#include "mainwindow.h"
+#include "rawbot.h"
+#include "sendpanel.h"
+
+#include <QAction>
+#include <QClipboard>
+#include <QComboBox>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QMenu>
+#include <QPushButton>
+#include <QStandardPaths>
+#include <QTableView>
+#include <QTest>
+#include <QTextBrowser>
+
+using namespace opconsole;
+using namespace std::chrono;
+
+namespace {
+
+struct Rig
+{
+    Rig()
+    {
+        HubOptions options;
+        options.listenAddress = QStringLiteral("127.0.0.1:0");
+        hub = std::make_unique<Hub>(registry, options);
+        hub->start();
+        service = std::make_unique<CommandService>(registry, *hub);
+        window = std::make_unique<MainWindow>(registry, *hub, *service);
+        window->show();
+    }
+    std::string address() const { return hub->address().toStdString(); }
+    // The state text of a command's row, "" while it is not in the table.
+    QString stateOf(const QString &id) const
+    {
+        const int row = window->commandModel()->rowOf(id);
+        return row < 0
+                   ? QString()
+                   : window->commandModel()->index(row, CommandTableModel::State).data().toString();
+    }
+    bool botListed(const QString &bot) const
+    {
+        return QTest::qWaitFor([&] { return window->fleetModel()->rowOf(bot) >= 0; }, 5000);
+    }
+
+    CommandRegistry registry;
+    std::unique_ptr<Hub> hub;
+    std::unique_ptr<CommandService> service;
+    std::unique_ptr<MainWindow> window;
+};
+
+} // namespace
+
+class TestMainWindow : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+    void selectBotClickSendSeePendingThenAcked();
+    void silentBotExpiresThenShowsItsLateAck();
+    void cancelFromTheContextMenu();
+    void fanOutShowsAnAggregateRow();
+    void filtersNarrowTheTable();
+    void copyAsOpctlAndDetails();
+    void settingsPersist();
+};
+
+void TestMainWindow::selectBotClickSendSeePendingThenAcked()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    QVERIFY(rig.botListed("bot-1"));
+    rig.window->selectBots({"bot-1"});
+    rig.window->sendPanel()->setKind(CommandKind::Ping);
+    QVERIFY(rig.window->sendPanel()->sendButton()->isEnabled());
+    QTest::mouseClick(rig.window->sendPanel()->sendButton(), Qt::LeftButton);
+    const auto command = bot.readCommand(5s);
+    QVERIFY(command.has_value());
+    const QString id = QString::fromStdString(command->command_id());
+    QTRY_COMPARE_WITH_TIMEOUT(rig.stateOf(id), QString("pending"), 5000);
+    bot.ack(command->command_id(), true, "pong");
+    QTRY_COMPARE_WITH_TIMEOUT(rig.stateOf(id), QString("acked"), 5000);
+    const int row = rig.window->commandModel()->rowOf(id);
+    QCOMPARE(rig.window->commandModel()->index(row, CommandTableModel::Message).data().toString(),
+             QString("pong"));
+    QTRY_VERIFY_WITH_TIMEOUT(rig.window->statusText().contains("acked 1"), 5000);
+}
+
+void TestMainWindow::silentBotExpiresThenShowsItsLateAck()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-slow"));
+    QVERIFY(rig.botListed("bot-slow"));
+    rig.window->selectBots({"bot-slow"});
+    rig.window->sendPanel()->setKind(CommandKind::Restart);
+    rig.service->send("bot-slow", CommandSpec::of(CommandKind::Restart), 200ms);
+    const auto command = bot.readCommand(5s);
+    QVERIFY(command.has_value());
+    const QString id = QString::fromStdString(command->command_id());
+    QTRY_COMPARE_WITH_TIMEOUT(rig.stateOf(id), QString("expired"), 5000);
+    bot.ack(command->command_id(), true, "restarted late");
+    QTRY_VERIFY_WITH_TIMEOUT(rig.stateOf(id).startsWith("expired, late ack after"), 5000);
+    rig.window->stateFilter()->setCurrentIndex(3); // Problems: a late ack is one
+    QCOMPARE(rig.window->commandProxy()->rowCount(), 1);
+}
+
+void TestMainWindow::cancelFromTheContextMenu()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    const QString id = rig.service->newCommandId();
+    rig.service->sendWithId(id, "bot-1", CommandSpec::of(CommandKind::Stop), 60s);
+    QVERIFY(bot.readCommand(5s).has_value());
+    QTRY_COMPARE_WITH_TIMEOUT(rig.stateOf(id), QString("pending"), 5000);
+    rig.window->selectCommand(id);
+    QAction *cancel = nullptr;
+    for (QAction *a : rig.window->commandMenu()->actions()) {
+        if (a->text() == QLatin1String("Cancel"))
+            cancel = a;
+    }
+    QVERIFY(cancel);
+    QCOMPARE(cancel->shortcut(), QKeySequence(QKeySequence::Delete));
+    cancel->trigger();
+    QTRY_COMPARE_WITH_TIMEOUT(rig.stateOf(id), QString("cancelled"), 5000);
+    bool told = false;
+    for (int i = 0; i < 5 && !told; ++i) {
+        const auto message = bot.read(2s);
+        told =
+            message && message->has_cancel() && message->cancel().command_id() == id.toStdString();
+    }
+    QVERIFY(told);
+}
+
+void TestMainWindow::fanOutShowsAnAggregateRow()
+{
+    Rig rig;
+    RawBot a(rig.address()), b(rig.address());
+    QVERIFY(a.hello("bot-a"));
+    QVERIFY(b.hello("bot-b"));
+    QVERIFY(rig.botListed("bot-a") && rig.botListed("bot-b"));
+    rig.window->selectBots({"bot-a", "bot-b"});
+    QCOMPARE(rig.window->selectedBots().size(), 2);
+    rig.window->sendKindToSelection(CommandKind::Start);
+    const auto ca = a.readCommand(5s), cb = b.readCommand(5s);
+    QVERIFY(ca && cb);
+    QCOMPARE(rig.window->fanOutList()->count(), 1);
+    QVERIFY(rig.window->fanOutList()->item(0)->text().contains("0/2 acked, 2 pending"));
+    a.ack(ca->command_id(), true, "started");
+    b.ack(cb->command_id(), false, "no fuel");
+    QTRY_VERIFY_WITH_TIMEOUT(
+        rig.window->fanOutList()->item(0)->text().endsWith("1/2 acked, 1 rejected"), 5000);
+    QVERIFY(rig.window->fanOutList()->item(0)->text().startsWith("start → 2 bots"));
+}
+
+void TestMainWindow::filtersNarrowTheTable()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    for (int i = 0; i < 3; ++i)
+        rig.service->send("bot-1", CommandSpec::of(CommandKind::Ping), 30s);
+    rig.service->send("bot-gone", CommandSpec::of(CommandKind::Ping), 30s); // not connected
+    for (int i = 0; i < 3; ++i) {
+        const auto c = bot.readCommand(5s);
+        QVERIFY(c.has_value());
+        if (i == 0)
+            bot.ack(c->command_id(), true, "pong");
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(rig.window->commandModel()->rowCount(), 4, 5000);
+    QTRY_COMPARE_WITH_TIMEOUT(rig.registry.counters().acked, 1u, 5000);
+    QCoreApplication::processEvents();
+    auto *proxy = rig.window->commandProxy();
+    rig.window->stateFilter()->setCurrentIndex(1); // Pending
+    QCOMPARE(proxy->rowCount(), 2);
+    rig.window->stateFilter()->setCurrentIndex(3); // Problems
+    QCOMPARE(proxy->rowCount(), 1);
+    rig.window->stateFilter()->setCurrentIndex(0);
+    QTest::keyClicks(rig.window->commandFilter(), "bot-gone");
+    QCOMPARE(proxy->rowCount(), 1);
+    rig.window->commandFilter()->clear();
+    QCOMPARE(proxy->rowCount(), 4);
+    // '/' focuses the filter.
+    rig.window->activateWindow();
+    rig.window->commandsView()->setFocus();
+    QTest::keyClick(rig.window->commandsView(), Qt::Key_Slash);
+    QTRY_VERIFY(rig.window->commandFilter()->hasFocus());
+}
+
+void TestMainWindow::copyAsOpctlAndDetails()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    QVERIFY(rig.botListed("bot-1"));
+    rig.window->selectBots({"bot-1"});
+    rig.window->sendPanel()->setKind(CommandKind::ConfigUpdate);
+    QVERIFY(!rig.window->sendPanel()->sendButton()->isEnabled()); // no keys yet
+    rig.window->sendPanel()->setConfigValues({{"depth", "3"}});
+    QVERIFY(rig.window->sendPanel()->sendButton()->isEnabled());
+    rig.window->sendToSelection();
+    const auto command = bot.readCommand(5s);
+    QVERIFY(command && command->has_config_update());
+    bot.ack(command->command_id(), true, "applied");
+    const QString id = QString::fromStdString(command->command_id());
+    QTRY_COMPARE_WITH_TIMEOUT(rig.stateOf(id), QString("acked"), 5000);
+    rig.window->selectCommand(id);
+    rig.window->copySelectedAsOpctl();
+    const QString line = QGuiApplication::clipboard()->text();
+    QVERIFY2(line.startsWith("opctl --hub " + rig.hub->address() + " send bot-1 config --timeout"),
+             qPrintable(line));
+    QVERIFY(line.contains("--set depth=3"));
+    QTRY_VERIFY_WITH_TIMEOUT(rig.window->details()->toPlainText().contains("depth = 3"), 5000);
+    QVERIFY(rig.window->details()->toPlainText().contains("Timeline"));
+    QVERIFY(rig.window->details()->toPlainText().contains("applied"));
+}
+
+void TestMainWindow::settingsPersist()
+{
+    {
+        Rig rig;
+        rig.window->commandFilter()->setText("remember me");
+        rig.window->stateFilter()->setCurrentIndex(2);
+        rig.window->close();
+    }
+    Rig again;
+    QCOMPARE(again.window->commandFilter()->text(), QString("remember me"));
+    QCOMPARE(again.window->stateFilter()->currentIndex(), 2);
+    again.window->commandFilter()->clear();
+    again.window->stateFilter()->setCurrentIndex(0);
+    again.window->close();
+}
+
+QTEST_MAIN(TestMainWindow)
+#include "tst_mainwindow.moc"

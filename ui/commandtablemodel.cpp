@@ -1,0 +1,265 @@
+#include "commandtablemodel.h"
+
+#include <QApplication>
+#include <QBrush>
+#include <QColor>
+#include <QDateTime>
+#include <QStyle>
+
+namespace opconsole {
+
+using namespace std::chrono;
+
+namespace {
+
+QString formatMs(double ms)
+{
+    if (ms < 1)
+        return QStringLiteral("%1 µs").arg(ms * 1000, 0, 'f', 0);
+    if (ms < 1000)
+        return QStringLiteral("%1 ms").arg(ms, 0, 'f', ms < 10 ? 2 : 1);
+    return QStringLiteral("%1 s").arg(ms / 1000, 0, 'f', 2);
+}
+
+double toMs(nanoseconds d)
+{
+    return double(d.count()) / 1e6;
+}
+
+} // namespace
+
+CommandTableModel::CommandTableModel(QObject *parent) : QAbstractTableModel(parent)
+{
+    if (auto *style = QApplication::style()) {
+        m_icons[int(CommandState::Pending)] = style->standardIcon(QStyle::SP_BrowserReload);
+        m_icons[int(CommandState::Acked)] = style->standardIcon(QStyle::SP_DialogApplyButton);
+        m_icons[int(CommandState::Rejected)] = style->standardIcon(QStyle::SP_MessageBoxCritical);
+        m_icons[int(CommandState::Expired)] = style->standardIcon(QStyle::SP_MessageBoxWarning);
+        m_icons[int(CommandState::NotConnected)] = style->standardIcon(QStyle::SP_DriveNetIcon);
+        m_icons[int(CommandState::Disconnected)] = style->standardIcon(QStyle::SP_DriveNetIcon);
+        m_icons[int(CommandState::Cancelled)] = style->standardIcon(QStyle::SP_DialogCancelButton);
+        m_icons[int(CommandState::Refused)] = style->standardIcon(QStyle::SP_MessageBoxCritical);
+    }
+}
+
+int CommandTableModel::rowCount(const QModelIndex &parent) const
+{
+    return parent.isValid() ? 0 : int(m_rows.size());
+}
+
+int CommandTableModel::columnCount(const QModelIndex &parent) const
+{
+    return parent.isValid() ? 0 : ColumnCount;
+}
+
+QString CommandTableModel::shortId(const QString &id)
+{
+    return id.size() <= 14 ? id : QStringLiteral("…") + id.right(12);
+}
+
+QString CommandTableModel::stateText(const CommandOutcome &o)
+{
+    QString text = stateName(o.state);
+    if (o.state == CommandState::Pending && o.progressPercent >= 0)
+        text += QStringLiteral(" %1%").arg(o.progressPercent);
+    if (o.hasLateAck())
+        text += QStringLiteral(", late ack after %1 s")
+                    .arg(double(o.lateBy().count()) / 1e9, 0, 'f', 1);
+    return text;
+}
+
+void CommandTableModel::fill(Row &row)
+{
+    const CommandOutcome &o = row.rec;
+    row.shortId = shortId(o.commandId);
+    row.state = stateText(o);
+    row.sentAt = o.wasSent() ? QDateTime::fromMSecsSinceEpoch(o.wallMs(o.sentAt))
+                                   .toString(QStringLiteral("HH:mm:ss.zzz"))
+                             : QString();
+    row.latency = o.finished() ? formatMs(toMs(o.latency())) : QString();
+    if (o.hasLateAck())
+        row.message = o.lateAck->message;
+    else if (o.ack)
+        row.message = o.ack->message;
+    else if (o.state == CommandState::Pending)
+        row.message = o.progressMessage;
+    else
+        row.message = o.reason;
+    row.tooltip = o.commandId;
+}
+
+QVariant CommandTableModel::data(const QModelIndex &index, int role) const
+{
+    if (!index.isValid() || index.row() >= int(m_rows.size()))
+        return {};
+    const Row &row = m_rows[size_t(index.row())];
+    const CommandOutcome &o = row.rec;
+    switch (role) {
+    case Qt::DisplayRole:
+        switch (index.column()) {
+        case Id:
+            return row.shortId;
+        case Bot:
+            return o.botId;
+        case Command:
+            return o.kind;
+        case State:
+            return row.state;
+        case SentAt:
+            return row.sentAt;
+        case Remaining:
+            // Seconds as a number; the view formats it (a live countdown while pending).
+            if (o.state != CommandState::Pending)
+                return {};
+            return std::max(0.0,
+                            double(duration_cast<milliseconds>(o.deadline - Clock::now()).count()) /
+                                1000.0);
+        case Latency:
+            return row.latency;
+        case Message:
+            return row.message;
+        }
+        return {};
+    case Qt::ToolTipRole:
+        return index.column() == Id ? row.tooltip : QVariant();
+    case Qt::DecorationRole:
+        return index.column() == State ? m_icons[int(o.state)] : QVariant();
+    case Qt::ForegroundRole:
+        // Colour marks only what needs a look; text and icon say it too.
+        if (index.column() != State && index.column() != Message)
+            return {};
+        if (o.hasLateAck())
+            return QBrush(QColor(0xb3, 0x5c, 0x00));
+        switch (o.state) {
+        case CommandState::Rejected:
+        case CommandState::Expired:
+        case CommandState::Disconnected:
+        case CommandState::NotConnected:
+        case CommandState::Refused:
+            return QBrush(QColor(0xc0, 0x1c, 0x28));
+        default:
+            return {};
+        }
+    case RecordRole:
+        return QVariant::fromValue(o);
+    case StateRole:
+        return int(o.state);
+    case CommandIdRole:
+        return o.commandId;
+    case SortRole:
+        switch (index.column()) {
+        case Id:
+            return o.sequence;
+        case SentAt:
+            return qint64(o.sentAt.time_since_epoch().count());
+        case Remaining:
+            return qint64(o.deadline.time_since_epoch().count());
+        case Latency:
+            return qint64(o.finished() ? o.latency().count() : -1);
+        default:
+            return data(index, Qt::DisplayRole);
+        }
+    }
+    return {};
+}
+
+QVariant CommandTableModel::headerData(int section, Qt::Orientation orientation, int role) const
+{
+    if (orientation != Qt::Horizontal || role != Qt::DisplayRole)
+        return {};
+    static const char *names[] = {"Id",      "Bot",       "Command", "State",
+                                  "Sent at", "Remaining", "Latency", "Message"};
+    return section >= 0 && section < ColumnCount ? tr(names[section]) : QVariant();
+}
+
+void CommandTableModel::applyChanges(const QList<CommandOutcome> &records)
+{
+    std::vector<const CommandOutcome *> added;
+    std::vector<int> changed;
+    QHash<QString, int> newInBatch; // a record may appear several times in one batch
+    for (const CommandOutcome &o : records) {
+        const auto it = m_index.constFind(o.commandId);
+        if (it != m_index.cend()) {
+            const int row = int(*it - m_base);
+            Row &r = m_rows[size_t(row)];
+            if (r.rec.sequence != o.sequence)
+                continue;
+            r.rec = o;
+            fill(r);
+            changed.push_back(row);
+        } else if (const auto pending = newInBatch.constFind(o.commandId);
+                   pending != newInBatch.cend()) {
+            added[size_t(*pending)] = &o; // latest state wins
+        } else {
+            newInBatch.insert(o.commandId, int(added.size()));
+            added.push_back(&o);
+        }
+    }
+    // Narrow: one dataChanged per run of adjacent rows, columns State..Message only (a wide
+    // range would make a sorting proxy re-sort rows that did not change).
+    std::sort(changed.begin(), changed.end());
+    changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+    if (changed.size() > 512) {
+        emit dataChanged(index(changed.front(), State), index(changed.back(), Message));
+    } else {
+        for (size_t i = 0; i < changed.size();) {
+            size_t j = i;
+            while (j + 1 < changed.size() && changed[j + 1] == changed[j] + 1)
+                ++j;
+            emit dataChanged(index(changed[i], State), index(changed[j], Message));
+            i = j + 1;
+        }
+    }
+    if (!added.empty()) {
+        const int first = int(m_rows.size());
+        beginInsertRows({}, first, first + int(added.size()) - 1);
+        for (const CommandOutcome *o : added) {
+            Row row;
+            row.rec = *o;
+            fill(row);
+            m_index.insert(o->commandId, m_base + qint64(m_rows.size()));
+            m_rows.push_back(std::move(row));
+        }
+        endInsertRows();
+    }
+    prune();
+}
+
+void CommandTableModel::prune()
+{
+    // Drop finished rows from the front, in one block, once the cap is passed by 10%.
+    if (int(m_rows.size()) <= m_maxRows + m_maxRows / 10)
+        return;
+    int drop = 0;
+    const int excess = int(m_rows.size()) - m_maxRows;
+    while (drop < excess && m_rows[size_t(drop)].rec.finished())
+        ++drop;
+    if (drop == 0)
+        return;
+    beginRemoveRows({}, 0, drop - 1);
+    for (int i = 0; i < drop; ++i) {
+        m_index.remove(m_rows.front().rec.commandId);
+        m_rows.pop_front();
+    }
+    m_base += drop;
+    endRemoveRows();
+}
+
+void CommandTableModel::setMaxRows(int rows)
+{
+    m_maxRows = std::max(100, rows);
+    prune();
+}
+
+int CommandTableModel::rowOf(const QString &commandId) const
+{
+    const auto it = m_index.constFind(commandId);
+    return it == m_index.cend() ? -1 : int(*it - m_base);
+}
+
+const CommandOutcome *CommandTableModel::record(int row) const
+{
+    return row >= 0 && row < int(m_rows.size()) ? &m_rows[size_t(row)].rec : nullptr;
+}
+
+} // namespace opconsole

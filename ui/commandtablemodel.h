@@ -1,0 +1,81 @@
+#pragma once
+
+#include "commandoutcome.h"
+
+#include <QAbstractTableModel>
+#include <QHash>
+#include <QIcon>
+
+#include <deque>
+
+namespace opconsole {
+
+// One row per command, fed by CommandRegistry::changed batches: new commands are appended
+// with one beginInsertRows per batch, changes are announced for the changed rows and the
+// columns that can change only. Display strings are made when a record changes, so data()
+// is O(1) and does not allocate. Finished rows beyond the cap are dropped, oldest first.
+class CommandTableModel final : public QAbstractTableModel
+{
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(CommandTableModel)
+
+public:
+    enum Column
+    {
+        Id,
+        Bot,
+        Command,
+        State,
+        SentAt,
+        Remaining,
+        Latency,
+        Message,
+        ColumnCount
+    };
+    enum Role
+    {
+        RecordRole = Qt::UserRole + 1, // the CommandOutcome
+        StateRole,                     // CommandState as int
+        CommandIdRole,                 // the full id
+        SortRole,                      // a value that sorts right
+    };
+    static constexpr int DefaultMaxRows = 100'000;
+
+    explicit CommandTableModel(QObject *parent = nullptr);
+
+    int rowCount(const QModelIndex &parent = {}) const override;
+    int columnCount(const QModelIndex &parent = {}) const override;
+    QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;
+    QVariant headerData(int section, Qt::Orientation orientation, int role) const override;
+
+    void applyChanges(const QList<CommandOutcome> &records);
+    void setMaxRows(int rows);
+    int maxRows() const { return m_maxRows; }
+    int rowOf(const QString &commandId) const; // -1 when not shown
+    const CommandOutcome *record(int row) const;
+
+    static QString stateText(const CommandOutcome &o);
+    static QString shortId(const QString &id);
+
+private:
+    struct Row
+    {
+        CommandOutcome rec;
+        QString shortId;
+        QString state;
+        QString sentAt;
+        QString latency;
+        QString message;
+        QString tooltip;
+    };
+    void fill(Row &row);
+    void prune();
+
+    std::deque<Row> m_rows;
+    QHash<QString, qint64> m_index; // id -> absolute position; row = position - m_base
+    qint64 m_base = 0;
+    int m_maxRows = DefaultMaxRows;
+    QIcon m_icons[8];
+};
+
+} // namespace opconsole

@@ -1,0 +1,70 @@
+#pragma once
+
+#include "botinfo.h"
+#include "commandoutcome.h"
+
+#include <QAbstractTableModel>
+#include <QHash>
+
+#include <functional>
+
+namespace opconsole {
+
+// Every bot that connected during this run, with its connection, state, heartbeat age,
+// commands in flight and last command latency.
+class FleetModel final : public QAbstractTableModel
+{
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(FleetModel)
+
+public:
+    enum Column
+    {
+        Bot,
+        Labels,
+        State,
+        Connection,
+        Heartbeat,
+        InFlight,
+        LastLatency,
+        ColumnCount
+    };
+    enum Role
+    {
+        BotIdRole = Qt::UserRole + 1,
+        ConnectedRole,
+        SortRole
+    };
+
+    // pendingOf(botId) gives the bot's commands in flight (the registry's count).
+    explicit FleetModel(std::function<int(const QString &)> pendingOf, QObject *parent = nullptr);
+
+    int rowCount(const QModelIndex &parent = {}) const override;
+    int columnCount(const QModelIndex &parent = {}) const override;
+    QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;
+    QVariant headerData(int section, Qt::Orientation orientation, int role) const override;
+
+    void upsert(const BotInfo &info);
+    void noteOutcomes(const QList<CommandOutcome> &records); // last latency per bot
+    // Heartbeat age and in-flight counts move with time: refresh those columns.
+    void refreshLive(const QList<BotInfo> &bots);
+    int connectedCount() const;
+    int rowOf(const QString &botId) const { return m_index.value(botId, -1); }
+
+private:
+    struct Row
+    {
+        BotInfo info;
+        QString labels;
+        QString connection;
+        int inFlight = 0;
+        QString lastLatency;
+    };
+    void fill(Row &row);
+
+    std::function<int(const QString &)> m_pendingOf;
+    QList<Row> m_rows;
+    QHash<QString, int> m_index;
+};
+
+} // namespace opconsole
