@@ -109,10 +109,11 @@ void TestCommandTableModel::finishedRowsBeyondTheCapAreDropped()
     for (int i = 2; i <= 300; ++i)
         batch << record(quint64(i), "bot", CommandState::Acked);
     model.applyChanges(batch);
-    // The pending row at the front blocks dropping; finish it and the rest goes.
-    model.applyChanges({record(1, "bot", CommandState::Acked)});
+    // Oldest finished rows go; the pending one stays, first.
     QVERIFY(model.rowCount() <= 110);
-    QCOMPARE(model.rowOf("cmd-1"), -1);
+    QCOMPARE(model.rowOf("cmd-1"), 0);
+    QCOMPARE(model.rowOf("cmd-2"), -1);
+    model.applyChanges({record(1, "bot", CommandState::Acked)});
     QCOMPARE(model.rowOf("cmd-300"), model.rowCount() - 1);
     QCOMPARE(model.record(model.rowOf("cmd-250"))->commandId, QString("cmd-250"));
 }

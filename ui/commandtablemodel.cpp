@@ -178,22 +178,19 @@ void CommandTableModel::applyChanges(const QList<CommandOutcome> &records)
     std::vector<int> changed;
     QHash<QString, int> newInBatch; // a record may appear several times in one batch
     for (const CommandOutcome &o : records) {
-        const auto it = m_index.constFind(o.commandId);
-        if (it != m_index.cend()) {
-            const int row = int(*it - m_base);
+        const int row = rowOfSequence(o.sequence);
+        if (row >= 0) {
             Row &r = m_rows[size_t(row)];
-            if (r.rec.sequence != o.sequence)
-                continue;
             r.rec = o;
             fill(r);
             changed.push_back(row);
         } else if (const auto pending = newInBatch.constFind(o.commandId);
                    pending != newInBatch.cend()) {
             added[size_t(*pending)] = &o; // latest state wins
-        } else {
+        } else if (m_rows.empty() || o.sequence > m_rows.back().rec.sequence) {
             newInBatch.insert(o.commandId, int(added.size()));
             added.push_back(&o);
-        }
+        } // else: an update of a row dropped by the cap; it stays dropped
     }
     // Narrow: one dataChanged per run of adjacent rows, columns State..Message only (a wide
     // range would make a sorting proxy re-sort rows that did not change).
@@ -217,7 +214,7 @@ void CommandTableModel::applyChanges(const QList<CommandOutcome> &records)
             Row row;
             row.rec = *o;
             fill(row);
-            m_index.insert(o->commandId, m_base + qint64(m_rows.size()));
+            m_index.insert(o->commandId, o->sequence);
             m_rows.push_back(std::move(row));
         }
         endInsertRows();
@@ -227,22 +224,50 @@ void CommandTableModel::applyChanges(const QList<CommandOutcome> &records)
 
 void CommandTableModel::prune()
 {
-    // Drop finished rows from the front, in one block, once the cap is passed by 10%.
-    if (int(m_rows.size()) <= m_maxRows + m_maxRows / 10)
+    // Past the cap by 1%, drop the oldest finished rows (pending ones stay), in runs of
+    // adjacent rows from the back so that row numbers stay valid while removing. Small,
+    // frequent prunes keep each one short; rows are found by sequence, so nothing is
+    // re-indexed.
+    const int slack = std::max(100, m_maxRows / 100);
+    if (int(m_rows.size()) <= m_maxRows + slack)
         return;
-    int drop = 0;
-    const int excess = int(m_rows.size()) - m_maxRows;
-    while (drop < excess && m_rows[size_t(drop)].rec.finished())
-        ++drop;
-    if (drop == 0)
-        return;
-    beginRemoveRows({}, 0, drop - 1);
-    for (int i = 0; i < drop; ++i) {
-        m_index.remove(m_rows.front().rec.commandId);
-        m_rows.pop_front();
+    const size_t excess = m_rows.size() - size_t(m_maxRows);
+    // At most a few runs per call (each is one rowsRemoved for the proxy and the view to
+    // digest); the next batch continues where this one stopped.
+    constexpr int MaxRuns = 4;
+    std::vector<int> drop;
+    drop.reserve(excess);
+    int runs = 0;
+    for (size_t i = 0; i < m_rows.size() && drop.size() < excess; ++i) {
+        if (!m_rows[i].rec.finished())
+            continue;
+        if (drop.empty() || drop.back() != int(i) - 1) {
+            if (++runs > MaxRuns)
+                break;
+        }
+        drop.push_back(int(i));
     }
-    m_base += drop;
-    endRemoveRows();
+    for (size_t end = drop.size(); end > 0;) {
+        size_t begin = end - 1;
+        while (begin > 0 && drop[begin - 1] == drop[begin] - 1)
+            --begin;
+        const int first = drop[begin];
+        const int last = drop[end - 1];
+        beginRemoveRows({}, first, last);
+        for (int r = first; r <= last; ++r)
+            m_index.remove(m_rows[size_t(r)].rec.commandId);
+        m_rows.erase(m_rows.begin() + first, m_rows.begin() + last + 1);
+        endRemoveRows();
+        end = begin;
+    }
+}
+
+int CommandTableModel::rowOfSequence(quint64 sequence) const
+{
+    // Rows are in registration order: a binary search finds one in O(log n).
+    const auto it = std::lower_bound(m_rows.begin(), m_rows.end(), sequence,
+                                     [](const Row &r, quint64 s) { return r.rec.sequence < s; });
+    return it != m_rows.end() && it->rec.sequence == sequence ? int(it - m_rows.begin()) : -1;
 }
 
 void CommandTableModel::setMaxRows(int rows)
@@ -254,7 +279,7 @@ void CommandTableModel::setMaxRows(int rows)
 int CommandTableModel::rowOf(const QString &commandId) const
 {
     const auto it = m_index.constFind(commandId);
-    return it == m_index.cend() ? -1 : int(*it - m_base);
+    return it == m_index.cend() ? -1 : rowOfSequence(*it);
 }
 
 const CommandOutcome *CommandTableModel::record(int row) const

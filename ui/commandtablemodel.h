@@ -13,7 +13,8 @@ namespace opconsole {
 // One row per command, fed by CommandRegistry::changed batches: new commands are appended
 // with one beginInsertRows per batch, changes are announced for the changed rows and the
 // columns that can change only. Display strings are made when a record changes, so data()
-// is O(1) and does not allocate. Finished rows beyond the cap are dropped, oldest first.
+// is O(1) and does not allocate. Rows stay in registration order and are found by binary
+// search on the sequence. Finished rows beyond the cap are dropped, oldest first.
 class CommandTableModel final : public QAbstractTableModel
 {
     Q_OBJECT
@@ -70,10 +71,10 @@ private:
     };
     void fill(Row &row);
     void prune();
+    int rowOfSequence(quint64 sequence) const;
 
     std::deque<Row> m_rows;
-    QHash<QString, qint64> m_index; // id -> absolute position; row = position - m_base
-    qint64 m_base = 0;
+    QHash<QString, quint64> m_index; // id -> sequence of the rows shown
     int m_maxRows = DefaultMaxRows;
     QIcon m_icons[8];
 };

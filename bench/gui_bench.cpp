@@ -1,0 +1,145 @@
+// The console under load, offscreen: 100,000 rows in the commands table, then acks arriving
+// at a fixed rate from another thread, while a 5 ms probe timer on the GUI thread measures
+// how late it fires (a stall). Prints "name value unit" lines; see docs/performance.md.
+#include "commandregistry.h"
+#include "commandservice.h"
+#include "commandtablemodel.h"
+#include "hub.h"
+#include "mainwindow.h"
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QTableView>
+#include <QTimer>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+using namespace opconsole;
+using namespace std::chrono;
+
+namespace {
+
+void print(const char *name, double value, const char *unit)
+{
+    std::printf("%s %.3f %s\n", name, value, unit);
+    std::fflush(stdout);
+}
+
+double peakRssMb()
+{
+    QFile status(QStringLiteral("/proc/self/status"));
+    if (!status.open(QIODevice::ReadOnly))
+        return 0;
+    for (const QByteArray &line : status.readAll().split('\n')) {
+        if (line.startsWith("VmHWM:"))
+            return line.mid(6).trimmed().split(' ').first().toDouble() / 1024.0;
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM"))
+        qputenv("QT_QPA_PLATFORM", "offscreen");
+    QApplication app(argc, argv);
+    QCommandLineParser parser;
+    parser.addHelpOption();
+    parser.addOptions({
+        {"rows", "Rows loaded before measuring.", "n", "100000"},
+        {"rate", "Acks per second while measuring.", "n", "10000"},
+        {"seconds", "Seconds measured.", "s", "10"},
+        {"pending-every", "Every Nth preloaded command stays pending (0: none).", "n", "100"},
+    });
+    parser.process(app);
+    const int preload = parser.value("rows").toInt();
+    const int rate = parser.value("rate").toInt();
+    const double seconds = parser.value("seconds").toDouble();
+    const int pendingEvery = parser.value("pending-every").toInt();
+    if (preload < 0 || rate < 1 || seconds <= 0 || seconds > 300)
+        qFatal("bad arguments");
+
+    CommandRegistry registry;
+    HubOptions options;
+    options.listenAddress = QStringLiteral("127.0.0.1:0");
+    Hub hub(registry, options); // not started: the load goes straight into the registry
+    CommandService service(registry, hub);
+    MainWindow window(registry, hub, service);
+    window.resize(1400, 900);
+    window.show();
+
+    CommandAckData ack;
+    ack.success = true;
+    ack.message = QStringLiteral("ok");
+    // Preload in chunks so the batches reach the table as they would live.
+    for (int i = 0; i < preload;) {
+        for (int k = 0; k < 5000 && i < preload; ++k, ++i) {
+            const QString id = QStringLiteral("pre-%1").arg(i);
+            const QString bot = QStringLiteral("bot-%1").arg(i % 50);
+            registry.trackCommand(id, bot, 60s, QStringLiteral("ping"));
+            if (pendingEvery == 0 || i % pendingEvery != 0) // some stay pending: live countdowns
+                registry.resolveCommand(id, bot, ack);
+        }
+        QCoreApplication::processEvents();
+    }
+    QCoreApplication::processEvents();
+
+    // The probe: how late does a 5 ms timer on the GUI thread fire?
+    std::vector<double> stalls;
+    QElapsedTimer probeClock;
+    QTimer probe;
+    probe.setTimerType(Qt::PreciseTimer);
+    probe.setInterval(5);
+    qint64 last = 0;
+    QObject::connect(&probe, &QTimer::timeout, [&] {
+        const qint64 now = probeClock.nsecsElapsed();
+        if (last > 0)
+            stalls.push_back(std::max(0.0, double(now - last) / 1e6 - 5.0));
+        last = now;
+    });
+
+    std::atomic<bool> stop{false};
+    std::atomic<quint64> sent{0};
+    std::thread load([&] {
+        // Paced in 1 ms slices: rate/1000 register+ack pairs each.
+        const auto start = steady_clock::now();
+        quint64 n = 0;
+        const double perMs = rate / 1000.0;
+        for (int slice = 1; !stop && slice <= int(seconds * 1000) + 1000; ++slice) {
+            const auto due = quint64(slice * perMs);
+            for (; n < due; ++n) {
+                const QString id = QStringLiteral("live-%1").arg(n);
+                const QString bot = QStringLiteral("bot-%1").arg(n % 50);
+                registry.trackCommand(id, bot, 30s, QStringLiteral("ping"));
+                registry.resolveCommand(id, bot, ack);
+            }
+            sent = n;
+            std::this_thread::sleep_until(start + milliseconds(slice)); // pacing, not syncing
+        }
+    });
+    probeClock.start();
+    probe.start();
+    QTimer::singleShot(int(seconds * 1000), &app, &QCoreApplication::quit);
+    app.exec();
+    stop = true;
+    load.join();
+
+    std::sort(stalls.begin(), stalls.end());
+    const auto pct = [&](double q) {
+        return stalls.empty() ? 0.0
+                              : stalls[std::min(stalls.size() - 1, size_t(q * stalls.size()))];
+    };
+    print("max_stall_ms", stalls.empty() ? 0 : stalls.back(), "ms");
+    print("p99_stall_ms", pct(0.99), "ms");
+    print("p50_stall_ms", pct(0.50), "ms");
+    print("acks_per_s", double(sent.load()) / seconds, "acks/s");
+    print("rows", window.commandModel()->rowCount(), "rows");
+    print("peak_rss_mb", peakRssMb(), "MiB");
+    return 0;
+}
