@@ -223,6 +223,14 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
                     : QStringLiteral("duplicate command id: '%1' was used recently (%2)")
                           .arg(commandId, stateName(state)));
         }
+        BotIndex &bot = m_bots[botId];
+        if (m_maxPendingPerBot > 0 && bot.pending >= m_maxPendingPerBot) {
+            m_entries.erase(slot);
+            lock.unlock();
+            return refuse(QStringLiteral("%1 commands already in flight to %2 (the cap)")
+                              .arg(m_maxPendingPerBot)
+                              .arg(botId));
+        }
         Entry &entry = slot->second;
         CommandOutcome &rec = entry.rec;
         rec.commandId = commandId;
@@ -243,7 +251,6 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
         }
         flush = noteChangeLocked(rec);
 
-        BotIndex &bot = m_bots[botId];
         entry.bot = &bot;
         bot.ids.push_back(commandId);
         ++bot.pending;
@@ -753,6 +760,12 @@ void CommandRegistry::setMaxRemembered(int count)
     std::lock_guard lock(m_mutex);
     m_maxRemembered = std::max(0, count);
     forgetOldLocked(Clock::now());
+}
+
+void CommandRegistry::setMaxPendingPerBot(int count)
+{
+    std::lock_guard lock(m_mutex);
+    m_maxPendingPerBot = std::max(0, count);
 }
 
 int CommandRegistry::maxRemembered() const

@@ -149,6 +149,8 @@ public:
     std::chrono::milliseconds lateAckWindow() const;
     void setMaxRemembered(int count);
     int maxRemembered() const;
+    // Registrations past this many pending commands for one bot are refused (0: no cap).
+    void setMaxPendingPerBot(int count);
 
 protected:
     void connectNotify(const QMetaMethod &signal) override;
@@ -239,6 +241,7 @@ private:
     RegistryCounters m_counters;
     std::chrono::milliseconds m_lateAckWindow = DefaultLateAckWindow;
     int m_maxRemembered = DefaultMaxRemembered;
+    int m_maxPendingPerBot = 0;
     Clock::time_point m_armedFor = Clock::time_point::max();
     bool m_shuttingDown = false;
 

@@ -69,6 +69,7 @@ CommandService::CommandService(CommandRegistry &registry, Hub &hub, QObject *par
       m_idPrefix(QString::number(QRandomGenerator::global()->bounded(36 * 36 * 36), 36))
 {
     qRegisterMetaType<FanOutSummary>();
+    registry.setMaxPendingPerBot(DefaultMaxInFlightPerBot);
     connect(
         &hub, &Hub::botConnected, this, [this](const BotInfo &info) { onBotConnected(info.botId); },
         Qt::DirectConnection);
@@ -84,6 +85,11 @@ CommandService::~CommandService()
     for (const Waiting &w : waiting)
         m_registry.failCommand(w.commandId, CommandState::NotConnected,
                                QStringLiteral("shut down while waiting for the bot to connect"));
+}
+
+void CommandService::setMaxInFlightPerBot(int count)
+{
+    m_registry.setMaxPendingPerBot(count);
 }
 
 QString CommandService::newCommandId()
@@ -112,14 +118,7 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
         m_registry.failCommand(commandId, CommandState::Refused, problem);
         return future;
     }
-    const int cap = m_maxInFlight.load();
-    if (cap > 0 && m_registry.pendingCount(botId) > cap) {
-        m_registry.failCommand(
-            commandId, CommandState::Refused,
-            QStringLiteral("%1 commands already in flight to %2 (the cap)").arg(cap).arg(botId));
-        return future;
-    }
-    if (!m_hub.isConnected(botId) && options.connectTimeout > 0ms) {
+    if (options.connectTimeout > 0ms && !m_hub.isConnected(botId)) {
         {
             std::lock_guard lock(m_mutex);
             m_waiting.push_back({commandId, botId, spec, timeout});

@@ -78,7 +78,8 @@ public:
 
     // Unique, time-ordered ids: "c-<ms since epoch, base 36>-<counter>".
     QString newCommandId();
-    void setMaxInFlightPerBot(int count) { m_maxInFlight = count; }
+    // Commands in flight to one bot at most (0: no cap); more are refused at registration.
+    void setMaxInFlightPerBot(int count);
 
     CommandRegistry &registry() const { return m_registry; }
     Hub &hub() const { return m_hub; }
@@ -98,7 +99,6 @@ private:
 
     CommandRegistry &m_registry;
     Hub &m_hub;
-    std::atomic<int> m_maxInFlight{DefaultMaxInFlightPerBot};
     std::atomic<quint64> m_counter{0};
     const QString m_idPrefix;
     std::mutex m_mutex;

@@ -95,7 +95,14 @@ public:
     mutable std::mutex mutex;                                      // guards everything below
     std::unordered_map<QString, std::shared_ptr<BotSession>> live; // bot id -> current session
     QMap<QString, BotInfo> bots;
-    HubCounters counters;
+
+    // Counted without the lock: the ack and send paths take no hub-wide lock for them.
+    struct
+    {
+        std::atomic<quint64> streamsAccepted{0}, streamsRejected{0}, sessionsReplaced{0},
+            heartbeatTimeouts{0}, protocolViolations{0}, streamErrors{0}, queueFull{0},
+            messagesIn{0}, messagesOut{0};
+    } counters;
 
     std::mutex livenessMutex;
     std::condition_variable livenessWake;
@@ -171,10 +178,7 @@ public:
             else
                 problem = checkBotId(m_in.hello().bot_id());
             if (!problem.isEmpty()) {
-                {
-                    std::lock_guard lock(m_hub->mutex);
-                    ++m_hub->counters.streamsRejected;
-                }
+                ++m_hub->counters.streamsRejected;
                 m_hub->violation(QString(), problem);
                 v1::HubMessage reject;
                 reject.mutable_reject()->set_reason(toStd(problem));
@@ -403,16 +407,12 @@ void HubPrivate::onMessage(BotSession *session, const v1::BotMessage &message)
         violation(botId, QStringLiteral("empty message ignored"));
         break;
     }
-    std::lock_guard lock(mutex);
     ++counters.messagesIn;
 }
 
 void HubPrivate::violation(const QString &botId, const QString &what)
 {
-    {
-        std::lock_guard lock(mutex);
-        ++counters.protocolViolations;
-    }
+    ++counters.protocolViolations;
     emit q->protocolViolation(botId, what);
 }
 
@@ -564,7 +564,6 @@ SendResult Hub::sendCommand(const QString &botId, const QString &commandId, cons
     // session's teardown fails exactly the commands that went down this stream.
     d->registry.markSent(commandId, session->id());
     const SendResult result = session->enqueue(std::move(message));
-    std::lock_guard lock(d->mutex);
     if (result == SendResult::QueueFull)
         ++d->counters.queueFull;
     else if (result == SendResult::Queued)
@@ -621,8 +620,18 @@ QStringList Hub::connectedBotIds() const
 
 HubCounters Hub::counters() const
 {
-    std::lock_guard lock(d->mutex);
-    return d->counters;
+    const auto &c = d->counters;
+    HubCounters out;
+    out.streamsAccepted = c.streamsAccepted;
+    out.streamsRejected = c.streamsRejected;
+    out.sessionsReplaced = c.sessionsReplaced;
+    out.heartbeatTimeouts = c.heartbeatTimeouts;
+    out.protocolViolations = c.protocolViolations;
+    out.streamErrors = c.streamErrors;
+    out.queueFull = c.queueFull;
+    out.messagesIn = c.messagesIn;
+    out.messagesOut = c.messagesOut;
+    return out;
 }
 
 } // namespace opconsole

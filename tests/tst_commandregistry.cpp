@@ -42,6 +42,7 @@ private slots:
     void duplicateRegistrationIsRefusedAndFirstEntryKept();
     void recentlyFinishedIdCannotBeReused();
     void invalidRegistrationsAreRefused();
+    void inFlightCapPerBotRefuses();
     void ackFromAnotherBotIsRefused();
     void unknownAndDuplicateAcksAreDistinctAndCounted();
     void expiresWithoutOutsideCallNeverEarly();
@@ -153,6 +154,20 @@ void TestCommandRegistry::invalidRegistrationsAreRefused()
     QVERIFY(tooLong.reason.contains("longer than"));
     QCOMPARE(registry.pendingCount(), 0);
     QCOMPARE(registry.counters().refusedRegistrations, 5u);
+}
+
+void TestCommandRegistry::inFlightCapPerBotRefuses()
+{
+    CommandRegistry registry;
+    registry.setMaxPendingPerBot(2);
+    registry.registerCommand("a1", "bot-a", 5s);
+    registry.registerCommand("a2", "bot-a", 5s);
+    const auto third = registry.registerCommand("a3", "bot-a", 5s).result();
+    QCOMPARE(third.state, CommandState::Refused);
+    QVERIFY(third.reason.contains("in flight"));
+    QCOMPARE(registry.registerCommand("b1", "bot-b", 5s).isFinished(), false); // per bot
+    registry.resolveCommand("a1", "bot-a", okAck());
+    QCOMPARE(registry.registerCommand("a3", "bot-a", 5s).isFinished(), false); // room again
 }
 
 void TestCommandRegistry::ackFromAnotherBotIsRefused()
