@@ -196,6 +196,24 @@ struct ClosedLoop
     Samples samples{20'000'000};
 };
 
+// Starts `concurrency` closed-loop callers, lets them run for `seconds`, then waits (bounded)
+// for what is in flight.
+Figures drive(ClosedLoop &loop, const std::function<void(int)> &issue, int concurrency,
+              double seconds)
+{
+    QElapsedTimer timer;
+    timer.start();
+    for (int c = 0; c < concurrency; ++c)
+        issue(c);
+    QTest::qWait(int(seconds * 1000));
+    loop.stopping = true;
+    const double elapsed = double(timer.nsecsElapsed()) / 1e9;
+    if (!QTest::qWaitFor([&] { return loop.inFlight.load() == 0; }, 15'000))
+        std::fprintf(stderr, "stream_bench: still in flight after 15 s\n");
+    return {double(loop.completed.load()) / elapsed, loop.samples.percentile(0.5),
+            loop.samples.percentile(0.99)};
+}
+
 bool startBotsim(QProcess &proc, const QString &address, int bots, const QString &prefix)
 {
     proc.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/botsim"));
@@ -245,18 +263,9 @@ Figures runHub(int bots, int concurrency, double seconds)
                     issue(caller);
             });
     };
-    QElapsedTimer timer;
-    timer.start();
-    for (int c = 0; c < concurrency; ++c)
-        issue(c);
-    QTest::qWait(int(seconds * 1000));
-    loop.stopping = true;
-    const double elapsed = double(timer.nsecsElapsed()) / 1e9;
-    if (!QTest::qWaitFor([&] { return loop.inFlight.load() == 0; }, 15'000))
-        std::fprintf(stderr, "stream_bench: commands still in flight after 15 s\n");
+    const Figures figures = drive(loop, issue, concurrency, seconds);
     stopBotsim(botsim);
-    return {double(loop.completed.load()) / elapsed, loop.samples.percentile(0.5),
-            loop.samples.percentile(0.99)};
+    return figures;
 }
 
 // The same load through the Operator API: each caller is a gRPC client of SendCommand.
@@ -308,18 +317,9 @@ Figures runViaApi(int bots, int concurrency, double seconds)
                                            issue(caller);
                                    });
     };
-    QElapsedTimer timer;
-    timer.start();
-    for (int c = 0; c < concurrency; ++c)
-        issue(c);
-    QTest::qWait(int(seconds * 1000));
-    loop.stopping = true;
-    const double elapsed = double(timer.nsecsElapsed()) / 1e9;
-    if (!QTest::qWaitFor([&] { return loop.inFlight.load() == 0; }, 15'000))
-        std::fprintf(stderr, "stream_bench: API calls still in flight after 15 s\n");
+    const Figures figures = drive(loop, issue, concurrency, seconds);
     stopBotsim(botsim);
-    return {double(loop.completed.load()) / elapsed, loop.samples.percentile(0.5),
-            loop.samples.percentile(0.99)};
+    return figures;
 }
 
 Figures runRaw(int bots, int concurrency, double seconds)
@@ -350,19 +350,10 @@ Figures runRaw(int bots, int concurrency, double seconds)
                 issue(caller);
         });
     };
-    QElapsedTimer timer;
-    timer.start();
-    for (int c = 0; c < concurrency; ++c)
-        issue(c);
-    QTest::qWait(int(seconds * 1000));
-    loop.stopping = true;
-    const double elapsed = double(timer.nsecsElapsed()) / 1e9;
-    if (!QTest::qWaitFor([&] { return loop.inFlight.load() == 0; }, 15'000))
-        std::fprintf(stderr, "stream_bench: commands still in flight after 15 s\n");
+    const Figures figures = drive(loop, issue, concurrency, seconds);
     stopBotsim(botsim);
     server->Shutdown(std::chrono::system_clock::now() + 2s);
-    return {double(loop.completed.load()) / elapsed, loop.samples.percentile(0.5),
-            loop.samples.percentile(0.99)};
+    return figures;
 }
 
 } // namespace

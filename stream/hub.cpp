@@ -80,6 +80,7 @@ public:
     void onMessage(BotSession *session, const v1::BotMessage &message);
     void violation(const QString &botId, const QString &what);
     void livenessLoop();
+    std::shared_ptr<BotSession> current(const QString &botId) const; // the live session
 
     Hub *q;
     CommandRegistry &registry;
@@ -547,17 +548,19 @@ void Hub::stop(const QString &reason)
         emit botDisconnected(info);
 }
 
+std::shared_ptr<BotSession> HubPrivate::current(const QString &botId) const
+{
+    std::lock_guard lock(mutex);
+    const auto it = live.find(botId);
+    return it == live.end() ? nullptr : it->second;
+}
+
 SendResult Hub::sendCommand(const QString &botId, const QString &commandId, const CommandSpec &spec,
                             milliseconds timeout)
 {
-    std::shared_ptr<BotSession> session;
-    {
-        std::lock_guard lock(d->mutex);
-        const auto it = d->live.find(botId);
-        if (it == d->live.end())
-            return SendResult::NotConnected;
-        session = it->second;
-    }
+    const std::shared_ptr<BotSession> session = d->current(botId);
+    if (!session)
+        return SendResult::NotConnected;
     v1::HubMessage message;
     convert::fillCommand(*message.mutable_command(), commandId, spec, timeout);
     // Marked with the session before the write, so a fast ack finds it sent, and the
@@ -573,14 +576,9 @@ SendResult Hub::sendCommand(const QString &botId, const QString &commandId, cons
 
 SendResult Hub::sendCancel(const QString &botId, const QString &commandId, const QString &reason)
 {
-    std::shared_ptr<BotSession> session;
-    {
-        std::lock_guard lock(d->mutex);
-        const auto it = d->live.find(botId);
-        if (it == d->live.end())
-            return SendResult::NotConnected;
-        session = it->second;
-    }
+    const std::shared_ptr<BotSession> session = d->current(botId);
+    if (!session)
+        return SendResult::NotConnected;
     v1::HubMessage message;
     message.mutable_cancel()->set_command_id(toStd(commandId));
     message.mutable_cancel()->set_reason(toStd(reason));

@@ -43,6 +43,21 @@ QString checkTimeout(const google::protobuf::Duration &d, bool required, const c
     return {};
 }
 
+// Checks what SendCommand and SendToMany share; empty when fine, *spec filled then.
+QString checkCommandRequest(bool hasCommand, const v1::Command &command,
+                            const google::protobuf::Duration &timeout,
+                            const google::protobuf::Duration &connectTimeout, CommandSpec *spec)
+{
+    if (!hasCommand)
+        return QStringLiteral("command is missing");
+    QString problem = checkTimeout(timeout, true, "timeout");
+    if (problem.isEmpty())
+        problem = checkTimeout(connectTimeout, false, "connect_timeout");
+    if (problem.isEmpty())
+        *spec = convert::specFromCommand(command, &problem);
+    return problem;
+}
+
 // A server stream that takes messages from any thread: one write outstanding, the rest
 // queued up to a bound (past it the stream ends with RESOURCE_EXHAUSTED), Finish once.
 template <typename T> class Writer : public grpc::ServerWriteReactor<T>
@@ -260,18 +275,12 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
                                                               v1::SendCommandResponse *response)
 {
     auto *reactor = new SendReactor(commands);
-    QString problem;
-    if (request->bot_id().empty())
-        problem = QStringLiteral("bot_id is empty");
-    else if (!request->has_command())
-        problem = QStringLiteral("command is missing");
-    if (problem.isEmpty())
-        problem = checkTimeout(request->timeout(), true, "timeout");
-    if (problem.isEmpty())
-        problem = checkTimeout(request->connect_timeout(), false, "connect_timeout");
     CommandSpec spec;
-    if (problem.isEmpty())
-        spec = convert::specFromCommand(request->command(), &problem);
+    const QString problem =
+        request->bot_id().empty()
+            ? QStringLiteral("bot_id is empty")
+            : checkCommandRequest(request->has_command(), request->command(), request->timeout(),
+                                  request->connect_timeout(), &spec);
     if (!problem.isEmpty()) {
         reactor->Finish(invalid(problem));
         return reactor;
@@ -299,20 +308,13 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
 {
     auto writer = std::make_shared<FanOutWriter>(commands);
     writer->start(writer);
-    QString problem;
     const int ways = int(request->bot_ids_size() > 0) + int(request->label_selector_size() > 0) +
                      int(request->all());
-    if (ways != 1)
-        problem = QStringLiteral("give exactly one of bot_ids, label_selector or all");
-    else if (!request->has_command())
-        problem = QStringLiteral("command is missing");
-    if (problem.isEmpty())
-        problem = checkTimeout(request->timeout(), true, "timeout");
-    if (problem.isEmpty())
-        problem = checkTimeout(request->connect_timeout(), false, "connect_timeout");
     CommandSpec spec;
-    if (problem.isEmpty())
-        spec = convert::specFromCommand(request->command(), &problem);
+    const QString problem =
+        ways != 1 ? QStringLiteral("give exactly one of bot_ids, label_selector or all")
+                  : checkCommandRequest(request->has_command(), request->command(),
+                                        request->timeout(), request->connect_timeout(), &spec);
     if (!problem.isEmpty()) {
         writer->finish(invalid(problem));
         return writer.get();
