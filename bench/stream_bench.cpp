@@ -231,22 +231,46 @@ void stopBotsim(QProcess &proc)
         proc.kill();
 }
 
+// A hub (optionally with the Operator API) and a botsim process whose bots have connected.
+struct HubRun
+{
+    HubRun(int bots, const QString &prefix, bool withApi)
+    {
+        HubOptions options;
+        options.listenAddress = QStringLiteral("127.0.0.1:0");
+        hub = std::make_unique<Hub>(registry, options);
+        service = std::make_unique<CommandService>(registry, *hub);
+        if (withApi) {
+            api = std::make_unique<OperatorService>(*service);
+            api->attachTo(*hub);
+        }
+        if (!hub->start())
+            qFatal("hub did not start");
+        if (!startBotsim(botsim, hub->address(), bots, prefix))
+            qFatal("botsim did not start");
+        if (!QTest::qWaitFor([&] { return hub->connectedBotIds().size() == bots; }, 30'000))
+            qFatal("bots did not connect");
+        ids = hub->connectedBotIds();
+    }
+    ~HubRun()
+    {
+        stopBotsim(botsim);
+        api.reset(); // stops the hub before the service goes
+    }
+
+    CommandRegistry registry;
+    std::unique_ptr<Hub> hub;
+    std::unique_ptr<CommandService> service;
+    std::unique_ptr<OperatorService> api;
+    QProcess botsim;
+    QStringList ids;
+};
+
 Figures runHub(int bots, int concurrency, double seconds)
 {
-    CommandRegistry registry;
-    HubOptions options;
-    options.listenAddress = QStringLiteral("127.0.0.1:0");
-    Hub hub(registry, options);
-    if (!hub.start())
-        qFatal("hub did not start");
-    CommandService service(registry, hub);
-    QProcess botsim;
-    if (!startBotsim(botsim, hub.address(), bots, QStringLiteral("hb-")))
-        qFatal("botsim did not start");
-    if (!QTest::qWaitFor([&] { return hub.connectedBotIds().size() == bots; }, 30'000))
-        qFatal("bots did not connect");
-    const QStringList ids = hub.connectedBotIds();
-
+    HubRun run(bots, QStringLiteral("hb-"), false);
+    CommandService &service = *run.service;
+    const QStringList &ids = run.ids;
     ClosedLoop loop;
     const CommandSpec ping = CommandSpec::of(CommandKind::Ping);
     std::function<void(int)> issue = [&](int caller) {
@@ -263,31 +287,16 @@ Figures runHub(int bots, int concurrency, double seconds)
                     issue(caller);
             });
     };
-    const Figures figures = drive(loop, issue, concurrency, seconds);
-    stopBotsim(botsim);
-    return figures;
+    return drive(loop, issue, concurrency, seconds);
 }
 
 // The same load through the Operator API: each caller is a gRPC client of SendCommand.
 Figures runViaApi(int bots, int concurrency, double seconds)
 {
-    CommandRegistry registry;
-    HubOptions options;
-    options.listenAddress = QStringLiteral("127.0.0.1:0");
-    Hub hub(registry, options);
-    CommandService service(registry, hub);
-    OperatorService api(service);
-    api.attachTo(hub);
-    if (!hub.start())
-        qFatal("hub did not start");
-    QProcess botsim;
-    if (!startBotsim(botsim, hub.address(), bots, QStringLiteral("api-")))
-        qFatal("botsim did not start");
-    if (!QTest::qWaitFor([&] { return hub.connectedBotIds().size() == bots; }, 30'000))
-        qFatal("bots did not connect");
-    const QStringList ids = hub.connectedBotIds();
+    HubRun run(bots, QStringLiteral("api-"), true);
+    const QStringList &ids = run.ids;
     auto stub = v1::Operator::NewStub(
-        grpc::CreateChannel(hub.address().toStdString(), grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(run.hub->address().toStdString(), grpc::InsecureChannelCredentials()));
 
     struct Call
     {
@@ -317,9 +326,7 @@ Figures runViaApi(int bots, int concurrency, double seconds)
                                            issue(caller);
                                    });
     };
-    const Figures figures = drive(loop, issue, concurrency, seconds);
-    stopBotsim(botsim);
-    return figures;
+    return drive(loop, issue, concurrency, seconds);
 }
 
 Figures runRaw(int bots, int concurrency, double seconds)
