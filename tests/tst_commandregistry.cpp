@@ -236,8 +236,13 @@ void TestCommandRegistry::expiriesFollowDeadlineOrder()
     auto f1 = registry.registerCommand("c1", "bot-a", 40ms);
     auto f2 = registry.registerCommand("c2", "bot-b", 80ms);
     f3.waitForFinished();
-    f1.waitForFinished();
-    f2.waitForFinished();
+    // Signals follow the futures (waiters are released first): wait for the third one.
+    QTRY_VERIFY_WITH_TIMEOUT(
+        [&] {
+            std::lock_guard lock(mutex);
+            return order.size() == 3;
+        }(),
+        5000);
     std::lock_guard lock(mutex);
     QCOMPARE(order, (QList<QString>{"c1", "c2", "c3"}));
 }
@@ -568,7 +573,8 @@ void TestCommandRegistry::concurrentWritersFinishEveryFutureOnce()
         }
     }
     QCOMPARE(finished, threads * perThread);
-    QCOMPARE(finishedSignals.load(), threads * perThread);
+    // Expiries finish on the timer thread, which signals right after releasing the future.
+    QTRY_COMPARE_WITH_TIMEOUT(finishedSignals.load(), threads * perThread, 5000);
     QCOMPARE(registry.pendingCount(), 0);
     const auto c = registry.counters();
     QCOMPARE(c.acked + c.rejected + c.expired + c.cancelled + c.disconnected,
