@@ -280,14 +280,6 @@ private:
 
 void HubPrivate::attach(const std::shared_ptr<BotSession> &session, const v1::Hello &hello)
 {
-    // Welcome goes out before anyone else can reach the session through `live`.
-    v1::HubMessage welcome;
-    welcome.mutable_welcome()->set_session_id(std::to_string(session->id()));
-    *welcome.mutable_welcome()->mutable_heartbeat_interval() =
-        TimeUtil::MillisecondsToDuration(options.heartbeatInterval.count());
-    welcome.mutable_welcome()->set_protocol_version(ProtocolVersion);
-    session->enqueue(std::move(welcome));
-
     const QString botId = session->botId();
     std::shared_ptr<BotSession> replaced;
     BotInfo info;
@@ -297,6 +289,14 @@ void HubPrivate::attach(const std::shared_ptr<BotSession> &session, const v1::He
             session->close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down"));
             return;
         }
+        // Welcome is queued in the same step that publishes the session: it is the first
+        // message on the stream, and once the bot has it, the hub can reach the bot.
+        v1::HubMessage welcome;
+        welcome.mutable_welcome()->set_session_id(std::to_string(session->id()));
+        *welcome.mutable_welcome()->mutable_heartbeat_interval() =
+            TimeUtil::MillisecondsToDuration(options.heartbeatInterval.count());
+        welcome.mutable_welcome()->set_protocol_version(ProtocolVersion);
+        session->enqueue(std::move(welcome));
         auto &slot = live[botId];
         replaced = std::move(slot);
         slot = session;
