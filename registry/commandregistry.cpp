@@ -267,7 +267,8 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
         wakeTimer();
     if (flush)
         scheduleFlush();
-    if (m_registeredReceivers.load(std::memory_order_relaxed) > 0)
+    refreshListeners();
+    if (listening(m_registeredReceivers))
         emit registered(commandId, botId);
     return {};
 }
@@ -538,7 +539,7 @@ CommandRegistry::Completion CommandRegistry::finishLocked(Entry &entry, CommandS
         completion.promise.emplace(std::move(*entry.promise));
         entry.promise.reset();
     }
-    if (completion.promise || m_outcomeReceivers.load(std::memory_order_relaxed) > 0)
+    if (completion.promise || listening(m_outcomeReceivers))
         completion.outcome = rec;
     return completion;
 }
@@ -578,7 +579,7 @@ void CommandRegistry::compactBotLocked(BotIndex &bot, const QString &botId)
 
 bool CommandRegistry::noteChangeLocked(const CommandOutcome &rec)
 {
-    if (m_changedReceivers.load(std::memory_order_relaxed) == 0)
+    if (!listening(m_changedReceivers))
         return false; // nobody follows batches: collect nothing
     m_batch.append(rec);
     if (m_flushPosted)
@@ -589,7 +590,8 @@ bool CommandRegistry::noteChangeLocked(const CommandOutcome &rec)
 
 void CommandRegistry::complete(Completion &completion)
 {
-    const bool listened = m_outcomeReceivers.load(std::memory_order_relaxed) > 0;
+    refreshListeners();
+    const bool listened = listening(m_outcomeReceivers);
     if (completion.promise) {
         // Nobody would see a copy: move the outcome into the future.
         if (listened)
@@ -635,12 +637,8 @@ void CommandRegistry::flushBatch()
         batch.swap(m_batch);
         m_flushPosted = false;
     }
-    // disconnectNotify() is not called when a receiver is destroyed: recount here.
-    if (!isSignalConnected(changedSignal())) {
-        m_changedReceivers.store(0);
-        return;
-    }
-    if (!batch.isEmpty())
+    refreshListeners();
+    if (!batch.isEmpty() && listening(m_changedReceivers))
         emit changed(batch);
 }
 
@@ -650,6 +648,10 @@ void CommandRegistry::wakeTimer()
 }
 
 // Counting receivers lets the hot path skip copies and batches that nobody would see.
+// Qt calls connectNotify() and disconnectNotify() with its own signal-slot mutex held, also from
+// a receiver's destructor, so they must not call back into QObject (isSignalConnected() there
+// deadlocks when two objects share a mutex of Qt's pool). They only count and mark the counts
+// stale; refreshListeners() recounts later, with no lock held.
 void CommandRegistry::connectNotify(const QMetaMethod &signal)
 {
     if (signal == changedSignal())
@@ -658,14 +660,31 @@ void CommandRegistry::connectNotify(const QMetaMethod &signal)
         m_registeredReceivers.fetch_add(1);
     else if (std::ranges::find(outcomeSignals(), signal) != outcomeSignals().end())
         m_outcomeReceivers.fetch_add(1);
+    else
+        return;
+    m_listenersStale.store(true); // after the count: a recount racing with us runs again
 }
 
 void CommandRegistry::disconnectNotify(const QMetaMethod &signal)
 {
+    // An invalid signal means "all of them"; one disconnect may remove several connections.
     if (signal.isValid() && signal != changedSignal() && signal != registeredSignal() &&
         std::ranges::find(outcomeSignals(), signal) == outcomeSignals().end())
         return;
-    // Recount: a disconnect may name no signal ("all of them") or remove several connections.
+    m_listenersStale.store(true);
+}
+
+bool CommandRegistry::listening(const std::atomic<int> &receivers) const
+{
+    // While the counts are stale, assume a listener: a spare copy is cheap, a lost signal is not.
+    return m_listenersStale.load(std::memory_order_relaxed) ||
+           receivers.load(std::memory_order_relaxed) > 0;
+}
+
+void CommandRegistry::refreshListeners()
+{
+    if (!m_listenersStale.load(std::memory_order_relaxed) || !m_listenersStale.exchange(false))
+        return;
     m_changedReceivers.store(isSignalConnected(changedSignal()) ? 1 : 0);
     m_registeredReceivers.store(isSignalConnected(registeredSignal()) ? 1 : 0);
     m_outcomeReceivers.store(int(std::ranges::count_if(

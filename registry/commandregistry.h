@@ -173,6 +173,8 @@ signals:
     void changed(const QList<opconsole::CommandOutcome> &records);
 
 private:
+    bool listening(const std::atomic<int> &receivers) const;
+    void refreshListeners(); // only with no lock held
     friend class ExpiryWorker;
 
     struct BotIndex;
@@ -250,6 +252,7 @@ private:
     std::atomic<int> m_changedReceivers{0};
     std::atomic<int> m_outcomeReceivers{0};
     std::atomic<int> m_registeredReceivers{0};
+    std::atomic<bool> m_listenersStale{false};
     const qint64 m_wallOffsetMs;
 
     std::unique_ptr<QThread> m_timerThread;

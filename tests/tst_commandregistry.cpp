@@ -5,6 +5,8 @@
 #include <QThread>
 
 #include <atomic>
+#include <future>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -62,6 +64,7 @@ private slots:
     void snapshotHasPendingAndFinishedInOrder();
     void changedIsBatchedIntoOneQueuedEmission();
     void perTransitionSignals();
+    void receiversComeAndGoWithoutDeadlock();
     void trackCommandHasNoFutureButSameSemantics();
     void futureAwaitedOnAnotherThread();
     void concurrentWritersFinishEveryFutureOnce();
@@ -479,6 +482,38 @@ void TestCommandRegistry::perTransitionSignals()
     QCOMPARE(failed.count(), 1);
     QCOMPARE(failed.at(0).at(0).value<CommandOutcome>().state, CommandState::Disconnected);
     QCOMPARE(finished.count(), 2);
+}
+
+void TestCommandRegistry::receiversComeAndGoWithoutDeadlock()
+{
+    // Qt calls disconnectNotify() from a receiver's destructor with a mutex of its pool held.
+    // Thousands of receivers at different addresses make sure some share that mutex with the
+    // registry; a registry that calls back into QObject there deadlocks.
+    CommandRegistry registry;
+    std::promise<void> done;
+    auto churned = done.get_future();
+    std::thread churn([&] {
+        std::vector<std::unique_ptr<QObject>> receivers;
+        for (int i = 0; i < 2000; ++i) {
+            receivers.push_back(std::make_unique<QObject>());
+            QObject::connect(&registry, &CommandRegistry::changed, receivers.back().get(), [] {});
+            QObject::connect(&registry, &CommandRegistry::resolved, receivers.back().get(), [] {});
+        }
+        receivers.clear();
+        done.set_value();
+    });
+    if (churned.wait_for(30s) != std::future_status::ready)
+        qFatal("destroying receivers deadlocked with the registry");
+    churn.join();
+
+    // The listener counts are right again: a listener connected now hears every transition.
+    QSignalSpy resolved(&registry, &CommandRegistry::resolved);
+    QSignalSpy changed(&registry, &CommandRegistry::changed);
+    registry.registerCommand("c1", "bot-a", 5s);
+    QCOMPARE(registry.resolveCommand("c1", "bot-a", okAck()), ResolveResult::Resolved);
+    QCOMPARE(resolved.count(), 1);
+    QTRY_COMPARE(changed.count(), 1);
+    QCOMPARE(changed.at(0).at(0).value<QList<CommandOutcome>>().size(), 2);
 }
 
 void TestCommandRegistry::trackCommandHasNoFutureButSameSemantics()
