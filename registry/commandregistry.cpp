@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <functional>
 
 namespace opconsole {
 
@@ -202,6 +203,7 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
     if (timeout <= milliseconds::zero())
         return refuse(QStringLiteral("timeout must be positive, got %1 ms").arg(timeout.count()));
 
+    const quint32 tag = detail::SlotIndex::tagOf(IdHash{}(commandId));
     const auto now = Clock::now();
     const auto wallMs =
         m_wallOffsetMs + duration_cast<milliseconds>(now.time_since_epoch()).count();
@@ -213,9 +215,10 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
             lock.unlock();
             return refuse(QStringLiteral("registry is shutting down"));
         }
-        const auto [slot, inserted] = m_entries.try_emplace(commandId);
-        if (!inserted) {
-            const CommandState state = slot->second.rec.state;
+        const auto [cell, found] = m_index.probe(
+            commandId, tag, [this](quint32 slot) -> const QString & { return idAt(slot); });
+        if (found) {
+            const CommandState state = slotLocked(m_index.slotAt(cell)).rec.state;
             lock.unlock();
             return refuse(
                 state == CommandState::Pending
@@ -225,13 +228,16 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
         }
         BotIndex &bot = m_bots[botId];
         if (m_maxPendingPerBot > 0 && bot.pending >= m_maxPendingPerBot) {
-            m_entries.erase(slot);
             lock.unlock();
             return refuse(QStringLiteral("%1 commands already in flight to %2 (the cap)")
                               .arg(m_maxPendingPerBot)
                               .arg(botId));
         }
-        Entry &entry = slot->second;
+        const quint32 slot = allocateSlotLocked();
+        m_index.place(cell, tag, slot);
+        Entry &entry = slotLocked(slot);
+        entry.slot = slot;
+        entry.tag = tag;
         CommandOutcome &rec = entry.rec;
         rec.commandId = commandId;
         rec.botId = botId;
@@ -243,7 +249,7 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
         if (promise)
             entry.promise.emplace(std::move(*promise));
 
-        m_heap.push_back({rec.deadline, rec.sequence, commandId});
+        m_heap.push_back({rec.deadline, {rec.sequence, entry.slot}});
         std::push_heap(m_heap.begin(), m_heap.end(), laterDeadline<HeapItem>);
         if (rec.deadline < m_armedFor) {
             m_armedFor = rec.deadline;
@@ -252,10 +258,10 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
         flush = noteChangeLocked(rec);
 
         entry.bot = &bot;
-        bot.ids.push_back(commandId);
+        bot.refs.push_back({rec.sequence, entry.slot});
         ++bot.pending;
-        if (bot.ids.size() > 2 * size_t(bot.pending) + 32)
-            compactBotLocked(bot, botId);
+        if (bot.refs.size() > 2 * size_t(bot.pending) + 32)
+            compactBotLocked(bot);
         ++m_pending;
         ++m_counters.registered;
         if (m_heap.size() > 2 * size_t(m_pending) + 1024)
@@ -283,29 +289,29 @@ ResolveResult CommandRegistry::resolveCommand(const QString &commandId, const QS
     bool flush = false;
     {
         std::lock_guard lock(m_mutex);
-        const auto it = m_entries.find(commandId);
-        if (it == m_entries.end()) {
+        Entry *entry = findLocked(commandId);
+        if (!entry) {
             ++m_counters.unknownAcks;
             result = ResolveResult::Unknown;
-        } else if (it->second.rec.botId != fromBotId) {
+        } else if (entry->rec.botId != fromBotId) {
             ++m_counters.wrongBotAcks;
             result = ResolveResult::WrongBot;
-        } else if (it->second.rec.state == CommandState::Pending) {
-            it->second.rec.ack = ack;
+        } else if (entry->rec.state == CommandState::Pending) {
+            entry->rec.ack = ack;
             const auto state = ack.success ? CommandState::Acked : CommandState::Rejected;
             completion.emplace(
-                finishLocked(it->second, state, ack.success ? QString() : ack.message, now, flush));
+                finishLocked(*entry, state, ack.success ? QString() : ack.message, now, flush));
             forgetOldLocked(now);
             result = ResolveResult::Resolved;
-        } else if (it->second.rec.ack || it->second.rec.lateAck) {
+        } else if (entry->rec.ack || entry->rec.lateAck) {
             ++m_counters.duplicateAcks;
             result = ResolveResult::Duplicate;
         } else {
-            it->second.rec.lateAck = ack;
-            it->second.rec.lateAckAt = now;
+            entry->rec.lateAck = ack;
+            entry->rec.lateAckAt = now;
             ++m_counters.lateAcks;
-            late = it->second.rec;
-            flush = noteChangeLocked(it->second.rec);
+            late = entry->rec;
+            flush = noteChangeLocked(entry->rec);
             result = ResolveResult::Late;
         }
     }
@@ -325,12 +331,12 @@ bool CommandRegistry::markSent(const QString &commandId, quint64 session)
     bool flush = false;
     {
         std::lock_guard lock(m_mutex);
-        const auto it = m_entries.find(commandId);
-        if (it == m_entries.end() || it->second.rec.state != CommandState::Pending)
+        Entry *entry = findLocked(commandId);
+        if (!entry || entry->rec.state != CommandState::Pending)
             return false;
-        it->second.rec.sentAt = Clock::now();
-        it->second.rec.session = session;
-        flush = noteChangeLocked(it->second.rec);
+        entry->rec.sentAt = Clock::now();
+        entry->rec.session = session;
+        flush = noteChangeLocked(entry->rec);
     }
     if (flush)
         scheduleFlush();
@@ -343,15 +349,14 @@ bool CommandRegistry::reportProgress(const QString &commandId, const QString &fr
     bool flush = false;
     {
         std::lock_guard lock(m_mutex);
-        const auto it = m_entries.find(commandId);
-        if (it == m_entries.end() || it->second.rec.botId != fromBotId ||
-            it->second.rec.state != CommandState::Pending) {
+        Entry *entry = findLocked(commandId);
+        if (!entry || entry->rec.botId != fromBotId || entry->rec.state != CommandState::Pending) {
             ++m_counters.unknownProgress;
             return false;
         }
-        it->second.rec.progressPercent = std::clamp(percent, 0, 100);
-        it->second.rec.progressMessage = message;
-        flush = noteChangeLocked(it->second.rec);
+        entry->rec.progressPercent = std::clamp(percent, 0, 100);
+        entry->rec.progressMessage = message;
+        flush = noteChangeLocked(entry->rec);
     }
     if (flush)
         scheduleFlush();
@@ -375,10 +380,10 @@ bool CommandRegistry::failCommand(const QString &commandId, CommandState state,
     bool flush = false;
     {
         std::lock_guard lock(m_mutex);
-        const auto it = m_entries.find(commandId);
-        if (it == m_entries.end() || it->second.rec.state != CommandState::Pending)
+        Entry *entry = findLocked(commandId);
+        if (!entry || entry->rec.state != CommandState::Pending)
             return false;
-        completion.emplace(finishLocked(it->second, state, reason, now, flush));
+        completion.emplace(finishLocked(*entry, state, reason, now, flush));
         forgetOldLocked(now);
     }
     if (flush)
@@ -398,22 +403,21 @@ int CommandRegistry::failBot(const QString &botId, const QString &reason,
         const auto botIt = m_bots.find(botId);
         if (botIt == m_bots.end())
             return 0;
-        std::vector<QString> ids = std::move(botIt->second.ids);
-        botIt->second.ids.clear();
-        std::vector<QString> keep;
-        for (QString &id : ids) {
-            const auto it = m_entries.find(id);
-            if (it == m_entries.end() || it->second.rec.state != CommandState::Pending ||
-                it->second.rec.botId != botId)
+        std::vector<SlotRef> refs = std::move(botIt->second.refs);
+        botIt->second.refs.clear();
+        std::vector<SlotRef> keep;
+        for (const SlotRef ref : refs) {
+            Entry *entry = pendingLocked(ref);
+            if (!entry)
                 continue;
-            if (session && it->second.rec.session != *session) {
-                keep.push_back(std::move(id));
+            if (session && entry->rec.session != *session) {
+                keep.push_back(ref);
                 continue;
             }
             completions.push_back(
-                finishLocked(it->second, CommandState::Disconnected, reason, now, flush));
+                finishLocked(*entry, CommandState::Disconnected, reason, now, flush));
         }
-        m_bots[botId].ids = std::move(keep);
+        botIt->second.refs = std::move(keep);
         forgetOldLocked(now);
     }
     if (flush)
@@ -430,8 +434,9 @@ int CommandRegistry::cancelAll(const QString &reason)
     bool flush = false;
     {
         std::lock_guard lock(m_mutex);
-        for (auto &[id, entry] : m_entries) {
-            if (entry.rec.state == CommandState::Pending)
+        for (quint32 slot = 0; slot < m_slotCount; ++slot) {
+            Entry &entry = slotLocked(slot);
+            if (entry.rec.sequence != 0 && entry.rec.state == CommandState::Pending)
                 completions.push_back(
                     finishLocked(entry, CommandState::Cancelled, reason, now, flush));
         }
@@ -457,13 +462,12 @@ int CommandRegistry::expireDue(Clock::time_point now)
         std::lock_guard lock(m_mutex);
         while (!m_heap.empty() && m_heap.front().deadline <= now) {
             std::pop_heap(m_heap.begin(), m_heap.end(), laterDeadline<HeapItem>);
-            const HeapItem item = std::move(m_heap.back());
+            const SlotRef ref = m_heap.back().ref;
             m_heap.pop_back();
-            const auto it = m_entries.find(item.commandId);
-            if (it == m_entries.end() || it->second.rec.sequence != item.sequence ||
-                it->second.rec.state != CommandState::Pending)
+            Entry *entry = pendingLocked(ref);
+            if (!entry)
                 continue; // finished earlier; its heap item was left behind
-            completions.push_back(finishLocked(it->second, CommandState::Expired,
+            completions.push_back(finishLocked(*entry, CommandState::Expired,
                                                QStringLiteral("no ack within the timeout"), now,
                                                flush));
         }
@@ -505,7 +509,7 @@ CommandRegistry::Completion CommandRegistry::finishLocked(Entry &entry, CommandS
     rec.finishedAt = now;
     --m_pending;
     if (--entry.bot->pending == 0)
-        entry.bot->ids.clear();
+        entry.bot->refs.clear();
     entry.bot = nullptr;
     switch (state) {
     case CommandState::Acked:
@@ -533,7 +537,7 @@ CommandRegistry::Completion CommandRegistry::finishLocked(Entry &entry, CommandS
     }
     if (noteChangeLocked(rec))
         flush = true;
-    m_remembered.push_back({rec.commandId, rec.sequence, now});
+    m_remembered.push_back({now, {rec.sequence, entry.slot}});
     Completion completion;
     if (entry.promise) {
         completion.promise.emplace(std::move(*entry.promise));
@@ -551,30 +555,97 @@ void CommandRegistry::forgetOldLocked(Clock::time_point now)
         if (m_remembered.size() <= size_t(m_maxRemembered) &&
             oldest.finishedAt + m_lateAckWindow > now)
             break;
-        const auto it = m_entries.find(oldest.commandId);
-        if (it != m_entries.end() && it->second.rec.sequence == oldest.sequence)
-            m_entries.erase(it);
+        if (pendingOrRememberedLocked(oldest.ref))
+            forgetLocked(oldest.ref.slot);
         m_remembered.pop_front();
     }
 }
 
 void CommandRegistry::compactHeapLocked()
 {
-    std::erase_if(m_heap, [this](const HeapItem &item) {
-        const auto it = m_entries.find(item.commandId);
-        return it == m_entries.end() || it->second.rec.sequence != item.sequence ||
-               it->second.rec.state != CommandState::Pending;
-    });
+    std::erase_if(m_heap, [this](const HeapItem &item) { return !pendingLocked(item.ref); });
     std::make_heap(m_heap.begin(), m_heap.end(), laterDeadline<HeapItem>);
 }
 
-void CommandRegistry::compactBotLocked(BotIndex &bot, const QString &botId)
+void CommandRegistry::compactBotLocked(BotIndex &bot)
 {
-    std::erase_if(bot.ids, [&](const QString &id) {
-        const auto it = m_entries.find(id);
-        return it == m_entries.end() || it->second.rec.state != CommandState::Pending ||
-               it->second.rec.botId != botId;
-    });
+    std::erase_if(bot.refs, [this](const SlotRef ref) { return !pendingLocked(ref); });
+}
+
+CommandRegistry::Entry *CommandRegistry::pendingLocked(SlotRef ref)
+{
+    if (ref.slot >= m_slotCount)
+        return nullptr; // its chunk was released
+    Entry &entry = slotLocked(ref.slot);
+    return entry.rec.sequence == ref.sequence && entry.rec.state == CommandState::Pending ? &entry
+                                                                                          : nullptr;
+}
+
+quint32 CommandRegistry::indexedSlotLocked(const QString &commandId) const
+{
+    return m_index.find(commandId, detail::SlotIndex::tagOf(IdHash{}(commandId)),
+                        [this](quint32 slot) -> const QString & { return idAt(slot); });
+}
+
+bool CommandRegistry::pendingOrRememberedLocked(SlotRef ref)
+{
+    return ref.slot < m_slotCount && slotLocked(ref.slot).rec.sequence == ref.sequence;
+}
+
+CommandRegistry::Entry *CommandRegistry::findLocked(const QString &commandId)
+{
+    const quint32 slot = indexedSlotLocked(commandId);
+    return slot == detail::SlotIndex::None ? nullptr : &slotLocked(slot);
+}
+
+quint32 CommandRegistry::allocateSlotLocked()
+{
+    quint32 slot;
+    if (!m_freeSlots.empty()) {
+        std::pop_heap(m_freeSlots.begin(), m_freeSlots.end(), std::greater<>{});
+        slot = m_freeSlots.back();
+        m_freeSlots.pop_back();
+    } else {
+        if (m_slotCount % ChunkSize == 0) {
+            m_chunks.push_back(std::make_unique<Entry[]>(ChunkSize));
+            m_chunkUsed.push_back(0);
+        }
+        slot = m_slotCount++;
+    }
+    ++m_chunkUsed[slot / ChunkSize];
+    return slot;
+}
+
+void CommandRegistry::forgetLocked(quint32 slot)
+{
+    Entry &entry = slotLocked(slot);
+    m_index.erase(entry.tag, slot);
+    entry.rec = CommandOutcome{}; // sequence 0: every SlotRef to it is now stale
+    entry.promise.reset();
+    entry.bot = nullptr;
+    m_freeSlots.push_back(slot);
+    std::push_heap(m_freeSlots.begin(), m_freeSlots.end(), std::greater<>{});
+    if (--m_chunkUsed[slot / ChunkSize] == 0)
+        releaseEmptyChunksLocked();
+}
+
+void CommandRegistry::releaseEmptyChunksLocked()
+{
+    // Only when at least a quarter of the slots can go at once: each release costs one pass
+    // over the free slots, which this pays for.
+    size_t empty = 0;
+    while (empty < m_chunkUsed.size() && m_chunkUsed[m_chunkUsed.size() - 1 - empty] == 0)
+        ++empty;
+    if (empty == 0 || empty * 4 < m_chunks.size())
+        return;
+    // Heap items and bot refs may still name these slots: pendingLocked() checks the bound.
+    for (size_t i = 0; i < empty; ++i) {
+        m_chunks.pop_back();
+        m_chunkUsed.pop_back();
+    }
+    m_slotCount = quint32(m_chunks.size()) * ChunkSize;
+    std::erase_if(m_freeSlots, [this](quint32 slot) { return slot >= m_slotCount; });
+    std::make_heap(m_freeSlots.begin(), m_freeSlots.end(), std::greater<>{});
 }
 
 bool CommandRegistry::noteChangeLocked(const CommandOutcome &rec)
@@ -709,8 +780,9 @@ QStringList CommandRegistry::pendingIds() const
     std::lock_guard lock(m_mutex);
     QStringList ids;
     ids.reserve(m_pending);
-    for (const auto &[id, entry] : m_entries) {
-        if (entry.rec.state == CommandState::Pending)
+    for (quint32 slot = 0; slot < m_slotCount; ++slot) {
+        const Entry &entry = m_chunks[slot / ChunkSize][slot % ChunkSize];
+        if (entry.rec.sequence != 0 && entry.rec.state == CommandState::Pending)
             ids.append(entry.rec.commandId);
     }
     return ids;
@@ -719,10 +791,10 @@ QStringList CommandRegistry::pendingIds() const
 std::optional<CommandOutcome> CommandRegistry::find(const QString &commandId) const
 {
     std::lock_guard lock(m_mutex);
-    const auto it = m_entries.find(commandId);
-    if (it == m_entries.end())
+    const quint32 slot = indexedSlotLocked(commandId);
+    if (slot == detail::SlotIndex::None)
         return std::nullopt;
-    return it->second.rec;
+    return m_chunks[slot / ChunkSize][slot % ChunkSize].rec;
 }
 
 QList<CommandOutcome> CommandRegistry::snapshot() const
@@ -730,9 +802,12 @@ QList<CommandOutcome> CommandRegistry::snapshot() const
     QList<CommandOutcome> records;
     {
         std::lock_guard lock(m_mutex);
-        records.reserve(qsizetype(m_entries.size()));
-        for (const auto &[id, entry] : m_entries)
-            records.append(entry.rec);
+        records.reserve(qsizetype(m_index.size()));
+        for (quint32 slot = 0; slot < m_slotCount; ++slot) {
+            const Entry &entry = m_chunks[slot / ChunkSize][slot % ChunkSize];
+            if (entry.rec.sequence != 0)
+                records.append(entry.rec);
+        }
     }
     std::sort(records.begin(), records.end(),
               [](const auto &a, const auto &b) { return a.sequence < b.sequence; });
@@ -749,12 +824,13 @@ RegistrySizes CommandRegistry::sizes() const
 {
     std::lock_guard lock(m_mutex);
     RegistrySizes sizes;
-    sizes.entries = qsizetype(m_entries.size());
+    sizes.entries = qsizetype(m_index.size());
     sizes.heapItems = qsizetype(m_heap.size());
     sizes.remembered = qsizetype(m_remembered.size());
     for (const auto &[botId, bot] : m_bots)
-        sizes.botIndexIds += qsizetype(bot.ids.size());
+        sizes.botIndexIds += qsizetype(bot.refs.size());
     sizes.batched = m_batch.size();
+    sizes.entrySlots = qsizetype(m_slotCount);
     return sizes;
 }
 

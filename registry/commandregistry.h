@@ -1,6 +1,7 @@
 #pragma once
 
 #include "commandoutcome.h"
+#include "slotindex.h"
 
 #include <QFuture>
 #include <QHash>
@@ -52,7 +53,8 @@ struct RegistrySizes
     qsizetype heapItems = 0;  // deadline heap, stale items included
     qsizetype remembered = 0; // finished commands kept for late and duplicate acks
     qsizetype botIndexIds = 0;
-    qsizetype batched = 0; // records waiting for the next changed() batch
+    qsizetype batched = 0;    // records waiting for the next changed() batch
+    qsizetype entrySlots = 0; // entry slots allocated (in chunks of 1024); follows entries down
 };
 
 struct RegistryCounters
@@ -178,27 +180,35 @@ private:
     friend class ExpiryWorker;
 
     struct BotIndex;
+    // One command, pending or remembered, in a slot of m_slots. A free slot has sequence 0.
     struct Entry
     {
         CommandOutcome rec;
         std::optional<QPromise<CommandOutcome>> promise; // engaged while pending
         BotIndex *bot = nullptr; // set while pending (map nodes do not move)
+        quint32 slot = 0;        // where it lives in m_chunks
+        quint32 tag = 0;         // of its id's hash, for m_index
+    };
+    // Refers to a slot as it was at registration: it is stale once the slot's sequence differs
+    // (forgotten and reused) or its command is no longer pending. Checking costs no hashing.
+    struct SlotRef
+    {
+        quint64 sequence;
+        quint32 slot;
     };
     struct HeapItem
     {
         Clock::time_point deadline;
-        quint64 sequence;
-        QString commandId;
+        SlotRef ref;
     };
     struct Remembered
     {
-        QString commandId;
-        quint64 sequence;
         Clock::time_point finishedAt;
+        SlotRef ref;
     };
     struct BotIndex
     {
-        std::vector<QString> ids; // may hold finished ids; compacted lazily
+        std::vector<SlotRef> refs; // may hold finished commands; compacted lazily
         int pending = 0;
     };
     // A transition decided under the lock and carried out (promise, signals) after it.
@@ -218,7 +228,20 @@ private:
                             Clock::time_point now, bool &flush);
     void forgetOldLocked(Clock::time_point now);
     void compactHeapLocked();
-    void compactBotLocked(BotIndex &bot, const QString &botId);
+    void compactBotLocked(BotIndex &bot);
+    Entry &slotLocked(quint32 slot) { return m_chunks[slot / ChunkSize][slot % ChunkSize]; }
+    const QString &idAt(quint32 slot) const
+    {
+        return m_chunks[slot / ChunkSize][slot % ChunkSize].rec.commandId;
+    }
+    quint32 indexedSlotLocked(const QString &commandId) const;
+    // The entry still registered under ref and pending, or null.
+    Entry *pendingLocked(SlotRef ref);
+    bool pendingOrRememberedLocked(SlotRef ref);
+    Entry *findLocked(const QString &commandId);
+    quint32 allocateSlotLocked();
+    void forgetLocked(quint32 slot);
+    void releaseEmptyChunksLocked();
     bool noteChangeLocked(const CommandOutcome &rec);
     Clock::time_point nextWakeLocked();
 
@@ -233,8 +256,16 @@ private:
     int expireDue(Clock::time_point now);
 
     mutable std::mutex m_mutex;
-    // Pending and remembered finished commands; node-based, so references survive inserts.
-    std::unordered_map<QString, Entry, IdHash> m_entries;
+    // Pending and remembered finished commands live in slots of fixed chunks (addresses never
+    // move); the index maps ids to slots, and heap, bot index and memory of finished commands
+    // refer to slots, not ids. Freed slots are reused lowest first, so after a burst the top
+    // chunks drain and are released (memory follows the load back down).
+    static constexpr quint32 ChunkSize = 1024;
+    std::vector<std::unique_ptr<Entry[]>> m_chunks;
+    std::vector<quint32> m_chunkUsed; // slots in use per chunk
+    quint32 m_slotCount = 0;          // m_chunks.size() * ChunkSize once a chunk is full
+    std::vector<quint32> m_freeSlots; // min-heap
+    detail::SlotIndex m_index;
     std::vector<HeapItem> m_heap; // min-heap on deadline; stale items skipped lazily
     std::deque<Remembered> m_remembered;
     std::unordered_map<QString, BotIndex, IdHash> m_bots;

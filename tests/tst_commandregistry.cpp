@@ -70,6 +70,7 @@ private slots:
     void concurrentWritersFinishEveryFutureOnce();
     void destroyingRegistryCancelsPending();
     void memoryStaysBoundedOnEveryPath();
+    void memoryFollowsABurstBackDown();
 };
 
 void TestCommandRegistry::ackResolvesWithAckAndTimestamps()
@@ -667,7 +668,38 @@ void TestCommandRegistry::memoryStaysBoundedOnEveryPath()
         QVERIFY(s.remembered <= 500);
         QVERIFY(s.heapItems <= 2 * 0 + 1024 + 1000);
         QVERIFY(s.botIndexIds <= 10 * 32);
+        QVERIFY2(s.entrySlots <= 2 * 1024, qPrintable(QString::number(s.entrySlots)));
     }
+}
+
+void TestCommandRegistry::memoryFollowsABurstBackDown()
+{
+    CommandRegistry registry;
+    QSignalSpy expired(&registry, &CommandRegistry::expired);
+    // A burst of 30,000 pending commands, then all of them answered and forgotten.
+    for (int i = 0; i < 30'000; ++i)
+        registry.trackCommand(QString("burst-%1").arg(i), QString("bot-%1").arg(i % 3), 60s);
+    QVERIFY(registry.sizes().entrySlots >= 30'000);
+    for (int i = 0; i < 30'000; i += 2)
+        registry.resolveCommand(QString("burst-%1").arg(i), QString("bot-%1").arg(i % 3), okAck());
+    registry.setMaxRemembered(0); // forget every finished command now
+    QCOMPARE(registry.sizes().entries, 15'000);
+    registry.failBot("bot-0", "gone");
+    registry.failBot("bot-1", "gone");
+    registry.failBot("bot-2", "gone");
+    const RegistrySizes after = registry.sizes();
+    QCOMPARE(after.entries, 0);
+    QVERIFY2(after.entrySlots <= 1024, qPrintable(QString::number(after.entrySlots)));
+
+    // The heap and bot indexes still name released slots; nothing may trip over them.
+    QVERIFY(after.heapItems >= 30'000);
+    auto future = registry.registerCommand("after", "bot-0", 50ms);
+    future.waitForFinished(); // the registry enforces the 50 ms deadline
+    QCOMPARE(future.result().state, CommandState::Expired);
+    QVERIFY(registry.trackCommand("again", "bot-1", 60s));
+    QCOMPARE(registry.failBot("bot-1", "gone"), 1);
+    QCOMPARE(registry.cancelAll("done"), 0);
+    QTRY_COMPARE(expired.count(), 1);
 }
 
 QTEST_GUILESS_MAIN(TestCommandRegistry)
