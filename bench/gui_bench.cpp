@@ -1,6 +1,7 @@
 // The console under load, offscreen: 100,000 rows in the commands table, then acks arriving
 // at a fixed rate from another thread, while a 5 ms probe timer on the GUI thread measures
 // how late it fires (a stall). Prints "name value unit" lines; see docs/performance.md.
+#include "benchprint.h"
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "commandtablemodel.h"
@@ -23,12 +24,6 @@ using namespace opconsole;
 using namespace std::chrono;
 
 namespace {
-
-void print(const char *name, double value, const char *unit)
-{
-    std::printf("%s %.3f %s\n", name, value, unit);
-    std::fflush(stdout);
-}
 
 double peakRssMb()
 {
@@ -135,11 +130,11 @@ int main(int argc, char **argv)
         return stalls.empty() ? 0.0
                               : stalls[std::min(stalls.size() - 1, size_t(q * stalls.size()))];
     };
-    print("max_stall_ms", stalls.empty() ? 0 : stalls.back(), "ms");
-    print("p99_stall_ms", pct(0.99), "ms");
-    print("p50_stall_ms", pct(0.50), "ms");
-    print("acks_per_s", double(sent.load()) / seconds, "acks/s");
-    print("rows", window.commandModel()->rowCount(), "rows");
-    print("peak_rss_mb", peakRssMb(), "MiB");
+    printFigure("max_stall_ms", stalls.empty() ? 0 : stalls.back(), "ms");
+    printFigure("p99_stall_ms", pct(0.99), "ms");
+    printFigure("p50_stall_ms", pct(0.50), "ms");
+    printFigure("acks_per_s", double(sent.load()) / seconds, "acks/s");
+    printFigure("rows", window.commandModel()->rowCount(), "rows");
+    printFigure("peak_rss_mb", peakRssMb(), "MiB");
     return 0;
 }

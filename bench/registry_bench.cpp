@@ -1,4 +1,5 @@
 // Prints one line per figure: "name value unit". See docs/performance.md.
+#include "benchprint.h"
 #include "commandregistry.h"
 
 #include <QCoreApplication>
@@ -15,12 +16,6 @@ using namespace opconsole;
 using namespace std::chrono;
 
 namespace {
-
-void print(const char *name, double value, const char *unit)
-{
-    std::printf("%s %.3f %s\n", name, value, unit);
-    std::fflush(stdout);
-}
 
 QString idFor(const char *prefix, int i)
 {
@@ -156,21 +151,21 @@ int main(int argc, char **argv)
 
     // "future": registerCommand() returning a QFuture; "tracked": trackCommand(), signals only.
     const int rounds = quick ? 3 : 7;
-    print("pairs_per_s_future_empty", pairsPerSecond(0, pairs, true, rounds), "pairs/s");
-    print("pairs_per_s_future_100k_pending", pairsPerSecond(100'000, pairs, true, rounds),
-          "pairs/s");
-    print("pairs_per_s_tracked_empty", pairsPerSecond(0, pairs, false, rounds), "pairs/s");
-    print("pairs_per_s_tracked_100k_pending", pairsPerSecond(100'000, pairs, false, rounds),
-          "pairs/s");
+    printFigure("pairs_per_s_future_empty", pairsPerSecond(0, pairs, true, rounds), "pairs/s");
+    printFigure("pairs_per_s_future_100k_pending", pairsPerSecond(100'000, pairs, true, rounds),
+                "pairs/s");
+    printFigure("pairs_per_s_tracked_empty", pairsPerSecond(0, pairs, false, rounds), "pairs/s");
+    printFigure("pairs_per_s_tracked_100k_pending", pairsPerSecond(100'000, pairs, false, rounds),
+                "pairs/s");
     const double small = registerCostNs(1'000, 101);
     const double large = registerCostNs(quick ? 100'000 : 1'000'000, 101);
-    print("register_ns_1e3_pending", small, "ns");
-    print(quick ? "register_ns_1e5_pending" : "register_ns_1e6_pending", large, "ns");
-    print("register_cost_ratio_large_vs_1e3", large / small, "x");
+    printFigure("register_ns_1e3_pending", small, "ns");
+    printFigure(quick ? "register_ns_1e5_pending" : "register_ns_1e6_pending", large, "ns");
+    printFigure("register_cost_ratio_large_vs_1e3", large / small, "x");
     const Lateness l = expiryLateness(100'000, quick ? 1s : 3s);
-    print("expiry_count", l.expired, "commands");
-    print("expiry_lateness_p50", l.p50, "ms");
-    print("expiry_lateness_p99", l.p99, "ms");
-    print("expiry_lateness_max", l.max, "ms");
+    printFigure("expiry_count", l.expired, "commands");
+    printFigure("expiry_lateness_p50", l.p50, "ms");
+    printFigure("expiry_lateness_p99", l.p99, "ms");
+    printFigure("expiry_lateness_max", l.max, "ms");
     return 0;
 }

@@ -1,6 +1,7 @@
 // Send-and-wait through the hub against a botsim process that acks at once, and the same
 // load over a raw gRPC bidi stream with no registry, so the overhead is a ratio.
 // Prints one line per figure: "name value unit". See docs/performance.md.
+#include "benchprint.h"
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "hub.h"
@@ -30,8 +31,7 @@ namespace {
 
 void print(const QString &name, double value, const char *unit)
 {
-    std::printf("%s %.3f %s\n", qPrintable(name), value, unit);
-    std::fflush(stdout);
+    printFigure(qPrintable(name), value, unit);
 }
 
 // Round-trip times in microseconds, appended from any thread.

@@ -1,8 +1,6 @@
 // The hub and CommandService over real loopback gRPC, driven by hand-written bots (RawBot)
 // that can misbehave on purpose.
-#include "commandregistry.h"
-#include "commandservice.h"
-#include "hub.h"
+#include "hubrig.h"
 #include "rawbot.h"
 
 #include <QSignalSpy>
@@ -19,22 +17,9 @@ bool finishes(const QFuture<CommandOutcome> &future, int ms = 5000)
     return QTest::qWaitFor([&] { return future.isFinished(); }, ms);
 }
 
-struct Rig
+struct Rig : HubRig
 {
-    explicit Rig(HubOptions options = {})
-    {
-        options.listenAddress = QStringLiteral("127.0.0.1:0");
-        hub = std::make_unique<Hub>(registry, options);
-        QString error;
-        started = hub->start(&error);
-        service = std::make_unique<CommandService>(registry, *hub);
-    }
-    std::string address() const { return hub->address().toStdString(); }
-
-    CommandRegistry registry;
-    std::unique_ptr<Hub> hub;
-    std::unique_ptr<CommandService> service;
-    bool started = false;
+    explicit Rig(HubOptions options = {}) : HubRig(std::move(options)) { start(); }
 };
 
 } // namespace

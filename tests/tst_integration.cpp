@@ -1,8 +1,6 @@
 // End to end over loopback: hub + CommandService against botsim fleets, in-process and as a
 // separate process.
-#include "commandregistry.h"
-#include "commandservice.h"
-#include "hub.h"
+#include "hubrig.h"
 #include "simfleet.h"
 
 #include <QProcess>
@@ -13,16 +11,9 @@ using namespace std::chrono;
 
 namespace {
 
-struct Rig
+struct Rig : HubRig
 {
-    Rig()
-    {
-        HubOptions options;
-        options.listenAddress = QStringLiteral("127.0.0.1:0");
-        hub = std::make_unique<Hub>(registry, options);
-        started = hub->start();
-        service = std::make_unique<CommandService>(registry, *hub);
-    }
+    Rig() { start(); }
     botsim::SimOptions fleetOptions(int bots) const
     {
         botsim::SimOptions o;
@@ -46,11 +37,6 @@ struct Rig
             ++counts[f.result().state];
         return counts;
     }
-
-    CommandRegistry registry;
-    std::unique_ptr<Hub> hub;
-    std::unique_ptr<CommandService> service;
-    bool started = false;
 };
 
 } // namespace

@@ -1,11 +1,9 @@
 // The real window under the offscreen platform, against a real in-process hub and bots that
 // the test drives by hand (RawBot), so every outcome is deterministic.
 #include "commandfilterproxy.h"
-#include "commandregistry.h"
-#include "commandservice.h"
 #include "commandtablemodel.h"
 #include "fleetmodel.h"
-#include "hub.h"
+#include "hubrig.h"
 #include "mainwindow.h"
 #include "rawbot.h"
 #include "sendpanel.h"
@@ -27,19 +25,14 @@ using namespace std::chrono;
 
 namespace {
 
-struct Rig
+struct Rig : HubRig
 {
     Rig()
     {
-        HubOptions options;
-        options.listenAddress = QStringLiteral("127.0.0.1:0");
-        hub = std::make_unique<Hub>(registry, options);
-        hub->start();
-        service = std::make_unique<CommandService>(registry, *hub);
+        start();
         window = std::make_unique<MainWindow>(registry, *hub, *service);
         window->show();
     }
-    std::string address() const { return hub->address().toStdString(); }
     // The state text of a command's row, "" while it is not in the table.
     QString stateOf(const QString &id) const
     {
@@ -53,9 +46,6 @@ struct Rig
         return QTest::qWaitFor([&] { return window->fleetModel()->rowOf(bot) >= 0; }, 5000);
     }
 
-    CommandRegistry registry;
-    std::unique_ptr<Hub> hub;
-    std::unique_ptr<CommandService> service;
     std::unique_ptr<MainWindow> window;
 };
 

@@ -1,7 +1,5 @@
 // The Operator API over real loopback gRPC, directly and through opctl run as a process.
-#include "commandregistry.h"
-#include "commandservice.h"
-#include "hub.h"
+#include "hubrig.h"
 #include "opconsole/v1/operator.grpc.pb.h"
 #include "operatorservice.h"
 #include "rawbot.h"
@@ -17,32 +15,21 @@ using google::protobuf::util::TimeUtil;
 
 namespace {
 
-struct Rig
+struct Rig : HubRig
 {
     Rig()
     {
-        HubOptions options;
-        options.listenAddress = QStringLiteral("127.0.0.1:0");
-        hub = std::make_unique<Hub>(registry, options);
-        service = std::make_unique<CommandService>(registry, *hub);
         api = std::make_unique<OperatorService>(*service);
         api->attachTo(*hub);
-        started = hub->start();
-        channel =
-            grpc::CreateChannel(hub->address().toStdString(), grpc::InsecureChannelCredentials());
+        start();
+        channel = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
         stub = v1::Operator::NewStub(channel);
     }
     ~Rig() { api.reset(); } // stops the hub first
 
-    std::string address() const { return hub->address().toStdString(); }
-
-    CommandRegistry registry;
-    std::unique_ptr<Hub> hub;
-    std::unique_ptr<CommandService> service;
     std::unique_ptr<OperatorService> api;
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<v1::Operator::Stub> stub;
-    bool started = false;
 };
 
 // Runs opctl against the hub while the test keeps serving its bots; returns the exit code.

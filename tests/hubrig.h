@@ -1,0 +1,26 @@
+#pragma once
+// What the hub-level tests stand on: a registry, a hub on a free loopback port and a
+// CommandService over them. start() is separate so that a test can attach services first.
+#include "commandregistry.h"
+#include "commandservice.h"
+#include "hub.h"
+
+#include <memory>
+#include <string>
+
+struct HubRig
+{
+    explicit HubRig(opconsole::HubOptions options = {})
+    {
+        options.listenAddress = QStringLiteral("127.0.0.1:0");
+        hub = std::make_unique<opconsole::Hub>(registry, options);
+        service = std::make_unique<opconsole::CommandService>(registry, *hub);
+    }
+    bool start() { return started = hub->start(); }
+    std::string address() const { return hub->address().toStdString(); }
+
+    opconsole::CommandRegistry registry;
+    std::unique_ptr<opconsole::Hub> hub;
+    std::unique_ptr<opconsole::CommandService> service;
+    bool started = false;
+};
