@@ -2,6 +2,7 @@
 
 #include "commandregistry.h"
 #include "opconsole/v1/botlink.grpc.pb.h"
+#include "outqueue.h"
 #include "protoconvert.h"
 
 #include <QDateTime>
@@ -10,7 +11,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -134,16 +134,16 @@ public:
         std::unique_lock lock(m_mutex);
         if (m_finishRequested)
             return SendResult::NotConnected;
-        if (m_writing) {
-            if (m_queue.size() >= size_t(m_hub->options.maxQueuedPerBot))
-                return SendResult::QueueFull;
-            m_queue.push_back(std::move(message));
+        switch (m_writes.push(std::move(message), size_t(m_hub->options.maxQueuedPerBot))) {
+        case OutQueue<v1::HubMessage>::Push::Full:
+            return SendResult::QueueFull;
+        case OutQueue<v1::HubMessage>::Push::Queued:
             return SendResult::Queued;
+        case OutQueue<v1::HubMessage>::Push::StartWrite:
+            break;
         }
-        m_writing = true;
-        m_out = std::move(message);
         lock.unlock();
-        StartWrite(&m_out); // Finish waits for this write: see close()
+        StartWrite(m_writes.out()); // Finish waits for this write: see close()
         return SendResult::Queued;
     }
 
@@ -156,8 +156,8 @@ public:
         m_finishRequested = true;
         m_status = status;
         if (!drain)
-            m_queue.clear();
-        if (m_writing)
+            m_writes.clear();
+        if (m_writes.writing())
             return; // OnWriteDone drains what is left, then finishes
         m_finished = true;
         lock.unlock();
@@ -202,24 +202,18 @@ public:
         std::unique_lock lock(m_mutex);
         if (!ok) {
             // The stream broke under us; reading notices too, this only stops writing.
-            m_queue.clear();
+            m_writes.clear();
             if (!m_finishRequested) {
                 m_finishRequested = true;
                 m_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
             }
         }
-        if (!m_queue.empty()) {
-            m_out = std::move(m_queue.front());
-            m_queue.pop_front();
-            // More behind it: let gRPC coalesce them into fewer syscalls.
-            grpc::WriteOptions options;
-            if (!m_queue.empty())
-                options.set_buffer_hint();
+        grpc::WriteOptions options;
+        if (m_writes.next(options)) {
             lock.unlock();
-            StartWrite(&m_out, options);
+            StartWrite(m_writes.out(), options);
             return;
         }
-        m_writing = false;
         if (m_finishRequested && !m_finished) {
             m_finished = true;
             const grpc::Status status = m_status;
@@ -251,9 +245,7 @@ private:
     std::shared_ptr<BotSession> m_self;
 
     std::mutex m_mutex;
-    std::deque<v1::HubMessage> m_queue;
-    v1::HubMessage m_out;
-    bool m_writing = false;
+    OutQueue<v1::HubMessage> m_writes;
     bool m_finishRequested = false;
     bool m_finished = false;
     grpc::Status m_status;

@@ -4,6 +4,7 @@
 #include "commandservice.h"
 #include "hub.h"
 #include "opconsole/v1/operator.grpc.pb.h"
+#include "outqueue.h"
 #include "protoconvert.h"
 
 #include <google/protobuf/util/time_util.h>
@@ -11,7 +12,6 @@
 
 #include <QSet>
 
-#include <deque>
 #include <mutex>
 
 namespace opconsole {
@@ -70,20 +70,19 @@ public:
         std::unique_lock lock(m_mutex);
         if (m_finishing)
             return;
-        if (m_writing) {
-            if (m_queue.size() >= size_t(OperatorService::MaxWatchBacklog)) {
-                m_queue.clear();
-                finishLocked(lock, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                                "the reader fell too far behind"));
-                return;
-            }
-            m_queue.push_back(std::move(message));
+        switch (m_writes.push(std::move(message), size_t(OperatorService::MaxWatchBacklog))) {
+        case OutQueue<T>::Push::Full:
+            m_writes.clear();
+            finishLocked(lock, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                            "the reader fell too far behind"));
             return;
+        case OutQueue<T>::Push::Queued:
+            return;
+        case OutQueue<T>::Push::StartWrite:
+            break;
         }
-        m_writing = true;
-        m_out = std::move(message);
         lock.unlock();
-        this->StartWrite(&m_out);
+        this->StartWrite(m_writes.out());
     }
 
     // Ends the stream once what is queued has gone out.
@@ -96,19 +95,14 @@ public:
     void OnWriteDone(bool ok) override
     {
         std::unique_lock lock(m_mutex);
-        if (ok && !m_queue.empty()) {
-            m_out = std::move(m_queue.front());
-            m_queue.pop_front();
-            grpc::WriteOptions options;
-            if (!m_queue.empty())
-                options.set_buffer_hint();
+        if (!ok)
+            m_writes.clear();
+        grpc::WriteOptions options;
+        if (m_writes.next(options)) {
             lock.unlock();
-            this->StartWrite(&m_out, options);
+            this->StartWrite(m_writes.out(), options);
             return;
         }
-        m_writing = false;
-        if (!ok)
-            m_queue.clear();
         if (m_finishing && !m_finished) {
             m_finished = true;
             lock.unlock();
@@ -139,7 +133,7 @@ private:
             return;
         m_finishing = true;
         m_status = status;
-        if (m_writing)
+        if (m_writes.writing())
             return; // OnWriteDone finishes after the queue drains
         m_finished = true;
         lock.unlock();
@@ -148,9 +142,7 @@ private:
 
     std::shared_ptr<Writer> m_self;
     std::mutex m_mutex;
-    std::deque<T> m_queue;
-    T m_out;
-    bool m_writing = false;
+    OutQueue<T> m_writes;
     bool m_finishing = false;
     bool m_finished = false;
     grpc::Status m_status;
