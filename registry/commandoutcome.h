@@ -1,6 +1,7 @@
 #pragma once
 
 #include <QByteArray>
+#include <QList>
 #include <QMetaType>
 #include <QString>
 
@@ -42,6 +43,14 @@ struct CommandAckData
     qint64 botCompletedAtMs = 0;
 };
 
+// One CommandProgress as it arrived.
+struct ProgressStep
+{
+    Clock::time_point at{};
+    int percent = 0;
+    QString message;
+};
+
 // Everything known about one command: what a future delivers when it finishes and what
 // snapshot() and the batched changed signal give views.
 struct CommandOutcome
@@ -63,6 +72,11 @@ struct CommandOutcome
     quint64 session = 0;            // the bot session it was sent on; 0 when not sent
     int progressPercent = -1;       // last CommandProgress, -1 when none
     QString progressMessage;
+    // Every CommandProgress in order, the newest MaxProgressSteps of them; older ones are
+    // counted in progressDropped.
+    QList<ProgressStep> progressSteps;
+    int progressDropped = 0;
+    static constexpr int MaxProgressSteps = 32;
 
     bool ok() const { return state == CommandState::Acked; }
     bool finished() const { return isFinal(state); }

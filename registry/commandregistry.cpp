@@ -354,8 +354,14 @@ bool CommandRegistry::reportProgress(const QString &commandId, const QString &fr
             ++m_counters.unknownProgress;
             return false;
         }
-        entry->rec.progressPercent = std::clamp(percent, 0, 100);
-        entry->rec.progressMessage = message;
+        CommandOutcome &rec = entry->rec;
+        rec.progressPercent = std::clamp(percent, 0, 100);
+        rec.progressMessage = message;
+        if (rec.progressSteps.size() >= CommandOutcome::MaxProgressSteps) {
+            rec.progressSteps.removeFirst();
+            ++rec.progressDropped;
+        }
+        rec.progressSteps.append({Clock::now(), rec.progressPercent, message});
         flush = noteChangeLocked(entry->rec);
     }
     if (flush)

@@ -85,6 +85,16 @@ public:
         return send(message);
     }
 
+    bool progress(const std::string &commandId, unsigned percent, const std::string &text)
+    {
+        opconsole::v1::BotMessage message;
+        auto *progress = message.mutable_progress();
+        progress->set_command_id(commandId);
+        progress->set_percent(percent);
+        progress->set_message(text);
+        return send(message);
+    }
+
     // The next message from the hub, waiting up to `timeout`.
     std::optional<opconsole::v1::HubMessage>
     read(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000))

@@ -408,6 +408,21 @@ void TestCommandRegistry::progressIsRecorded()
     QCOMPARE(registry.find("c1")->progressMessage, QString("downloading"));
     QCOMPARE(progress.count(), 1);
     QCOMPARE(registry.counters().unknownProgress, 2u);
+
+    // Every update is kept in order with its time, up to a bound.
+    QVERIFY(registry.reportProgress("c1", "bot-a", 80, "installing"));
+    auto record = registry.find("c1");
+    QCOMPARE(record->progressSteps.size(), 2);
+    QCOMPARE(record->progressSteps.at(0).message, QString("downloading"));
+    QCOMPARE(record->progressSteps.at(1).percent, 80);
+    QVERIFY(record->progressSteps.at(1).at >= record->progressSteps.at(0).at);
+    QVERIFY(record->progressSteps.at(0).at >= record->registeredAt);
+    for (int i = 0; i < 100; ++i)
+        registry.reportProgress("c1", "bot-a", 90, QString("step %1").arg(i));
+    record = registry.find("c1");
+    QCOMPARE(record->progressSteps.size(), CommandOutcome::MaxProgressSteps);
+    QCOMPARE(record->progressDropped, 102 - CommandOutcome::MaxProgressSteps);
+    QCOMPARE(record->progressSteps.last().message, QString("step 99"));
 }
 
 void TestCommandRegistry::markSentStartsLatency()

@@ -204,8 +204,11 @@ void TestMainWindow::copyAsOpctlAndDetails()
     rig.window->sendToSelection();
     const auto command = bot.readCommand(5s);
     QVERIFY(command && command->has_config_update());
-    bot.ack(command->command_id(), true, "applied");
     const QString id = QString::fromStdString(command->command_id());
+    QVERIFY(bot.progress(command->command_id(), 30, "validating"));
+    QVERIFY(bot.progress(command->command_id(), 70, "writing"));
+    QTRY_COMPARE_WITH_TIMEOUT(rig.registry.find(id)->progressSteps.size(), 2, 5000);
+    bot.ack(command->command_id(), true, "applied");
     QTRY_COMPARE_WITH_TIMEOUT(rig.stateOf(id), QString("acked"), 5000);
     rig.window->selectCommand(id);
     rig.window->copySelectedAsOpctl();
@@ -216,6 +219,11 @@ void TestMainWindow::copyAsOpctlAndDetails()
     QTRY_VERIFY_WITH_TIMEOUT(rig.window->details()->toPlainText().contains("depth = 3"), 5000);
     QVERIFY(rig.window->details()->toPlainText().contains("Timeline"));
     QVERIFY(rig.window->details()->toPlainText().contains("applied"));
+    const QString details = rig.window->details()->toPlainText();
+    QVERIFY2(details.indexOf("progress 30% validating") >= 0 &&
+                 details.indexOf("progress 30% validating") <
+                     details.indexOf("progress 70% writing"),
+             qPrintable(details));
 }
 
 void TestMainWindow::settingsPersist()

@@ -558,8 +558,12 @@ void MainWindow::showDetails()
     html += tr("registered %1<br>").arg(wall(*o, o->registeredAt));
     if (o->wasSent())
         html += tr("sent %1 (%2)<br>").arg(wall(*o, o->sentAt), since(o->sentAt));
-    if (o->progressPercent >= 0)
-        html += tr("progress %1%: %2<br>").arg(o->progressPercent).arg(escape(o->progressMessage));
+    if (o->progressDropped > 0)
+        html += tr("(%n earlier progress update(s) not kept)<br>", nullptr, o->progressDropped);
+    for (const ProgressStep &step : o->progressSteps)
+        html += tr("progress %1% %2 (%3)<br>")
+                    .arg(step.percent)
+                    .arg(escape(step.message), since(step.at));
     if (o->finished())
         html += tr("%1 %2 (%3), latency %4 ms<br>")
                     .arg(stateName(o->state), wall(*o, o->finishedAt), since(o->finishedAt))
