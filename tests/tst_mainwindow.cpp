@@ -16,6 +16,7 @@
 #include <QMenu>
 #include <QPushButton>
 #include <QStandardPaths>
+#include <QStatusBar>
 #include <QTableView>
 #include <QTest>
 #include <QTextBrowser>
@@ -63,6 +64,7 @@ private slots:
     void fanOutShowsAnAggregateRow();
     void filtersNarrowTheTable();
     void copyAsOpctlAndDetails();
+    void refusalBeforeRegistrationIsShown();
     void settingsPersist();
 };
 
@@ -224,6 +226,24 @@ void TestMainWindow::copyAsOpctlAndDetails()
                  details.indexOf("progress 30% validating") <
                      details.indexOf("progress 70% writing"),
              qPrintable(details));
+}
+
+void TestMainWindow::refusalBeforeRegistrationIsShown()
+{
+    Rig rig;
+    rig.service->setMaxInFlightPerBot(1);
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    QVERIFY(rig.botListed("bot-1"));
+    rig.window->selectBots({"bot-1"});
+    rig.window->sendPanel()->setKind(CommandKind::Ping);
+    rig.window->sendToSelection();
+    QVERIFY(bot.readCommand(5s).has_value()); // in flight, never answered
+    rig.window->sendToSelection();            // over the cap of one
+    const QString message = rig.window->statusBar()->currentMessage();
+    QVERIFY2(message.contains("not sent to bot-1") && message.contains("in flight"),
+             qPrintable(message));
+    QCOMPARE(rig.registry.pendingCount("bot-1"), 1);
 }
 
 void TestMainWindow::settingsPersist()

@@ -406,7 +406,17 @@ void MainWindow::send(const QStringList &bots, const CommandSpec &spec, millisec
     if (bots.size() == 1) {
         const QString id = m_service.newCommandId();
         remember(id);
-        m_service.sendWithId(id, bots.first(), spec, timeout);
+        const QFuture<CommandOutcome> future =
+            m_service.sendWithId(id, bots.first(), spec, timeout);
+        // Refused before it was registered (the bot's in-flight cap, shutting down): no row
+        // will show it, so say it here, and long enough to be read.
+        if (future.isFinished() && future.result().state == CommandState::Refused &&
+            future.result().sequence == 0) {
+            statusBar()->showMessage(
+                tr("%1 not sent to %2: %3").arg(spec.name(), bots.first(), future.result().reason),
+                15000);
+            return;
+        }
         statusBar()->showMessage(tr("%1 sent to %2").arg(spec.name(), bots.first()), 3000);
         return;
     }
