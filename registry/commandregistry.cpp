@@ -229,9 +229,9 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
         BotIndex &bot = m_bots[botId];
         if (m_maxPendingPerBot > 0 && bot.pending >= m_maxPendingPerBot) {
             lock.unlock();
-            return refuse(QStringLiteral("%1 commands already in flight to %2 (the cap)")
-                              .arg(m_maxPendingPerBot)
-                              .arg(botId));
+            return refuse(QStringLiteral("%1 is at its cap of commands in flight (%2)")
+                              .arg(botId)
+                              .arg(m_maxPendingPerBot));
         }
         const quint32 slot = allocateSlotLocked();
         m_index.place(cell, tag, slot);
