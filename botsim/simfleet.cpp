@@ -371,7 +371,14 @@ private:
         v1::CommandAck &ack = *reply.mutable_ack();
         ack.set_command_id(cmd.command_id());
         *ack.mutable_received_at() = nowStamp();
+        const v1::BotState before = currentState();
         apply(cmd, ack);
+        // A state change is reported right after the ack, not at the next heartbeat.
+        std::optional<v1::BotMessage> status;
+        if (const v1::BotState after = currentState(); after != before) {
+            status.emplace();
+            status->mutable_status()->set_state(after);
+        }
 
         std::uniform_real_distribution<double> coin(0, 1);
         if (coin(m_rng) < o.dropRatio) {
@@ -403,6 +410,8 @@ private:
                 rememberLocked(ack);
             }
             write(reply, generation);
+            if (status)
+                write(*status, generation);
             if (duplicate)
                 write(reply, generation);
         } else {
@@ -424,6 +433,8 @@ private:
                 m_inProgress.insert(cmd.command_id());
             }
             m_fleet->schedule({at, this, generation, reply});
+            if (status) // equal times have no order in the scheduler: just after the ack
+                m_fleet->schedule({at + microseconds(1), this, generation, *status});
             if (duplicate)
                 m_fleet->schedule({at + milliseconds(1), this, generation, reply});
         }

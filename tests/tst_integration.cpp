@@ -50,6 +50,7 @@ private slots:
     void mixedOutcomesFromAMisbehavingFleet();
     void disconnectingBotsReconnectWithBackoff();
     void botsimAsSeparateProcess();
+    void stateChangesAreReportedWithTheAck();
 };
 
 void TestIntegration::thousandCommandsAcrossFiftyBotsNoneLost()
@@ -179,6 +180,34 @@ void TestIntegration::botsimAsSeparateProcess()
     QVERIFY2(out.contains("commands=100 "), qPrintable(out));
     QVERIFY(out.contains("(SIGTERM)"));
     QTRY_VERIFY_WITH_TIMEOUT(rig.hub->connectedBotIds().isEmpty(), 10'000);
+}
+
+void TestIntegration::stateChangesAreReportedWithTheAck()
+{
+    // Heartbeats off: the state the fleet panel shows can only come from the status report
+    // that follows an ack that changed it.
+    Rig rig;
+    auto options = rig.fleetOptions(1);
+    options.heartbeats = false;
+    botsim::Fleet fleet(options);
+    fleet.start();
+    QVERIFY(fleet.waitConnected(1, 20s));
+    QTRY_COMPARE_WITH_TIMEOUT(rig.hub->connectedBotIds().size(), 1, 10'000);
+    const QString bot = rig.hub->connectedBotIds().first();
+    QCOMPARE(rig.hub->bot(bot)->state, QString()); // nothing reported yet
+
+    auto started = rig.service->send(bot, CommandSpec::of(CommandKind::Start), 5s);
+    QVERIFY(rig.allFinished({started}));
+    QCOMPARE(started.result().state, CommandState::Acked);
+    QTRY_COMPARE_WITH_TIMEOUT(rig.hub->bot(bot)->state, QString("running"), 10'000);
+
+    auto paused = rig.service->send(bot, CommandSpec::of(CommandKind::Pause), 5s);
+    QVERIFY(rig.allFinished({paused}));
+    QTRY_COMPARE_WITH_TIMEOUT(rig.hub->bot(bot)->state, QString("paused"), 10'000);
+
+    auto stopped = rig.service->send(bot, CommandSpec::of(CommandKind::Stop), 5s);
+    QVERIFY(rig.allFinished({stopped}));
+    QTRY_COMPARE_WITH_TIMEOUT(rig.hub->bot(bot)->state, QString("stopped"), 10'000);
 }
 
 QTEST_GUILESS_MAIN(TestIntegration)
