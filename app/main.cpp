@@ -168,10 +168,17 @@ int main(int argc, char **argv)
         window->resize(1400, 860);
         window->show();
         if (const QString shot = parser.value(QStringLiteral("screenshot")); !shot.isEmpty()) {
-            // A fan-out to every bot, a few single commands, then the picture.
+            // A fan-out to every bot, a few single commands, some with a timeout too short for
+            // the slower bots (expired rows that then get their late acks), then the picture.
             QTimer::singleShot(1500, window.get(), [&window] {
                 window->fleetView()->selectAll();
                 window->sendKindToSelection(CommandKind::Ping);
+            });
+            QTimer::singleShot(2000, window.get(), [&hub, &service] {
+                const QStringList bots = hub.connectedBotIds();
+                for (qsizetype i = 3; i < std::min<qsizetype>(bots.size(), 15); ++i)
+                    service.send(bots.at(i), CommandSpec::of(CommandKind::Ping),
+                                 std::chrono::milliseconds(100));
             });
             QTimer::singleShot(2200, window.get(), [&window] {
                 window->fleetView()->selectRow(0);
@@ -181,7 +188,7 @@ int main(int argc, char **argv)
                 window->fleetView()->selectRow(2);
                 window->sendKindToSelection(CommandKind::Start);
             });
-            QTimer::singleShot(3500, window.get(), [&window, shot] {
+            QTimer::singleShot(4500, window.get(), [&window, shot] {
                 window->commandsView()->selectRow(0);
                 const bool saved = window->grab().save(shot);
                 logEvent("screenshot",

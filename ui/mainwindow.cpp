@@ -74,6 +74,17 @@ QTableView *makeTable(QAbstractItemModel *model, QWidget *parent)
     return view;
 }
 
+// Sizes a column to its header or a typical value, whichever is wider, in the view's font.
+void fitColumn(QTableView *view, int column, const QString &typical)
+{
+    const QFontMetrics fm(view->font());
+    const QString header = view->model()->headerData(column, Qt::Horizontal).toString();
+    const int padding = fm.averageCharWidth() + 10; // cell margins
+    view->setColumnWidth(column,
+                         std::max(fm.horizontalAdvance(header), fm.horizontalAdvance(typical)) +
+                             padding);
+}
+
 QString escape(const QString &s)
 {
     return s.toHtmlEscaped();
@@ -167,6 +178,11 @@ MainWindow::MainWindow(CommandRegistry &registry, Hub &hub, CommandService &serv
     m_commandsView->sortByColumn(CommandTableModel::Id, Qt::DescendingOrder);
     m_commandsView->setColumnWidth(CommandTableModel::Id, 130);
     m_commandsView->setColumnWidth(CommandTableModel::State, 200);
+    fitColumn(m_commandsView, CommandTableModel::Bot, QStringLiteral("bot-0000"));
+    fitColumn(m_commandsView, CommandTableModel::Command, QStringLiteral("restart"));
+    fitColumn(m_commandsView, CommandTableModel::SentAt, QStringLiteral("00:00:00.000"));
+    fitColumn(m_commandsView, CommandTableModel::Remaining, QStringLiteral("00.0 s"));
+    fitColumn(m_commandsView, CommandTableModel::Latency, QStringLiteral("0000.0 ms"));
     commandsLayout->addLayout(filters);
     commandsLayout->addWidget(m_fanOuts);
     commandsLayout->addWidget(m_commandsView, 1);
@@ -184,16 +200,17 @@ MainWindow::MainWindow(CommandRegistry &registry, Hub &hub, CommandService &serv
     m_mainSplit->addWidget(fleetPanel);
     m_mainSplit->addWidget(m_rightSplit);
     m_mainSplit->setStretchFactor(1, 3);
-    m_mainSplit->setSizes({470, 930});
+    m_mainSplit->setSizes({510, 890});
     m_rightSplit->setSizes({110, 560, 190});
     m_send->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Maximum);
     m_botFilter->setMinimumWidth(120);
-    m_fleetView->setColumnWidth(FleetModel::Bot, 80);
-    m_fleetView->setColumnWidth(FleetModel::Labels, 70);
-    m_fleetView->setColumnWidth(FleetModel::State, 65);
-    m_fleetView->setColumnWidth(FleetModel::Connection, 90);
-    m_fleetView->setColumnWidth(FleetModel::Heartbeat, 75);
-    m_fleetView->setColumnWidth(FleetModel::InFlight, 65);
+    // Every fleet column in view at the default size; Last latency takes what is left.
+    fitColumn(m_fleetView, FleetModel::Bot, QStringLiteral("bot-00"));
+    fitColumn(m_fleetView, FleetModel::Labels, QStringLiteral("group=a"));
+    fitColumn(m_fleetView, FleetModel::State, QStringLiteral("running"));
+    fitColumn(m_fleetView, FleetModel::Connection, QStringLiteral("connected"));
+    fitColumn(m_fleetView, FleetModel::Heartbeat, QStringLiteral("00.0 s"));
+    fitColumn(m_fleetView, FleetModel::InFlight, QStringLiteral("0000"));
     setCentralWidget(m_mainSplit);
     m_status = new QLabel;
     statusBar()->addPermanentWidget(m_status, 1);
