@@ -315,6 +315,10 @@ private:
         }
         m_connected = true;
         ++m_fleet->stats.connects;
+        // The state right away (after a reconnect too), not at the first heartbeat.
+        v1::BotMessage status;
+        status.mutable_status()->set_state(currentState());
+        write(status, generation);
         m_fleet->notifyConnected();
         if (m_fleet->options.heartbeats)
             m_fleet->schedule(
