@@ -87,7 +87,8 @@ commands, last heartbeat.
 const char *const CommandsHelp = R"(usage: opctl commands [--state S ...] [--bot BOT] [--limit N]
 
 Pending and recently finished commands, oldest first. S is one of pending, acked,
-rejected, expired, not-connected, disconnected, cancelled, refused.
+rejected, expired, not-connected, disconnected, cancelled, refused; or done (every
+finished one) or problems (every finished one but acked), as in the console's filter.
 )";
 
 const char *const CancelHelp = R"(usage: opctl cancel ID [--reason TEXT]
@@ -464,9 +465,15 @@ public:
     {
         v1::ListCommandsRequest request;
         for (const auto &s : args.values("state")) {
+            if (s == "done" || s == "problems") {
+                for (int o = v1::OUTCOME_ACKED; o <= v1::OUTCOME_REFUSED; ++o)
+                    if (s == "done" || o != v1::OUTCOME_ACKED)
+                        request.add_outcomes(v1::Outcome(o));
+                continue;
+            }
             const auto o = outcomeFromName(s);
             if (!o)
-                throw UsageError("unknown state '" + s + "'");
+                throw UsageError("unknown state '" + s + "' (see opctl commands --help)");
             request.add_outcomes(*o);
         }
         if (const auto bot = args.value("bot"))
@@ -534,9 +541,10 @@ public:
             } else if (event.has_command()) {
                 std::printf("%-17s %s\n", event.event().c_str(), describe(event.command()).c_str());
             } else {
-                std::printf("%-17s %s %s\n", event.event().c_str(), event.bot().bot_id().c_str(),
-                            event.bot().connected() ? "connected"
-                                                    : event.bot().disconnect_reason().c_str());
+                const v1::BotRecord &bot = event.bot();
+                std::printf("%-17s %s %s%s%s\n", event.event().c_str(), bot.bot_id().c_str(),
+                            bot.connected() ? "connected" : bot.disconnect_reason().c_str(),
+                            bot.state().empty() ? "" : " ", bot.state().c_str());
             }
             std::fflush(stdout);
             if (count > 0 && ++seen >= count) {

@@ -255,9 +255,14 @@ private:
 
 QString eventName(const CommandOutcome &o)
 {
+    // A batch holds a copy of the record per transition: which one this is follows from it.
     if (o.hasLateAck())
         return QStringLiteral("late_ack");
-    return o.state == CommandState::Pending ? QStringLiteral("pending") : stateName(o.state);
+    if (o.state != CommandState::Pending)
+        return stateName(o.state);
+    if (o.progressPercent >= 0)
+        return QStringLiteral("progress");
+    return o.wasSent() ? QStringLiteral("sent") : QStringLiteral("registered");
 }
 
 } // namespace

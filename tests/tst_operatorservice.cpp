@@ -191,6 +191,18 @@ void TestOperatorService::opctlBotsAndFanOut()
     b.ack(cb->command_id(), false, "busy", v1::ACK_ERROR_BUSY);
     QCOMPARE(fan.wait(), 1); // the most severe outcome: rejected
     QVERIFY(fan.out.contains("summary: 1/2 acked, 1 rejected"));
+
+    // The console's filters by name: problems are the finished commands but the acked ones.
+    Opctl problems({"--hub", hub, "commands", "--state", "problems"});
+    QCOMPARE(problems.wait(), 0);
+    QVERIFY2(problems.out.contains("bot-b") && !problems.out.contains("bot-a"),
+             qPrintable(problems.out));
+    Opctl done({"--hub", hub, "commands", "--state", "done"});
+    QCOMPARE(done.wait(), 0);
+    QVERIFY(done.out.contains("bot-a") && done.out.contains("bot-b"));
+    Opctl unknown({"--hub", hub, "commands", "--state", "sideways"});
+    QCOMPARE(unknown.wait(), 64);
+    QVERIFY(unknown.err.contains("unknown state 'sideways'"));
 }
 
 void TestOperatorService::sendCommandOverTheApi()
@@ -348,8 +360,8 @@ void TestOperatorService::watchSeesEveryTransition()
                 seen[event.command().command_id()].insert(event.event());
             size_t full = 0;
             for (const auto &[id, events] : seen)
-                full +=
-                    events.count("pending") && (events.count("acked") || events.count("rejected"));
+                full += events.count("registered") && events.count("sent") &&
+                        (events.count("acked") || events.count("rejected"));
             complete = full == size_t(n);
         }
     });
