@@ -4,7 +4,9 @@
 #include "rawbot.h"
 
 #include <QSignalSpy>
+
 #include <QTest>
+#include <grpcpp/generic/generic_stub.h>
 
 using namespace opconsole;
 using namespace std::chrono;
@@ -40,6 +42,7 @@ private slots:
     void ackFromAnotherBotNeverResolves();
     void unknownDuplicateAndProgressAcks();
     void oversizeMessageClosesOnlyThatStream();
+    void undecodableBytesCloseOnlyThatStream();
     void silentBotIsDisconnectedAtOnce();
     void reconnectWithSameIdKeepsNewSession();
     void streamEndFailsPendingAtOnce();
@@ -242,6 +245,95 @@ void TestHub::oversizeMessageClosesOnlyThatStream()
     QCOMPARE(status->error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
     QVERIFY(finishes(pending));
     QCOMPARE(pending.result().state, CommandState::Disconnected);
+    QVERIFY(rig.hub->isConnected("bot-fine"));
+    auto ok = rig.service->send("bot-fine", CommandSpec::of(CommandKind::Ping), 5s);
+    const auto command = fine.readCommand();
+    QVERIFY(command.has_value());
+    fine.ack(command->command_id());
+    QVERIFY(finishes(ok));
+    QCOMPARE(ok.result().state, CommandState::Acked);
+}
+
+// Raw bytes on the BotLink method through gRPC's generic stub, driven on a completion queue.
+class ByteBot
+{
+public:
+    explicit ByteBot(const std::string &address)
+        : m_stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
+          m_call(m_stub.PrepareCall(&m_context, "/opconsole.v1.BotLink/Connect", &m_queue))
+    {
+        m_call->StartCall(this);
+        m_started = step();
+    }
+    ~ByteBot()
+    {
+        m_context.TryCancel();
+        m_queue.Shutdown();
+        void *tag;
+        bool ok;
+        while (m_queue.Next(&tag, &ok)) {
+        }
+    }
+    bool started() const { return m_started; }
+    bool write(const std::string &bytes)
+    {
+        grpc::Slice slice(bytes);
+        grpc::ByteBuffer buffer(&slice, 1);
+        m_call->Write(buffer, this);
+        return step();
+    }
+    // Reads until the hub ends the stream; its status, or nothing within the bound.
+    std::optional<grpc::Status> waitClosed()
+    {
+        grpc::ByteBuffer in;
+        do {
+            m_call->Read(&in, this);
+        } while (step());
+        grpc::Status status;
+        m_call->Finish(&status, this);
+        if (!step())
+            return std::nullopt;
+        return status;
+    }
+
+private:
+    bool step()
+    {
+        void *tag = nullptr;
+        bool ok = false;
+        const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(10);
+        return m_queue.AsyncNext(&tag, &ok, deadline) == grpc::CompletionQueue::GOT_EVENT && ok;
+    }
+
+    grpc::GenericStub m_stub;
+    grpc::ClientContext m_context;
+    grpc::CompletionQueue m_queue;
+    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> m_call;
+    bool m_started = false;
+};
+
+void TestHub::undecodableBytesCloseOnlyThatStream()
+{
+    Rig rig;
+    RawBot fine(rig.address());
+    QVERIFY(fine.hello("bot-fine"));
+    v1::BotMessage hello;
+    hello.mutable_hello()->set_bot_id("bot-bytes");
+    hello.mutable_hello()->set_protocol_version(1);
+    ByteBot bytes(rig.address());
+    QVERIFY(bytes.started());
+    QVERIFY(bytes.write(hello.SerializeAsString()));
+    QTRY_VERIFY_WITH_TIMEOUT(rig.hub->isConnected("bot-bytes"), 5000);
+    auto pending = rig.service->send("bot-bytes", CommandSpec::of(CommandKind::Ping), 60s);
+    // Not a protobuf message: a field tag with wire type 7, which does not exist.
+    QVERIFY(bytes.write(std::string("\x0f\xff\xff\xff\xff", 5)));
+    // gRPC reports an undecodable message to the hub as a failed read, the same as the bot
+    // closing its side: the hub ends the stream and fails its commands at once.
+    QVERIFY(bytes.waitClosed().has_value());
+    QVERIFY(finishes(pending));
+    QCOMPARE(pending.result().state, CommandState::Disconnected);
+    QVERIFY(!rig.hub->isConnected("bot-bytes"));
+    // Nothing else noticed.
     QVERIFY(rig.hub->isConnected("bot-fine"));
     auto ok = rig.service->send("bot-fine", CommandSpec::of(CommandKind::Ping), 5s);
     const auto command = fine.readCommand();
