@@ -132,6 +132,16 @@ void TestCommandTableModel::displayRolesAndColours()
     QCOMPARE(model.index(0, CommandTableModel::Id).data(Qt::ToolTipRole).toString(),
              QString("cmd-1"));
     QCOMPARE(model.index(2, CommandTableModel::Latency).data().toString(), QString("12.0 ms"));
+
+    // Unanswered commands have no latency; a late ack shows its own, marked.
+    CommandOutcome expired = record(4, "bot", CommandState::Expired);
+    model.applyChanges({expired});
+    QCOMPARE(model.index(3, CommandTableModel::Latency).data().toString(), QString());
+    expired.lateAck = CommandAckData{};
+    expired.lateAckAt = expired.registeredAt + std::chrono::milliseconds(7300);
+    model.applyChanges({expired});
+    QCOMPARE(model.index(3, CommandTableModel::Latency).data().toString(),
+             QString("7.30 s (late)"));
 }
 
 void TestCommandTableModel::proxyFiltersByStateBotAndText()

@@ -591,10 +591,13 @@ void MainWindow::showDetails()
         html += tr("progress %1% %2 (%3)<br>")
                     .arg(step.percent)
                     .arg(escape(step.message), since(step.at));
-    if (o->finished())
+    if (o->state == CommandState::Acked || o->state == CommandState::Rejected)
         html += tr("%1 %2 (%3), latency %4 ms<br>")
                     .arg(stateName(o->state), wall(*o, o->finishedAt), since(o->finishedAt))
                     .arg(double(o->latency().count()) / 1e6, 0, 'f', 2);
+    else if (o->finished()) // never answered in time: no latency to speak of
+        html += tr("%1 %2 (%3)<br>")
+                    .arg(stateName(o->state), wall(*o, o->finishedAt), since(o->finishedAt));
     else
         html += tr("deadline %1 (%2)<br>").arg(wall(*o, o->deadline), since(o->deadline));
     if (o->hasLateAck())
