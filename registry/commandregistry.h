@@ -180,7 +180,7 @@ private:
     friend class ExpiryWorker;
 
     struct BotIndex;
-    // One command, pending or remembered, in a slot of m_slots. A free slot has sequence 0.
+    // One command, pending or remembered, in a slot of m_chunks. A free slot has sequence 0.
     struct Entry
     {
         CommandOutcome rec;
