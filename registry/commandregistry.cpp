@@ -160,6 +160,7 @@ QFuture<CommandOutcome> CommandRegistry::registerCommand(const QString &commandI
     const QString refusal = insert(commandId, botId, timeout, kind, &promise);
     if (refusal.isEmpty())
         return future;
+    // Refused: insert() took the promise only had it registered, so it is still ours.
     CommandOutcome outcome;
     outcome.state = CommandState::Refused;
     outcome.commandId = commandId;
