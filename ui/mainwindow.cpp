@@ -182,7 +182,7 @@ MainWindow::MainWindow(CommandRegistry &registry, Hub &hub, CommandService &serv
     fitColumn(m_commandsView, CommandTableModel::Command, QStringLiteral("restart"));
     fitColumn(m_commandsView, CommandTableModel::SentAt, QStringLiteral("00:00:00.000"));
     fitColumn(m_commandsView, CommandTableModel::Remaining, QStringLiteral("00.0 s"));
-    fitColumn(m_commandsView, CommandTableModel::Latency, QStringLiteral("0000.0 ms"));
+    fitColumn(m_commandsView, CommandTableModel::Latency, QStringLiteral("000.0 ms (late)"));
     commandsLayout->addLayout(filters);
     commandsLayout->addWidget(m_fanOuts);
     commandsLayout->addWidget(m_commandsView, 1);
