@@ -23,6 +23,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <sys/resource.h>
 
 using namespace opconsole;
 using namespace std::chrono;
@@ -184,7 +185,16 @@ struct Figures
     double perSecond = 0;
     double p50 = 0;
     double p99 = 0;
+    double cpuUsPerCommand = 0; // this process (hub or echo server, and the callers)
 };
+
+double processCpuUs()
+{
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 +
+           double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
 
 // Runs `issue(caller)` closed-loop for each caller until `seconds` pass; `issue` must call
 // `done(caller, start)` when its command completes.
@@ -203,15 +213,18 @@ Figures drive(ClosedLoop &loop, const std::function<void(int)> &issue, int concu
 {
     QElapsedTimer timer;
     timer.start();
+    const double cpuBefore = processCpuUs();
     for (int c = 0; c < concurrency; ++c)
         issue(c);
     QTest::qWait(int(seconds * 1000));
     loop.stopping = true;
     const double elapsed = double(timer.nsecsElapsed()) / 1e9;
+    const double cpu = processCpuUs() - cpuBefore;
+    const auto done = double(std::max<quint64>(1, loop.completed.load()));
     if (!QTest::qWaitFor([&] { return loop.inFlight.load() == 0; }, 15'000))
         std::fprintf(stderr, "stream_bench: still in flight after 15 s\n");
     return {double(loop.completed.load()) / elapsed, loop.samples.percentile(0.5),
-            loop.samples.percentile(0.99)};
+            loop.samples.percentile(0.99), cpu / done};
 }
 
 bool startBotsim(QProcess &proc, const QString &address, int bots, const QString &prefix)
@@ -378,6 +391,8 @@ int main(int argc, char **argv)
         {QStringLiteral("seconds"), QStringLiteral("Seconds per run."), QStringLiteral("s"), "5"},
         {QStringLiteral("via-api"),
          QStringLiteral("Also send the same load through the Operator API (SendCommand).")},
+        {QStringLiteral("hub-only"),
+         QStringLiteral("Run the hub alone, without the raw echo (for profiling).")},
     });
     parser.process(app);
     const int bots = parser.value(QStringLiteral("bots")).toInt();
@@ -388,13 +403,20 @@ int main(int argc, char **argv)
 
     const QString tag = QStringLiteral("_b%1_c%2").arg(bots).arg(concurrency);
     const Figures hub = runHub(bots, concurrency, seconds);
+    if (parser.isSet(QStringLiteral("hub-only"))) {
+        print("hub_commands_per_s" + tag, hub.perSecond, "commands/s");
+        print("hub_cpu_us_per_command" + tag, hub.cpuUsPerCommand, "us");
+        return 0;
+    }
     print("hub_commands_per_s" + tag, hub.perSecond, "commands/s");
     print("hub_p50_us" + tag, hub.p50, "us");
     print("hub_p99_us" + tag, hub.p99, "us");
+    print("hub_cpu_us_per_command" + tag, hub.cpuUsPerCommand, "us");
     const Figures raw = runRaw(bots, concurrency, seconds);
     print("raw_commands_per_s" + tag, raw.perSecond, "commands/s");
     print("raw_p50_us" + tag, raw.p50, "us");
     print("raw_p99_us" + tag, raw.p99, "us");
+    print("raw_cpu_us_per_command" + tag, raw.cpuUsPerCommand, "us");
     print("rate_ratio_hub_vs_raw" + tag, hub.perSecond / raw.perSecond, "x");
     print("p50_ratio_hub_vs_raw" + tag, hub.p50 / raw.p50, "x");
     if (parser.isSet(QStringLiteral("via-api"))) {
@@ -402,6 +424,7 @@ int main(int argc, char **argv)
         print("api_commands_per_s" + tag, api.perSecond, "commands/s");
         print("api_p50_us" + tag, api.p50, "us");
         print("api_p99_us" + tag, api.p99, "us");
+        print("api_cpu_us_per_command" + tag, api.cpuUsPerCommand, "us");
         print("rate_ratio_api_vs_hub" + tag, api.perSecond / hub.perSecond, "x");
     }
     return 0;
