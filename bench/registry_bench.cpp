@@ -63,6 +63,29 @@ double pairsPerSecond(int background, int pairs, bool withFuture, int rounds)
     return median(rates);
 }
 
+// What Qt's future costs on its own, with no registry: create a QPromise and its QFuture,
+// add a CommandOutcome like the registry's, finish, drop both. The median of rounds, ns each.
+double promiseCycleNs(int cycles, int rounds)
+{
+    CommandOutcome outcome;
+    outcome.commandId = QStringLiteral("cmd-123456");
+    outcome.botId = QStringLiteral("bot-1");
+    outcome.state = CommandState::Acked;
+    std::vector<double> costs;
+    for (int round = 0; round < rounds; ++round) {
+        QElapsedTimer timer;
+        timer.start();
+        for (int i = 0; i < cycles; ++i) {
+            QPromise<CommandOutcome> promise;
+            QFuture<CommandOutcome> future = promise.future();
+            promise.addResult(outcome);
+            promise.finish();
+        }
+        costs.push_back(double(timer.nsecsElapsed()) / cycles);
+    }
+    return median(costs);
+}
+
 // Mean cost of one registerCommand with about `pending` commands pending: batches of 1,000
 // are timed on top of them, then cancelled untimed so the count stays where it is.
 double registerCostNs(int pending, int batches)
@@ -155,6 +178,7 @@ int main(int argc, char **argv)
     printFigure("pairs_per_s_future_100k_pending", pairsPerSecond(100'000, pairs, true, rounds),
                 "pairs/s");
     printFigure("pairs_per_s_tracked_empty", pairsPerSecond(0, pairs, false, rounds), "pairs/s");
+    printFigure("qpromise_cycle_ns_no_registry", promiseCycleNs(pairs, rounds), "ns");
     printFigure("pairs_per_s_tracked_100k_pending", pairsPerSecond(100'000, pairs, false, rounds),
                 "pairs/s");
     const double small = registerCostNs(1'000, 101);
