@@ -65,6 +65,7 @@ private slots:
     void filtersNarrowTheTable();
     void copyAsOpctlAndDetails();
     void refusalBeforeRegistrationIsShown();
+    void sendPanelFitsItsParameters();
     void settingsPersist();
 };
 
@@ -244,6 +245,22 @@ void TestMainWindow::refusalBeforeRegistrationIsShown()
     QVERIFY2(message.contains("not sent to bot-1") && message.contains("in flight"),
              qPrintable(message));
     QCOMPARE(rig.registry.pendingCount("bot-1"), 1);
+}
+
+void TestMainWindow::sendPanelFitsItsParameters()
+{
+    Rig rig;
+    SendPanel *panel = rig.window->sendPanel();
+    panel->setKind(CommandKind::Ping);
+    const int small = panel->height();
+    QVERIFY(small >= panel->sizeHint().height());
+    // The config editor gets its room, taken from the commands table, and gives it back.
+    panel->setKind(CommandKind::ConfigUpdate);
+    QVERIFY2(panel->height() >= panel->sizeHint().height(),
+             qPrintable(QString("%1 < %2").arg(panel->height()).arg(panel->sizeHint().height())));
+    QVERIFY(panel->height() > small);
+    panel->setKind(CommandKind::Ping);
+    QCOMPARE(panel->height(), small);
 }
 
 void TestMainWindow::settingsPersist()

@@ -80,9 +80,8 @@ void fitColumn(QTableView *view, int column, const QString &typical)
     const QFontMetrics fm(view->font());
     const QString header = view->model()->headerData(column, Qt::Horizontal).toString();
     const int padding = fm.averageCharWidth() + 10; // cell margins
-    view->setColumnWidth(column,
-                         std::max(fm.horizontalAdvance(header), fm.horizontalAdvance(typical)) +
-                             padding);
+    view->setColumnWidth(
+        column, std::max(fm.horizontalAdvance(header), fm.horizontalAdvance(typical)) + padding);
 }
 
 QString escape(const QString &s)
@@ -244,6 +243,7 @@ MainWindow::MainWindow(CommandRegistry &registry, Hub &hub, CommandService &serv
     connect(m_fleetView->selectionModel(), &QItemSelectionModel::selectionChanged, this,
             [this] { m_send->setTargetCount(int(selectedBots().size())); });
     connect(m_send, &SendPanel::sendRequested, this, &MainWindow::sendToSelection);
+    connect(m_send, &SendPanel::heightWanted, this, &MainWindow::fitSendPanel);
     connect(m_commandsView->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             &MainWindow::showDetails);
     connect(m_commandsView, &QWidget::customContextMenuRequested, this, [this](const QPoint &pos) {
@@ -264,7 +264,20 @@ MainWindow::MainWindow(CommandRegistry &registry, Hub &hub, CommandService &serv
     slow->start();
 
     loadSettings();
+    fitSendPanel();
     refreshStatus();
+}
+
+void MainWindow::fitSendPanel()
+{
+    // The send panel gets what its parameters need; the commands table takes the difference.
+    QList<int> sizes = m_rightSplit->sizes();
+    const int want = m_send->sizeHint().height();
+    if (sizes.size() != 3 || sizes[0] == want)
+        return;
+    sizes[1] = std::max(0, sizes[1] + sizes[0] - want);
+    sizes[0] = want;
+    m_rightSplit->setSizes(sizes);
 }
 
 MainWindow::~MainWindow() = default;

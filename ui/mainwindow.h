@@ -76,6 +76,7 @@ protected:
 
 private:
     void buildActions();
+    void fitSendPanel();
     void onChanged(const QList<CommandOutcome> &records);
     void send(const QStringList &bots, const CommandSpec &spec, std::chrono::milliseconds timeout);
     void showDetails();

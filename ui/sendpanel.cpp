@@ -216,9 +216,17 @@ void SendPanel::kindChanged()
                               : kind == CommandKind::ConfigUpdate ? 2
                               : kind == CommandKind::Custom       ? 3
                                                                   : 0);
+    // The stack sizes itself to the page shown, not to its largest page: a ping needs one
+    // line, the config editor several, and what they leave goes to the commands table.
+    for (int i = 0; i < m_params->count(); ++i)
+        m_params->widget(i)->setSizePolicy(QSizePolicy::Preferred, i == m_params->currentIndex()
+                                                                       ? QSizePolicy::Preferred
+                                                                       : QSizePolicy::Ignored);
+    m_params->updateGeometry();
     const QSignalBlocker block(m_timeout);
     m_timeout->setValue(m_timeouts.value(kind, defaultTimeoutSeconds(kind)));
     revalidate();
+    emit heightWanted();
 }
 
 void SendPanel::revalidate()

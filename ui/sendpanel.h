@@ -47,6 +47,8 @@ public:
 
 signals:
     void sendRequested();
+    // The parameters shown changed, and with them the height the panel wants.
+    void heightWanted();
 
 private:
     void kindChanged();
