@@ -204,7 +204,7 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
     if (timeout <= milliseconds::zero())
         return refuse(QStringLiteral("timeout must be positive, got %1 ms").arg(timeout.count()));
 
-    const quint32 tag = detail::SlotIndex::tagOf(IdHash{}(commandId));
+    const quint32 tag = tagOf(commandId);
     const auto now = Clock::now();
     const auto wallMs =
         m_wallOffsetMs + duration_cast<milliseconds>(now.time_since_epoch()).count();
@@ -283,6 +283,7 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
 ResolveResult CommandRegistry::resolveCommand(const QString &commandId, const QString &fromBotId,
                                               const CommandAckData &ack)
 {
+    const quint32 tag = tagOf(commandId); // hashed before the lock
     const auto now = Clock::now();
     std::optional<Completion> completion;
     std::optional<CommandOutcome> late;
@@ -290,7 +291,7 @@ ResolveResult CommandRegistry::resolveCommand(const QString &commandId, const QS
     bool flush = false;
     {
         std::lock_guard lock(m_mutex);
-        Entry *entry = findLocked(commandId);
+        Entry *entry = findLocked(commandId, tag);
         if (!entry) {
             ++m_counters.unknownAcks;
             result = ResolveResult::Unknown;
@@ -329,10 +330,11 @@ ResolveResult CommandRegistry::resolveCommand(const QString &commandId, const QS
 
 bool CommandRegistry::markSent(const QString &commandId, quint64 session)
 {
+    const quint32 tag = tagOf(commandId); // hashed before the lock
     bool flush = false;
     {
         std::lock_guard lock(m_mutex);
-        Entry *entry = findLocked(commandId);
+        Entry *entry = findLocked(commandId, tag);
         if (!entry || entry->rec.state != CommandState::Pending)
             return false;
         entry->rec.sentAt = Clock::now();
@@ -347,10 +349,11 @@ bool CommandRegistry::markSent(const QString &commandId, quint64 session)
 bool CommandRegistry::reportProgress(const QString &commandId, const QString &fromBotId,
                                      int percent, const QString &message)
 {
+    const quint32 tag = tagOf(commandId); // hashed before the lock
     bool flush = false;
     {
         std::lock_guard lock(m_mutex);
-        Entry *entry = findLocked(commandId);
+        Entry *entry = findLocked(commandId, tag);
         if (!entry || entry->rec.botId != fromBotId || entry->rec.state != CommandState::Pending) {
             ++m_counters.unknownProgress;
             return false;
@@ -379,6 +382,7 @@ bool CommandRegistry::cancelCommand(const QString &commandId, const QString &rea
 bool CommandRegistry::failCommand(const QString &commandId, CommandState state,
                                   const QString &reason)
 {
+    const quint32 tag = tagOf(commandId); // hashed before the lock
     if (state == CommandState::Pending || state == CommandState::Acked ||
         state == CommandState::Rejected)
         return false;
@@ -387,7 +391,7 @@ bool CommandRegistry::failCommand(const QString &commandId, CommandState state,
     bool flush = false;
     {
         std::lock_guard lock(m_mutex);
-        Entry *entry = findLocked(commandId);
+        Entry *entry = findLocked(commandId, tag);
         if (!entry || entry->rec.state != CommandState::Pending)
             return false;
         completion.emplace(finishLocked(*entry, state, reason, now, flush));
@@ -588,9 +592,14 @@ CommandRegistry::Entry *CommandRegistry::pendingLocked(SlotRef ref)
                                                                                           : nullptr;
 }
 
-quint32 CommandRegistry::indexedSlotLocked(const QString &commandId) const
+quint32 CommandRegistry::tagOf(const QString &commandId)
 {
-    return m_index.find(commandId, detail::SlotIndex::tagOf(IdHash{}(commandId)),
+    return detail::SlotIndex::tagOf(IdHash{}(commandId));
+}
+
+quint32 CommandRegistry::indexedSlotLocked(const QString &commandId, quint32 tag) const
+{
+    return m_index.find(commandId, tag,
                         [this](quint32 slot) -> const QString & { return idAt(slot); });
 }
 
@@ -599,9 +608,9 @@ bool CommandRegistry::pendingOrRememberedLocked(SlotRef ref)
     return ref.slot < m_slotCount && slotLocked(ref.slot).rec.sequence == ref.sequence;
 }
 
-CommandRegistry::Entry *CommandRegistry::findLocked(const QString &commandId)
+CommandRegistry::Entry *CommandRegistry::findLocked(const QString &commandId, quint32 tag)
 {
-    const quint32 slot = indexedSlotLocked(commandId);
+    const quint32 slot = indexedSlotLocked(commandId, tag);
     return slot == detail::SlotIndex::None ? nullptr : &slotLocked(slot);
 }
 
@@ -797,8 +806,9 @@ QStringList CommandRegistry::pendingIds() const
 
 std::optional<CommandOutcome> CommandRegistry::find(const QString &commandId) const
 {
+    const quint32 tag = tagOf(commandId);
     std::lock_guard lock(m_mutex);
-    const quint32 slot = indexedSlotLocked(commandId);
+    const quint32 slot = indexedSlotLocked(commandId, tag);
     if (slot == detail::SlotIndex::None)
         return std::nullopt;
     return m_chunks[slot / ChunkSize][slot % ChunkSize].rec;

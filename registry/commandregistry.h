@@ -234,11 +234,13 @@ private:
     {
         return m_chunks[slot / ChunkSize][slot % ChunkSize].rec.commandId;
     }
-    quint32 indexedSlotLocked(const QString &commandId) const;
+    // The index tag of an id: computed before taking m_mutex, passed to the look-ups under it.
+    static quint32 tagOf(const QString &commandId);
+    quint32 indexedSlotLocked(const QString &commandId, quint32 tag) const;
     // The entry still registered under ref and pending, or null.
     Entry *pendingLocked(SlotRef ref);
     bool pendingOrRememberedLocked(SlotRef ref);
-    Entry *findLocked(const QString &commandId);
+    Entry *findLocked(const QString &commandId, quint32 tag);
     quint32 allocateSlotLocked();
     void forgetLocked(quint32 slot);
     void releaseEmptyChunksLocked();
