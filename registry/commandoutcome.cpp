@@ -42,6 +42,15 @@ std::chrono::nanoseconds CommandOutcome::latency() const
     return finishedAt - (wasSent() ? sentAt : registeredAt);
 }
 
+std::optional<std::chrono::nanoseconds> CommandOutcome::answeredIn() const
+{
+    if (answered())
+        return latency();
+    if (hasLateAck())
+        return lateAckAt - (wasSent() ? sentAt : registeredAt);
+    return std::nullopt;
+}
+
 std::chrono::nanoseconds CommandOutcome::lateBy() const
 {
     if (!lateAck)

@@ -82,6 +82,14 @@ struct CommandOutcome
     bool finished() const { return isFinal(state); }
     bool wasSent() const { return sentAt != Clock::time_point{}; }
     bool hasLateAck() const { return lateAck.has_value(); }
+    // The bot answered in time: acked or rejected.
+    bool answered() const
+    {
+        return state == CommandState::Acked || state == CommandState::Rejected;
+    }
+    // How long the bot took to answer, in time or late; none when it never answered (the time
+    // to a deadline, a cancel or a disconnect is not a latency).
+    std::optional<std::chrono::nanoseconds> answeredIn() const;
     // Round trip from send (or registration, if never marked sent) to finish; zero while pending.
     std::chrono::nanoseconds latency() const;
     // From the deadline to the late ack; zero when there is none.

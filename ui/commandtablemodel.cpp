@@ -26,17 +26,6 @@ double toMs(nanoseconds d)
     return double(d.count()) / 1e6;
 }
 
-// How long the bot took to answer: for an ack, and for a late ack (flagged as such). Other
-// outcomes were never answered; the time to a deadline or a cancel is not a latency.
-std::optional<nanoseconds> answeredIn(const CommandOutcome &o)
-{
-    if (o.state == CommandState::Acked || o.state == CommandState::Rejected)
-        return o.latency();
-    if (o.hasLateAck())
-        return o.lateAckAt - (o.wasSent() ? o.sentAt : o.registeredAt);
-    return std::nullopt;
-}
-
 } // namespace
 
 CommandTableModel::CommandTableModel(QObject *parent) : QAbstractTableModel(parent)
@@ -87,7 +76,7 @@ void CommandTableModel::fill(Row &row)
     row.sentAt = o.wasSent() ? QDateTime::fromMSecsSinceEpoch(o.wallMs(o.sentAt))
                                    .toString(QStringLiteral("HH:mm:ss.zzz"))
                              : QString();
-    const auto answered = answeredIn(o);
+    const auto answered = o.answeredIn();
     row.latency = !answered        ? QString()
                   : o.hasLateAck() ? formatMs(toMs(*answered)) + QStringLiteral(" (late)")
                                    : formatMs(toMs(*answered));
@@ -169,7 +158,7 @@ QVariant CommandTableModel::data(const QModelIndex &index, int role) const
         case Remaining:
             return qint64(o.deadline.time_since_epoch().count());
         case Latency:
-            return qint64(answeredIn(o).value_or(nanoseconds(-1)).count());
+            return qint64(o.answeredIn().value_or(nanoseconds(-1)).count());
         default:
             return data(index, Qt::DisplayRole);
         }

@@ -604,7 +604,7 @@ void MainWindow::showDetails()
         html += tr("progress %1% %2 (%3)<br>")
                     .arg(step.percent)
                     .arg(escape(step.message), since(step.at));
-    if (o->state == CommandState::Acked || o->state == CommandState::Rejected)
+    if (o->answered())
         html += tr("%1 %2 (%3), latency %4 ms<br>")
                     .arg(stateName(o->state), wall(*o, o->finishedAt), since(o->finishedAt))
                     .arg(double(o->latency().count()) / 1e6, 0, 'f', 2);
