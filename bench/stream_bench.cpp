@@ -402,29 +402,24 @@ int main(int argc, char **argv)
         qFatal("bad arguments: --bots >= 1, --concurrency >= 1, 0 < --seconds <= 600");
 
     const QString tag = QStringLiteral("_b%1_c%2").arg(bots).arg(concurrency);
+    // The four figures of one run, named "<run>_<figure><tag>".
+    const auto printRun = [&tag](const QString &run, const Figures &f) {
+        print(run + "_commands_per_s" + tag, f.perSecond, "commands/s");
+        print(run + "_p50_us" + tag, f.p50, "us");
+        print(run + "_p99_us" + tag, f.p99, "us");
+        print(run + "_cpu_us_per_command" + tag, f.cpuUsPerCommand, "us");
+    };
     const Figures hub = runHub(bots, concurrency, seconds);
-    if (parser.isSet(QStringLiteral("hub-only"))) {
-        print("hub_commands_per_s" + tag, hub.perSecond, "commands/s");
-        print("hub_cpu_us_per_command" + tag, hub.cpuUsPerCommand, "us");
+    printRun(QStringLiteral("hub"), hub);
+    if (parser.isSet(QStringLiteral("hub-only")))
         return 0;
-    }
-    print("hub_commands_per_s" + tag, hub.perSecond, "commands/s");
-    print("hub_p50_us" + tag, hub.p50, "us");
-    print("hub_p99_us" + tag, hub.p99, "us");
-    print("hub_cpu_us_per_command" + tag, hub.cpuUsPerCommand, "us");
     const Figures raw = runRaw(bots, concurrency, seconds);
-    print("raw_commands_per_s" + tag, raw.perSecond, "commands/s");
-    print("raw_p50_us" + tag, raw.p50, "us");
-    print("raw_p99_us" + tag, raw.p99, "us");
-    print("raw_cpu_us_per_command" + tag, raw.cpuUsPerCommand, "us");
+    printRun(QStringLiteral("raw"), raw);
     print("rate_ratio_hub_vs_raw" + tag, hub.perSecond / raw.perSecond, "x");
     print("p50_ratio_hub_vs_raw" + tag, hub.p50 / raw.p50, "x");
     if (parser.isSet(QStringLiteral("via-api"))) {
         const Figures api = runViaApi(bots, concurrency, seconds);
-        print("api_commands_per_s" + tag, api.perSecond, "commands/s");
-        print("api_p50_us" + tag, api.p50, "us");
-        print("api_p99_us" + tag, api.p99, "us");
-        print("api_cpu_us_per_command" + tag, api.cpuUsPerCommand, "us");
+        printRun(QStringLiteral("api"), api);
         print("rate_ratio_api_vs_hub" + tag, api.perSecond / hub.perSecond, "x");
     }
     return 0;

@@ -316,9 +316,7 @@ private:
         m_connected = true;
         ++m_fleet->stats.connects;
         // The state right away (after a reconnect too), not at the first heartbeat.
-        v1::BotMessage status;
-        status.mutable_status()->set_state(currentState());
-        write(status, generation);
+        write(statusReport(currentState()), generation);
         m_fleet->notifyConnected();
         if (m_fleet->options.heartbeats)
             m_fleet->schedule(
@@ -379,10 +377,8 @@ private:
         apply(cmd, ack);
         // A state change is reported right after the ack, not at the next heartbeat.
         std::optional<v1::BotMessage> status;
-        if (const v1::BotState after = currentState(); after != before) {
-            status.emplace();
-            status->mutable_status()->set_state(after);
-        }
+        if (const v1::BotState after = currentState(); after != before)
+            status = statusReport(after);
 
         std::uniform_real_distribution<double> coin(0, 1);
         if (coin(m_rng) < o.dropRatio) {
@@ -443,6 +439,13 @@ private:
                 m_fleet->schedule({at + milliseconds(1), this, generation, reply});
         }
         return coin(m_rng) < o.disconnectRatio;
+    }
+
+    static v1::BotMessage statusReport(v1::BotState state)
+    {
+        v1::BotMessage message;
+        message.mutable_status()->set_state(state);
+        return message;
     }
 
     void rememberLocked(const v1::CommandAck &ack)

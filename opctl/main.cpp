@@ -285,6 +285,17 @@ public:
                                     "cannot reach the hub at " + m_address);
     }
 
+    // A short unary call (listing, cancelling), bounded at 10 s.
+    template <typename Request, typename Response>
+    grpc::Status quickCall(grpc::Status (v1::Operator::Stub::*method)(grpc::ClientContext *,
+                                                                      const Request &, Response *),
+                           const Request &request, Response *response)
+    {
+        grpc::ClientContext context;
+        context.set_deadline(system_clock::now() + 10s);
+        return (m_stub.get()->*method)(&context, request, response);
+    }
+
     // Maps a failed call to an exit code and a message on stderr.
     int failed(const grpc::Status &status)
     {
@@ -313,9 +324,7 @@ public:
         }
         v1::ListBotsResponse response;
         requireHub();
-        grpc::ClientContext context;
-        context.set_deadline(system_clock::now() + 10s);
-        const auto status = m_stub->ListBots(&context, request, &response);
+        const auto status = quickCall(&v1::Operator::Stub::ListBots, request, &response);
         if (!status.ok())
             return failed(status);
         if (!m_json)
@@ -486,9 +495,7 @@ public:
         do {
             request.set_page_size(std::min(1000, limit - printed));
             v1::ListCommandsResponse response;
-            grpc::ClientContext context;
-            context.set_deadline(system_clock::now() + 10s);
-            const auto status = m_stub->ListCommands(&context, request, &response);
+            const auto status = quickCall(&v1::Operator::Stub::ListCommands, request, &response);
             if (!status.ok())
                 return failed(status);
             for (const auto &r : response.commands()) {
@@ -509,9 +516,7 @@ public:
         request.set_reason(args.value("reason").value_or("cancelled with opctl"));
         v1::CancelCommandResponse response;
         requireHub();
-        grpc::ClientContext context;
-        context.set_deadline(system_clock::now() + 10s);
-        const auto status = m_stub->CancelCommand(&context, request, &response);
+        const auto status = quickCall(&v1::Operator::Stub::CancelCommand, request, &response);
         if (!status.ok())
             return failed(status);
         if (m_json)
