@@ -43,10 +43,18 @@ QString checkTimeout(const google::protobuf::Duration &d, bool required, const c
     return {};
 }
 
-// Checks what SendCommand and SendToMany share; empty when fine, *spec filled then.
+// What SendCommand and SendToMany share, checked and converted.
+struct CommandRequest
+{
+    CommandSpec spec;
+    milliseconds timeout{};
+    SendOptions options;
+};
+
+// Checks the shared fields; empty when fine, *out filled then.
 QString checkCommandRequest(bool hasCommand, const v1::Command &command,
                             const google::protobuf::Duration &timeout,
-                            const google::protobuf::Duration &connectTimeout, CommandSpec *spec)
+                            const google::protobuf::Duration &connectTimeout, CommandRequest *out)
 {
     if (!hasCommand)
         return QStringLiteral("command is missing");
@@ -54,8 +62,18 @@ QString checkCommandRequest(bool hasCommand, const v1::Command &command,
     if (problem.isEmpty())
         problem = checkTimeout(connectTimeout, false, "connect_timeout");
     if (problem.isEmpty())
-        *spec = convert::specFromCommand(command, &problem);
+        out->spec = convert::specFromCommand(command, &problem);
+    out->timeout = milliseconds(TimeUtil::DurationToMilliseconds(timeout));
+    out->options.connectTimeout = milliseconds(TimeUtil::DurationToMilliseconds(connectTimeout));
     return problem;
+}
+
+QMap<QString, QString> selectorOf(const google::protobuf::Map<std::string, std::string> &labels)
+{
+    QMap<QString, QString> selector;
+    for (const auto &[k, v] : labels)
+        selector.insert(fromStd(k), fromStd(v));
+    return selector;
 }
 
 // A server stream that takes messages from any thread: one write outstanding, the rest
@@ -272,12 +290,12 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
                                                               v1::SendCommandResponse *response)
 {
     auto *reactor = new SendReactor(commands);
-    CommandSpec spec;
+    CommandRequest checked;
     const QString problem =
         request->bot_id().empty()
             ? QStringLiteral("bot_id is empty")
             : checkCommandRequest(request->has_command(), request->command(), request->timeout(),
-                                  request->connect_timeout(), &spec);
+                                  request->connect_timeout(), &checked);
     if (!problem.isEmpty()) {
         reactor->Finish(invalid(problem));
         return reactor;
@@ -286,12 +304,8 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
                            ? commands.newCommandId()
                            : fromStd(request->command().command_id());
     reactor->setCommand(id);
-    SendOptions options;
-    options.connectTimeout =
-        milliseconds(TimeUtil::DurationToMilliseconds(request->connect_timeout()));
     commands
-        .sendWithId(id, fromStd(request->bot_id()), spec,
-                    milliseconds(TimeUtil::DurationToMilliseconds(request->timeout())), options)
+        .sendWithId(id, fromStd(request->bot_id()), checked.spec, checked.timeout, checked.options)
         .then([reactor, response](const CommandOutcome &o) {
             convert::fillRecord(*response->mutable_record(), o);
             reactor->Finish(grpc::Status::OK);
@@ -307,11 +321,11 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
     writer->start(writer);
     const int ways = int(request->bot_ids_size() > 0) + int(request->label_selector_size() > 0) +
                      int(request->all());
-    CommandSpec spec;
+    CommandRequest checked;
     const QString problem =
         ways != 1 ? QStringLiteral("give exactly one of bot_ids, label_selector or all")
                   : checkCommandRequest(request->has_command(), request->command(),
-                                        request->timeout(), request->connect_timeout(), &spec);
+                                        request->timeout(), request->connect_timeout(), &checked);
     if (!problem.isEmpty()) {
         writer->finish(invalid(problem));
         return writer.get();
@@ -321,19 +335,13 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
         for (const auto &id : request->bot_ids())
             bots.append(fromStd(id));
     } else {
-        QMap<QString, QString> selector;
-        for (const auto &[k, v] : request->label_selector())
-            selector.insert(fromStd(k), fromStd(v));
+        const QMap<QString, QString> selector = selectorOf(request->label_selector());
         for (const BotInfo &bot : commands.hub().bots()) {
             if (bot.connected && bot.matches(selector))
                 bots.append(bot.botId);
         }
     }
-    SendOptions options;
-    options.connectTimeout =
-        milliseconds(TimeUtil::DurationToMilliseconds(request->connect_timeout()));
-    const FanOut fan = commands.sendToMany(
-        bots, spec, milliseconds(TimeUtil::DurationToMilliseconds(request->timeout())), options);
+    const FanOut fan = commands.sendToMany(bots, checked.spec, checked.timeout, checked.options);
     writer->setCommands(fan.commandIds);
     // Results as each bot finishes; the summary after the last of them.
     auto pushSummary = [writer](const FanOutSummary &s) {
@@ -374,9 +382,7 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::ListBots(grpc::CallbackServerC
                                                            const v1::ListBotsRequest *request,
                                                            v1::ListBotsResponse *response)
 {
-    QMap<QString, QString> selector;
-    for (const auto &[k, v] : request->label_selector())
-        selector.insert(fromStd(k), fromStd(v));
+    const QMap<QString, QString> selector = selectorOf(request->label_selector());
     for (const BotInfo &bot : commands.hub().bots()) {
         if ((request->connected_only() && !bot.connected) || !bot.matches(selector))
             continue;
