@@ -10,6 +10,7 @@
 #include <array>
 #include <cstring>
 #include <functional>
+#include <limits>
 
 namespace opconsole {
 
@@ -25,7 +26,6 @@ template <typename Item> bool laterDeadline(const Item &a, const Item &b)
 
 // Forgetting finished commands is not time-critical: waking once per second of them is enough.
 constexpr auto ForgetSlack = 1s;
-constexpr int BotIndexCompactThreshold = 4096;
 
 } // namespace
 
@@ -216,6 +216,13 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
             lock.unlock();
             return refuse(QStringLiteral("registry is shutting down"));
         }
+        if (timeout > m_maxTimeout) {
+            const milliseconds max = m_maxTimeout;
+            lock.unlock();
+            return refuse(QStringLiteral("timeout of %1 ms is over the limit of %2 ms")
+                              .arg(timeout.count())
+                              .arg(max.count()));
+        }
         const auto [cell, found] = m_index.probe(
             commandId, tag, [this](quint32 slot) -> const QString & { return idAt(slot); });
         if (found) {
@@ -267,8 +274,15 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
         ++m_counters.registered;
         if (m_heap.size() > 2 * size_t(m_pending) + 1024)
             compactHeapLocked();
-        if (m_bots.size() > BotIndexCompactThreshold)
+        m_order.push_back({rec.sequence, entry.slot});
+        if (m_order.size() > 2 * m_index.size() + 1024)
+            compactOrderLocked();
+        // Bots with nothing pending are swept once the map has doubled since the last sweep:
+        // amortised O(1) per registration, however many bots one fan-out names.
+        if (m_bots.size() > m_botsCompactAt) {
             std::erase_if(m_bots, [](const auto &bot) { return bot.second.pending == 0; });
+            m_botsCompactAt = std::max(BotIndexCompactMin, 2 * m_bots.size());
+        }
     }
     if (wake)
         wakeTimer();
@@ -328,19 +342,34 @@ ResolveResult CommandRegistry::resolveCommand(const QString &commandId, const QS
     return result;
 }
 
-bool CommandRegistry::markSent(const QString &commandId, quint64 session)
+bool CommandRegistry::markSent(const QString &commandId, quint64 session,
+                               std::optional<milliseconds> responseTimeout)
 {
     const quint32 tag = tagOf(commandId); // hashed before the lock
     bool flush = false;
+    bool wake = false;
     {
         std::lock_guard lock(m_mutex);
         Entry *entry = findLocked(commandId, tag);
         if (!entry || entry->rec.state != CommandState::Pending)
             return false;
-        entry->rec.sentAt = Clock::now();
+        const auto now = Clock::now();
+        entry->rec.sentAt = now;
         entry->rec.session = session;
+        if (responseTimeout) {
+            // The old heap item goes stale: expireDue skips items whose deadline moved.
+            entry->rec.deadline = now + std::clamp(*responseTimeout, 1ms, m_maxTimeout);
+            m_heap.push_back({entry->rec.deadline, {entry->rec.sequence, entry->slot}});
+            std::push_heap(m_heap.begin(), m_heap.end(), laterDeadline<HeapItem>);
+            if (entry->rec.deadline < m_armedFor) {
+                m_armedFor = entry->rec.deadline;
+                wake = true;
+            }
+        }
         flush = noteChangeLocked(entry->rec);
     }
+    if (wake)
+        wakeTimer();
     if (flush)
         scheduleFlush();
     return true;
@@ -440,6 +469,20 @@ int CommandRegistry::failBot(const QString &botId, const QString &reason,
 
 int CommandRegistry::cancelAll(const QString &reason)
 {
+    return failAll(CommandState::Cancelled, reason);
+}
+
+void CommandRegistry::flushChanges()
+{
+    if (QThread::currentThread() == thread())
+        flushBatch();
+}
+
+int CommandRegistry::failAll(CommandState state, const QString &reason)
+{
+    if (state == CommandState::Pending || state == CommandState::Acked ||
+        state == CommandState::Rejected)
+        return 0;
     const auto now = Clock::now();
     std::vector<Completion> completions;
     bool flush = false;
@@ -448,8 +491,7 @@ int CommandRegistry::cancelAll(const QString &reason)
         for (quint32 slot = 0; slot < m_slotCount; ++slot) {
             Entry &entry = slotLocked(slot);
             if (entry.rec.sequence != 0 && entry.rec.state == CommandState::Pending)
-                completions.push_back(
-                    finishLocked(entry, CommandState::Cancelled, reason, now, flush));
+                completions.push_back(finishLocked(entry, state, reason, now, flush));
         }
         forgetOldLocked(now);
     }
@@ -474,10 +516,11 @@ int CommandRegistry::expireDue(Clock::time_point now)
         while (!m_heap.empty() && m_heap.front().deadline <= now) {
             std::pop_heap(m_heap.begin(), m_heap.end(), laterDeadline<HeapItem>);
             const SlotRef ref = m_heap.back().ref;
+            const Clock::time_point itemDeadline = m_heap.back().deadline;
             m_heap.pop_back();
             Entry *entry = pendingLocked(ref);
-            if (!entry)
-                continue; // finished earlier; its heap item was left behind
+            if (!entry || entry->rec.deadline != itemDeadline)
+                continue; // finished earlier, or its deadline moved: the item was left behind
             completions.push_back(finishLocked(*entry, CommandState::Expired,
                                                QStringLiteral("no ack within the timeout"), now,
                                                flush));
@@ -574,8 +617,16 @@ void CommandRegistry::forgetOldLocked(Clock::time_point now)
 
 void CommandRegistry::compactHeapLocked()
 {
-    std::erase_if(m_heap, [this](const HeapItem &item) { return !pendingLocked(item.ref); });
+    std::erase_if(m_heap, [this](const HeapItem &item) {
+        const Entry *entry = pendingLocked(item.ref);
+        return !entry || entry->rec.deadline != item.deadline;
+    });
     std::make_heap(m_heap.begin(), m_heap.end(), laterDeadline<HeapItem>);
+}
+
+void CommandRegistry::compactOrderLocked()
+{
+    std::erase_if(m_order, [this](const SlotRef ref) { return !pendingOrRememberedLocked(ref); });
 }
 
 void CommandRegistry::compactBotLocked(BotIndex &bot)
@@ -816,18 +867,34 @@ std::optional<CommandOutcome> CommandRegistry::find(const QString &commandId) co
 
 QList<CommandOutcome> CommandRegistry::snapshot() const
 {
+    return page(0, std::numeric_limits<int>::max());
+}
+
+QList<CommandOutcome> CommandRegistry::page(quint64 after, int limit,
+                                            const std::function<bool(const CommandOutcome &)> &filter,
+                                            bool *more) const
+{
     QList<CommandOutcome> records;
-    {
-        std::lock_guard lock(m_mutex);
-        records.reserve(qsizetype(m_index.size()));
-        for (quint32 slot = 0; slot < m_slotCount; ++slot) {
-            const Entry &entry = m_chunks[slot / ChunkSize][slot % ChunkSize];
-            if (entry.rec.sequence != 0)
-                records.append(entry.rec);
+    if (more)
+        *more = false;
+    std::lock_guard lock(m_mutex);
+    auto it = std::upper_bound(m_order.begin(), m_order.end(), after,
+                               [](quint64 seq, const SlotRef &ref) { return seq < ref.sequence; });
+    if (limit < std::numeric_limits<int>::max())
+        records.reserve(limit);
+    for (; it != m_order.end(); ++it) {
+        if (it->slot >= m_slotCount)
+            continue; // its chunk was released
+        const CommandOutcome &rec = m_chunks[it->slot / ChunkSize][it->slot % ChunkSize].rec;
+        if (rec.sequence != it->sequence || (filter && !filter(rec)))
+            continue; // forgotten (slot reused or free), or filtered out
+        if (records.size() >= limit) {
+            if (more)
+                *more = true;
+            break;
         }
+        records.append(rec);
     }
-    std::sort(records.begin(), records.end(),
-              [](const auto &a, const auto &b) { return a.sequence < b.sequence; });
     return records;
 }
 
@@ -872,6 +939,18 @@ void CommandRegistry::setMaxRemembered(int count)
     std::lock_guard lock(m_mutex);
     m_maxRemembered = std::max(0, count);
     forgetOldLocked(Clock::now());
+}
+
+void CommandRegistry::setMaxTimeout(milliseconds timeout)
+{
+    std::lock_guard lock(m_mutex);
+    m_maxTimeout = std::clamp(timeout, milliseconds(1), MaxTimeoutLimit);
+}
+
+milliseconds CommandRegistry::maxTimeout() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_maxTimeout;
 }
 
 void CommandRegistry::setMaxPendingPerBot(int count)

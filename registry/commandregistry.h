@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -93,6 +94,10 @@ public:
     static constexpr std::chrono::milliseconds DefaultLateAckWindow{5 * 60 * 1000};
     static constexpr int DefaultMaxRemembered = 100'000;
     static constexpr int MaxIdLength = 128;
+    // Longer timeouts are refused (a deadline must stay far from the clock's range, and a
+    // command nobody will wait for a day is a mistake); setMaxTimeout() changes it.
+    static constexpr std::chrono::milliseconds DefaultMaxTimeout{24 * 60 * 60 * 1000};
+    static constexpr std::chrono::milliseconds MaxTimeoutLimit{365LL * 24 * 60 * 60 * 1000};
 
     explicit CommandRegistry(QObject *parent = nullptr);
     // Cancels whatever is still pending ("registry destroyed") and stops the timer thread.
@@ -117,8 +122,12 @@ public:
     ResolveResult resolveCommand(const QString &commandId, const QString &fromBotId,
                                  const CommandAckData &ack);
 
-    // The command went down the stream of session `session`; latency counts from here.
-    bool markSent(const QString &commandId, quint64 session = 0);
+    // The command goes down the stream of session `session` now; latency counts from here.
+    // False (and nothing changes) unless it is pending: the caller must not write it then.
+    // With a response timeout, the deadline becomes now + responseTimeout (a command that
+    // waited for its bot to connect gets its full time to answer from the moment it is sent).
+    bool markSent(const QString &commandId, quint64 session = 0,
+                  std::optional<std::chrono::milliseconds> responseTimeout = std::nullopt);
     bool reportProgress(const QString &commandId, const QString &fromBotId, int percent,
                         const QString &message);
 
@@ -132,8 +141,14 @@ public:
     // so an old stream's teardown never fails a newer session's commands.
     int failBot(const QString &botId, const QString &reason,
                 std::optional<quint64> session = std::nullopt);
-    // Cancels every pending command, e.g. on shutdown.
+    // Cancels every pending command.
     int cancelAll(const QString &reason);
+    // Finishes every pending command with `state` (not Acked/Rejected/Pending), e.g. on shutdown.
+    int failAll(CommandState state, const QString &reason);
+    // Emits the pending changed() batch now, when called in the registry's thread (a queued
+    // batch would only arrive after the caller returns to the event loop, e.g. too late for
+    // the last words of a shutdown). Elsewhere it does nothing: the batch is on its way.
+    void flushChanges();
     // Expires everything past its deadline now (the timer does this anyway; seed parity).
     int cleanupExpired();
 
@@ -143,6 +158,12 @@ public:
     std::optional<CommandOutcome> find(const QString &commandId) const;
     // Every pending and remembered finished command, in registration order.
     QList<CommandOutcome> snapshot() const;
+    // Up to `limit` records registered after sequence `after` that pass `filter` (all when
+    // null), in registration order; *more tells whether another matching record follows.
+    // Costs O(log n + records looked at), never a copy or sort of the whole registry.
+    QList<CommandOutcome> page(quint64 after, int limit,
+                               const std::function<bool(const CommandOutcome &)> &filter = {},
+                               bool *more = nullptr) const;
     RegistryCounters counters() const;
     RegistrySizes sizes() const;
 
@@ -153,6 +174,9 @@ public:
     int maxRemembered() const;
     // Registrations past this many pending commands for one bot are refused (0: no cap).
     void setMaxPendingPerBot(int count);
+    // Registrations with a longer timeout are refused; clamped to 1 ms .. MaxTimeoutLimit.
+    void setMaxTimeout(std::chrono::milliseconds timeout);
+    std::chrono::milliseconds maxTimeout() const;
 
 protected:
     void connectNotify(const QMetaMethod &signal) override;
@@ -229,6 +253,7 @@ private:
     void forgetOldLocked(Clock::time_point now);
     void compactHeapLocked();
     void compactBotLocked(BotIndex &bot);
+    void compactOrderLocked();
     Entry &slotLocked(quint32 slot) { return m_chunks[slot / ChunkSize][slot % ChunkSize]; }
     const QString &idAt(quint32 slot) const
     {
@@ -271,12 +296,16 @@ private:
     std::vector<HeapItem> m_heap; // min-heap on deadline; stale items skipped lazily
     std::deque<Remembered> m_remembered;
     std::unordered_map<QString, BotIndex, IdHash> m_bots;
+    size_t m_botsCompactAt = BotIndexCompactMin; // m_bots size that triggers the next sweep
+    static constexpr size_t BotIndexCompactMin = 4096;
+    std::vector<SlotRef> m_order; // registration order (sequence ascending); stale refs lazily
     int m_pending = 0;
     quint64 m_nextSequence = 1;
     RegistryCounters m_counters;
     std::chrono::milliseconds m_lateAckWindow = DefaultLateAckWindow;
     int m_maxRemembered = DefaultMaxRemembered;
     int m_maxPendingPerBot = 0;
+    std::chrono::milliseconds m_maxTimeout = DefaultMaxTimeout;
     Clock::time_point m_armedFor = Clock::time_point::max();
     bool m_shuttingDown = false;
 

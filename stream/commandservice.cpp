@@ -73,9 +73,11 @@ CommandService::CommandService(CommandRegistry &registry, Hub &hub, QObject *par
     connect(
         &hub, &Hub::botConnected, this, [this](const BotInfo &info) { onBotConnected(info.botId); },
         Qt::DirectConnection);
+    hub.addStopStep(Hub::StopPhase::FailCommands, this,
+                    [this](const QString &reason) { failWaiting(reason); });
 }
 
-CommandService::~CommandService()
+void CommandService::failWaiting(const QString &reason)
 {
     std::vector<Waiting> waiting;
     {
@@ -83,8 +85,12 @@ CommandService::~CommandService()
         waiting.swap(m_waiting);
     }
     for (const Waiting &w : waiting)
-        m_registry.failCommand(w.commandId, CommandState::NotConnected,
-                               QStringLiteral("shut down while waiting for the bot to connect"));
+        m_registry.failCommand(w.commandId, CommandState::NotConnected, reason);
+}
+
+CommandService::~CommandService()
+{
+    failWaiting(QStringLiteral("shut down while waiting for the bot to connect"));
 }
 
 void CommandService::setMaxInFlightPerBot(int count)
@@ -110,8 +116,15 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
                                                    SendOptions options)
 {
     // Register first: an ack can never arrive for a command the registry does not know.
+    // A command that may wait for its bot is registered with room for the wait; its deadline
+    // restarts when it is written (connect timeout, then response timeout, as Azure IoT's
+    // direct methods have them).
+    const bool mayWait = options.connectTimeout > 0ms && timeout > 0ms &&
+                         timeout <= m_registry.maxTimeout();
+    const milliseconds registered =
+        mayWait ? std::min(timeout + options.connectTimeout, m_registry.maxTimeout()) : timeout;
     QFuture<CommandOutcome> future =
-        m_registry.registerCommand(commandId, botId, timeout, spec.name());
+        m_registry.registerCommand(commandId, botId, registered, spec.name());
     if (future.isFinished())
         return future; // refused: duplicate id, bad timeout, ...
     if (const QString problem = spec.validate(); !problem.isEmpty()) {
@@ -121,7 +134,7 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
     if (options.connectTimeout > 0ms && !m_hub.isConnected(botId)) {
         {
             std::lock_guard lock(m_mutex);
-            m_waiting.push_back({commandId, botId, spec, timeout});
+            m_waiting.push_back({commandId, botId, spec, timeout, options.connectTimeout});
         }
         // The bot may have connected between the check and the push.
         if (m_hub.isConnected(botId))
@@ -135,15 +148,17 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
             Qt::QueuedConnection);
         return future;
     }
-    dispatch(commandId, botId, spec, timeout);
+    dispatch(commandId, botId, spec, timeout, mayWait);
     return future;
 }
 
 void CommandService::dispatch(const QString &commandId, const QString &botId,
-                              const CommandSpec &spec, milliseconds timeout)
+                              const CommandSpec &spec, milliseconds timeout, bool restartDeadline)
 {
-    switch (m_hub.sendCommand(botId, commandId, spec, timeout)) {
+    const auto responseTimeout = restartDeadline ? std::optional(timeout) : std::nullopt;
+    switch (m_hub.sendCommand(botId, commandId, spec, timeout, responseTimeout)) {
     case SendResult::Queued:
+    case SendResult::NotPending: // finished meanwhile (cancelled, expired): never written
         return;
     case SendResult::NotConnected:
         m_registry.failCommand(commandId, CommandState::NotConnected,
@@ -171,23 +186,26 @@ void CommandService::onBotConnected(const QString &botId)
         });
     }
     for (const Waiting &w : ready)
-        dispatch(w.commandId, w.botId, w.spec, w.timeout);
+        dispatch(w.commandId, w.botId, w.spec, w.timeout, true);
 }
 
 void CommandService::connectTimedOut(const QString &commandId)
 {
-    QString botId;
+    Waiting gone;
     {
         std::lock_guard lock(m_mutex);
         const auto it = std::find_if(m_waiting.begin(), m_waiting.end(),
                                      [&](const Waiting &w) { return w.commandId == commandId; });
         if (it == m_waiting.end())
             return; // sent meanwhile
-        botId = it->botId;
+        gone = std::move(*it);
         m_waiting.erase(it);
     }
+    const double seconds = double(gone.connectTimeout.count()) / 1000.0;
     m_registry.failCommand(commandId, CommandState::NotConnected,
-                           QStringLiteral("bot %1 did not connect in time").arg(botId));
+                           QStringLiteral("bot %1 did not connect within %2 s")
+                               .arg(gone.botId)
+                               .arg(seconds, 0, 'g', 6));
 }
 
 FanOut CommandService::sendToMany(const QStringList &botIds, const CommandSpec &spec,

@@ -21,7 +21,9 @@ class Hub;
 struct SendOptions
 {
     // How long to wait for a bot that is not connected to come online (Azure IoT's
-    // connectTimeout); 0: it must be connected now, else NotConnected at once.
+    // connectTimeout); 0: it must be connected now, else NotConnected at once. The command's
+    // timeout is then its response timeout, counted from the moment it is written: a command
+    // whose bot does not come in time ends NotConnected and is never sent.
     std::chrono::milliseconds connectTimeout{0};
 };
 
@@ -90,10 +92,14 @@ private:
         QString commandId;
         QString botId;
         CommandSpec spec;
-        std::chrono::milliseconds timeout;
+        std::chrono::milliseconds timeout{};
+        std::chrono::milliseconds connectTimeout{};
     };
+    // restartDeadline: the command waited (or could have) for its bot, so it gets its full
+    // response timeout from the moment it is written.
     void dispatch(const QString &commandId, const QString &botId, const CommandSpec &spec,
-                  std::chrono::milliseconds timeout);
+                  std::chrono::milliseconds timeout, bool restartDeadline);
+    void failWaiting(const QString &reason);
     void onBotConnected(const QString &botId);
     void connectTimedOut(const QString &commandId);
 

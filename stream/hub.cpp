@@ -1,13 +1,14 @@
 #include "hub.h"
 
+#include "botsession.h"
 #include "commandregistry.h"
 #include "opconsole/v1/botlink.grpc.pb.h"
-#include "outqueue.h"
 #include "protoconvert.h"
+#include "wirecheck.h"
 
 #include <QDateTime>
+#include <QPointer>
 
-#include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <condition_variable>
@@ -20,12 +21,8 @@ namespace opconsole {
 using namespace std::chrono;
 using convert::fromStd;
 using convert::toStd;
-using google::protobuf::util::TimeUtil;
 
 namespace {
-
-constexpr int MaxBotIdLength = 128;
-constexpr quint32 ProtocolVersion = 1;
 
 qint64 nowMs()
 {
@@ -37,9 +34,9 @@ qint64 steadyNs()
     return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
-QString stateName(v1::BotState state)
+QString stateName(int wireState)
 {
-    switch (state) {
+    switch (wire::knownState(wireState).value_or(v1::BOT_STATE_UNSPECIFIED)) {
     case v1::BOT_STATE_RUNNING:
         return QStringLiteral("running");
     case v1::BOT_STATE_PAUSED:
@@ -51,34 +48,30 @@ QString stateName(v1::BotState state)
     }
 }
 
-QString checkBotId(const std::string &id)
-{
-    if (id.empty())
-        return QStringLiteral("bot_id is empty");
-    if (id.size() > size_t(MaxBotIdLength))
-        return QStringLiteral("bot_id is longer than %1 bytes").arg(MaxBotIdLength);
-    for (unsigned char c : id) {
-        if (c < 0x20 || c == 0x7f)
-            return QStringLiteral("bot_id contains control characters");
-    }
-    return {};
-}
+// How long gRPC may take to finish calls after every stream and API call was told to end.
+constexpr auto ShutdownGrace = 500ms;
 
 } // namespace
 
-class BotSession;
-
-class HubPrivate
+// The session table: which session is current for each bot, which streams still wait for
+// their Hello, and every bot seen this run. It owns the replacement rules (sessionHello).
+class HubPrivate final : public SessionHost
 {
 public:
     HubPrivate(Hub *q, CommandRegistry &registry, HubOptions options)
         : q(q), registry(registry), options(std::move(options))
     {}
 
-    void attach(const std::shared_ptr<BotSession> &session, const v1::Hello &hello);
-    void sessionEnded(BotSession *session, const QString &reason);
-    void onMessage(BotSession *session, const v1::BotMessage &message);
-    void violation(const QString &botId, const QString &what);
+    // SessionHost
+    const HubOptions &sessionOptions() const override { return options; }
+    void sessionHello(const std::shared_ptr<BotSession> &session, const v1::Hello &hello) override;
+    void sessionMessage(BotSession &session, const QString &botId,
+                        const v1::BotMessage &message) override;
+    void sessionEnded(BotSession &session, const QString &reason) override;
+    void sessionViolation(const QString &botId, const QString &what) override;
+    void sessionRateLimited() override { ++counters.rateLimited; }
+
+    void accept(const std::shared_ptr<BotSession> &session);
     void livenessLoop();
     std::shared_ptr<BotSession> current(const QString &botId) const; // the live session
 
@@ -86,6 +79,13 @@ public:
     CommandRegistry &registry;
     HubOptions options;
     std::vector<std::function<void(grpc::ServerBuilder &)>> extensions;
+    struct StopStep
+    {
+        Hub::StopPhase phase;
+        QPointer<QObject> context;
+        std::function<void(const QString &)> run;
+    };
+    std::vector<StopStep> stopSteps;
     std::unique_ptr<v1::BotLink::CallbackService> service;
     std::unique_ptr<grpc::Server> server;
     int port = 0;
@@ -93,8 +93,9 @@ public:
     std::atomic<bool> stopping{false};
     std::atomic<quint64> nextSession{1};
 
-    mutable std::mutex mutex;                                      // guards everything below
+    mutable std::mutex mutex; // guards everything below; taken before a session's mutex
     std::unordered_map<QString, std::shared_ptr<BotSession>> live; // bot id -> current session
+    std::unordered_map<quint64, std::shared_ptr<BotSession>> handshaking; // no Hello yet
     QMap<QString, BotInfo> bots;
 
     // Counted without the lock: the ack and send paths take no hub-wide lock for them.
@@ -102,153 +103,13 @@ public:
     {
         std::atomic<quint64> streamsAccepted{0}, streamsRejected{0}, sessionsReplaced{0},
             heartbeatTimeouts{0}, protocolViolations{0}, streamErrors{0}, queueFull{0},
-            messagesIn{0}, messagesOut{0};
+            messagesIn{0}, messagesOut{0}, helloTimeouts{0}, rateLimited{0},
+            notPendingSkipped{0};
     } counters;
 
     std::mutex livenessMutex;
     std::condition_variable livenessWake;
     std::thread liveness;
-};
-
-// One bot's stream. Reads are started only from reactions; writes from any thread, at most
-// one outstanding, the rest queued (bounded). Finish is called exactly once, never while a
-// write is outstanding.
-class BotSession final : public grpc::ServerBidiReactor<v1::BotMessage, v1::HubMessage>
-{
-public:
-    BotSession(HubPrivate *hub, quint64 id) : m_hub(hub), m_id(id) { lastSeenNs.store(steadyNs()); }
-
-    void begin(std::shared_ptr<BotSession> self)
-    {
-        m_self = std::move(self);
-        StartRead(&m_in);
-    }
-
-    quint64 id() const { return m_id; }
-    // Set once, by the reading side, before the session is published to other threads.
-    const QString &botId() const { return m_botId; }
-    bool helloDone() const { return !m_botId.isEmpty(); }
-
-    SendResult enqueue(v1::HubMessage message)
-    {
-        std::unique_lock lock(m_mutex);
-        if (m_finishRequested)
-            return SendResult::NotConnected;
-        switch (m_writes.push(std::move(message), size_t(m_hub->options.maxQueuedPerBot))) {
-        case OutQueue<v1::HubMessage>::Push::Full:
-            return SendResult::QueueFull;
-        case OutQueue<v1::HubMessage>::Push::Queued:
-            return SendResult::Queued;
-        case OutQueue<v1::HubMessage>::Push::StartWrite:
-            break;
-        }
-        lock.unlock();
-        StartWrite(m_writes.out()); // Finish waits for this write: see close()
-        return SendResult::Queued;
-    }
-
-    // Ends the stream with `status`. With drain, messages already queued go out first.
-    void close(const grpc::Status &status, bool drain = false)
-    {
-        std::unique_lock lock(m_mutex);
-        if (m_finishRequested)
-            return;
-        m_finishRequested = true;
-        m_status = status;
-        if (!drain)
-            m_writes.clear();
-        if (m_writes.writing())
-            return; // OnWriteDone drains what is left, then finishes
-        m_finished = true;
-        lock.unlock();
-        Finish(status);
-    }
-
-    void OnReadDone(bool ok) override
-    {
-        if (!ok) {
-            m_hub->sessionEnded(this, QStringLiteral("stream closed by the bot"));
-            close(grpc::Status::OK);
-            return;
-        }
-        lastSeenNs.store(steadyNs());
-        if (!helloDone()) {
-            QString problem;
-            if (m_in.kind_case() != v1::BotMessage::kHello)
-                problem = QStringLiteral("the first message must be Hello");
-            else
-                problem = checkBotId(m_in.hello().bot_id());
-            if (!problem.isEmpty()) {
-                ++m_hub->counters.streamsRejected;
-                m_hub->violation(QString(), problem);
-                v1::HubMessage reject;
-                reject.mutable_reject()->set_reason(toStd(problem));
-                enqueue(std::move(reject));
-                close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, toStd(problem)), true);
-                return; // no further reads: the stream is over
-            }
-            m_botId = fromStd(m_in.hello().bot_id());
-            m_hub->attach(m_self, m_in.hello());
-        } else {
-            m_hub->onMessage(this, m_in);
-        }
-        std::lock_guard lock(m_mutex);
-        if (!m_finished)
-            StartRead(&m_in);
-    }
-
-    void OnWriteDone(bool ok) override
-    {
-        std::unique_lock lock(m_mutex);
-        if (!ok) {
-            // The stream broke under us; reading notices too, this only stops writing.
-            m_writes.clear();
-            if (!m_finishRequested) {
-                m_finishRequested = true;
-                m_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
-            }
-        }
-        grpc::WriteOptions options;
-        if (m_writes.next(options)) {
-            lock.unlock();
-            StartWrite(m_writes.out(), options);
-            return;
-        }
-        if (m_finishRequested && !m_finished) {
-            m_finished = true;
-            const grpc::Status status = m_status;
-            lock.unlock();
-            Finish(status);
-        }
-    }
-
-    void OnCancel() override
-    {
-        m_hub->sessionEnded(this, QStringLiteral("stream cancelled"));
-        close(grpc::Status::CANCELLED);
-    }
-
-    void OnDone() override
-    {
-        m_hub->sessionEnded(this, QStringLiteral("stream ended"));
-        m_self.reset(); // may delete this: last statement
-    }
-
-    std::atomic<qint64> lastSeenNs{0};
-    bool ended = false; // guarded by the hub's mutex
-
-private:
-    HubPrivate *m_hub;
-    const quint64 m_id;
-    QString m_botId;
-    v1::BotMessage m_in;
-    std::shared_ptr<BotSession> m_self;
-
-    std::mutex m_mutex;
-    OutQueue<v1::HubMessage> m_writes;
-    bool m_finishRequested = false;
-    bool m_finished = false;
-    grpc::Status m_status;
 };
 
 class BotLinkService final : public v1::BotLink::CallbackService
@@ -260,9 +121,7 @@ public:
     Connect(grpc::CallbackServerContext *) override
     {
         auto session = std::make_shared<BotSession>(m_hub, m_hub->nextSession.fetch_add(1));
-        session->begin(session);
-        if (m_hub->stopping)
-            session->close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down"));
+        m_hub->accept(session);
         return session.get();
     }
 
@@ -270,73 +129,102 @@ private:
     HubPrivate *m_hub;
 };
 
-void HubPrivate::attach(const std::shared_ptr<BotSession> &session, const v1::Hello &hello)
+void HubPrivate::accept(const std::shared_ptr<BotSession> &session)
 {
-    const QString botId = session->botId();
-    std::shared_ptr<BotSession> replaced;
-    BotInfo info;
+    grpc::Status refuse;
     {
         std::lock_guard lock(mutex);
-        if (stopping) {
-            session->close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down"));
-            return;
-        }
-        // Welcome is queued in the same step that publishes the session: it is the first
-        // message on the stream, and once the bot has it, the hub can reach the bot.
-        v1::HubMessage welcome;
-        welcome.mutable_welcome()->set_session_id(std::to_string(session->id()));
-        *welcome.mutable_welcome()->mutable_heartbeat_interval() =
-            TimeUtil::MillisecondsToDuration(options.heartbeatInterval.count());
-        welcome.mutable_welcome()->set_protocol_version(ProtocolVersion);
-        session->enqueue(std::move(welcome));
-        auto &slot = live[botId];
-        replaced = std::move(slot);
-        slot = session;
-        BotInfo &bot = bots[botId];
-        bot.botId = botId;
-        bot.session = session->id();
-        bot.connected = true;
-        bot.botVersion = fromStd(hello.bot_version());
-        bot.labels.clear();
-        for (const auto &[key, value] : hello.labels())
-            bot.labels.insert(fromStd(key), fromStd(value));
-        bot.connectedAtMs = bot.lastSeenMs = nowMs();
-        bot.disconnectedAtMs = 0;
-        bot.disconnectReason.clear();
-        ++bot.connects;
-        ++counters.streamsAccepted;
-        ++counters.messagesIn;
-        if (replaced) {
-            ++counters.sessionsReplaced;
-            replaced->ended = true; // its teardown must not touch the new session
-        }
-        info = bot;
+        if (stopping)
+            refuse = grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down");
+        else if (handshaking.size() >= size_t(options.maxHandshaking))
+            refuse = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                  "too many streams waiting for Hello");
+        else
+            handshaking.emplace(session->id(), session);
     }
-    if (replaced) {
+    session->begin(session);
+    if (!refuse.ok()) {
+        ++counters.streamsRejected;
+        session->close(fromStd(refuse.error_message()), refuse);
+    }
+}
+
+void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const v1::Hello &hello)
+{
+    const QString botId = fromStd(hello.bot_id());
+    std::shared_ptr<BotSession> replaced;
+    bool replacedHere = false;
+    BotInfo info;
+    bool refused = false;
+    {
+        std::lock_guard lock(mutex);
+        handshaking.erase(session->id());
+        refused = stopping;
+        if (!refused) {
+            // Welcome is queued in the same step that publishes the session: it is the first
+            // message on the stream, and once the bot has it, the hub can reach the bot.
+            v1::HubMessage welcome;
+            welcome.mutable_welcome()->set_session_id(std::to_string(session->id()));
+            *welcome.mutable_welcome()->mutable_heartbeat_interval() =
+                wire::durationFromMs(options.heartbeatInterval.count());
+            welcome.mutable_welcome()->set_protocol_version(wire::limits::ProtocolVersion);
+            if (!session->goLive(botId, std::move(welcome)))
+                return; // the stream was cancelled meanwhile: never published
+            auto &slot = live[botId];
+            replaced = std::move(slot);
+            slot = session;
+            // The old session leaves Live here, under the table's lock; whoever takes it out
+            // of Live fails its commands (here, or its own close() if that came first).
+            replacedHere = replaced && replaced->detach();
+            BotInfo &bot = bots[botId];
+            bot.botId = botId;
+            bot.session = session->id();
+            bot.connected = true;
+            bot.botVersion = fromStd(hello.bot_version());
+            bot.labels.clear();
+            for (const auto &[key, value] : hello.labels())
+                bot.labels.insert(fromStd(key), fromStd(value));
+            bot.connectedAtMs = bot.lastSeenMs = nowMs();
+            bot.disconnectedAtMs = 0;
+            bot.disconnectReason.clear();
+            ++bot.connects;
+            ++counters.streamsAccepted;
+            ++counters.messagesIn;
+            if (replaced)
+                ++counters.sessionsReplaced;
+            info = bot;
+        }
+    }
+    if (refused) {
+        session->close(QStringLiteral("hub shutting down"),
+                       grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down"));
+        return;
+    }
+    if (replacedHere) {
         // Only commands sent on the old stream fail; the new session's are untouched.
         registry.failBot(botId, QStringLiteral("connection replaced by a newer session"),
                          replaced->id());
-        replaced->close(grpc::Status(grpc::StatusCode::ABORTED,
-                                     "replaced by a newer connection of the same bot"));
+        replaced->finishStream(grpc::Status(grpc::StatusCode::ABORTED,
+                                            "replaced by a newer connection of the same bot"));
     }
     emit q->botConnected(info);
 }
 
-void HubPrivate::sessionEnded(BotSession *session, const QString &reason)
+void HubPrivate::sessionEnded(BotSession &session, const QString &reason)
 {
     BotInfo info;
     bool wasCurrent = false;
+    QString botId;
     {
         std::lock_guard lock(mutex);
-        if (session->ended)
-            return;
-        session->ended = true;
-        if (!session->helloDone())
-            return;
-        const auto it = live.find(session->botId());
-        if (it != live.end() && it->second.get() == session) {
+        handshaking.erase(session.id());
+        botId = session.botId();
+        if (botId.isEmpty())
+            return; // never said Hello: nothing was published
+        const auto it = live.find(botId);
+        if (it != live.end() && it->second.get() == &session) {
             live.erase(it);
-            BotInfo &bot = bots[session->botId()];
+            BotInfo &bot = bots[botId];
             bot.connected = false;
             bot.disconnectedAtMs = nowMs();
             bot.disconnectReason = reason;
@@ -344,42 +232,61 @@ void HubPrivate::sessionEnded(BotSession *session, const QString &reason)
             wasCurrent = true;
         }
     }
-    registry.failBot(session->botId(), QStringLiteral("bot disconnected: %1").arg(reason),
-                     session->id());
+    registry.failBot(botId, QStringLiteral("bot disconnected: %1").arg(reason), session.id());
     if (wasCurrent)
         emit q->botDisconnected(info);
 }
 
-void HubPrivate::onMessage(BotSession *session, const v1::BotMessage &message)
+void HubPrivate::sessionMessage(BotSession &session, const QString &botId,
+                                const v1::BotMessage &message)
 {
-    const QString &botId = session->botId();
     switch (message.kind_case()) {
-    case v1::BotMessage::kAck:
+    case v1::BotMessage::kAck: {
+        const wire::AckCheck checked = wire::checkAck(message.ack());
+        if (!checked.problem.empty()) {
+            sessionViolation(botId, fromStd(checked.problem));
+            return;
+        }
+        if (!checked.fieldProblem.empty())
+            sessionViolation(botId, fromStd(checked.fieldProblem));
         registry.resolveCommand(fromStd(message.ack().command_id()), botId,
-                                convert::toAckData(message.ack()));
+                                convert::toAckData(message.ack(), checked));
         break;
+    }
     case v1::BotMessage::kProgress:
+        if (const std::string problem = wire::checkProgress(message.progress());
+            !problem.empty()) {
+            sessionViolation(botId, fromStd(problem));
+            return;
+        }
         registry.reportProgress(fromStd(message.progress().command_id()), botId,
-                                int(std::min<quint32>(message.progress().percent(), 100)),
+                                int(message.progress().percent()),
                                 fromStd(message.progress().message()));
         break;
     case v1::BotMessage::kHeartbeat:
     case v1::BotMessage::kStatus: {
-        const QString state = stateName(message.kind_case() == v1::BotMessage::kHeartbeat
-                                            ? message.heartbeat().state()
-                                            : message.status().state());
+        const bool isStatus = message.kind_case() == v1::BotMessage::kStatus;
+        if (isStatus) {
+            if (const std::string problem = wire::checkStatus(message.status());
+                !problem.empty()) {
+                sessionViolation(botId, fromStd(problem));
+                return;
+            }
+        }
+        const QString state =
+            stateName(isStatus ? message.status().state() : message.heartbeat().state());
         std::optional<BotInfo> changed;
         {
             std::lock_guard lock(mutex);
             ++counters.messagesIn;
             BotInfo &bot = bots[botId];
-            if (bot.session != session->id())
+            if (bot.session != session.id())
                 return; // a replaced stream still talking: ignore
             bot.lastSeenMs = nowMs();
             bool different = !state.isEmpty() && state != bot.state;
             if (!state.isEmpty())
                 bot.state = state;
-            if (message.kind_case() == v1::BotMessage::kStatus) {
+            if (isStatus) {
                 QMap<QString, QString> fields;
                 for (const auto &[key, value] : message.status().fields())
                     fields.insert(fromStd(key), fromStd(value));
@@ -394,17 +301,19 @@ void HubPrivate::onMessage(BotSession *session, const v1::BotMessage &message)
         return;
     }
     case v1::BotMessage::kHello:
-        violation(botId, QStringLiteral("second Hello on one stream ignored"));
+        sessionViolation(botId, QStringLiteral("second Hello on one stream ignored"));
         break;
     case v1::BotMessage::KIND_NOT_SET:
-        violation(botId, QStringLiteral("empty message ignored"));
+        sessionViolation(botId, QStringLiteral("empty message ignored"));
         break;
     }
     ++counters.messagesIn;
 }
 
-void HubPrivate::violation(const QString &botId, const QString &what)
+void HubPrivate::sessionViolation(const QString &botId, const QString &what)
 {
+    if (botId.isEmpty())
+        ++counters.streamsRejected; // before Hello: the stream is refused
     ++counters.protocolViolations;
     emit q->protocolViolation(botId, what);
 }
@@ -413,27 +322,41 @@ void HubPrivate::livenessLoop()
 {
     const auto interval = options.heartbeatInterval;
     const qint64 limitNs = duration_cast<nanoseconds>(interval * options.missedHeartbeats).count();
-    const auto period = std::clamp(duration_cast<milliseconds>(interval / 4), 10ms, 500ms);
+    const auto helloLimit = options.effectiveHelloTimeout();
+    const auto period = std::clamp(duration_cast<milliseconds>(std::min(interval, helloLimit) / 4),
+                                   10ms, 500ms);
+    const QString silentReason = QStringLiteral("no heartbeat for %1 ms")
+                                     .arg(interval.count() * options.missedHeartbeats);
+    const QString helloReason =
+        QStringLiteral("no Hello within %1 ms").arg(duration_cast<milliseconds>(helloLimit).count());
     std::unique_lock wait(livenessMutex);
     while (!stopping) {
         livenessWake.wait_for(wait, period);
         if (stopping)
             break;
-        std::vector<std::shared_ptr<BotSession>> silent;
+        std::vector<std::shared_ptr<BotSession>> silent, mute;
         const qint64 now = steadyNs();
+        const auto helloDeadline = steady_clock::now() - helloLimit;
         {
             std::lock_guard lock(mutex);
             for (const auto &[botId, session] : live) {
-                if (now - session->lastSeenNs.load() > limitNs)
+                if (now - session->lastSeenNs() > limitNs)
                     silent.push_back(session);
             }
-            counters.heartbeatTimeouts += silent.size();
+            for (const auto &[id, session] : handshaking) {
+                if (session->startedAt() < helloDeadline)
+                    mute.push_back(session);
+            }
         }
-        const QString reason = QStringLiteral("no heartbeat for %1 ms")
-                                   .arg(interval.count() * options.missedHeartbeats);
         for (const auto &session : silent) {
-            sessionEnded(session.get(), reason);
-            session->close(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, toStd(reason)));
+            if (session->close(silentReason, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                                          toStd(silentReason))))
+                ++counters.heartbeatTimeouts;
+        }
+        for (const auto &session : mute) {
+            if (session->close(helloReason, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                                         toStd(helloReason))))
+                ++counters.helloTimeouts;
         }
     }
 }
@@ -454,10 +377,17 @@ void Hub::addServerExtension(std::function<void(grpc::ServerBuilder &)> extensio
     d->extensions.push_back(std::move(extension));
 }
 
+void Hub::addStopStep(StopPhase phase, QObject *context,
+                      std::function<void(const QString &reason)> step)
+{
+    d->stopSteps.push_back({phase, context, std::move(step)});
+}
+
 bool Hub::start(QString *error)
 {
     if (d->running)
         return true;
+    d->stopping = false;
     d->service = std::make_unique<BotLinkService>(d.get());
     grpc::ServerBuilder builder;
     builder.AddListeningPort(toStd(d->options.listenAddress), grpc::InsecureServerCredentials(),
@@ -505,6 +435,7 @@ void Hub::stop(const QString &reason)
 {
     if (!d->running || d->stopping.exchange(true))
         return;
+    // 1. Stop accepting: new streams and Hellos are refused from here on (stopping).
     {
         std::lock_guard wake(d->livenessMutex);
         d->livenessWake.notify_all();
@@ -512,13 +443,14 @@ void Hub::stop(const QString &reason)
     if (d->liveness.joinable())
         d->liveness.join();
 
-    std::vector<std::shared_ptr<BotSession>> sessions;
+    // 2. Every stream ends; the commands sent on them fail with the reason.
+    std::vector<std::shared_ptr<BotSession>> sessions, waiting;
     QList<BotInfo> gone;
     {
         std::lock_guard lock(d->mutex);
         for (auto &[botId, session] : d->live) {
-            session->ended = true;
-            sessions.push_back(session);
+            if (session->detach())
+                sessions.push_back(session);
             BotInfo &bot = d->bots[botId];
             bot.connected = false;
             bot.disconnectedAtMs = nowMs();
@@ -526,13 +458,32 @@ void Hub::stop(const QString &reason)
             gone.append(bot);
         }
         d->live.clear();
+        for (auto &[id, session] : d->handshaking)
+            waiting.push_back(session);
+        d->handshaking.clear();
     }
+    const grpc::Status unavailable(grpc::StatusCode::UNAVAILABLE, toStd(reason));
     for (const auto &session : sessions) {
-        d->registry.failBot(session->botId(), reason);
-        session->close(grpc::Status(grpc::StatusCode::UNAVAILABLE, toStd(reason)));
+        d->registry.failBot(session->botId(), reason, session->id());
+        session->finishStream(unavailable);
     }
-    // Streams are finished; what is still in flight is cancelled after a short grace period.
-    d->server->Shutdown(system_clock::now() + 2s);
+    for (const auto &session : waiting)
+        session->close(reason, unavailable);
+
+    // 3. Services fail what they hold (commands waiting for their bot); whatever is still
+    // pending fails with the reason; then services end their calls (Watch) with every outcome.
+    auto runSteps = [&](StopPhase phase) {
+        for (const auto &step : d->stopSteps) {
+            if (step.phase == phase && step.context)
+                step.run(reason);
+        }
+    };
+    runSteps(StopPhase::FailCommands);
+    d->registry.failAll(CommandState::Disconnected, reason);
+    runSteps(StopPhase::EndCalls);
+
+    // 4. The server: every call was told to end, so this takes a grace period at most.
+    d->server->Shutdown(system_clock::now() + ShutdownGrace);
     d->server->Wait();
     d->server.reset();
     d->running = false;
@@ -548,21 +499,29 @@ std::shared_ptr<BotSession> HubPrivate::current(const QString &botId) const
 }
 
 SendResult Hub::sendCommand(const QString &botId, const QString &commandId, const CommandSpec &spec,
-                            milliseconds timeout)
+                            milliseconds timeout, std::optional<milliseconds> responseTimeout)
 {
     const std::shared_ptr<BotSession> session = d->current(botId);
     if (!session)
         return SendResult::NotConnected;
     v1::HubMessage message;
-    convert::fillCommand(*message.mutable_command(), commandId, spec, timeout);
-    // Marked with the session before the write, so a fast ack finds it sent, and the
-    // session's teardown fails exactly the commands that went down this stream.
-    d->registry.markSent(commandId, session->id());
-    const SendResult result = session->enqueue(std::move(message));
-    if (result == SendResult::QueueFull)
-        ++d->counters.queueFull;
-    else if (result == SendResult::Queued)
+    convert::fillCommand(*message.mutable_command(), commandId, spec,
+                         responseTimeout.value_or(timeout));
+    const SendResult result =
+        session->sendCommand(d->registry, commandId, std::move(message), responseTimeout);
+    switch (result) {
+    case SendResult::Queued:
         ++d->counters.messagesOut;
+        break;
+    case SendResult::QueueFull:
+        ++d->counters.queueFull;
+        break;
+    case SendResult::NotPending:
+        ++d->counters.notPendingSkipped;
+        break;
+    case SendResult::NotConnected:
+        break;
+    }
     return result;
 }
 
@@ -573,8 +532,8 @@ SendResult Hub::sendCancel(const QString &botId, const QString &commandId, const
         return SendResult::NotConnected;
     v1::HubMessage message;
     message.mutable_cancel()->set_command_id(toStd(commandId));
-    message.mutable_cancel()->set_reason(toStd(reason));
-    return session->enqueue(std::move(message));
+    message.mutable_cancel()->set_reason(wire::cutText(toStd(reason), wire::limits::TextBytes));
+    return session->send(std::move(message));
 }
 
 bool Hub::isConnected(const QString &botId) const
@@ -621,6 +580,9 @@ HubCounters Hub::counters() const
     out.queueFull = c.queueFull;
     out.messagesIn = c.messagesIn;
     out.messagesOut = c.messagesOut;
+    out.helloTimeouts = c.helloTimeouts;
+    out.rateLimited = c.rateLimited;
+    out.notPendingSkipped = c.notPendingSkipped;
     return out;
 }
 

@@ -27,8 +27,20 @@ struct HubOptions
     std::chrono::milliseconds heartbeatInterval{2000};         // told to bots in Welcome
     int missedHeartbeats = 3;        // silent this many intervals: disconnected
     int maxQueuedPerBot = 4096;      // outgoing messages waiting for one bot's stream
+    qint64 maxQueuedBytesPerBot = 4 * 1024 * 1024; // and their bytes
     int maxMessageBytes = 64 * 1024; // larger messages from a bot close its stream
     int workerThreads = 0;           // gRPC callback threads; 0 lets gRPC choose
+    // A stream that has not said Hello within this is closed (0: 3 heartbeat intervals).
+    std::chrono::milliseconds helloTimeout{0};
+    int maxHandshaking = 10'000; // streams waiting for Hello at once; more are refused
+    // Per session; more are counted and dropped (0: no limit). Bursts of twice the rate pass.
+    double maxProgressPerSecond = 200;
+    double maxStatusPerSecond = 20; // heartbeats and status reports together
+    std::chrono::milliseconds effectiveHelloTimeout() const
+    {
+        return helloTimeout > std::chrono::milliseconds::zero() ? helloTimeout
+                                                                : heartbeatInterval * 3;
+    }
 };
 
 struct HubCounters
@@ -40,6 +52,9 @@ struct HubCounters
     quint64 protocolViolations = 0; // ignored messages: a second Hello, a bad ack, ...
     quint64 streamErrors = 0;       // streams that ended with an error (incl. oversize)
     quint64 queueFull = 0;          // sends refused because a bot's queue was full
+    quint64 helloTimeouts = 0;      // streams closed for saying no Hello in time
+    quint64 rateLimited = 0;        // progress, heartbeat and status messages dropped
+    quint64 notPendingSkipped = 0;  // sends skipped: the command had finished meanwhile
     quint64 messagesIn = 0;
     quint64 messagesOut = 0;
 };
@@ -49,7 +64,8 @@ enum class SendResult : quint8
 {
     Queued,
     NotConnected,
-    QueueFull
+    QueueFull,
+    NotPending, // the command is no longer pending (expired, cancelled): not written
 };
 
 // The gRPC side: bots connect to the BotLink service here, one bidirectional stream each.
@@ -67,6 +83,15 @@ public:
 
     // Another gRPC service to serve on the same port (the Operator API); before start().
     void addServerExtension(std::function<void(grpc::ServerBuilder &)> extension);
+    // Steps of stop(), run after every bot stream has ended and before the server shuts
+    // down, in registration order within a phase; skipped once `context` is destroyed.
+    enum class StopPhase : quint8
+    {
+        FailCommands, // fail what a service holds (commands waiting for their bot)
+        EndCalls,     // then end the API calls (Watch streams) once they carry every outcome
+    };
+    void addStopStep(StopPhase phase, QObject *context,
+                     std::function<void(const QString &reason)> step);
 
     bool start(QString *error = nullptr);
     bool isRunning() const;
@@ -74,14 +99,20 @@ public:
     QString address() const; // host:port as bound
     const HubOptions &options() const;
 
-    // Graceful: every bot's pending commands fail as Disconnected with `reason`, streams are
-    // finished with UNAVAILABLE, the server and every thread of it stop. Idempotent.
+    // Shutdown, in one place and this order: stop accepting streams and Hellos; end every
+    // bot stream (UNAVAILABLE) and fail the commands sent on it as Disconnected with
+    // `reason`; run the stop steps (services end their calls with outcomes); fail whatever is
+    // still pending; shut the server down (a short grace for calls still writing). Idempotent;
+    // start() may be called again afterwards.
     void stop(const QString &reason = QStringLiteral("hub shutting down"));
 
     // Writes a command to the bot's current stream and marks it sent in the registry with
-    // that session. The caller registered it first.
+    // that session, in one step (BotSession::sendCommand): a command is written at most once
+    // and only while pending. The caller registered it first. With responseTimeout, the
+    // command's deadline restarts from the write (it waited for its bot to connect).
     SendResult sendCommand(const QString &botId, const QString &commandId, const CommandSpec &spec,
-                           std::chrono::milliseconds timeout);
+                           std::chrono::milliseconds timeout,
+                           std::optional<std::chrono::milliseconds> responseTimeout = std::nullopt);
     // Tells the bot to stop working on a command (the waiter was released already).
     SendResult sendCancel(const QString &botId, const QString &commandId, const QString &reason);
 
@@ -100,7 +131,6 @@ signals:
 
 private:
     friend class HubPrivate;
-    friend class BotSession;
     std::unique_ptr<HubPrivate> d;
 };
 

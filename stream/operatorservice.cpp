@@ -6,8 +6,8 @@
 #include "opconsole/v1/operator.grpc.pb.h"
 #include "outqueue.h"
 #include "protoconvert.h"
+#include "wirecheck.h"
 
-#include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <QSet>
@@ -19,7 +19,6 @@ namespace opconsole {
 using namespace std::chrono;
 using convert::fromStd;
 using convert::toStd;
-using google::protobuf::util::TimeUtil;
 
 namespace {
 
@@ -28,18 +27,28 @@ grpc::Status invalid(const QString &why)
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, toStd(why));
 }
 
-// Checks a timeout field; empty when fine.
-QString checkTimeout(const google::protobuf::Duration &d, bool required, const char *name)
+QString problemOf(const std::string &problem)
 {
-    const qint64 ms = TimeUtil::DurationToMilliseconds(d);
+    return fromStd(problem);
+}
+
+// Checks a timeout field against the registry's cap; empty when fine, *out set then.
+QString checkTimeout(const google::protobuf::Duration &d, bool required, const char *name,
+                     milliseconds max, milliseconds *out)
+{
+    int64_t ms = 0;
+    if (const std::string p = wire::checkDuration(d, name, &ms); !p.empty())
+        return fromStd(p);
     if (required && ms <= 0)
         return QStringLiteral("%1 must be positive").arg(QLatin1String(name));
     if (ms < 0)
         return QStringLiteral("%1 must not be negative").arg(QLatin1String(name));
-    if (ms > OperatorService::MaxTimeoutMs)
-        return QStringLiteral("%1 is over the limit of %2 ms")
+    if (ms > max.count())
+        return QStringLiteral("%1 of %2 ms is over the limit of %3 ms")
             .arg(QLatin1String(name))
-            .arg(OperatorService::MaxTimeoutMs);
+            .arg(ms)
+            .arg(max.count());
+    *out = milliseconds(ms);
     return {};
 }
 
@@ -54,18 +63,35 @@ struct CommandRequest
 // Checks the shared fields; empty when fine, *out filled then.
 QString checkCommandRequest(bool hasCommand, const v1::Command &command,
                             const google::protobuf::Duration &timeout,
-                            const google::protobuf::Duration &connectTimeout, CommandRequest *out)
+                            const google::protobuf::Duration &connectTimeout, milliseconds max,
+                            CommandRequest *out)
 {
     if (!hasCommand)
         return QStringLiteral("command is missing");
-    QString problem = checkTimeout(timeout, true, "timeout");
+    if (!command.command_id().empty()) {
+        if (const std::string p = wire::checkId(command.command_id(), "command_id"); !p.empty())
+            return fromStd(p);
+    }
+    QString problem = checkTimeout(timeout, true, "timeout", max, &out->timeout);
     if (problem.isEmpty())
-        problem = checkTimeout(connectTimeout, false, "connect_timeout");
+        problem = checkTimeout(connectTimeout, false, "connect_timeout", max,
+                               &out->options.connectTimeout);
     if (problem.isEmpty())
         out->spec = convert::specFromCommand(command, &problem);
-    out->timeout = milliseconds(TimeUtil::DurationToMilliseconds(timeout));
-    out->options.connectTimeout = milliseconds(TimeUtil::DurationToMilliseconds(connectTimeout));
     return problem;
+}
+
+// Finishes a unary reactor exactly once, whatever happens while the response is built.
+template <typename Fill> void finishWith(grpc::ServerUnaryReactor *reactor, Fill &&fill)
+{
+    try {
+        fill();
+        reactor->Finish(grpc::Status::OK);
+    } catch (const std::exception &e) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL, e.what()));
+    } catch (...) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "internal error"));
+    }
 }
 
 QMap<QString, QString> selectorOf(const google::protobuf::Map<std::string, std::string> &labels)
@@ -88,7 +114,9 @@ public:
         std::unique_lock lock(m_mutex);
         if (m_finishing)
             return;
-        switch (m_writes.push(std::move(message), size_t(OperatorService::MaxWatchBacklog))) {
+        switch (m_writes.push(std::move(message),
+                              QueueLimits{size_t(OperatorService::MaxWatchBacklog),
+                                          size_t(OperatorService::MaxWatchBacklogBytes)})) {
         case OutQueue<T>::Push::Full:
             m_writes.clear();
             finishLocked(lock, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -255,6 +283,8 @@ public:
     Hub *hub = nullptr; // the server it is attached to
     mutable std::mutex watchersMutex;
     std::vector<std::shared_ptr<WatchWriter>> watchers;
+    bool stopping = false; // under watchersMutex: no new Watch once the hub stops
+    void endWatches(const grpc::Status &status);
 };
 
 namespace {
@@ -277,7 +307,7 @@ QString eventName(const CommandOutcome &o)
     if (o.hasLateAck())
         return QStringLiteral("late_ack");
     if (o.state != CommandState::Pending)
-        return stateName(o.state);
+        return stateName(o.state).replace(QLatin1Char(' '), QLatin1Char('_')); // not_connected
     if (o.progressPercent >= 0)
         return QStringLiteral("progress");
     return o.wasSent() ? QStringLiteral("sent") : QStringLiteral("registered");
@@ -291,11 +321,11 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
 {
     auto *reactor = new SendReactor(commands);
     CommandRequest checked;
-    const QString problem =
-        request->bot_id().empty()
-            ? QStringLiteral("bot_id is empty")
-            : checkCommandRequest(request->has_command(), request->command(), request->timeout(),
-                                  request->connect_timeout(), &checked);
+    QString problem = problemOf(wire::checkId(request->bot_id(), "bot_id"));
+    if (problem.isEmpty())
+        problem = checkCommandRequest(request->has_command(), request->command(),
+                                      request->timeout(), request->connect_timeout(),
+                                      commands.registry().maxTimeout(), &checked);
     if (!problem.isEmpty()) {
         reactor->Finish(invalid(problem));
         return reactor;
@@ -304,11 +334,15 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
                            ? commands.newCommandId()
                            : fromStd(request->command().command_id());
     reactor->setCommand(id);
+    // Every path finishes the reactor: the outcome, an error while building the response,
+    // or a future cancelled without a result.
     commands
         .sendWithId(id, fromStd(request->bot_id()), checked.spec, checked.timeout, checked.options)
         .then([reactor, response](const CommandOutcome &o) {
-            convert::fillRecord(*response->mutable_record(), o);
-            reactor->Finish(grpc::Status::OK);
+            finishWith(reactor, [&] { convert::fillRecord(*response->mutable_record(), o); });
+        })
+        .onCanceled([reactor] {
+            reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "the command was lost"));
         });
     return reactor;
 }
@@ -322,10 +356,22 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
     const int ways = int(request->bot_ids_size() > 0) + int(request->label_selector_size() > 0) +
                      int(request->all());
     CommandRequest checked;
-    const QString problem =
-        ways != 1 ? QStringLiteral("give exactly one of bot_ids, label_selector or all")
-                  : checkCommandRequest(request->has_command(), request->command(),
-                                        request->timeout(), request->connect_timeout(), &checked);
+    QString problem;
+    if (ways != 1)
+        problem = QStringLiteral("give exactly one of bot_ids, label_selector or all");
+    else if (size_t(request->bot_ids_size()) > wire::limits::BotIdsPerRequest)
+        problem = QStringLiteral("bot_ids has more than %1 entries")
+                      .arg(wire::limits::BotIdsPerRequest);
+    for (int i = 0; problem.isEmpty() && i < request->bot_ids_size(); ++i)
+        problem = problemOf(wire::checkId(request->bot_ids(i), "bot_ids entry"));
+    if (problem.isEmpty())
+        problem = problemOf(wire::checkLabels(request->label_selector(), "label_selector"));
+    if (problem.isEmpty())
+        problem = checkCommandRequest(request->has_command(), request->command(),
+                                      request->timeout(), request->connect_timeout(),
+                                      commands.registry().maxTimeout(), &checked);
+    if (problem.isEmpty() && !request->command().command_id().empty())
+        problem = QStringLiteral("command_id must be empty: a fan-out picks one id per bot");
     if (!problem.isEmpty()) {
         writer->finish(invalid(problem));
         return writer.get();
@@ -366,13 +412,20 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
     auto remaining = std::make_shared<std::atomic<int>>(int(fan.futures.size()));
     const QFuture<FanOutSummary> summary = fan.summary;
     for (const auto &future : fan.futures) {
-        QFuture<CommandOutcome>(future).then(
-            [writer, remaining, summary, pushSummary](const CommandOutcome &o) {
-                v1::SendToManyEvent event;
-                convert::fillRecord(*event.mutable_result(), o);
-                writer->push(std::move(event));
+        QFuture<CommandOutcome>(future)
+            .then([writer, remaining, summary, pushSummary](const CommandOutcome &o) {
+                try {
+                    v1::SendToManyEvent event;
+                    convert::fillRecord(*event.mutable_result(), o);
+                    writer->push(std::move(event));
+                } catch (...) {
+                    writer->finish(grpc::Status(grpc::StatusCode::INTERNAL, "internal error"));
+                }
                 if (remaining->fetch_sub(1) == 1)
                     pushSummary(summary.result()); // the tally finished before these futures
+            })
+            .onCanceled([writer] {
+                writer->finish(grpc::Status(grpc::StatusCode::INTERNAL, "a command was lost"));
             });
     }
     return writer.get();
@@ -382,14 +435,21 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::ListBots(grpc::CallbackServerC
                                                            const v1::ListBotsRequest *request,
                                                            v1::ListBotsResponse *response)
 {
-    const QMap<QString, QString> selector = selectorOf(request->label_selector());
-    for (const BotInfo &bot : commands.hub().bots()) {
-        if ((request->connected_only() && !bot.connected) || !bot.matches(selector))
-            continue;
-        convert::fillBot(*response->add_bots(), bot, commands.registry().pendingCount(bot.botId));
-    }
     auto *reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
+    if (const std::string p = wire::checkLabels(request->label_selector(), "label_selector");
+        !p.empty()) {
+        reactor->Finish(invalid(fromStd(p)));
+        return reactor;
+    }
+    finishWith(reactor, [&] {
+        const QMap<QString, QString> selector = selectorOf(request->label_selector());
+        for (const BotInfo &bot : commands.hub().bots()) {
+            if ((request->connected_only() && !bot.connected) || !bot.matches(selector))
+                continue;
+            convert::fillBot(*response->add_bots(), bot,
+                             commands.registry().pendingCount(bot.botId));
+        }
+    });
     return reactor;
 }
 
@@ -401,44 +461,69 @@ OperatorServicePrivate::ListCommands(grpc::CallbackServerContext *context,
     auto *reactor = context->DefaultReactor();
     QSet<CommandState> states;
     for (int o : request->outcomes()) {
-        const auto state = convert::stateOf(v1::Outcome(o));
+        const auto state = v1::Outcome_IsValid(o) ? convert::stateOf(v1::Outcome(o)) : std::nullopt;
         if (!state) {
             reactor->Finish(invalid(QStringLiteral("unknown outcome %1").arg(o)));
             return reactor;
         }
         states.insert(*state);
     }
-    const int pageSize = request->page_size() <= 0 ? 100 : request->page_size();
-    if (pageSize > 1000) {
-        reactor->Finish(invalid(QStringLiteral("page_size is over 1000")));
+    if (request->page_size() < 0 || request->page_size() > OperatorService::MaxPageSize) {
+        reactor->Finish(invalid(
+            QStringLiteral("page_size must be 0 to %1").arg(OperatorService::MaxPageSize)));
         return reactor;
     }
+    const int pageSize = request->page_size() == 0 ? 100 : request->page_size();
     bool ok = true;
     const quint64 after =
         request->page_token().empty() ? 0 : fromStd(request->page_token()).toULongLong(&ok);
-    if (!ok) {
+    if (!ok || request->page_token().size() > 20) {
         reactor->Finish(invalid(QStringLiteral("bad page_token")));
         return reactor;
     }
-    const qint64 sinceMs =
-        request->has_since() ? TimeUtil::TimestampToMilliseconds(request->since()) : 0;
-    const QString bot = fromStd(request->bot_id());
-    quint64 last = 0;
-    bool more = false;
-    for (const CommandOutcome &o : commands.registry().snapshot()) { // registration order
-        if (o.sequence <= after || (!states.isEmpty() && !states.contains(o.state)) ||
-            (!bot.isEmpty() && o.botId != bot) || o.registeredWallMs < sinceMs)
-            continue;
-        if (response->commands_size() == pageSize) {
-            more = true;
-            break;
+    int64_t sinceMs = 0;
+    if (request->has_since()) {
+        if (const std::string p = wire::checkTimestamp(request->since(), "since", &sinceMs);
+            !p.empty()) {
+            reactor->Finish(invalid(fromStd(p)));
+            return reactor;
         }
-        convert::fillRecord(*response->add_commands(), o);
-        last = o.sequence;
     }
-    if (more)
-        response->set_next_page_token(std::to_string(last));
-    reactor->Finish(grpc::Status::OK);
+    if (!request->bot_id().empty()) {
+        if (const std::string p = wire::checkId(request->bot_id(), "bot_id"); !p.empty()) {
+            reactor->Finish(invalid(fromStd(p)));
+            return reactor;
+        }
+    }
+    const QString bot = fromStd(request->bot_id());
+    finishWith(reactor, [&] {
+        bool more = false;
+        const QList<CommandOutcome> page = commands.registry().page(
+            after, pageSize,
+            [&](const CommandOutcome &o) {
+                return (states.isEmpty() || states.contains(o.state)) &&
+                       (bot.isEmpty() || o.botId == bot) && o.registeredWallMs >= sinceMs;
+            },
+            &more);
+        // Records carry results of up to 64 KiB: a page ends early rather than pass the
+        // caller's receive limit, and says where to go on.
+        size_t bytes = 0;
+        quint64 last = after;
+        for (const CommandOutcome &o : page) {
+            v1::CommandRecord record;
+            convert::fillRecord(record, o);
+            const size_t size = record.ByteSizeLong();
+            if (response->commands_size() > 0 && bytes + size > OperatorService::MaxResponseBytes) {
+                more = true;
+                break;
+            }
+            bytes += size;
+            *response->add_commands() = std::move(record);
+            last = o.sequence;
+        }
+        if (more)
+            response->set_next_page_token(std::to_string(last));
+    });
     return reactor;
 }
 
@@ -448,17 +533,22 @@ OperatorServicePrivate::CancelCommand(grpc::CallbackServerContext *context,
                                       v1::CancelCommandResponse *response)
 {
     auto *reactor = context->DefaultReactor();
-    if (request->command_id().empty()) {
-        reactor->Finish(invalid(QStringLiteral("command_id is empty")));
+    QString problem = problemOf(wire::checkId(request->command_id(), "command_id"));
+    if (problem.isEmpty())
+        problem = problemOf(wire::checkText(request->reason(), "reason", wire::limits::TextBytes));
+    if (!problem.isEmpty()) {
+        reactor->Finish(invalid(problem));
         return reactor;
     }
-    const QString id = fromStd(request->command_id());
-    const QString reason = request->reason().empty() ? QStringLiteral("cancelled through the API")
-                                                     : fromStd(request->reason());
-    response->set_cancelled(commands.cancel(id, reason));
-    if (const auto record = commands.registry().find(id))
-        convert::fillRecord(*response->mutable_record(), *record);
-    reactor->Finish(grpc::Status::OK);
+    finishWith(reactor, [&] {
+        const QString id = fromStd(request->command_id());
+        const QString reason = request->reason().empty()
+                                   ? QStringLiteral("cancelled through the API")
+                                   : fromStd(request->reason());
+        response->set_cancelled(commands.cancel(id, reason));
+        if (const auto record = commands.registry().find(id))
+            convert::fillRecord(*response->mutable_record(), *record);
+    });
     return reactor;
 }
 
@@ -469,6 +559,10 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
     writer->start(writer);
     {
         std::lock_guard lock(watchersMutex);
+        if (stopping) {
+            writer->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down"));
+            return writer.get();
+        }
         watchers.push_back(writer);
     }
     if (request->snapshot()) {
@@ -479,10 +573,14 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
                              commands.registry().pendingCount(bot.botId));
             writer->push(std::move(event));
         }
-        for (const CommandOutcome &o : commands.registry().snapshot()) {
+        // The newest commands only: a snapshot must fit the watcher's backlog budget.
+        QList<CommandOutcome> records = commands.registry().snapshot();
+        const qsizetype skip =
+            std::max<qsizetype>(0, records.size() - OperatorService::MaxSnapshotCommands);
+        for (qsizetype i = skip; i < records.size(); ++i) {
             v1::WatchEvent event;
             event.set_event("snapshot_command");
-            convert::fillRecord(*event.mutable_command(), o);
+            convert::fillRecord(*event.mutable_command(), records.at(i));
             writer->push(std::move(event));
         }
     }
@@ -498,6 +596,18 @@ void OperatorServicePrivate::broadcast(const v1::WatchEvent &event)
     }
     for (const auto &watcher : targets)
         watcher->push(event);
+}
+
+void OperatorServicePrivate::endWatches(const grpc::Status &status)
+{
+    std::vector<std::shared_ptr<WatchWriter>> targets;
+    {
+        std::lock_guard lock(watchersMutex);
+        stopping = true;
+        targets = watchers;
+    }
+    for (const auto &w : targets)
+        w->finish(status); // after what is queued: the last outcomes go out first
 }
 
 void OperatorServicePrivate::removeWatcher(WatchWriter *watcher)
@@ -543,13 +653,7 @@ OperatorService::~OperatorService()
     // The server must not outlive the service it calls into.
     if (d->hub)
         d->hub->stop(QStringLiteral("operator service shutting down"));
-    std::vector<std::shared_ptr<WatchWriter>> watchers;
-    {
-        std::lock_guard lock(d->watchersMutex);
-        watchers = d->watchers;
-    }
-    for (const auto &w : watchers)
-        w->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "operator service shutting down"));
+    d->endWatches(grpc::Status(grpc::StatusCode::UNAVAILABLE, "operator service shutting down"));
 }
 
 void OperatorService::attachTo(Hub &hub)
@@ -557,6 +661,11 @@ void OperatorService::attachTo(Hub &hub)
     d->hub = &hub;
     hub.addServerExtension(
         [this](grpc::ServerBuilder &builder) { builder.RegisterService(d.get()); });
+    // On stop, every outcome reaches the watchers before their streams end with the reason.
+    hub.addStopStep(Hub::StopPhase::EndCalls, this, [this](const QString &reason) {
+        d->commands.registry().flushChanges();
+        d->endWatches(grpc::Status(grpc::StatusCode::UNAVAILABLE, toStd(reason)));
+    });
 }
 
 int OperatorService::watcherCount() const

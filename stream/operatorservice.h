@@ -20,8 +20,11 @@ class OperatorService final : public QObject
     Q_DISABLE_COPY_MOVE(OperatorService)
 
 public:
-    static constexpr int MaxTimeoutMs = 60 * 60 * 1000;
-    static constexpr int MaxWatchBacklog = 100'000;
+    static constexpr int MaxWatchBacklog = 100'000;                // messages per Watch
+    static constexpr qint64 MaxWatchBacklogBytes = 64 * 1024 * 1024; // and their bytes
+    static constexpr int MaxSnapshotCommands = 10'000; // newest commands in a Watch snapshot
+    static constexpr int MaxPageSize = 1000;
+    static constexpr size_t MaxResponseBytes = 2 * 1024 * 1024; // a ListCommands page ends early
 
     explicit OperatorService(CommandService &commands, QObject *parent = nullptr);
     ~OperatorService() override;

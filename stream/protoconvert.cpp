@@ -1,12 +1,11 @@
 #include "protoconvert.h"
 
-#include <QDateTime>
+#include "wirecheck.h"
 
-#include <google/protobuf/util/time_util.h>
+#include <QDateTime>
 
 namespace opconsole::convert {
 
-using google::protobuf::util::TimeUtil;
 using namespace std::chrono;
 
 QString fromStd(const std::string &s)
@@ -21,7 +20,7 @@ std::string toStd(const QString &s)
 
 google::protobuf::Timestamp timestampMs(qint64 ms)
 {
-    return TimeUtil::MillisecondsToTimestamp(ms);
+    return wire::timestampFromMs(ms); // clamped: never CHECK-fails
 }
 
 void fillCommand(v1::Command &cmd, const QString &commandId, const CommandSpec &spec,
@@ -29,7 +28,7 @@ void fillCommand(v1::Command &cmd, const QString &commandId, const CommandSpec &
 {
     cmd.set_command_id(toStd(commandId));
     *cmd.mutable_issued_at() = timestampMs(QDateTime::currentMSecsSinceEpoch());
-    *cmd.mutable_timeout() = TimeUtil::MillisecondsToDuration(timeout.count());
+    *cmd.mutable_timeout() = wire::durationFromMs(timeout.count());
     switch (spec.kind) {
     case CommandKind::Start:
         cmd.mutable_start();
@@ -67,6 +66,11 @@ void fillCommand(v1::Command &cmd, const QString &commandId, const CommandSpec &
 CommandSpec specFromCommand(const v1::Command &cmd, QString *error)
 {
     CommandSpec spec;
+    if (const std::string problem = wire::checkCommandAction(cmd); !problem.empty()) {
+        if (error)
+            *error = fromStd(problem);
+        return spec;
+    }
     switch (cmd.action_case()) {
     case v1::Command::kStart:
         spec.kind = CommandKind::Start;
@@ -109,17 +113,15 @@ CommandSpec specFromCommand(const v1::Command &cmd, QString *error)
     return spec;
 }
 
-CommandAckData toAckData(const v1::CommandAck &ack)
+CommandAckData toAckData(const v1::CommandAck &ack, const wire::AckCheck &checked)
 {
     CommandAckData data;
     data.success = ack.success();
-    data.message = fromStd(ack.message());
-    data.errorCode = int(ack.error_code());
+    data.message = fromStd(checked.message);
+    data.errorCode = checked.errorCode;
     data.result = QByteArray(ack.result().data(), qsizetype(ack.result().size()));
-    if (ack.has_received_at())
-        data.botReceivedAtMs = TimeUtil::TimestampToMilliseconds(ack.received_at());
-    if (ack.has_completed_at())
-        data.botCompletedAtMs = TimeUtil::TimestampToMilliseconds(ack.completed_at());
+    data.botReceivedAtMs = checked.receivedAtMs;
+    data.botCompletedAtMs = checked.completedAtMs;
     return data;
 }
 
@@ -183,7 +185,7 @@ void fillRecord(v1::CommandRecord &out, const CommandOutcome &o)
         *out.mutable_ack() = fromAckData(o.commandId, *o.ack);
     if (o.lateAck) {
         *out.mutable_late_ack() = fromAckData(o.commandId, *o.lateAck);
-        *out.mutable_late_by() = TimeUtil::NanosecondsToDuration(o.lateBy().count());
+        *out.mutable_late_by() = wire::durationFromNs(o.lateBy().count());
     }
     *out.mutable_registered_at() = timestampMs(o.registeredWallMs);
     *out.mutable_deadline() = timestampMs(o.wallMs(o.deadline));
@@ -191,7 +193,7 @@ void fillRecord(v1::CommandRecord &out, const CommandOutcome &o)
         *out.mutable_sent_at() = timestampMs(o.wallMs(o.sentAt));
     if (o.finished()) {
         *out.mutable_finished_at() = timestampMs(o.wallMs(o.finishedAt));
-        *out.mutable_latency() = TimeUtil::NanosecondsToDuration(o.latency().count());
+        *out.mutable_latency() = wire::durationFromNs(o.latency().count());
     }
     out.set_progress_percent(o.progressPercent);
     out.set_progress_message(toStd(o.progressMessage));

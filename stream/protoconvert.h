@@ -11,10 +11,15 @@
 #include <chrono>
 #include <string>
 
+namespace opconsole::wire {
+struct AckCheck;
+}
+
 namespace opconsole::convert {
 
 QString fromStd(const std::string &s);
 std::string toStd(const QString &s);
+// Clamped to the Timestamp range: any value is safe to write.
 google::protobuf::Timestamp timestampMs(qint64 ms);
 
 void fillCommand(v1::Command &cmd, const QString &commandId, const CommandSpec &spec,
@@ -22,7 +27,8 @@ void fillCommand(v1::Command &cmd, const QString &commandId, const CommandSpec &
 // The spec a wire Command asks for; empty error when valid.
 CommandSpec specFromCommand(const v1::Command &cmd, QString *error);
 
-CommandAckData toAckData(const v1::CommandAck &ack);
+// The ack as checked by wire::checkAck (dropped and cut fields already applied).
+CommandAckData toAckData(const v1::CommandAck &ack, const wire::AckCheck &checked);
 v1::CommandAck fromAckData(const QString &commandId, const CommandAckData &ack);
 
 v1::Outcome outcome(CommandState state);

@@ -119,7 +119,7 @@ void TestHub::connectTimeoutWaitsForTheBot()
     QCOMPARE(waiting.result().state, CommandState::Acked);
     QVERIFY(finishes(giveUp));
     QCOMPARE(giveUp.result().state, CommandState::NotConnected);
-    QVERIFY(giveUp.result().reason.contains("did not connect in time"));
+    QVERIFY(giveUp.result().reason.contains("did not connect within 0.1 s"));
 }
 
 void TestHub::rejectionCarriesTheBotsReason()
@@ -218,13 +218,16 @@ void TestHub::unknownDuplicateAndProgressAcks()
     RawBot bot(rig.address());
     QVERIFY(bot.hello("bot-1"));
     bot.ack("never-sent");
-    bot.ack(""); // empty id
+    bot.ack(""); // empty id: a protocol violation, not even an unknown command
     auto future = rig.service->send("bot-1", CommandSpec::of(CommandKind::Ping), 5s);
     const auto command = bot.readCommand();
     QVERIFY(command.has_value());
     v1::BotMessage progress;
     progress.mutable_progress()->set_command_id(command->command_id());
-    progress.mutable_progress()->set_percent(250); // clamped to 100
+    progress.mutable_progress()->set_percent(250); // out of range: a violation, ignored
+    progress.mutable_progress()->set_message("too far");
+    bot.send(progress);
+    progress.mutable_progress()->set_percent(60);
     progress.mutable_progress()->set_message("half");
     bot.send(progress);
     progress.mutable_progress()->set_command_id("unknown-progress");
@@ -235,9 +238,11 @@ void TestHub::unknownDuplicateAndProgressAcks()
     QCOMPARE(future.result().ack->message, QString("first"));
     QTRY_COMPARE_WITH_TIMEOUT(rig.registry.counters().duplicateAcks, 1u, 5000);
     const auto c = rig.registry.counters();
-    QCOMPARE(c.unknownAcks, 2u);
+    QCOMPARE(c.unknownAcks, 1u);
     QCOMPARE(c.unknownProgress, 1u);
-    QCOMPARE(future.result().progressPercent, 100);
+    QCOMPARE(rig.hub->counters().protocolViolations, 2u);
+    QCOMPARE(future.result().progressPercent, 60);
+    QCOMPARE(future.result().progressSteps.size(), 1);
     QVERIFY(rig.hub->isConnected("bot-1")); // ignored and counted, not fatal
 }
 

@@ -271,7 +271,7 @@ void TestOperatorService::malformedRequestsAreInvalidArgument()
     noCommand.clear_command();
     expectInvalid(noCommand, "no command");
     expectInvalid(ping("bot-1", 0), "zero timeout");
-    expectInvalid(ping("bot-1", OperatorService::MaxTimeoutMs + 1), "over-limit timeout");
+    expectInvalid(ping("bot-1", CommandRegistry::DefaultMaxTimeout.count() + 1), "over-limit timeout");
     auto noAction = ping("bot-1", 1000);
     noAction.mutable_command()->clear_ping();
     expectInvalid(noAction, "no action");
