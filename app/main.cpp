@@ -1,5 +1,6 @@
 // opconsole: the operator console. GUI by default, --headless for servers.
 #include "commandregistry.h"
+#include "eventlog.h"
 #include "commandservice.h"
 #include "hub.h"
 #include "operatorservice.h"
@@ -15,6 +16,7 @@
 #include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QDateTime>
+#include <QJsonObject>
 #include <QSocketNotifier>
 #include <QTimer>
 
@@ -38,20 +40,9 @@ void onSignal(int sig)
     [[maybe_unused]] const auto n = ::write(signalPipe[1], &c, 1);
 }
 
-// One line per event on stderr: time, event, then key=value pairs.
-void logEvent(const char *event, const QString &fields)
+QJsonObject botFields(const BotInfo &b)
 {
-    std::fprintf(stderr, "%s %s %s\n",
-                 qPrintable(QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs)), event,
-                 qPrintable(fields));
-    std::fflush(stderr);
-}
-
-QString quoted(const QString &s)
-{
-    QString out = s;
-    out.replace(QLatin1Char('"'), QLatin1String("\\\""));
-    return QLatin1Char('"') + out + QLatin1Char('"');
+    return {{QStringLiteral("bot"), b.botId}, {QStringLiteral("session"), qint64(b.session)}};
 }
 
 } // namespace
@@ -84,6 +75,12 @@ int main(int argc, char **argv)
          QStringLiteral("n"), QStringLiteral("0")},
         {QStringLiteral("heartbeat"), QStringLiteral("Heartbeat interval told to bots (ms)."),
          QStringLiteral("ms"), QStringLiteral("2000")},
+        {QStringLiteral("max-timeout"),
+         QStringLiteral("Longest command timeout accepted, in seconds (default 86400)."),
+         QStringLiteral("s"), QStringLiteral("86400")},
+        {QStringLiteral("log-level"),
+         QStringLiteral("Least level logged: debug, info, warning, error (default info)."),
+         QStringLiteral("level"), QStringLiteral("info")},
         {QStringLiteral("screenshot"),
          QStringLiteral("GUI: drive some demo traffic, save the window to FILE and quit."),
          QStringLiteral("file")},
@@ -101,51 +98,77 @@ int main(int argc, char **argv)
     std::signal(SIGTERM, onSignal);
     QSocketNotifier notifier(signalPipe[0], QSocketNotifier::Read);
 
+    const QString levelName = parser.value(QStringLiteral("log-level"));
+    const QStringList levels{QStringLiteral("debug"), QStringLiteral("info"),
+                             QStringLiteral("warning"), QStringLiteral("error")};
+    if (!levels.contains(levelName)) {
+        std::fprintf(stderr, "opconsole: --log-level must be one of %s\n",
+                     qPrintable(levels.join(QStringLiteral(", "))));
+        return 64;
+    }
+    const EventLog log(stderr, LogLevel(levels.indexOf(levelName)));
+    bool numberOk = false;
+    const qint64 maxTimeoutS = parser.value(QStringLiteral("max-timeout")).toLongLong(&numberOk);
+    if (!numberOk || maxTimeoutS < 1 || maxTimeoutS > 365LL * 24 * 3600) {
+        std::fprintf(stderr, "opconsole: --max-timeout takes 1 to 31536000 seconds\n");
+        return 64;
+    }
+    const int heartbeatMs = parser.value(QStringLiteral("heartbeat")).toInt(&numberOk);
+    if (!numberOk || heartbeatMs < 50 || heartbeatMs > 3'600'000) {
+        std::fprintf(stderr, "opconsole: --heartbeat takes 50 to 3600000 ms\n");
+        return 64;
+    }
+
     CommandRegistry registry;
+    registry.setMaxTimeout(std::chrono::seconds(maxTimeoutS));
     HubOptions options;
     options.listenAddress = parser.value(QStringLiteral("listen"));
-    options.heartbeatInterval =
-        std::chrono::milliseconds(qMax(50, parser.value(QStringLiteral("heartbeat")).toInt()));
+    options.heartbeatInterval = std::chrono::milliseconds(heartbeatMs);
     Hub hub(registry, options);
     CommandService service(registry, hub);
     OperatorService operatorApi(service);
     operatorApi.attachTo(hub); // the same commands for scripts (opctl) and operators
 
-    QObject::connect(&hub, &Hub::botConnected, &app, [](const BotInfo &b) {
-        logEvent("bot_connected", QStringLiteral("bot=%1 session=%2 version=%3")
-                                      .arg(quoted(b.botId))
-                                      .arg(b.session)
-                                      .arg(quoted(b.botVersion)));
+    // Log receivers run in this thread: events from gRPC threads arrive queued, and the last
+    // of them are delivered after the event loop ends (sendPostedEvents below).
+    QObject::connect(&hub, &Hub::botConnected, &app, [&log](const BotInfo &b) {
+        QJsonObject f = botFields(b);
+        f.insert(QStringLiteral("version"), b.botVersion);
+        log.info("bot_connected", f);
     });
-    QObject::connect(&hub, &Hub::botDisconnected, &app, [](const BotInfo &b) {
-        logEvent(
-            "bot_disconnected",
-            QStringLiteral("bot=%1 reason=%2").arg(quoted(b.botId), quoted(b.disconnectReason)));
+    QObject::connect(&hub, &Hub::botDisconnected, &app, [&log](const BotInfo &b) {
+        QJsonObject f = botFields(b);
+        f.insert(QStringLiteral("reason"), b.disconnectReason);
+        log.info("bot_disconnected", f);
     });
     QObject::connect(&hub, &Hub::protocolViolation, &app,
-                     [](const QString &bot, const QString &what) {
-                         logEvent("protocol_violation",
-                                  QStringLiteral("bot=%1 what=%2").arg(quoted(bot), quoted(what)));
+                     [&log](const QString &bot, const QString &what) {
+                         log.warning("protocol_violation", {{QStringLiteral("bot"), bot},
+                                                            {QStringLiteral("what"), what}});
                      });
-    QObject::connect(&registry, &CommandRegistry::finished, &app, [](const CommandOutcome &o) {
-        logEvent("command_finished",
-                 QStringLiteral("id=%1 bot=%2 kind=%3 state=%4 latency_ms=%5 reason=%6")
-                     .arg(quoted(o.commandId), quoted(o.botId), o.kind, quoted(stateName(o.state)))
-                     .arg(double(o.latency().count()) / 1e6, 0, 'f', 3)
-                     .arg(quoted(o.reason)));
+    QObject::connect(&registry, &CommandRegistry::finished, &app, [&log](const CommandOutcome &o) {
+        // The Watch event name: acked, rejected, expired, not_connected, ...
+        const QString state = stateName(o.state).replace(QLatin1Char(' '), QLatin1Char('_'));
+        log.write(isProblem(o.state) ? LogLevel::Warning : LogLevel::Info, "command_finished",
+                  {{QStringLiteral("id"), o.commandId},
+                   {QStringLiteral("bot"), o.botId},
+                   {QStringLiteral("kind"), o.kind},
+                   {QStringLiteral("state"), state},
+                   {QStringLiteral("latency_ms"), double(o.latency().count()) / 1e6},
+                   {QStringLiteral("reason"), o.reason}});
     });
-    QObject::connect(&registry, &CommandRegistry::lateAck, &app, [](const CommandOutcome &o) {
-        logEvent("late_ack", QStringLiteral("id=%1 bot=%2 late_by_ms=%3")
-                                 .arg(quoted(o.commandId), quoted(o.botId))
-                                 .arg(double(o.lateBy().count()) / 1e6, 0, 'f', 1));
+    QObject::connect(&registry, &CommandRegistry::lateAck, &app, [&log](const CommandOutcome &o) {
+        log.warning("late_ack", {{QStringLiteral("id"), o.commandId},
+                                 {QStringLiteral("bot"), o.botId},
+                                 {QStringLiteral("late_by_ms"), double(o.lateBy().count()) / 1e6}});
     });
 
     QString error;
     if (!hub.start(&error)) {
-        logEvent("error", QStringLiteral("what=%1").arg(quoted(error)));
+        log.error("error", {{QStringLiteral("what"), error}});
         return 69;
     }
-    logEvent("hub_started", QStringLiteral("address=%1").arg(hub.address()));
+    log.info("hub_started", {{QStringLiteral("address"), hub.address()}});
 
     std::unique_ptr<botsim::Fleet> demo;
     if (const int n = parser.value(QStringLiteral("demo")).toInt(); n > 0) {
@@ -158,7 +181,7 @@ int main(int argc, char **argv)
         botsim::LatencyModel::parse("lognormal:40:800", &sim.latency, nullptr);
         demo = std::make_unique<botsim::Fleet>(sim);
         demo->start();
-        logEvent("demo_fleet", QStringLiteral("bots=%1").arg(n));
+        log.info("demo_fleet", {{QStringLiteral("bots"), n}});
     }
 
 #ifdef OPCONSOLE_GUI
@@ -188,32 +211,39 @@ int main(int argc, char **argv)
                 window->fleetView()->selectRow(2);
                 window->sendKindToSelection(CommandKind::Start);
             });
-            QTimer::singleShot(4500, window.get(), [&window, shot] {
+            QTimer::singleShot(4500, window.get(), [&window, &log, shot] {
                 window->commandsView()->selectRow(0);
                 const bool saved = window->grab().save(shot);
-                logEvent("screenshot",
-                         QStringLiteral("file=%1 saved=%2").arg(quoted(shot)).arg(saved));
+                log.info("screenshot",
+                         {{QStringLiteral("file"), shot}, {QStringLiteral("saved"), saved}});
                 QCoreApplication::exit(saved ? 0 : 1);
             });
         }
     }
 #endif
 
+    // Shutdown in one place: Hub::stop() ends the bot streams, fails every pending and waiting
+    // command with the reason, ends every Watch and API call with its outcome, then the server.
     QObject::connect(&notifier, &QSocketNotifier::activated, &app, [&] {
         char sig = 0;
         [[maybe_unused]] const auto n = ::read(signalPipe[0], &sig, 1);
-        logEvent("shutdown",
-                 QStringLiteral("signal=%1 pending=%2").arg(int(sig)).arg(registry.pendingCount()));
+        log.info("shutdown", {{QStringLiteral("signal"), int(sig)},
+                              {QStringLiteral("pending"), registry.pendingCount()}});
         hub.stop(QStringLiteral("hub shutting down"));
         if (demo)
             demo->stop();
         QCoreApplication::quit();
     });
     const int rc = app.exec();
-    logEvent("stopped", QStringLiteral("acked=%1 rejected=%2 expired=%3 late_acks=%4")
-                            .arg(registry.counters().acked)
-                            .arg(registry.counters().rejected)
-                            .arg(registry.counters().expired)
-                            .arg(registry.counters().lateAcks));
+    hub.stop(QStringLiteral("hub shutting down")); // the window closed: same order
+    // The last outcomes (finished on gRPC threads as the hub stopped) were queued to this
+    // thread; deliver them to the log before the final line.
+    QCoreApplication::sendPostedEvents();
+    const RegistryCounters c = registry.counters();
+    log.info("stopped", {{QStringLiteral("acked"), qint64(c.acked)},
+                         {QStringLiteral("rejected"), qint64(c.rejected)},
+                         {QStringLiteral("expired"), qint64(c.expired)},
+                         {QStringLiteral("late_acks"), qint64(c.lateAcks)},
+                         {QStringLiteral("pending"), registry.pendingCount()}});
     return rc;
 }

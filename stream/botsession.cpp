@@ -77,7 +77,7 @@ SendResult BotSession::pushLocked(v1::HubMessage &&message, bool &startWrite)
 }
 
 SendResult BotSession::sendCommand(CommandRegistry &registry, const QString &commandId,
-                                   v1::HubMessage message,
+                                   v1::HubMessage &message,
                                    std::optional<milliseconds> responseTimeout)
 {
     const size_t bytes = message.ByteSizeLong();
@@ -118,7 +118,8 @@ SendResult BotSession::send(v1::HubMessage message)
     return result;
 }
 
-bool BotSession::close(const QString &reason, const grpc::Status &status, bool drain)
+bool BotSession::close(const QString &reason, const grpc::Status &status, bool drain,
+                       std::atomic<quint64> *counter)
 {
     {
         std::lock_guard lock(m_mutex);
@@ -126,6 +127,8 @@ bool BotSession::close(const QString &reason, const grpc::Status &status, bool d
             return false;
         m_state = State::Closing;
     }
+    if (counter)
+        ++*counter;
     m_host->sessionEnded(*this, reason); // fails this session's commands; sends are refused
     finishStream(status, drain);
     return true;

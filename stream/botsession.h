@@ -74,17 +74,20 @@ public:
 
     // Marks the command sent with this session and queues it, in one step under the session's
     // mutex: NotConnected unless Live, NotPending when the registry no longer has it pending
-    // (expired, cancelled: it is not written), QueueFull past the queue's bounds.
+    // (expired, cancelled: it is not written), QueueFull past the queue's bounds. `message` is
+    // moved from only when Queued.
     SendResult sendCommand(CommandRegistry &registry, const QString &commandId,
-                           v1::HubMessage message,
+                           v1::HubMessage &message,
                            std::optional<std::chrono::milliseconds> responseTimeout);
     // Any other message (CancelCommand): queued while Live.
     SendResult send(v1::HubMessage message);
 
     // Live or Handshaking -> Closing; the first call tells the host (sessionEnded) and ends
     // the stream with `status` (with drain, what is queued goes out first). Later calls do
-    // nothing. Returns whether this call closed it.
-    bool close(const QString &reason, const grpc::Status &status, bool drain = false);
+    // nothing. Returns whether this call closed it; then `counter`, if given, is incremented
+    // before the host hears of it (so whoever sees the disconnect sees the count).
+    bool close(const QString &reason, const grpc::Status &status, bool drain = false,
+               std::atomic<quint64> *counter = nullptr);
     // Marks the session Closing without telling the host: the host has taken it out of its
     // table itself (replacement, stop) and fails its commands. Returns false if already closing.
     bool detach();

@@ -348,16 +348,14 @@ void HubPrivate::livenessLoop()
                     mute.push_back(session);
             }
         }
-        for (const auto &session : silent) {
-            if (session->close(silentReason, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                                          toStd(silentReason))))
-                ++counters.heartbeatTimeouts;
-        }
-        for (const auto &session : mute) {
-            if (session->close(helloReason, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                                         toStd(helloReason))))
-                ++counters.helloTimeouts;
-        }
+        for (const auto &session : silent)
+            session->close(silentReason,
+                           grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, toStd(silentReason)),
+                           false, &counters.heartbeatTimeouts);
+        for (const auto &session : mute)
+            session->close(helloReason,
+                           grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, toStd(helloReason)),
+                           false, &counters.helloTimeouts);
     }
 }
 
@@ -501,14 +499,22 @@ std::shared_ptr<BotSession> HubPrivate::current(const QString &botId) const
 SendResult Hub::sendCommand(const QString &botId, const QString &commandId, const CommandSpec &spec,
                             milliseconds timeout, std::optional<milliseconds> responseTimeout)
 {
-    const std::shared_ptr<BotSession> session = d->current(botId);
-    if (!session)
-        return SendResult::NotConnected;
     v1::HubMessage message;
     convert::fillCommand(*message.mutable_command(), commandId, spec,
                          responseTimeout.value_or(timeout));
-    const SendResult result =
-        session->sendCommand(d->registry, commandId, std::move(message), responseTimeout);
+    SendResult result = SendResult::NotConnected;
+    // A session found closing was just replaced or ended: look again, so a reconnect racing
+    // this send takes the command on the new session instead of failing it.
+    std::shared_ptr<BotSession> tried;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        const std::shared_ptr<BotSession> session = d->current(botId);
+        if (!session || session == tried)
+            break;
+        tried = session;
+        result = session->sendCommand(d->registry, commandId, message, responseTimeout);
+        if (result != SendResult::NotConnected)
+            break;
+    }
     switch (result) {
     case SendResult::Queued:
         ++d->counters.messagesOut;
