@@ -2,7 +2,7 @@
 
 #include "opconsole/v1/botlink.grpc.pb.h"
 
-#include <google/protobuf/util/time_util.h>
+#include "wirecheck.h"
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -21,7 +21,6 @@ namespace opconsole::botsim {
 
 namespace v1 = opconsole::v1;
 using namespace std::chrono;
-using google::protobuf::util::TimeUtil;
 using SteadyTime = steady_clock::time_point;
 
 namespace {
@@ -49,7 +48,7 @@ bool toDouble(const std::string &s, double *out)
 
 google::protobuf::Timestamp nowStamp()
 {
-    return TimeUtil::MillisecondsToTimestamp(
+    return opconsole::wire::timestampFromMs(
         duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
@@ -305,8 +304,11 @@ private:
             ++m_fleet->stats.streamErrors;
             return false;
         }
-        m_heartbeatInterval = milliseconds(std::max<int64_t>(
-            10, TimeUtil::DurationToMilliseconds(in.welcome().heartbeat_interval())));
+        // Whatever the hub says, within 10 ms .. 1 h (a bad value must not abort a bot).
+        int64_t heartbeatMs = 2000;
+        (void)opconsole::wire::checkDuration(in.welcome().heartbeat_interval(),
+                                             "heartbeat_interval", &heartbeatMs);
+        m_heartbeatInterval = milliseconds(std::clamp<int64_t>(heartbeatMs, 10, 3'600'000));
         uint64_t generation;
         {
             std::lock_guard lock(m_writeMutex);
@@ -394,7 +396,9 @@ private:
         }
         double latencyMs = o.latency.sampleMs(m_rng);
         if (coin(m_rng) < o.lateRatio) {
-            const double timeoutMs = double(TimeUtil::DurationToMilliseconds(cmd.timeout()));
+            int64_t timeout = 1000;
+            (void)opconsole::wire::checkDuration(cmd.timeout(), "timeout", &timeout);
+            const double timeoutMs = double(std::clamp<int64_t>(timeout, 0, 3'600'000));
             latencyMs = timeoutMs * std::uniform_real_distribution<double>(1.1, 1.5)(m_rng) + 5;
             ++m_fleet->stats.lateAcks;
         }

@@ -1,8 +1,8 @@
 // opctl: the command-line client of the hub's Operator API.
 #include "opconsole/v1/operator.grpc.pb.h"
+#include "wirecheck.h"
 
 #include <google/protobuf/util/json_util.h>
-#include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -16,7 +16,6 @@
 #include <vector>
 
 namespace v1 = opconsole::v1;
-using google::protobuf::util::TimeUtil;
 using namespace std::chrono;
 
 namespace {
@@ -182,8 +181,13 @@ int64_t durationMs(const std::string &text, const char *what)
         ms = v * 60'000;
     else
         throw UsageError(std::string("bad ") + what + ": '" + text + "' (use 500ms, 5s, 2m)");
-    if (ms < 0)
+    if (!(ms >= 0)) // also NaN
         throw UsageError(std::string(what) + " must not be negative");
+    // The hub refuses more than its --max-timeout (24 h unless set); this bound only keeps
+    // the value far from overflow (a year), so the hub's clear refusal is what users see.
+    constexpr double maxMs = 365.0 * 24 * 3600 * 1000;
+    if (ms > maxMs)
+        throw UsageError(std::string(what) + " of '" + text + "' is over a year");
     return int64_t(ms);
 }
 
@@ -247,7 +251,7 @@ std::string toJson(const google::protobuf::Message &m)
 std::string ms(const google::protobuf::Duration &d)
 {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f ms", double(TimeUtil::DurationToMicroseconds(d)) / 1000);
+    std::snprintf(buf, sizeof buf, "%.1f ms", double(d.seconds()) * 1000 + double(d.nanos()) / 1e6);
     return buf;
 }
 
@@ -408,8 +412,8 @@ public:
         v1::SendCommandRequest request;
         request.set_bot_id(args.words[1]);
         *request.mutable_command() = cmd;
-        *request.mutable_timeout() = TimeUtil::MillisecondsToDuration(timeout);
-        *request.mutable_connect_timeout() = TimeUtil::MillisecondsToDuration(connectTimeout);
+        *request.mutable_timeout() = opconsole::wire::durationFromMs(timeout);
+        *request.mutable_connect_timeout() = opconsole::wire::durationFromMs(connectTimeout);
         v1::SendCommandResponse response;
         requireHub();
         grpc::ClientContext context;
@@ -432,8 +436,8 @@ public:
             (*request.mutable_label_selector())[k] = v;
         }
         *request.mutable_command() = cmd;
-        *request.mutable_timeout() = TimeUtil::MillisecondsToDuration(timeout);
-        *request.mutable_connect_timeout() = TimeUtil::MillisecondsToDuration(connectTimeout);
+        *request.mutable_timeout() = opconsole::wire::durationFromMs(timeout);
+        *request.mutable_connect_timeout() = opconsole::wire::durationFromMs(connectTimeout);
         requireHub();
         grpc::ClientContext context;
         context.set_deadline(system_clock::now() + milliseconds(timeout + connectTimeout) + 10s);

@@ -7,6 +7,10 @@
 #include <QProcess>
 #include <QTest>
 
+#include <atomic>
+#include <set>
+#include <thread>
+
 #include <google/protobuf/util/time_util.h>
 
 using namespace opconsole;
@@ -79,6 +83,11 @@ private slots:
     void fanOutStreamsEachResultThenSummary();
     void watchSeesEveryTransition();
     void listCommandsFiltersAndPages();
+    void outOfRangeValuesAreRefusedNotChanged();
+    void hostileAckWithWatchOpenKeepsTheHubUp();
+    void listCommandsPagesEndBeforeTheReceiveLimit();
+    void stopEndsWaitersAndWatchersWithOutcomes();
+    void opctlRefusesTimeoutsThatWouldOverflow();
 };
 
 void TestOperatorService::opctlExitCodesTellOutcomesApart()
@@ -406,6 +415,193 @@ void TestOperatorService::listCommandsFiltersAndPages()
     QVERIFY(rig.stub->ListCommands(&context, pending, &response).ok());
     QCOMPARE(response.commands_size(), 1);
     QCOMPARE(response.commands(0).command_id(), std::string("pending-1"));
+}
+
+void TestOperatorService::outOfRangeValuesAreRefusedNotChanged()
+{
+    Rig rig;
+    auto expectInvalid = [&](v1::SendCommandRequest request, const char *what) {
+        grpc::ClientContext context;
+        v1::SendCommandResponse response;
+        const auto status = rig.stub->SendCommand(&context, request, &response);
+        QVERIFY2(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT, what);
+        QVERIFY2(!status.error_message().empty(), what);
+    };
+    auto huge = ping("bot-1", 1000);
+    huge.mutable_timeout()->set_seconds((int64_t(1) << 61) + 1); // used to wrap to 1 s
+    expectInvalid(huge, "timeout of 2^61+1 s");
+    auto mixedSigns = ping("bot-1", 1000);
+    mixedSigns.mutable_connect_timeout()->set_seconds(5);
+    mixedSigns.mutable_connect_timeout()->set_nanos(-1);
+    expectInvalid(mixedSigns, "connect_timeout with mixed signs");
+    auto longConnect = ping("bot-1", 1000);
+    *longConnect.mutable_connect_timeout() = TimeUtil::SecondsToDuration(2 * 24 * 3600);
+    expectInvalid(longConnect, "connect_timeout over the cap");
+    expectInvalid(ping("x\"\n2026-11-29T12:00:00.000Z bot_connected bot=\"forged\"", 1000),
+                  "newline in bot_id (log forging)");
+    expectInvalid(ping("bot\u0085x", 1000), "NEL in bot_id");
+    auto badId = ping("bot-1", 1000);
+    badId.mutable_command()->set_command_id("c\u009b1");
+    expectInvalid(badId, "CSI in command_id");
+
+    grpc::ClientContext listContext;
+    v1::ListCommandsRequest list;
+    list.mutable_since()->set_seconds(300000000000);
+    v1::ListCommandsResponse listed;
+    QCOMPARE(rig.stub->ListCommands(&listContext, list, &listed).error_code(),
+             grpc::StatusCode::INVALID_ARGUMENT);
+    grpc::ClientContext cancelContext;
+    v1::CancelCommandRequest cancel;
+    cancel.set_command_id("c-1");
+    cancel.set_reason(std::string(10000, 'r'));
+    v1::CancelCommandResponse cancelled;
+    QCOMPARE(rig.stub->CancelCommand(&cancelContext, cancel, &cancelled).error_code(),
+             grpc::StatusCode::INVALID_ARGUMENT);
+    QCOMPARE(rig.registry.counters().registered, 0u); // nothing got through
+}
+
+void TestOperatorService::hostileAckWithWatchOpenKeepsTheHubUp()
+{
+    // A bot acks with a year-9500+ timestamp while a Watch is open: the ack counts, the
+    // Watch sees it, ListCommands works, and the hub stops cleanly.
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    grpc::ClientContext watchContext;
+    auto watch = rig.stub->Watch(&watchContext, v1::WatchRequest());
+    QTRY_COMPARE_WITH_TIMEOUT(rig.api->watcherCount(), 1, 5000);
+    std::atomic<bool> sawAck{false};
+    std::thread watcher([&] {
+        v1::WatchEvent event;
+        while (watch->Read(&event)) {
+            if (event.event() == "acked")
+                sawAck = true;
+        }
+    });
+    v1::SendCommandResponse response;
+    grpc::Status status;
+    std::thread caller([&] {
+        grpc::ClientContext context;
+        status = rig.stub->SendCommand(&context, ping("bot-1", 10'000), &response);
+    });
+    const auto command = bot.readCommand(10s);
+    QVERIFY(command.has_value());
+    v1::BotMessage ack;
+    ack.mutable_ack()->set_command_id(command->command_id());
+    ack.mutable_ack()->set_success(true);
+    ack.mutable_ack()->mutable_received_at()->set_seconds(300000000000);
+    bot.send(ack);
+    caller.join();
+    QVERIFY2(status.ok(), status.error_message().c_str());
+    QCOMPARE(response.record().outcome(), v1::OUTCOME_ACKED);
+    QVERIFY(QTest::qWaitFor([&] { return sawAck.load(); }, 10'000));
+    grpc::ClientContext listContext;
+    v1::ListCommandsResponse listed;
+    QVERIFY(rig.stub->ListCommands(&listContext, v1::ListCommandsRequest(), &listed).ok());
+    QCOMPARE(listed.commands_size(), 1);
+    rig.api.reset(); // stops the hub: the Watch ends, nothing hangs
+    watcher.join();
+}
+
+void TestOperatorService::listCommandsPagesEndBeforeTheReceiveLimit()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    constexpr int n = 80; // 80 x 60 KiB results: more than a 4 MiB response
+    QList<QFuture<CommandOutcome>> futures;
+    for (int i = 0; i < n; ++i) {
+        futures.append(rig.service->send("bot-1", CommandSpec::of(CommandKind::Ping), 30s));
+        const auto command = bot.readCommand(10s);
+        QVERIFY(command.has_value());
+        v1::BotMessage ack;
+        ack.mutable_ack()->set_command_id(command->command_id());
+        ack.mutable_ack()->set_success(true);
+        ack.mutable_ack()->set_result(std::string(60 * 1024, 'r'));
+        bot.send(ack);
+    }
+    QVERIFY(QTest::qWaitFor([&] { return futures.constLast().isFinished(); }, 10'000));
+    std::set<std::string> ids;
+    std::string token;
+    int pages = 0;
+    do {
+        grpc::ClientContext context;
+        v1::ListCommandsRequest request;
+        request.set_page_size(1000);
+        request.set_page_token(token);
+        v1::ListCommandsResponse response;
+        const auto status = rig.stub->ListCommands(&context, request, &response);
+        QVERIFY2(status.ok(), status.error_message().c_str());
+        QVERIFY(response.ByteSizeLong() < 4u * 1024 * 1024);
+        for (const auto &record : response.commands())
+            QVERIFY(ids.insert(record.command_id()).second); // no duplicate across pages
+        token = response.next_page_token();
+        ++pages;
+    } while (!token.empty() && pages < 100);
+    QCOMPARE(int(ids.size()), n);
+    QVERIFY(pages >= 2);
+}
+
+void TestOperatorService::stopEndsWaitersAndWatchersWithOutcomes()
+{
+    Rig rig;
+    // Callers waiting for a bot that never comes, and watchers.
+    constexpr int waiters = 5;
+    std::vector<std::thread> threads;
+    std::vector<v1::SendCommandResponse> responses(waiters);
+    std::vector<grpc::Status> statuses(waiters);
+    for (int i = 0; i < waiters; ++i) {
+        threads.emplace_back([&, i] {
+            grpc::ClientContext context;
+            auto request = ping("never-" + std::to_string(i), 10'000);
+            *request.mutable_connect_timeout() = TimeUtil::SecondsToDuration(60);
+            statuses[i] = rig.stub->SendCommand(&context, request, &responses[i]);
+        });
+    }
+    constexpr int watchers = 3;
+    std::vector<grpc::Status> watchStatus(watchers);
+    std::vector<int> watchEvents(watchers, 0);
+    for (int i = 0; i < watchers; ++i) {
+        threads.emplace_back([&, i] {
+            grpc::ClientContext context;
+            auto reader = rig.stub->Watch(&context, v1::WatchRequest());
+            v1::WatchEvent event;
+            while (reader->Read(&event)) {
+                if (event.event() == "not_connected")
+                    ++watchEvents[i];
+            }
+            watchStatus[i] = reader->Finish();
+        });
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(rig.registry.pendingCount(), waiters, 10'000);
+    QTRY_COMPARE_WITH_TIMEOUT(rig.api->watcherCount(), watchers, 10'000);
+    const auto started = steady_clock::now();
+    rig.hub->stop(QStringLiteral("hub shutting down"));
+    const auto took = steady_clock::now() - started;
+    for (auto &t : threads)
+        t.join();
+    qInfo("stop with %d waiters and %d watchers took %.1f ms", waiters, watchers,
+          double(duration_cast<microseconds>(took).count()) / 1000);
+    for (int i = 0; i < waiters; ++i) {
+        QVERIFY2(statuses[i].ok(), statuses[i].error_message().c_str()); // an outcome, not 'cancelled'
+        QCOMPARE(responses[i].record().outcome(), v1::OUTCOME_NOT_CONNECTED);
+        QCOMPARE(responses[i].record().reason(), std::string("hub shutting down"));
+    }
+    for (int i = 0; i < watchers; ++i) {
+        QCOMPARE(watchStatus[i].error_code(), grpc::StatusCode::UNAVAILABLE);
+        QCOMPARE(watchEvents[i], waiters); // every outcome reached every watcher first
+    }
+}
+
+void TestOperatorService::opctlRefusesTimeoutsThatWouldOverflow()
+{
+    Rig rig;
+    Opctl huge({"--hub", rig.hub->address(), "send", "b", "ping", "--timeout", "1e13"});
+    QCOMPARE(huge.wait(), 64);
+    QVERIFY2(huge.err.contains("over a year"), qPrintable(huge.err));
+    Opctl overCap({"--hub", rig.hub->address(), "send", "b", "ping", "--timeout", "2000m"});
+    QCOMPARE(overCap.wait(), 64); // the hub's INVALID_ARGUMENT: over its 24 h cap
+    QVERIFY2(overCap.err.contains("limit"), qPrintable(overCap.err));
 }
 
 QTEST_GUILESS_MAIN(TestOperatorService)
