@@ -1,0 +1,251 @@
+// opconsole --headless as a real process: its JSON-lines log and its shutdown on SIGTERM.
+#include "opconsole/v1/operator.grpc.pb.h"
+#include "rawbot.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QTest>
+
+#include <google/protobuf/util/time_util.h>
+
+#include <csignal>
+#include <mutex>
+#include <set>
+
+using namespace opconsole;
+using namespace std::chrono;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+
+// The headless hub on a free loopback port; its stderr kept line by line.
+struct HubProcess
+{
+    HubProcess()
+    {
+        process.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/opconsole"));
+        process.setArguments({"--headless", "--listen", "127.0.0.1:0"});
+        process.start();
+    }
+    ~HubProcess()
+    {
+        if (process.state() != QProcess::NotRunning) {
+            process.kill();
+            process.waitForFinished(5000);
+        }
+    }
+    // Reads what the hub wrote so far into lines.
+    void pump()
+    {
+        buffer += process.readAllStandardError();
+        qsizetype nl;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+            lines.append(buffer.left(nl));
+            buffer.remove(0, nl + 1);
+        }
+    }
+    std::optional<QJsonObject> waitFor(const QString &event, int ms = 10'000)
+    {
+        std::optional<QJsonObject> found;
+        (void)QTest::qWaitFor(
+            [&] {
+                pump();
+                for (const QByteArray &line : std::as_const(lines)) {
+                    const QJsonObject o = QJsonDocument::fromJson(line).object();
+                    if (o.value("event").toString() == event)
+                        found = o;
+                }
+                return found.has_value();
+            },
+            ms);
+        return found;
+    }
+    std::string address()
+    {
+        const auto started = waitFor("hub_started");
+        return started ? started->value("address").toString().toStdString() : std::string();
+    }
+    bool terminate(int ms = 10'000)
+    {
+        ::kill(pid_t(process.processId()), SIGTERM);
+        const bool done = QTest::qWaitFor([&] { return process.state() == QProcess::NotRunning; }, ms);
+        pump();
+        buffer += process.readAllStandardError();
+        if (!buffer.isEmpty())
+            lines.append(buffer);
+        return done;
+    }
+
+    QProcess process;
+    QByteArray buffer;
+    QList<QByteArray> lines;
+};
+
+v1::SendCommandRequest request(const std::string &bot, const std::string &id, int timeoutMs,
+                               int connectMs = 0)
+{
+    v1::SendCommandRequest r;
+    r.set_bot_id(bot);
+    r.mutable_command()->set_command_id(id);
+    r.mutable_command()->mutable_ping();
+    *r.mutable_timeout() = TimeUtil::MillisecondsToDuration(timeoutMs);
+    *r.mutable_connect_timeout() = TimeUtil::MillisecondsToDuration(connectMs);
+    return r;
+}
+
+} // namespace
+
+class TestApp : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void logLinesAreJsonAndCannotBeForged();
+    void sigtermEndsEveryCallWithItsOutcomeAndLogsIt();
+};
+
+void TestApp::logLinesAreJsonAndCannotBeForged()
+{
+    HubProcess hub;
+    const std::string address = hub.address();
+    QVERIFY(!address.empty());
+    RawBot bot(address);
+    QVERIFY(bot.hello("bot-1"));
+    auto stub = v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    v1::SendCommandResponse response;
+    grpc::Status status;
+    std::thread caller([&] {
+        grpc::ClientContext context;
+        status = stub->SendCommand(&context, request("bot-1", "c-forge", 10'000), &response);
+    });
+    const auto command = bot.readCommand(10s);
+    QVERIFY(command.has_value());
+    // A rejection whose text tries to start a log line of its own.
+    const std::string forged =
+        "no\n{\"event\":\"bot_connected\",\"bot\":\"forged\",\"level\":\"info\"}\r\n\"x";
+    bot.ack(command->command_id(), false, forged);
+    caller.join();
+    QVERIFY(status.ok());
+    QVERIFY(hub.waitFor("command_finished").has_value());
+    QVERIFY(hub.terminate());
+    QCOMPARE(hub.process.exitCode(), 0);
+    bool sawReason = false;
+    for (const QByteArray &line : std::as_const(hub.lines)) {
+        QJsonParseError error;
+        const QJsonDocument doc = QJsonDocument::fromJson(line, &error);
+        QVERIFY2(error.error == QJsonParseError::NoError && doc.isObject(), line.constData());
+        const QJsonObject o = doc.object();
+        QVERIFY(o.contains("ts") && o.contains("level") && o.contains("event"));
+        QVERIFY2(o.value("bot").toString() != "forged", line.constData());
+        if (o.value("event") == "command_finished" && o.value("id") == "c-forge") {
+            QCOMPARE(o.value("reason").toString().toStdString(), forged); // kept whole, escaped
+            QCOMPARE(o.value("state").toString(), QString("rejected"));
+            sawReason = true;
+        }
+    }
+    QVERIFY(sawReason);
+}
+
+void TestApp::sigtermEndsEveryCallWithItsOutcomeAndLogsIt()
+{
+    HubProcess hub;
+    const std::string address = hub.address();
+    QVERIFY(!address.empty());
+    RawBot bot(address); // takes commands and never answers
+    QVERIFY(bot.hello("busy"));
+    auto stub = v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+
+    constexpr int pending = 1000, waiters = 10, watchers = 5;
+    struct Call
+    {
+        grpc::ClientContext context;
+        v1::SendCommandRequest request;
+        v1::SendCommandResponse response;
+        grpc::Status status;
+        bool done = false;
+    };
+    std::vector<std::unique_ptr<Call>> calls;
+    std::mutex mutex;
+    std::set<std::string> ids;
+    for (int i = 0; i < pending + waiters; ++i) {
+        auto call = std::make_unique<Call>();
+        const bool waiter = i >= pending;
+        const std::string id = (waiter ? "w-" : "p-") + std::to_string(i);
+        ids.insert(id);
+        call->request = waiter ? request("gone-" + std::to_string(i), id, 60'000, 60'000)
+                               : request("busy", id, 60'000);
+        Call *c = call.get();
+        stub->async()->SendCommand(&c->context, &c->request, &c->response,
+                                   [c, &mutex](grpc::Status s) {
+                                       std::lock_guard lock(mutex);
+                                       c->status = std::move(s);
+                                       c->done = true;
+                                   });
+        calls.push_back(std::move(call));
+    }
+    std::vector<std::thread> watchThreads;
+    std::vector<grpc::Status> watchStatus(watchers);
+    std::atomic<int> watching{0};
+    for (int i = 0; i < watchers; ++i) {
+        watchThreads.emplace_back([&, i] {
+            grpc::ClientContext context;
+            auto reader = stub->Watch(&context, v1::WatchRequest());
+            ++watching;
+            v1::WatchEvent event;
+            while (reader->Read(&event)) {
+            }
+            watchStatus[i] = reader->Finish();
+        });
+    }
+    // Every command registered (and the busy ones written) before the signal.
+    int written = 0;
+    QVERIFY(QTest::qWaitFor(
+        [&] {
+            while (bot.readCommand(1ms))
+                ++written;
+            return written == pending && watching == watchers;
+        },
+        30'000));
+    const auto before = steady_clock::now();
+    QVERIFY2(hub.terminate(), "the hub did not exit");
+    const double tookMs =
+        double(duration_cast<microseconds>(steady_clock::now() - before).count()) / 1000;
+    qInfo("SIGTERM with %d pending, %d waiting, %d watching: exit after %.0f ms", pending,
+          waiters, watchers, tookMs);
+    QCOMPARE(hub.process.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(hub.process.exitCode(), 0);
+    QVERIFY(QTest::qWaitFor(
+        [&] {
+            std::lock_guard lock(mutex);
+            return std::all_of(calls.begin(), calls.end(), [](const auto &c) { return c->done; });
+        },
+        10'000));
+    for (const auto &c : calls) {
+        QVERIFY2(c->status.ok(), c->status.error_message().c_str()); // an outcome, not a cancel
+        const bool waiter = c->request.command().command_id()[0] == 'w';
+        QCOMPARE(c->response.record().outcome(),
+                 waiter ? v1::OUTCOME_NOT_CONNECTED : v1::OUTCOME_DISCONNECTED);
+        QCOMPARE(c->response.record().reason(), std::string("hub shutting down"));
+    }
+    for (auto &t : watchThreads)
+        t.join();
+    for (const auto &s : watchStatus)
+        QCOMPARE(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+    // Every outcome is in the log, before the final line.
+    std::set<std::string> logged;
+    bool stopped = false;
+    for (const QByteArray &line : std::as_const(hub.lines)) {
+        const QJsonObject o = QJsonDocument::fromJson(line).object();
+        QVERIFY2(!stopped, "a line after 'stopped'");
+        if (o.value("event") == "command_finished")
+            logged.insert(o.value("id").toString().toStdString());
+        stopped = o.value("event") == "stopped";
+    }
+    QVERIFY(stopped);
+    QCOMPARE(logged.size(), ids.size());
+    QVERIFY(logged == ids);
+}
+
+QTEST_GUILESS_MAIN(TestApp)
+#include "tst_app.moc"
