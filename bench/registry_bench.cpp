@@ -164,6 +164,25 @@ Lateness expiryLateness(int count, milliseconds spread)
     return {at(0.50), at(0.99), lateMs.back(), int(lateMs.size())};
 }
 
+// One fan-out: a command for each of `bots` distinct bots, registered in a loop (what
+// CommandService::sendToMany does). Per registration, median of `rounds` fresh registries.
+double fanOutRegisterNs(int bots, int rounds)
+{
+    std::vector<QString> botIds;
+    for (int i = 0; i < bots; ++i)
+        botIds.push_back(idFor("bot-", i));
+    std::vector<double> ns;
+    for (int round = 0; round < rounds; ++round) {
+        CommandRegistry registry;
+        QElapsedTimer timer;
+        timer.start();
+        for (int i = 0; i < bots; ++i)
+            registry.trackCommand(idFor("fan-", i), botIds[size_t(i)], 30s);
+        ns.push_back(double(timer.nsecsElapsed()) / bots);
+    }
+    return median(ns);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -186,6 +205,10 @@ int main(int argc, char **argv)
     printFigure("register_ns_1e3_pending", small, "ns");
     printFigure(quick ? "register_ns_1e5_pending" : "register_ns_1e6_pending", large, "ns");
     printFigure("register_cost_ratio_large_vs_1e3", large / small, "x");
+    // Issue 8 item 4: this was quadratic past 4,096 bots (209 ms for 8,000, 1.6 s for 16,000).
+    printFigure("fanout_register_ns_per_bot_1000", fanOutRegisterNs(1'000, 5), "ns");
+    printFigure("fanout_register_ns_per_bot_16000", fanOutRegisterNs(16'000, 5), "ns");
+    printFigure("fanout_register_ns_per_bot_100000", fanOutRegisterNs(100'000, 3), "ns");
     const Lateness l = expiryLateness(100'000, quick ? 1s : 3s);
     printFigure("expiry_count", l.expired, "commands");
     printFigure("expiry_lateness_p50", l.p50, "ms");

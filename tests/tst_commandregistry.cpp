@@ -71,6 +71,11 @@ private slots:
     void destroyingRegistryCancelsPending();
     void memoryStaysBoundedOnEveryPath();
     void memoryFollowsABurstBackDown();
+    void timeoutsOverTheCapAreRefused();
+    void markSentWithResponseTimeoutRestartsTheDeadline();
+    void pagesWalkRegistrationOrderWithoutGapsOrRepeats();
+    void fanOutToManyBotsKeepsTheBotIndexBounded();
+    void failAllFinishesEveryPendingOnce();
 };
 
 void TestCommandRegistry::ackResolvesWithAckAndTimestamps()
@@ -715,6 +720,114 @@ void TestCommandRegistry::memoryFollowsABurstBackDown()
     QCOMPARE(registry.failBot("bot-1", "gone"), 1);
     QCOMPARE(registry.cancelAll("done"), 0);
     QTRY_COMPARE(expired.count(), 1);
+}
+
+void TestCommandRegistry::timeoutsOverTheCapAreRefused()
+{
+    CommandRegistry registry;
+    QCOMPARE(registry.maxTimeout(), CommandRegistry::DefaultMaxTimeout);
+    auto over = registry.registerCommand("c1", "bot-a", CommandRegistry::DefaultMaxTimeout + 1ms);
+    QVERIFY(over.isFinished());
+    QCOMPARE(over.result().state, CommandState::Refused);
+    QVERIFY(over.result().reason.contains("over the limit"));
+    // The largest representable timeout: refused, never an overflowed deadline.
+    QString error;
+    QVERIFY(!registry.trackCommand("c2", "bot-a", milliseconds::max(), {}, &error));
+    QVERIFY(error.contains("over the limit"));
+    registry.setMaxTimeout(1h);
+    QVERIFY(!registry.trackCommand("c3", "bot-a", 2h));
+    QVERIFY(registry.trackCommand("c4", "bot-a", 1h));
+    registry.setMaxTimeout(milliseconds::max()); // clamped to a year
+    QCOMPARE(registry.maxTimeout(), CommandRegistry::MaxTimeoutLimit);
+}
+
+void TestCommandRegistry::markSentWithResponseTimeoutRestartsTheDeadline()
+{
+    CommandRegistry registry;
+    auto waited = registry.registerCommand("c1", "bot-a", 10s);
+    const auto registered = registry.find("c1")->deadline;
+    QVERIFY(registry.markSent("c1", 3, 50ms)); // written now, 50 ms to answer
+    QVERIFY(registry.find("c1")->deadline < registered);
+    QVERIFY(QTest::qWaitFor([&] { return waited.isFinished(); }, 5000));
+    QCOMPARE(waited.result().state, CommandState::Expired);
+    QVERIFY(waited.result().finishedAt - waited.result().sentAt >= 50ms);
+    // The other way: a later deadline, and the old heap item must not expire it early.
+    auto later = registry.registerCommand("c2", "bot-a", 30ms);
+    QVERIFY(registry.markSent("c2", 3, 300ms));
+    QTest::qWait(100); // past the first deadline
+    QCOMPARE(registry.find("c2")->state, CommandState::Pending);
+    registry.resolveCommand("c2", "bot-a", okAck());
+    QCOMPARE(later.result().state, CommandState::Acked);
+    QVERIFY(!registry.markSent("c2", 3, 1s)); // finished: not to be written
+}
+
+void TestCommandRegistry::pagesWalkRegistrationOrderWithoutGapsOrRepeats()
+{
+    CommandRegistry registry;
+    for (int i = 0; i < 2500; ++i)
+        registry.trackCommand(QStringLiteral("c%1").arg(i), i % 2 ? "bot-odd" : "bot-even", 1min);
+    for (int i = 0; i < 2500; i += 3)
+        registry.cancelCommand(QStringLiteral("c%1").arg(i));
+    registry.setMaxRemembered(100); // forget most finished ones: holes in the order
+    const QList<CommandOutcome> all = registry.snapshot();
+    QList<CommandOutcome> walked;
+    quint64 after = 0;
+    bool more = true;
+    int pages = 0;
+    while (more && pages < 1000) {
+        const auto page = registry.page(after, 97, {}, &more);
+        walked += page;
+        if (!page.isEmpty())
+            after = page.constLast().sequence;
+        ++pages;
+    }
+    QCOMPARE(walked.size(), all.size());
+    for (qsizetype i = 0; i < all.size(); ++i)
+        QCOMPARE(walked.at(i).commandId, all.at(i).commandId);
+    for (qsizetype i = 1; i < walked.size(); ++i)
+        QVERIFY(walked.at(i - 1).sequence < walked.at(i).sequence);
+    bool moreOdd = false;
+    const auto odd = registry.page(
+        0, 10, [](const CommandOutcome &o) { return o.botId == QLatin1String("bot-odd"); },
+        &moreOdd);
+    QCOMPARE(odd.size(), 10);
+    QVERIFY(moreOdd);
+    QVERIFY(std::all_of(odd.begin(), odd.end(), [](const auto &o) { return o.botId == "bot-odd"; }));
+}
+
+void TestCommandRegistry::fanOutToManyBotsKeepsTheBotIndexBounded()
+{
+    // 20,000 bots each with one command (past the old 4,096 sweep threshold), finished, then
+    // another fan-out: every outcome right, and idle bots swept.
+    CommandRegistry registry;
+    for (int round = 0; round < 2; ++round) {
+        for (int i = 0; i < 20'000; ++i)
+            QVERIFY(registry.trackCommand(QStringLiteral("r%1-%2").arg(round).arg(i),
+                                          QStringLiteral("bot-%1").arg(i), 1min));
+        QCOMPARE(registry.pendingCount(), 20'000);
+        QCOMPARE(registry.pendingCount("bot-19999"), 1);
+        for (int i = 0; i < 20'000; ++i)
+            registry.resolveCommand(QStringLiteral("r%1-%2").arg(round).arg(i),
+                                    QStringLiteral("bot-%1").arg(i), okAck());
+        QCOMPARE(registry.pendingCount(), 0);
+    }
+    QCOMPARE(registry.counters().acked, 40'000u);
+    QVERIFY(registry.sizes().botIndexIds <= 40'000);
+}
+
+void TestCommandRegistry::failAllFinishesEveryPendingOnce()
+{
+    CommandRegistry registry;
+    QList<QFuture<CommandOutcome>> futures;
+    for (int i = 0; i < 100; ++i)
+        futures.append(registry.registerCommand(QStringLiteral("c%1").arg(i), "bot-a", 1min));
+    registry.resolveCommand("c0", "bot-a", okAck());
+    QCOMPARE(registry.failAll(CommandState::Acked, "no"), 0); // not a failure state
+    QCOMPARE(registry.failAll(CommandState::Disconnected, "hub shutting down"), 99);
+    QCOMPARE(futures.at(0).result().state, CommandState::Acked);
+    QCOMPARE(futures.at(1).result().state, CommandState::Disconnected);
+    QCOMPARE(futures.at(99).result().reason, QString("hub shutting down"));
+    QCOMPARE(registry.failAll(CommandState::Disconnected, "again"), 0);
 }
 
 QTEST_GUILESS_MAIN(TestCommandRegistry)
