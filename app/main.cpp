@@ -1,7 +1,7 @@
 // opconsole: the operator console. GUI by default, --headless for servers.
 #include "commandregistry.h"
-#include "eventlog.h"
 #include "commandservice.h"
+#include "eventlog.h"
 #include "hub.h"
 #include "operatorservice.h"
 #include "simfleet.h"
@@ -141,11 +141,11 @@ int main(int argc, char **argv)
         f.insert(QStringLiteral("reason"), b.disconnectReason);
         log.info("bot_disconnected", f);
     });
-    QObject::connect(&hub, &Hub::protocolViolation, &app,
-                     [&log](const QString &bot, const QString &what) {
-                         log.warning("protocol_violation", {{QStringLiteral("bot"), bot},
-                                                            {QStringLiteral("what"), what}});
-                     });
+    QObject::connect(
+        &hub, &Hub::protocolViolation, &app, [&log](const QString &bot, const QString &what) {
+            log.warning("protocol_violation",
+                        {{QStringLiteral("bot"), bot}, {QStringLiteral("what"), what}});
+        });
     QObject::connect(&registry, &CommandRegistry::finished, &app, [&log](const CommandOutcome &o) {
         // The Watch event name: acked, rejected, expired, not_connected, ...
         const QString state = stateName(o.state).replace(QLatin1Char(' '), QLatin1Char('_'));

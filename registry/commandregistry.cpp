@@ -870,9 +870,9 @@ QList<CommandOutcome> CommandRegistry::snapshot() const
     return page(0, std::numeric_limits<int>::max());
 }
 
-QList<CommandOutcome> CommandRegistry::page(quint64 after, int limit,
-                                            const std::function<bool(const CommandOutcome &)> &filter,
-                                            bool *more) const
+QList<CommandOutcome>
+CommandRegistry::page(quint64 after, int limit,
+                      const std::function<bool(const CommandOutcome &)> &filter, bool *more) const
 {
     QList<CommandOutcome> records;
     if (more)

@@ -170,8 +170,7 @@ bool BotSession::allowed(double &tokens, steady_clock::time_point &refilled, dou
     if (perSecond <= 0)
         return true;
     const auto now = steady_clock::now();
-    tokens = std::min(2 * perSecond,
-                      tokens + duration<double>(now - refilled).count() * perSecond);
+    tokens = std::min(2 * perSecond, tokens + duration<double>(now - refilled).count() * perSecond);
     refilled = now;
     if (tokens < 1)
         return false;

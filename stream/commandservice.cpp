@@ -119,8 +119,8 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
     // A command that may wait for its bot is registered with room for the wait; its deadline
     // restarts when it is written (connect timeout, then response timeout, as Azure IoT's
     // direct methods have them).
-    const bool mayWait = options.connectTimeout > 0ms && timeout > 0ms &&
-                         timeout <= m_registry.maxTimeout();
+    const bool mayWait =
+        options.connectTimeout > 0ms && timeout > 0ms && timeout <= m_registry.maxTimeout();
     const milliseconds registered =
         mayWait ? std::min(timeout + options.connectTimeout, m_registry.maxTimeout()) : timeout;
     QFuture<CommandOutcome> future =

@@ -103,8 +103,7 @@ public:
     {
         std::atomic<quint64> streamsAccepted{0}, streamsRejected{0}, sessionsReplaced{0},
             heartbeatTimeouts{0}, protocolViolations{0}, streamErrors{0}, queueFull{0},
-            messagesIn{0}, messagesOut{0}, helloTimeouts{0}, rateLimited{0},
-            notPendingSkipped{0};
+            messagesIn{0}, messagesOut{0}, helloTimeouts{0}, rateLimited{0}, notPendingSkipped{0};
     } counters;
 
     std::mutex livenessMutex;
@@ -254,8 +253,7 @@ void HubPrivate::sessionMessage(BotSession &session, const QString &botId,
         break;
     }
     case v1::BotMessage::kProgress:
-        if (const std::string problem = wire::checkProgress(message.progress());
-            !problem.empty()) {
+        if (const std::string problem = wire::checkProgress(message.progress()); !problem.empty()) {
             sessionViolation(botId, fromStd(problem));
             return;
         }
@@ -267,8 +265,7 @@ void HubPrivate::sessionMessage(BotSession &session, const QString &botId,
     case v1::BotMessage::kStatus: {
         const bool isStatus = message.kind_case() == v1::BotMessage::kStatus;
         if (isStatus) {
-            if (const std::string problem = wire::checkStatus(message.status());
-                !problem.empty()) {
+            if (const std::string problem = wire::checkStatus(message.status()); !problem.empty()) {
                 sessionViolation(botId, fromStd(problem));
                 return;
             }
@@ -323,12 +320,12 @@ void HubPrivate::livenessLoop()
     const auto interval = options.heartbeatInterval;
     const qint64 limitNs = duration_cast<nanoseconds>(interval * options.missedHeartbeats).count();
     const auto helloLimit = options.effectiveHelloTimeout();
-    const auto period = std::clamp(duration_cast<milliseconds>(std::min(interval, helloLimit) / 4),
-                                   10ms, 500ms);
-    const QString silentReason = QStringLiteral("no heartbeat for %1 ms")
-                                     .arg(interval.count() * options.missedHeartbeats);
-    const QString helloReason =
-        QStringLiteral("no Hello within %1 ms").arg(duration_cast<milliseconds>(helloLimit).count());
+    const auto period =
+        std::clamp(duration_cast<milliseconds>(std::min(interval, helloLimit) / 4), 10ms, 500ms);
+    const QString silentReason =
+        QStringLiteral("no heartbeat for %1 ms").arg(interval.count() * options.missedHeartbeats);
+    const QString helloReason = QStringLiteral("no Hello within %1 ms")
+                                    .arg(duration_cast<milliseconds>(helloLimit).count());
     std::unique_lock wait(livenessMutex);
     while (!stopping) {
         livenessWake.wait_for(wait, period);

@@ -360,8 +360,8 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
     if (ways != 1)
         problem = QStringLiteral("give exactly one of bot_ids, label_selector or all");
     else if (size_t(request->bot_ids_size()) > wire::limits::BotIdsPerRequest)
-        problem = QStringLiteral("bot_ids has more than %1 entries")
-                      .arg(wire::limits::BotIdsPerRequest);
+        problem =
+            QStringLiteral("bot_ids has more than %1 entries").arg(wire::limits::BotIdsPerRequest);
     for (int i = 0; problem.isEmpty() && i < request->bot_ids_size(); ++i)
         problem = problemOf(wire::checkId(request->bot_ids(i), "bot_ids entry"));
     if (problem.isEmpty())
@@ -469,8 +469,8 @@ OperatorServicePrivate::ListCommands(grpc::CallbackServerContext *context,
         states.insert(*state);
     }
     if (request->page_size() < 0 || request->page_size() > OperatorService::MaxPageSize) {
-        reactor->Finish(invalid(
-            QStringLiteral("page_size must be 0 to %1").arg(OperatorService::MaxPageSize)));
+        reactor->Finish(
+            invalid(QStringLiteral("page_size must be 0 to %1").arg(OperatorService::MaxPageSize)));
         return reactor;
     }
     const int pageSize = request->page_size() == 0 ? 100 : request->page_size();

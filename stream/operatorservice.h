@@ -20,7 +20,7 @@ class OperatorService final : public QObject
     Q_DISABLE_COPY_MOVE(OperatorService)
 
 public:
-    static constexpr int MaxWatchBacklog = 100'000;                // messages per Watch
+    static constexpr int MaxWatchBacklog = 100'000;                  // messages per Watch
     static constexpr qint64 MaxWatchBacklogBytes = 64 * 1024 * 1024; // and their bytes
     static constexpr int MaxSnapshotCommands = 10'000; // newest commands in a Watch snapshot
     static constexpr int MaxPageSize = 1000;

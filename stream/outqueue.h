@@ -32,8 +32,7 @@ public:
     // Whether a message of `bytes` would be taken now.
     bool fits(size_t bytes, const QueueLimits &limits) const
     {
-        return !m_writing ||
-               (m_queue.size() < limits.messages && m_bytes + bytes <= limits.bytes);
+        return !m_writing || (m_queue.size() < limits.messages && m_bytes + bytes <= limits.bytes);
     }
 
     Push push(T &&message, const QueueLimits &limits)

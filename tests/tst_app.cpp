@@ -69,7 +69,8 @@ struct HubProcess
     bool terminate(int ms = 10'000)
     {
         ::kill(pid_t(process.processId()), SIGTERM);
-        const bool done = QTest::qWaitFor([&] { return process.state() == QProcess::NotRunning; }, ms);
+        const bool done =
+            QTest::qWaitFor([&] { return process.state() == QProcess::NotRunning; }, ms);
         pump();
         buffer += process.readAllStandardError();
         if (!buffer.isEmpty())
@@ -112,7 +113,8 @@ void TestApp::logLinesAreJsonAndCannotBeForged()
     QVERIFY(!address.empty());
     RawBot bot(address);
     QVERIFY(bot.hello("bot-1"));
-    auto stub = v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub =
+        v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
     v1::SendCommandResponse response;
     grpc::Status status;
     std::thread caller([&] {
@@ -154,7 +156,8 @@ void TestApp::sigtermEndsEveryCallWithItsOutcomeAndLogsIt()
     QVERIFY(!address.empty());
     RawBot bot(address); // takes commands and never answers
     QVERIFY(bot.hello("busy"));
-    auto stub = v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub =
+        v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
 
     constexpr int pending = 1000, waiters = 10, watchers = 5;
     struct Call
@@ -211,8 +214,8 @@ void TestApp::sigtermEndsEveryCallWithItsOutcomeAndLogsIt()
     QVERIFY2(hub.terminate(), "the hub did not exit");
     const double tookMs =
         double(duration_cast<microseconds>(steady_clock::now() - before).count()) / 1000;
-    qInfo("SIGTERM with %d pending, %d waiting, %d watching: exit after %.0f ms", pending,
-          waiters, watchers, tookMs);
+    qInfo("SIGTERM with %d pending, %d waiting, %d watching: exit after %.0f ms", pending, waiters,
+          watchers, tookMs);
     QCOMPARE(hub.process.exitStatus(), QProcess::NormalExit);
     QCOMPARE(hub.process.exitCode(), 0);
     QVERIFY(QTest::qWaitFor(

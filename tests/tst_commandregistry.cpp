@@ -792,7 +792,8 @@ void TestCommandRegistry::pagesWalkRegistrationOrderWithoutGapsOrRepeats()
         &moreOdd);
     QCOMPARE(odd.size(), 10);
     QVERIFY(moreOdd);
-    QVERIFY(std::all_of(odd.begin(), odd.end(), [](const auto &o) { return o.botId == "bot-odd"; }));
+    QVERIFY(
+        std::all_of(odd.begin(), odd.end(), [](const auto &o) { return o.botId == "bot-odd"; }));
 }
 
 void TestCommandRegistry::fanOutToManyBotsKeepsTheBotIndexBounded()

@@ -280,7 +280,8 @@ void TestOperatorService::malformedRequestsAreInvalidArgument()
     noCommand.clear_command();
     expectInvalid(noCommand, "no command");
     expectInvalid(ping("bot-1", 0), "zero timeout");
-    expectInvalid(ping("bot-1", CommandRegistry::DefaultMaxTimeout.count() + 1), "over-limit timeout");
+    expectInvalid(ping("bot-1", CommandRegistry::DefaultMaxTimeout.count() + 1),
+                  "over-limit timeout");
     auto noAction = ping("bot-1", 1000);
     noAction.mutable_command()->clear_ping();
     expectInvalid(noAction, "no action");
@@ -583,7 +584,8 @@ void TestOperatorService::stopEndsWaitersAndWatchersWithOutcomes()
     qInfo("stop with %d waiters and %d watchers took %.1f ms", waiters, watchers,
           double(duration_cast<microseconds>(took).count()) / 1000);
     for (int i = 0; i < waiters; ++i) {
-        QVERIFY2(statuses[i].ok(), statuses[i].error_message().c_str()); // an outcome, not 'cancelled'
+        QVERIFY2(statuses[i].ok(),
+                 statuses[i].error_message().c_str()); // an outcome, not 'cancelled'
         QCOMPARE(responses[i].record().outcome(), v1::OUTCOME_NOT_CONNECTED);
         QCOMPARE(responses[i].record().reason(), std::string("hub shutting down"));
     }

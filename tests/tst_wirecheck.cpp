@@ -30,8 +30,11 @@ void TestWireCheck::ids()
     QVERIFY(wire::checkId("b\xC3\xA9t \xE2\x9C\x93", "bot_id").empty()); // é, ✓ and a space
     QVERIFY(!wire::checkId("", "bot_id").empty());
     QVERIFY(!wire::checkId(std::string(129, 'b'), "bot_id").empty());
-    for (const char *bad : {"a\nb", "a\x7f", "a\xC2\x85", "a\xC2\x9B", "a\xE2\x80\xAE", "a\xE2\x80\xA8",
-                            "\xEF\xBB\xBF" "a", "a\xE2\x81\xA6"})
+    for (const char *bad :
+         {"a\nb", "a\x7f", "a\xC2\x85", "a\xC2\x9B", "a\xE2\x80\xAE", "a\xE2\x80\xA8",
+          "\xEF\xBB\xBF"
+          "a",
+          "a\xE2\x81\xA6"})
         QVERIFY2(wire::checkId(bad, "bot_id").find("control") != std::string::npos, bad);
     // Malformed UTF-8: overlong, surrogate, truncated, past U+10FFFF.
     for (const char *bad : {"\xC0\xAF", "\xED\xA0\x80", "a\xE2\x80", "\xF4\x90\x80\x80"})
@@ -120,7 +123,7 @@ void TestWireCheck::acks()
     ack.set_error_code(v1::AckErrorCode(42));
     ack.set_message(std::string(5000, 'm'));
     const wire::AckCheck checked = wire::checkAck(ack);
-    QVERIFY(checked.problem.empty()); // applied...
+    QVERIFY(checked.problem.empty());       // applied...
     QVERIFY(!checked.fieldProblem.empty()); // ...with its broken fields named
     QCOMPARE(checked.receivedAtMs, 0);
     QCOMPARE(checked.errorCode, 0);

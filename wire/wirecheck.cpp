@@ -49,9 +49,9 @@ bool nextCodePoint(std::string_view s, size_t &i, char32_t &cp)
 
 bool isControl(char32_t c)
 {
-    return c < 0x20 || (c >= 0x7F && c <= 0x9F) || (c >= 0x200B && c <= 0x200F) ||
-           c == 0x2028 || c == 0x2029 || (c >= 0x202A && c <= 0x202E) ||
-           (c >= 0x2060 && c <= 0x2064) || (c >= 0x2066 && c <= 0x2069) || c == 0xFEFF;
+    return c < 0x20 || (c >= 0x7F && c <= 0x9F) || (c >= 0x200B && c <= 0x200F) || c == 0x2028 ||
+           c == 0x2029 || (c >= 0x202A && c <= 0x202E) || (c >= 0x2060 && c <= 0x2064) ||
+           (c >= 0x2066 && c <= 0x2069) || c == 0xFEFF;
 }
 
 // "" when s is valid UTF-8 (and, with noControl, free of control characters).
@@ -119,20 +119,19 @@ std::string checkLabels(const google::protobuf::Map<std::string, std::string> &m
 std::string checkTimestamp(const google::protobuf::Timestamp &t, std::string_view field,
                            int64_t *ms)
 {
-    if (t.seconds() < TimestampMinSeconds || t.seconds() > TimestampMaxSeconds ||
-        t.nanos() < 0 || t.nanos() > 999'999'999)
+    if (t.seconds() < TimestampMinSeconds || t.seconds() > TimestampMaxSeconds || t.nanos() < 0 ||
+        t.nanos() > 999'999'999)
         return named(field, "is out of range (years 1 to 9999)");
     *ms = t.seconds() * 1000 + t.nanos() / 1'000'000;
     return {};
 }
 
-std::string checkDuration(const google::protobuf::Duration &d, std::string_view field,
-                          int64_t *ms)
+std::string checkDuration(const google::protobuf::Duration &d, std::string_view field, int64_t *ms)
 {
     const int64_t s = d.seconds();
     const int32_t n = d.nanos();
-    if (s < -DurationMaxSeconds || s > DurationMaxSeconds || n < -999'999'999 ||
-        n > 999'999'999 || (s > 0 && n < 0) || (s < 0 && n > 0))
+    if (s < -DurationMaxSeconds || s > DurationMaxSeconds || n < -999'999'999 || n > 999'999'999 ||
+        (s > 0 && n < 0) || (s < 0 && n > 0))
         return named(field, "is not a valid duration");
     int64_t out = s * 1000 + n / 1'000'000;
     if (n > 0 && n % 1'000'000 != 0)

@@ -14,12 +14,12 @@
 namespace opconsole::wire {
 
 namespace limits {
-constexpr size_t IdBytes = 128;          // bot ids, command ids, custom command names
-constexpr size_t TextBytes = 4096;       // ack messages, reasons, config values
-constexpr size_t ShortTextBytes = 256;   // bot_version, label and status values
-constexpr size_t LabelKeyBytes = 64;     // label and status keys
-constexpr size_t MapEntries = 64;        // labels, status fields, label selectors
-constexpr size_t ConfigEntries = 256;    // values of one config update
+constexpr size_t IdBytes = 128;        // bot ids, command ids, custom command names
+constexpr size_t TextBytes = 4096;     // ack messages, reasons, config values
+constexpr size_t ShortTextBytes = 256; // bot_version, label and status values
+constexpr size_t LabelKeyBytes = 64;   // label and status keys
+constexpr size_t MapEntries = 64;      // labels, status fields, label selectors
+constexpr size_t ConfigEntries = 256;  // values of one config update
 constexpr size_t ProgressTextBytes = 1024;
 constexpr size_t BotIdsPerRequest = 100'000; // SendToMany bot_ids
 constexpr uint32_t ProtocolVersion = 1;
@@ -46,8 +46,7 @@ std::string checkLabels(const google::protobuf::Map<std::string, std::string> &m
 // duration round up, so a positive duration is never 0 ms.
 std::string checkTimestamp(const google::protobuf::Timestamp &t, std::string_view field,
                            int64_t *ms);
-std::string checkDuration(const google::protobuf::Duration &d, std::string_view field,
-                          int64_t *ms);
+std::string checkDuration(const google::protobuf::Duration &d, std::string_view field, int64_t *ms);
 
 // Always valid output, whatever the input (values out of range are clamped to the type's
 // range): for writing times the hub computed itself.
