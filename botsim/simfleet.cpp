@@ -161,14 +161,15 @@ public:
     bool sleepFor(milliseconds d)
     {
         std::unique_lock lock(mutex);
-        return !wake.wait_for(lock, d, [this] { return stopping.load(); });
+        return !backoffWake.wait_for(lock, d, [this] { return stopping.load(); });
     }
 
     SimOptions options;
     SimStats stats;
     std::atomic<bool> stopping{false};
     std::mutex mutex;
-    std::condition_variable wake;
+    std::condition_variable wake;        // the scheduler's: schedule() wakes only it
+    std::condition_variable backoffWake; // bots sleeping in reconnect back-off: only stop()
     std::priority_queue<Item> queue;
     std::thread scheduler;
     std::vector<std::unique_ptr<SimBot>> bots;
@@ -349,7 +350,8 @@ private:
         if (in.has_cancel()) {
             ++m_fleet->stats.cancelsReceived;
             std::lock_guard lock(m_stateMutex);
-            m_cancelled.insert(in.cancel().command_id());
+            if (m_cancelled.insert(in.cancel().command_id()).second)
+                holdLocked(in.cancel().command_id());
             return false;
         }
         if (!in.has_command())
@@ -386,7 +388,8 @@ private:
         if (coin(m_rng) < o.dropRatio) {
             ++m_fleet->stats.dropped;
             std::lock_guard lock(m_stateMutex);
-            m_inProgress.insert(cmd.command_id());
+            if (m_inProgress.insert(cmd.command_id()).second)
+                holdLocked(cmd.command_id()); // never acked: bounded by holdLocked
             return coin(m_rng) < o.disconnectRatio;
         }
         if (ack.success() && coin(m_rng) < o.failRatio) {
@@ -450,6 +453,18 @@ private:
         v1::BotMessage message;
         message.mutable_status()->set_state(state);
         return message;
+    }
+
+    // Ids kept for dropped commands and cancels are bounded like the acks: the oldest go.
+    void holdLocked(const std::string &commandId)
+    {
+        m_held.push_back(commandId);
+        if (m_held.size() > DedupCapacity) {
+            m_cancelled.erase(m_held.front());
+            if (!m_sentAcks.count(m_held.front()))
+                m_inProgress.erase(m_held.front());
+            m_held.pop_front();
+        }
     }
 
     void rememberLocked(const v1::CommandAck &ack)
@@ -552,6 +567,7 @@ private:
     std::unordered_map<std::string, v1::CommandAck> m_sentAcks;
     std::unordered_set<std::string> m_inProgress;
     std::unordered_set<std::string> m_cancelled;
+    std::deque<std::string> m_held; // dropped and cancelled ids, oldest first (holdLocked)
     std::deque<std::string> m_order;
 };
 
@@ -599,6 +615,7 @@ void Fleet::stop()
         if (d->stopping.exchange(true))
             return;
         d->wake.notify_all();
+        d->backoffWake.notify_all();
     }
     for (auto &bot : d->bots)
         bot->cancelStream();
