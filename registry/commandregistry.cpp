@@ -4,6 +4,7 @@
 #include <QMetaMethod>
 #include <QRandomGenerator>
 #include <QThread>
+#include <QThreadPool>
 #include <QTimer>
 
 #include <algorithm>
@@ -128,8 +129,10 @@ CommandRegistry::CommandRegistry(QObject *parent)
       // for display only and cost nothing per command.
       m_wallOffsetMs(QDateTime::currentMSecsSinceEpoch() -
                      duration_cast<milliseconds>(Clock::now().time_since_epoch()).count()),
-      m_timerThread(std::make_unique<QThread>())
+      m_timerThread(std::make_unique<QThread>()), m_completions(std::make_unique<QThreadPool>())
 {
+    m_completions->setMaxThreadCount(1); // batches complete in deadline order
+    m_completions->setObjectName(QStringLiteral("registry-completions"));
     qRegisterMetaType<CommandOutcome>();
     qRegisterMetaType<CommandAckData>();
     qRegisterMetaType<ResolveResult>();
@@ -149,6 +152,7 @@ CommandRegistry::~CommandRegistry()
     cancelAll(QStringLiteral("registry destroyed"));
     m_timerThread->quit();
     m_timerThread->wait();
+    m_completions->waitForDone(); // batches the timer handed over have all completed
 }
 
 QFuture<CommandOutcome> CommandRegistry::registerCommand(const QString &commandId,
@@ -507,7 +511,7 @@ int CommandRegistry::cleanupExpired()
     return expireDue(Clock::now());
 }
 
-int CommandRegistry::expireDue(Clock::time_point now)
+int CommandRegistry::expireDue(Clock::time_point now, bool offload)
 {
     std::vector<Completion> completions;
     bool flush = false;
@@ -529,14 +533,23 @@ int CommandRegistry::expireDue(Clock::time_point now)
     }
     if (flush)
         scheduleFlush();
+    const int count = int(completions.size());
+    if (offload && count > 0) {
+        auto batch = std::make_shared<std::vector<Completion>>(std::move(completions));
+        m_completions->start([this, batch] {
+            for (Completion &c : *batch)
+                complete(c);
+        });
+        return count;
+    }
     for (Completion &c : completions)
         complete(c);
-    return int(completions.size());
+    return count;
 }
 
 Clock::time_point CommandRegistry::onTimer()
 {
-    expireDue(Clock::now());
+    expireDue(Clock::now(), true);
     std::lock_guard lock(m_mutex);
     m_armedFor = nextWakeLocked();
     return m_armedFor;

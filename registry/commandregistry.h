@@ -21,6 +21,7 @@
 #include <vector>
 
 class QThread;
+class QThreadPool;
 
 namespace opconsole {
 
@@ -280,7 +281,7 @@ private:
     void wakeTimer();
     // Runs on the timer thread: expires what is due and returns when to wake next.
     Clock::time_point onTimer();
-    int expireDue(Clock::time_point now);
+    int expireDue(Clock::time_point now, bool offload = false);
 
     mutable std::mutex m_mutex;
     // Pending and remembered finished commands live in slots of fixed chunks (addresses never
@@ -318,6 +319,9 @@ private:
     const qint64 m_wallOffsetMs;
 
     std::unique_ptr<QThread> m_timerThread;
+    // Expiries decided on the timer thread are completed (promises, continuations, signals)
+    // here, one task per batch, so a continuation's work never makes the next deadline late.
+    std::unique_ptr<QThreadPool> m_completions;
     ExpiryWorker *m_worker = nullptr; // lives on m_timerThread, deleted when it finishes
 };
 
