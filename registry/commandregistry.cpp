@@ -927,6 +927,7 @@ RegistrySizes CommandRegistry::sizes() const
     for (const auto &[botId, bot] : m_bots)
         sizes.botIndexIds += qsizetype(bot.refs.size());
     sizes.batched = m_batch.size();
+    sizes.botIndexBots = qsizetype(m_bots.size());
     sizes.entrySlots = qsizetype(m_slotCount);
     return sizes;
 }

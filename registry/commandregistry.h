@@ -55,8 +55,9 @@ struct RegistrySizes
     qsizetype heapItems = 0;  // deadline heap, stale items included
     qsizetype remembered = 0; // finished commands kept for late and duplicate acks
     qsizetype botIndexIds = 0;
-    qsizetype batched = 0;    // records waiting for the next changed() batch
-    qsizetype entrySlots = 0; // entry slots allocated (in chunks of 1024); follows entries down
+    qsizetype botIndexBots = 0; // bots in the per-bot index (idle ones are swept)
+    qsizetype batched = 0;      // records waiting for the next changed() batch
+    qsizetype entrySlots = 0;   // entry slots allocated (in chunks of 1024); follows entries down
 };
 
 struct RegistryCounters
@@ -138,8 +139,9 @@ public:
     // the sender: NotConnected, Disconnected, Refused (queue full) or Cancelled.
     bool failCommand(const QString &commandId, CommandState state, const QString &reason);
     // The bot's connection is gone: every pending command of it finishes as Disconnected at
-    // once. With a session, only commands sent on that session (or not sent yet) are failed,
-    // so an old stream's teardown never fails a newer session's commands.
+    // once. With a session, only commands sent on that session are failed (not those sent on
+    // another session, nor those not sent yet: they belong to no stream), so an old stream's
+    // teardown never fails a newer session's commands.
     int failBot(const QString &botId, const QString &reason,
                 std::optional<quint64> session = std::nullopt);
     // Cancels every pending command.

@@ -21,7 +21,9 @@ BotSession::BotSession(SessionHost *host, quint64 id)
     : m_host(host), m_id(id), m_startedAt(steady_clock::now()),
       m_progressTokens(2.0 * host->sessionOptions().maxProgressPerSecond),
       m_statusTokens(2.0 * host->sessionOptions().maxStatusPerSecond),
-      m_progressRefilled(m_startedAt), m_statusRefilled(m_startedAt)
+      m_violationTokens(2.0 * host->sessionOptions().maxViolationsPerSecond),
+      m_progressRefilled(m_startedAt), m_statusRefilled(m_startedAt),
+      m_violationRefilled(m_startedAt)
 {
     m_lastSeenNs.store(steadyNs());
 }
@@ -178,6 +180,21 @@ bool BotSession::allowed(double &tokens, steady_clock::time_point &refilled, dou
     return true;
 }
 
+void BotSession::reject(const QString &reason, const grpc::Status &status)
+{
+    v1::HubMessage message;
+    message.mutable_reject()->set_reason(convert::toStd(reason));
+    bool startWrite = false;
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_state == State::Handshaking)
+            pushLocked(std::move(message), startWrite);
+    }
+    if (startWrite)
+        StartWrite(m_writes.out());
+    close(reason, status, true);
+}
+
 void BotSession::handleHello()
 {
     std::string problem;
@@ -191,17 +208,7 @@ void BotSession::handleHello()
     }
     const QString why = fromStd(problem);
     m_host->sessionViolation(QString(), why);
-    v1::HubMessage reject;
-    reject.mutable_reject()->set_reason(problem);
-    bool startWrite = false;
-    {
-        std::lock_guard lock(m_mutex);
-        if (m_state == State::Handshaking)
-            pushLocked(std::move(reject), startWrite);
-    }
-    if (startWrite)
-        StartWrite(m_writes.out());
-    close(why, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, problem), true);
+    reject(why, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, problem));
 }
 
 void BotSession::OnReadDone(bool ok)
@@ -234,10 +241,22 @@ void BotSession::OnReadDone(bool ok)
         default:
             break;
         }
-        if (pass)
-            m_host->sessionMessage(*this, botId, m_in);
-        else
+        if (!pass) {
             m_host->sessionRateLimited();
+        } else if (const QString broke = m_host->sessionMessage(*this, botId, m_in);
+                   !broke.isEmpty()) {
+            // A few violations are reported; a stream that keeps breaking rules is ended,
+            // so no bot can flood the log or the hub's event queues with them.
+            if (allowed(m_violationTokens, m_violationRefilled, o.maxViolationsPerSecond)) {
+                m_host->sessionViolation(botId, broke);
+            } else {
+                const QString why =
+                    QStringLiteral("too many protocol violations (last: %1)").arg(broke);
+                m_host->sessionViolation(botId, why);
+                close(why, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, toStd(why)));
+                return;
+            }
+        }
     }
     std::lock_guard lock(m_mutex);
     if (m_state == State::Handshaking || m_state == State::Live)
@@ -249,6 +268,8 @@ void BotSession::OnWriteDone(bool ok)
     std::unique_lock lock(m_mutex);
     if (!ok) {
         // The stream broke under us; reading notices too, this only stops writing.
+        if (!m_finishRequested)
+            m_host->sessionStreamError();
         m_writes.clear();
         if (!m_finishRequested) {
             m_finishRequested = true;

@@ -36,14 +36,18 @@ public:
     // A Hello passed the wire checks: publish the session (BotSession::goLive) or close it.
     virtual void sessionHello(const std::shared_ptr<class BotSession> &session,
                               const opconsole::v1::Hello &hello) = 0;
-    virtual void sessionMessage(BotSession &session, const QString &botId,
-                                const opconsole::v1::BotMessage &message) = 0;
+    // A message of a Live session; returns what rule it broke, empty when none (the session
+    // charges its violation budget and reports it through sessionViolation).
+    virtual QString sessionMessage(BotSession &session, const QString &botId,
+                                   const opconsole::v1::BotMessage &message) = 0;
     // The session began closing (once per session): fail its commands, update the table.
     virtual void sessionEnded(BotSession &session, const QString &reason) = 0;
     // A bot (or a client that never said Hello: empty id) broke a rule.
     virtual void sessionViolation(const QString &botId, const QString &what) = 0;
     // A progress, heartbeat or status message over its rate was dropped.
     virtual void sessionRateLimited() = 0;
+    // A write failed: the stream broke under the hub.
+    virtual void sessionStreamError() = 0;
 };
 
 class BotSession final : public grpc::ServerBidiReactor<v1::BotMessage, v1::HubMessage>
@@ -93,6 +97,8 @@ public:
     bool detach();
     // Ends the stream (after detach()).
     void finishStream(const grpc::Status &status, bool drain = false);
+    // Refuses a handshaking stream: Reject{reason} goes out, then the stream ends with status.
+    void reject(const QString &reason, const grpc::Status &status);
 
     // grpc reactions
     void OnReadDone(bool ok) override;
@@ -117,7 +123,8 @@ private:
     // Rate limits, touched only by the reading side (one read at a time).
     double m_progressTokens;
     double m_statusTokens;
-    std::chrono::steady_clock::time_point m_progressRefilled, m_statusRefilled;
+    double m_violationTokens;
+    std::chrono::steady_clock::time_point m_progressRefilled, m_statusRefilled, m_violationRefilled;
 
     mutable std::mutex m_mutex;
     State m_state = State::Handshaking;

@@ -79,13 +79,40 @@ CommandService::CommandService(CommandRegistry &registry, Hub &hub, QObject *par
 
 void CommandService::failWaiting(const QString &reason)
 {
-    std::vector<Waiting> waiting;
+    std::unordered_map<QString, std::vector<Waiting>> waiting;
     {
         std::lock_guard lock(m_mutex);
         waiting.swap(m_waiting);
+        m_waitingBot.clear();
+        m_waitingCount = 0;
     }
-    for (const Waiting &w : waiting)
-        m_registry.failCommand(w.commandId, CommandState::NotConnected, reason);
+    for (const auto &[botId, list] : waiting) {
+        for (const Waiting &w : list)
+            m_registry.failCommand(w.commandId, CommandState::NotConnected, reason);
+    }
+}
+
+std::optional<CommandService::Waiting> CommandService::takeWaitingLocked(const QString &commandId)
+{
+    const auto botIt = m_waitingBot.find(commandId);
+    if (botIt == m_waitingBot.end())
+        return std::nullopt;
+    std::optional<Waiting> taken;
+    const auto listIt = m_waiting.find(botIt->second);
+    if (listIt != m_waiting.end()) {
+        auto &list = listIt->second;
+        const auto it = std::find_if(list.begin(), list.end(),
+                                     [&](const Waiting &w) { return w.commandId == commandId; });
+        if (it != list.end()) {
+            taken = std::move(*it);
+            list.erase(it);
+            --m_waitingCount;
+        }
+        if (list.empty())
+            m_waiting.erase(listIt);
+    }
+    m_waitingBot.erase(botIt);
+    return taken;
 }
 
 CommandService::~CommandService()
@@ -132,9 +159,26 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
         return future;
     }
     if (options.connectTimeout > 0ms && !m_hub.isConnected(botId)) {
+        QString refusal;
         {
+            // Checked under the mutex that failWaiting() takes after the hub set stopping:
+            // a command is either failed by that step or refused here, never left waiting.
             std::lock_guard lock(m_mutex);
-            m_waiting.push_back({commandId, botId, spec, timeout, options.connectTimeout});
+            if (m_hub.isStopping())
+                refusal = QStringLiteral("hub shutting down");
+            else if (m_waitingCount >= MaxWaiting)
+                refusal =
+                    QStringLiteral("too many commands waiting for their bots (%1)").arg(MaxWaiting);
+            else {
+                m_waiting[botId].push_back(
+                    {commandId, botId, spec, timeout, options.connectTimeout});
+                m_waitingBot.emplace(commandId, botId);
+                ++m_waitingCount;
+            }
+        }
+        if (!refusal.isEmpty()) {
+            m_registry.failCommand(commandId, CommandState::NotConnected, refusal);
+            return future;
         }
         // The bot may have connected between the check and the push.
         if (m_hub.isConnected(botId))
@@ -178,12 +222,14 @@ void CommandService::onBotConnected(const QString &botId)
     std::vector<Waiting> ready;
     {
         std::lock_guard lock(m_mutex);
-        std::erase_if(m_waiting, [&](Waiting &w) {
-            if (w.botId != botId)
-                return false;
-            ready.push_back(std::move(w));
-            return true;
-        });
+        const auto it = m_waiting.find(botId);
+        if (it == m_waiting.end())
+            return;
+        ready = std::move(it->second);
+        m_waiting.erase(it);
+        for (const Waiting &w : ready)
+            m_waitingBot.erase(w.commandId);
+        m_waitingCount -= ready.size();
     }
     for (const Waiting &w : ready)
         dispatch(w.commandId, w.botId, w.spec, w.timeout, true);
@@ -191,20 +237,17 @@ void CommandService::onBotConnected(const QString &botId)
 
 void CommandService::connectTimedOut(const QString &commandId)
 {
-    Waiting gone;
+    std::optional<Waiting> gone;
     {
         std::lock_guard lock(m_mutex);
-        const auto it = std::find_if(m_waiting.begin(), m_waiting.end(),
-                                     [&](const Waiting &w) { return w.commandId == commandId; });
-        if (it == m_waiting.end())
-            return; // sent meanwhile
-        gone = std::move(*it);
-        m_waiting.erase(it);
+        gone = takeWaitingLocked(commandId);
     }
-    const double seconds = double(gone.connectTimeout.count()) / 1000.0;
+    if (!gone)
+        return; // sent meanwhile
+    const double seconds = double(gone->connectTimeout.count()) / 1000.0;
     m_registry.failCommand(commandId, CommandState::NotConnected,
                            QStringLiteral("bot %1 did not connect within %2 s")
-                               .arg(gone.botId)
+                               .arg(gone->botId)
                                .arg(seconds, 0, 'g', 6));
 }
 
@@ -254,7 +297,7 @@ bool CommandService::cancel(const QString &commandId, const QString &reason)
         return false;
     {
         std::lock_guard lock(m_mutex);
-        std::erase_if(m_waiting, [&](const Waiting &w) { return w.commandId == commandId; });
+        takeWaitingLocked(commandId);
     }
     if (record->wasSent())
         m_hub.sendCancel(record->botId, commandId, reason);

@@ -11,6 +11,8 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <vector>
 
 namespace opconsole {
@@ -62,6 +64,8 @@ class CommandService final : public QObject
 
 public:
     static constexpr int DefaultMaxInFlightPerBot = 10'000;
+    // Commands waiting for their bots to connect, over all bots; more are NotConnected at once.
+    static constexpr size_t MaxWaiting = 100'000;
 
     CommandService(CommandRegistry &registry, Hub &hub, QObject *parent = nullptr);
     ~CommandService() override;
@@ -100,6 +104,7 @@ private:
     void dispatch(const QString &commandId, const QString &botId, const CommandSpec &spec,
                   std::chrono::milliseconds timeout, bool restartDeadline);
     void failWaiting(const QString &reason);
+    std::optional<Waiting> takeWaitingLocked(const QString &commandId);
     void onBotConnected(const QString &botId);
     void connectTimedOut(const QString &commandId);
 
@@ -108,7 +113,11 @@ private:
     std::atomic<quint64> m_counter{0};
     const QString m_idPrefix;
     std::mutex m_mutex;
-    std::vector<Waiting> m_waiting; // commands waiting for their bot to connect
+    // Commands waiting for their bot to connect, by bot (a Hello takes its list in O(its
+    // commands)), and which bot each waits for (a timeout or cancel finds it in O(1)).
+    std::unordered_map<QString, std::vector<Waiting>> m_waiting;
+    std::unordered_map<QString, QString> m_waitingBot;
+    size_t m_waitingCount = 0;
 };
 
 } // namespace opconsole

@@ -65,11 +65,13 @@ public:
     // SessionHost
     const HubOptions &sessionOptions() const override { return options; }
     void sessionHello(const std::shared_ptr<BotSession> &session, const v1::Hello &hello) override;
-    void sessionMessage(BotSession &session, const QString &botId,
-                        const v1::BotMessage &message) override;
+    QString sessionMessage(BotSession &session, const QString &botId,
+                           const v1::BotMessage &message) override;
     void sessionEnded(BotSession &session, const QString &reason) override;
     void sessionViolation(const QString &botId, const QString &what) override;
     void sessionRateLimited() override { ++counters.rateLimited; }
+    void sessionStreamError() override { ++counters.streamErrors; }
+    void forgetOldBotsLocked();
 
     void accept(const std::shared_ptr<BotSession> &session);
     void livenessLoop();
@@ -92,6 +94,12 @@ public:
     std::atomic<bool> running{false};
     std::atomic<bool> stopping{false};
     std::atomic<quint64> nextSession{1};
+
+    // Taken around a change of the table and the signal that tells of it, so receivers see a
+    // bot's connected/updated/disconnected events in the order they happened. Taken before
+    // `mutex`; recursive, as a receiver connected directly may close another session.
+    std::recursive_mutex eventOrder;
+    std::mutex lifecycle; // start() and stop() one at a time, each to its end
 
     mutable std::mutex mutex; // guards everything below; taken before a session's mutex
     std::unordered_map<QString, std::shared_ptr<BotSession>> live; // bot id -> current session
@@ -151,15 +159,20 @@ void HubPrivate::accept(const std::shared_ptr<BotSession> &session)
 void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const v1::Hello &hello)
 {
     const QString botId = fromStd(hello.bot_id());
+    std::lock_guard order(eventOrder);
     std::shared_ptr<BotSession> replaced;
     bool replacedHere = false;
     BotInfo info;
-    bool refused = false;
+    grpc::Status refused;
     {
         std::lock_guard lock(mutex);
         handshaking.erase(session->id());
-        refused = stopping;
-        if (!refused) {
+        if (stopping) {
+            refused = grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down");
+        } else if (live.size() >= size_t(options.maxLiveSessions) && !live.count(botId)) {
+            refused = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   "the hub holds its maximum of connected bots");
+        } else {
             // Welcome is queued in the same step that publishes the session: it is the first
             // message on the stream, and once the bot has it, the hub can reach the bot.
             v1::HubMessage welcome;
@@ -192,11 +205,13 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
             if (replaced)
                 ++counters.sessionsReplaced;
             info = bot;
+            if (bots.size() > qsizetype(options.maxKnownBots))
+                forgetOldBotsLocked();
         }
     }
-    if (refused) {
-        session->close(QStringLiteral("hub shutting down"),
-                       grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down"));
+    if (!refused.ok()) {
+        ++counters.streamsRejected;
+        session->reject(fromStd(refused.error_message()), refused);
         return;
     }
     if (replacedHere) {
@@ -209,8 +224,27 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
     emit q->botConnected(info);
 }
 
+void HubPrivate::forgetOldBotsLocked()
+{
+    // The bots gone longest are forgotten, down to 90% of the cap: amortised over the next
+    // tenth of the cap's connects.
+    std::vector<std::pair<qint64, QString>> gone;
+    for (auto it = bots.cbegin(); it != bots.cend(); ++it) {
+        if (!it->connected)
+            gone.emplace_back(it->disconnectedAtMs, it.key());
+    }
+    std::sort(gone.begin(), gone.end());
+    const size_t target = size_t(options.maxKnownBots) * 9 / 10;
+    for (const auto &[at, id] : gone) {
+        if (size_t(bots.size()) <= target)
+            break;
+        bots.remove(id);
+    }
+}
+
 void HubPrivate::sessionEnded(BotSession &session, const QString &reason)
 {
+    std::lock_guard order(eventOrder);
     BotInfo info;
     bool wasCurrent = false;
     QString botId;
@@ -236,49 +270,51 @@ void HubPrivate::sessionEnded(BotSession &session, const QString &reason)
         emit q->botDisconnected(info);
 }
 
-void HubPrivate::sessionMessage(BotSession &session, const QString &botId,
-                                const v1::BotMessage &message)
+QString HubPrivate::sessionMessage(BotSession &session, const QString &botId,
+                                   const v1::BotMessage &message)
 {
     switch (message.kind_case()) {
     case v1::BotMessage::kAck: {
+        ++counters.messagesIn;
         const wire::AckCheck checked = wire::checkAck(message.ack());
-        if (!checked.problem.empty()) {
-            sessionViolation(botId, fromStd(checked.problem));
-            return;
+        if (!checked.problem.empty())
+            return fromStd(checked.problem);
+        const QString id = fromStd(message.ack().command_id());
+        switch (registry.resolveCommand(id, botId, convert::toAckData(message.ack(), checked))) {
+        case ResolveResult::Unknown:
+            return QStringLiteral("ack for unknown command '%1'").arg(id);
+        case ResolveResult::WrongBot:
+            return QStringLiteral("ack for command '%1' of another bot").arg(id);
+        default:
+            return fromStd(checked.fieldProblem); // applied; empty unless a field was dropped
         }
-        if (!checked.fieldProblem.empty())
-            sessionViolation(botId, fromStd(checked.fieldProblem));
-        registry.resolveCommand(fromStd(message.ack().command_id()), botId,
-                                convert::toAckData(message.ack(), checked));
-        break;
     }
     case v1::BotMessage::kProgress:
-        if (const std::string problem = wire::checkProgress(message.progress()); !problem.empty()) {
-            sessionViolation(botId, fromStd(problem));
-            return;
-        }
+        ++counters.messagesIn;
+        if (const std::string problem = wire::checkProgress(message.progress()); !problem.empty())
+            return fromStd(problem);
         registry.reportProgress(fromStd(message.progress().command_id()), botId,
                                 int(message.progress().percent()),
                                 fromStd(message.progress().message()));
-        break;
+        return {};
     case v1::BotMessage::kHeartbeat:
     case v1::BotMessage::kStatus: {
         const bool isStatus = message.kind_case() == v1::BotMessage::kStatus;
         if (isStatus) {
-            if (const std::string problem = wire::checkStatus(message.status()); !problem.empty()) {
-                sessionViolation(botId, fromStd(problem));
-                return;
-            }
+            if (const std::string problem = wire::checkStatus(message.status()); !problem.empty())
+                return fromStd(problem);
         }
         const QString state =
             stateName(isStatus ? message.status().state() : message.heartbeat().state());
         std::optional<BotInfo> changed;
+        std::unique_lock order(eventOrder, std::defer_lock);
         {
             std::lock_guard lock(mutex);
             ++counters.messagesIn;
-            BotInfo &bot = bots[botId];
-            if (bot.session != session.id())
-                return; // a replaced stream still talking: ignore
+            const auto it = bots.find(botId);
+            if (it == bots.end() || it->session != session.id())
+                return {}; // a replaced stream still talking: ignore
+            BotInfo &bot = *it;
             bot.lastSeenMs = nowMs();
             bool different = !state.isEmpty() && state != bot.state;
             if (!state.isEmpty())
@@ -293,18 +329,28 @@ void HubPrivate::sessionMessage(BotSession &session, const QString &botId,
             if (different)
                 changed = bot;
         }
+        if (changed) {
+            // In order with connects and disconnects: re-read under eventOrder, and tell only
+            // if this session is still the bot's current one.
+            order.lock();
+            std::lock_guard lock(mutex);
+            const auto it = bots.find(botId);
+            if (it == bots.end() || it->session != session.id() || !it->connected)
+                return {};
+            changed = *it;
+        }
         if (changed)
             emit q->botUpdated(*changed);
-        return;
+        return {};
     }
     case v1::BotMessage::kHello:
-        sessionViolation(botId, QStringLiteral("second Hello on one stream ignored"));
-        break;
+        ++counters.messagesIn;
+        return QStringLiteral("second Hello on one stream ignored");
     case v1::BotMessage::KIND_NOT_SET:
-        sessionViolation(botId, QStringLiteral("empty message ignored"));
-        break;
+        ++counters.messagesIn;
+        return QStringLiteral("empty message ignored");
     }
-    ++counters.messagesIn;
+    return {};
 }
 
 void HubPrivate::sessionViolation(const QString &botId, const QString &what)
@@ -326,9 +372,13 @@ void HubPrivate::livenessLoop()
         QStringLiteral("no heartbeat for %1 ms").arg(interval.count() * options.missedHeartbeats);
     const QString helloReason = QStringLiteral("no Hello within %1 ms")
                                     .arg(duration_cast<milliseconds>(helloLimit).count());
-    std::unique_lock wait(livenessMutex);
     while (!stopping) {
-        livenessWake.wait_for(wait, period);
+        {
+            // Held only while waiting: closing sessions below emits signals, and stop()
+            // takes this mutex to wake the loop.
+            std::unique_lock wait(livenessMutex);
+            livenessWake.wait_for(wait, period, [this] { return stopping.load(); });
+        }
         if (stopping)
             break;
         std::vector<std::shared_ptr<BotSession>> silent, mute;
@@ -380,6 +430,7 @@ void Hub::addStopStep(StopPhase phase, QObject *context,
 
 bool Hub::start(QString *error)
 {
+    std::lock_guard lifecycle(d->lifecycle);
     if (d->running)
         return true;
     d->stopping = false;
@@ -408,6 +459,11 @@ bool Hub::isRunning() const
     return d->running && !d->stopping;
 }
 
+bool Hub::isStopping() const
+{
+    return d->running && d->stopping;
+}
+
 int Hub::port() const
 {
     return d->port;
@@ -428,6 +484,8 @@ const HubOptions &Hub::options() const
 
 void Hub::stop(const QString &reason)
 {
+    // A second caller (a destructor, another thread) waits here until the first is done.
+    std::lock_guard lifecycle(d->lifecycle);
     if (!d->running || d->stopping.exchange(true))
         return;
     // 1. Stop accepting: new streams and Hellos are refused from here on (stopping).
@@ -482,6 +540,7 @@ void Hub::stop(const QString &reason)
     d->server->Wait();
     d->server.reset();
     d->running = false;
+    std::lock_guard order(d->eventOrder);
     for (const BotInfo &info : gone)
         emit botDisconnected(info);
 }

@@ -36,6 +36,11 @@ struct HubOptions
     // Per session; more are counted and dropped (0: no limit). Bursts of twice the rate pass.
     double maxProgressPerSecond = 200;
     double maxStatusPerSecond = 20; // heartbeats and status reports together
+    // Protocol violations (bad acks, acks for unknown commands, ...) reported per session;
+    // past the budget (a burst of twice this) the stream is ended with INVALID_ARGUMENT.
+    double maxViolationsPerSecond = 5;
+    int maxLiveSessions = 100'000; // Hellos past this many connected bots are refused
+    int maxKnownBots = 200'000;    // bots remembered (connected or not); the oldest gone go
     std::chrono::milliseconds effectiveHelloTimeout() const
     {
         return helloTimeout > std::chrono::milliseconds::zero() ? helloTimeout
@@ -50,7 +55,7 @@ struct HubCounters
     quint64 sessionsReplaced = 0;   // a bot reconnected while its old stream was alive
     quint64 heartbeatTimeouts = 0;  // silent bots disconnected
     quint64 protocolViolations = 0; // ignored messages: a second Hello, a bad ack, ...
-    quint64 streamErrors = 0;       // streams that ended with an error (incl. oversize)
+    quint64 streamErrors = 0;       // writes that failed: the stream broke under the hub
     quint64 queueFull = 0;          // sends refused because a bot's queue was full
     quint64 helloTimeouts = 0;      // streams closed for saying no Hello in time
     quint64 rateLimited = 0;        // progress, heartbeat and status messages dropped
@@ -95,6 +100,8 @@ public:
 
     bool start(QString *error = nullptr);
     bool isRunning() const;
+    // Inside stop(): new streams, Hellos and commands waiting for their bot are refused.
+    bool isStopping() const;
     int port() const;        // the bound port once started
     QString address() const; // host:port as bound
     const HubOptions &options() const;
@@ -103,7 +110,9 @@ public:
     // bot stream (UNAVAILABLE) and fail the commands sent on it as Disconnected with
     // `reason`; run the stop steps (services end their calls with outcomes); fail whatever is
     // still pending; shut the server down (a short grace for calls still writing). Idempotent;
-    // start() may be called again afterwards.
+    // a second caller waits for the first to finish; start() may be called again afterwards.
+    // Call it in the registry's thread: there the last outcomes reach every Watch before it
+    // ends (elsewhere the registry's last batch is still queued).
     void stop(const QString &reason = QStringLiteral("hub shutting down"));
 
     // Writes a command to the bot's current stream and marks it sent in the registry with

@@ -198,10 +198,18 @@ class SendReactor final : public grpc::ServerUnaryReactor
 {
 public:
     SendReactor(CommandService &commands) : m_commands(commands) {}
+    // The command this call registered (never one it was refused for: that id is someone
+    // else's). A cancel that came first is applied now.
     void setCommand(const QString &id)
     {
-        std::lock_guard lock(m_mutex);
-        m_commandId = id;
+        bool cancelNow;
+        {
+            std::lock_guard lock(m_mutex);
+            m_commandId = id;
+            cancelNow = m_callCancelled;
+        }
+        if (cancelNow)
+            cancelCommand(id);
     }
     // The caller gave up (deadline or cancel): cancel the command rather than leak it.
     void OnCancel() override
@@ -209,17 +217,24 @@ public:
         QString id;
         {
             std::lock_guard lock(m_mutex);
+            m_callCancelled = true;
             id = m_commandId;
         }
         if (!id.isEmpty())
-            m_commands.cancel(id, QStringLiteral("the API caller gave up (deadline or cancel)"));
+            cancelCommand(id);
     }
     void OnDone() override { delete this; }
 
 private:
+    void cancelCommand(const QString &id)
+    {
+        m_commands.cancel(id, QStringLiteral("the API caller gave up (deadline or cancel)"));
+    }
+
     CommandService &m_commands;
     std::mutex m_mutex;
     QString m_commandId;
+    bool m_callCancelled = false;
 };
 
 class FanOutWriter final : public Writer<v1::SendToManyEvent>
@@ -333,11 +348,13 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
     const QString id = request->command().command_id().empty()
                            ? commands.newCommandId()
                            : fromStd(request->command().command_id());
-    reactor->setCommand(id);
+    QFuture<CommandOutcome> future = commands.sendWithId(
+        id, fromStd(request->bot_id()), checked.spec, checked.timeout, checked.options);
+    if (!future.isFinished() || future.result().state != CommandState::Refused)
+        reactor->setCommand(id);
     // Every path finishes the reactor: the outcome, an error while building the response,
     // or a future cancelled without a result.
-    commands
-        .sendWithId(id, fromStd(request->bot_id()), checked.spec, checked.timeout, checked.options)
+    future
         .then([reactor, response](const CommandOutcome &o) {
             finishWith(reactor, [&] { convert::fillRecord(*response->mutable_record(), o); });
         })
@@ -573,16 +590,23 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
                              commands.registry().pendingCount(bot.botId));
             writer->push(std::move(event));
         }
-        // The newest commands only: a snapshot must fit the watcher's backlog budget.
-        QList<CommandOutcome> records = commands.registry().snapshot();
-        const qsizetype skip =
-            std::max<qsizetype>(0, records.size() - OperatorService::MaxSnapshotCommands);
-        for (qsizetype i = skip; i < records.size(); ++i) {
+        // The newest commands only, as many as fit half the watcher's backlog budget (and
+        // at most MaxSnapshotCommands), oldest of them first.
+        const QList<CommandOutcome> records = commands.registry().snapshot();
+        std::vector<v1::WatchEvent> newest;
+        size_t bytes = 0;
+        for (qsizetype i = records.size() - 1;
+             i >= 0 && newest.size() < size_t(OperatorService::MaxSnapshotCommands); --i) {
             v1::WatchEvent event;
             event.set_event("snapshot_command");
             convert::fillRecord(*event.mutable_command(), records.at(i));
-            writer->push(std::move(event));
+            bytes += event.ByteSizeLong();
+            if (bytes > size_t(OperatorService::MaxWatchBacklogBytes) / 2)
+                break;
+            newest.push_back(std::move(event));
         }
+        for (auto it = newest.rbegin(); it != newest.rend(); ++it)
+            writer->push(std::move(*it));
     }
     return writer.get();
 }
@@ -659,8 +683,13 @@ OperatorService::~OperatorService()
 void OperatorService::attachTo(Hub &hub)
 {
     d->hub = &hub;
-    hub.addServerExtension(
-        [this](grpc::ServerBuilder &builder) { builder.RegisterService(d.get()); });
+    hub.addServerExtension([this](grpc::ServerBuilder &builder) {
+        {
+            std::lock_guard lock(d->watchersMutex);
+            d->stopping = false; // a hub started again takes Watch calls again
+        }
+        builder.RegisterService(d.get());
+    });
     // On stop, every outcome reaches the watchers before their streams end with the reason.
     hub.addStopStep(Hub::StopPhase::EndCalls, this, [this](const QString &reason) {
         d->commands.registry().flushChanges();

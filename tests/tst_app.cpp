@@ -168,6 +168,39 @@ void TestApp::sigtermEndsEveryCallWithItsOutcomeAndLogsIt()
         grpc::Status status;
         bool done = false;
     };
+    // Watchers first: each keeps the ids whose outcome it saw.
+    std::vector<std::thread> watchThreads;
+    std::vector<grpc::Status> watchStatus(watchers);
+    std::vector<std::set<std::string>> watchOutcomes(watchers);
+    std::vector<std::unique_ptr<std::atomic<int>>> watchEvents;
+    for (int i = 0; i < watchers; ++i)
+        watchEvents.push_back(std::make_unique<std::atomic<int>>(0));
+    for (int i = 0; i < watchers; ++i) {
+        watchThreads.emplace_back([&, i] {
+            grpc::ClientContext context;
+            auto reader = stub->Watch(&context, v1::WatchRequest());
+            v1::WatchEvent event;
+            while (reader->Read(&event)) {
+                ++*watchEvents[i];
+                if (event.has_command() && event.command().outcome() != v1::OUTCOME_PENDING)
+                    watchOutcomes[i].insert(event.command().command_id());
+            }
+            watchStatus[i] = reader->Finish();
+        });
+    }
+    // A ping the watchers must see: then they are registered with the hub.
+    {
+        grpc::ClientContext context;
+        v1::SendCommandResponse r;
+        QVERIFY(stub->SendCommand(&context, request("nobody", "warm-up", 1000), &r).ok());
+    }
+    QVERIFY(QTest::qWaitFor(
+        [&] {
+            return std::all_of(watchEvents.begin(), watchEvents.end(),
+                               [](const auto &n) { return n->load() > 0; });
+        },
+        10'000));
+
     std::vector<std::unique_ptr<Call>> calls;
     std::mutex mutex;
     std::set<std::string> ids;
@@ -187,29 +220,33 @@ void TestApp::sigtermEndsEveryCallWithItsOutcomeAndLogsIt()
                                    });
         calls.push_back(std::move(call));
     }
-    std::vector<std::thread> watchThreads;
-    std::vector<grpc::Status> watchStatus(watchers);
-    std::atomic<int> watching{0};
-    for (int i = 0; i < watchers; ++i) {
-        watchThreads.emplace_back([&, i] {
-            grpc::ClientContext context;
-            auto reader = stub->Watch(&context, v1::WatchRequest());
-            ++watching;
-            v1::WatchEvent event;
-            while (reader->Read(&event)) {
-            }
-            watchStatus[i] = reader->Finish();
-        });
-    }
     // Every command registered (and the busy ones written) before the signal.
     int written = 0;
     QVERIFY(QTest::qWaitFor(
         [&] {
             while (bot.readCommand(1ms))
                 ++written;
-            return written == pending && watching == watchers;
+            return written == pending;
         },
         30'000));
+    auto pendingOnHub = [&] {
+        v1::ListCommandsRequest list;
+        list.add_outcomes(v1::OUTCOME_PENDING);
+        list.set_page_size(1000);
+        int n = 0;
+        std::string token;
+        do {
+            grpc::ClientContext pageContext;
+            list.set_page_token(token);
+            v1::ListCommandsResponse response;
+            if (!stub->ListCommands(&pageContext, list, &response).ok())
+                return -1;
+            n += response.commands_size();
+            token = response.next_page_token();
+        } while (!token.empty());
+        return n;
+    };
+    QVERIFY(QTest::qWaitFor([&] { return pendingOnHub() == pending + waiters; }, 30'000));
     const auto before = steady_clock::now();
     QVERIFY2(hub.terminate(), "the hub did not exit");
     const double tookMs =
@@ -233,8 +270,11 @@ void TestApp::sigtermEndsEveryCallWithItsOutcomeAndLogsIt()
     }
     for (auto &t : watchThreads)
         t.join();
-    for (const auto &s : watchStatus)
-        QCOMPARE(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+    for (int i = 0; i < watchers; ++i) {
+        QCOMPARE(watchStatus[i].error_code(), grpc::StatusCode::UNAVAILABLE);
+        for (const std::string &id : ids) // every outcome reached every watcher before the end
+            QVERIFY2(watchOutcomes[i].count(id), id.c_str());
+    }
     // Every outcome is in the log, before the final line.
     std::set<std::string> logged;
     bool stopped = false;
@@ -246,6 +286,7 @@ void TestApp::sigtermEndsEveryCallWithItsOutcomeAndLogsIt()
         stopped = o.value("event") == "stopped";
     }
     QVERIFY(stopped);
+    logged.erase("warm-up");
     QCOMPARE(logged.size(), ids.size());
     QVERIFY(logged == ids);
 }

@@ -88,6 +88,8 @@ private slots:
     void listCommandsPagesEndBeforeTheReceiveLimit();
     void stopEndsWaitersAndWatchersWithOutcomes();
     void opctlRefusesTimeoutsThatWouldOverflow();
+    void watchWorksAfterTheHubStartsAgain();
+    void refusedDuplicateCallNeverCancelsTheOriginal();
 };
 
 void TestOperatorService::opctlExitCodesTellOutcomesApart()
@@ -604,6 +606,56 @@ void TestOperatorService::opctlRefusesTimeoutsThatWouldOverflow()
     Opctl overCap({"--hub", rig.hub->address(), "send", "b", "ping", "--timeout", "2000m"});
     QCOMPARE(overCap.wait(), 64); // the hub's INVALID_ARGUMENT: over its 24 h cap
     QVERIFY2(overCap.err.contains("limit"), qPrintable(overCap.err));
+}
+
+void TestOperatorService::watchWorksAfterTheHubStartsAgain()
+{
+    Rig rig;
+    rig.hub->stop();
+    QVERIFY(rig.hub->start());
+    auto stub = v1::Operator::NewStub(
+        grpc::CreateChannel(rig.address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    auto reader = stub->Watch(&context, v1::WatchRequest());
+    QTRY_COMPARE_WITH_TIMEOUT(rig.api->watcherCount(), 1, 5000);
+    rig.service->send("nobody", CommandSpec::of(CommandKind::Ping), 1s); // not connected
+    v1::WatchEvent event;
+    std::atomic<bool> read{false}, gotEvent{false};
+    std::thread reading([&] {
+        gotEvent = reader->Read(&event);
+        read = true;
+    });
+    // This thread delivers the registry's batches to the Watch: wait here, not in join().
+    const bool done = QTest::qWaitFor([&] { return read.load(); }, 10'000);
+    context.TryCancel();
+    reading.join();
+    QVERIFY(done);
+    QVERIFY2(gotEvent, "the Watch ended at once: still refused after restart");
+}
+
+void TestOperatorService::refusedDuplicateCallNeverCancelsTheOriginal()
+{
+    // A careless retry reuses a pending command_id with a short deadline: it is refused, and
+    // its giving up must not cancel the original caller's command.
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    auto original =
+        rig.service->sendWithId("dup-1", "bot-1", CommandSpec::of(CommandKind::Ping), 30s);
+    QVERIFY(bot.readCommand().has_value());
+    auto retry = ping("bot-1", 30'000);
+    retry.mutable_command()->set_command_id("dup-1");
+    for (int i = 0; i < 20; ++i) {
+        grpc::ClientContext context;
+        context.set_deadline(system_clock::now() + milliseconds(1 + i % 5));
+        v1::SendCommandResponse response;
+        rig.stub->SendCommand(&context, retry, &response);
+    }
+    QTest::qWait(200); // let any cancel the calls might have caused land
+    QCOMPARE(rig.registry.find("dup-1")->state, CommandState::Pending);
+    bot.ack("dup-1");
+    QVERIFY(QTest::qWaitFor([&] { return original.isFinished(); }, 5000));
+    QCOMPARE(original.result().state, CommandState::Acked);
 }
 
 QTEST_GUILESS_MAIN(TestOperatorService)
