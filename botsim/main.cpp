@@ -76,6 +76,9 @@ int main(int argc, char **argv)
         {QStringLiteral("no-heartbeat"), QStringLiteral("Never send heartbeats (bots go silent).")},
         {QStringLiteral("seed"), QStringLiteral("Random seed; the same seed repeats a run."),
          QStringLiteral("n"), QStringLiteral("1")},
+        {QStringLiteral("journal"),
+         QStringLiteral("Write one line per decision about a command to FILE (for soak checks)."),
+         QStringLiteral("file")},
         {QStringLiteral("duration"),
          QStringLiteral("Exit after this many seconds (default: run "
                         "until SIGINT/SIGTERM)."),
@@ -116,6 +119,7 @@ int main(int argc, char **argv)
     options.progressAboveMs = parser.value(QStringLiteral("progress-above")).toInt();
     options.heartbeats = !parser.isSet(QStringLiteral("no-heartbeat"));
     options.seed = parser.value(QStringLiteral("seed")).toULongLong();
+    options.journalPath = parser.value(QStringLiteral("journal")).toStdString();
     const double duration = parser.isSet(QStringLiteral("duration"))
                                 ? parser.value(QStringLiteral("duration")).toDouble()
                                 : 0;

@@ -157,6 +157,15 @@ public:
             wake.notify_one();
     }
     void schedulerLoop();
+    void journal(const std::string &commandId, const std::string &botId, const char *what)
+    {
+        if (!journalFile)
+            return;
+        std::lock_guard lock(journalMutex);
+        std::fprintf(journalFile, "%s %s %s\n", commandId.c_str(), botId.c_str(), what);
+    }
+    std::FILE *journalFile = nullptr;
+    std::mutex journalMutex;
     // Sleeps up to `d`; false when the fleet is stopping.
     bool sleepFor(milliseconds d)
     {
@@ -225,7 +234,11 @@ public:
         std::lock_guard lock(m_writeMutex);
         if (!m_stream || generation != m_generation)
             return false;
-        return m_stream->Write(message);
+        const bool written = m_stream->Write(message);
+        if (written && message.has_ack())
+            m_fleet->journal(message.ack().command_id(), m_id,
+                             message.ack().success() ? "ack-ok" : "ack-fail");
+        return written;
     }
 
     void fire(FleetPrivate::Item &item)
@@ -364,6 +377,7 @@ private:
             const auto seen = m_sentAcks.find(cmd.command_id());
             if (seen != m_sentAcks.end() || m_inProgress.count(cmd.command_id())) {
                 ++m_fleet->stats.deduplicated;
+                m_fleet->journal(cmd.command_id(), m_id, "dedup");
                 if (seen != m_sentAcks.end()) {
                     v1::BotMessage again;
                     *again.mutable_ack() = seen->second;
@@ -373,6 +387,7 @@ private:
             }
         }
         ++m_fleet->stats.executed;
+        m_fleet->journal(cmd.command_id(), m_id, "executed");
         v1::BotMessage reply;
         v1::CommandAck &ack = *reply.mutable_ack();
         ack.set_command_id(cmd.command_id());
@@ -387,6 +402,7 @@ private:
         std::uniform_real_distribution<double> coin(0, 1);
         if (coin(m_rng) < o.dropRatio) {
             ++m_fleet->stats.dropped;
+            m_fleet->journal(cmd.command_id(), m_id, "dropped");
             std::lock_guard lock(m_stateMutex);
             if (m_inProgress.insert(cmd.command_id()).second)
                 holdLocked(cmd.command_id()); // never acked: bounded by holdLocked
@@ -601,6 +617,8 @@ Fleet::~Fleet()
 
 void Fleet::start()
 {
+    if (!d->options.journalPath.empty() && !d->journalFile)
+        d->journalFile = std::fopen(d->options.journalPath.c_str(), "w");
     for (int i = 0; i < d->options.bots; ++i)
         d->bots.push_back(std::make_unique<SimBot>(d.get(), i));
     d->scheduler = std::thread([this] { d->schedulerLoop(); });
@@ -623,6 +641,10 @@ void Fleet::stop()
         bot->join();
     if (d->scheduler.joinable())
         d->scheduler.join();
+    if (d->journalFile) {
+        std::fclose(d->journalFile);
+        d->journalFile = nullptr;
+    }
 }
 
 const SimStats &Fleet::stats() const

@@ -46,6 +46,10 @@ struct SimOptions
     std::chrono::milliseconds backoffBase{100};
     std::chrono::milliseconds backoffMax{5000};
     uint64_t seed = 1;
+    // When set, one line per decision about a command, for checking the hub's outcomes
+    // against what the bots did (scripts/soak.sh): "<command_id> <bot_id> <what>", with what
+    // one of executed, dropped, ack-ok, ack-fail (an ack written to the stream), dedup.
+    std::string journalPath;
 };
 
 struct SimStats

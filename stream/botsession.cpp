@@ -21,9 +21,7 @@ BotSession::BotSession(SessionHost *host, quint64 id)
     : m_host(host), m_id(id), m_startedAt(steady_clock::now()),
       m_progressTokens(2.0 * host->sessionOptions().maxProgressPerSecond),
       m_statusTokens(2.0 * host->sessionOptions().maxStatusPerSecond),
-      m_violationTokens(2.0 * host->sessionOptions().maxViolationsPerSecond),
-      m_progressRefilled(m_startedAt), m_statusRefilled(m_startedAt),
-      m_violationRefilled(m_startedAt)
+      m_progressRefilled(m_startedAt), m_statusRefilled(m_startedAt)
 {
     m_lastSeenNs.store(steadyNs());
 }
@@ -245,14 +243,11 @@ void BotSession::OnReadDone(bool ok)
             m_host->sessionRateLimited();
         } else if (const QString broke = m_host->sessionMessage(*this, botId, m_in);
                    !broke.isEmpty()) {
-            // A few violations are reported; a stream that keeps breaking rules is ended,
-            // so no bot can flood the log or the hub's event queues with them.
-            if (allowed(m_violationTokens, m_violationRefilled, o.maxViolationsPerSecond)) {
-                m_host->sessionViolation(botId, broke);
-            } else {
+            // A few violations are reported; a bot that keeps breaking rules has its stream
+            // ended, so no bot can flood the log or the hub's event queues with them.
+            if (!m_host->sessionViolation(botId, broke)) {
                 const QString why =
                     QStringLiteral("too many protocol violations (last: %1)").arg(broke);
-                m_host->sessionViolation(botId, why);
                 close(why, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, toStd(why)));
                 return;
             }

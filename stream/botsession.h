@@ -42,8 +42,10 @@ public:
                                    const opconsole::v1::BotMessage &message) = 0;
     // The session began closing (once per session): fail its commands, update the table.
     virtual void sessionEnded(BotSession &session, const QString &reason) = 0;
-    // A bot (or a client that never said Hello: empty id) broke a rule.
-    virtual void sessionViolation(const QString &botId, const QString &what) = 0;
+    // A bot (or a client that never said Hello: empty id) broke a rule. Counted always;
+    // reported (protocolViolation) within a budget per bot id that survives reconnects.
+    // Returns false when the budget is spent: the session then ends its stream.
+    virtual bool sessionViolation(const QString &botId, const QString &what) = 0;
     // A progress, heartbeat or status message over its rate was dropped.
     virtual void sessionRateLimited() = 0;
     // A write failed: the stream broke under the hub.
@@ -110,7 +112,13 @@ private:
     // Under m_mutex: queue a message; true when the caller must StartWrite(m_writes.out()).
     SendResult pushLocked(v1::HubMessage &&message, bool &startWrite);
     void finishLocked(std::unique_lock<std::mutex> &lock, const grpc::Status &status, bool drain);
-    bool allowed(double &tokens, std::chrono::steady_clock::time_point &refilled, double perSecond);
+
+public:
+    // A token bucket: `perSecond` on average, bursts of twice that. Not locked.
+    static bool allowed(double &tokens, std::chrono::steady_clock::time_point &refilled,
+                        double perSecond);
+
+private:
     void handleHello();
 
     SessionHost *const m_host;
@@ -123,8 +131,7 @@ private:
     // Rate limits, touched only by the reading side (one read at a time).
     double m_progressTokens;
     double m_statusTokens;
-    double m_violationTokens;
-    std::chrono::steady_clock::time_point m_progressRefilled, m_statusRefilled, m_violationRefilled;
+    std::chrono::steady_clock::time_point m_progressRefilled, m_statusRefilled;
 
     mutable std::mutex m_mutex;
     State m_state = State::Handshaking;

@@ -68,7 +68,7 @@ public:
     QString sessionMessage(BotSession &session, const QString &botId,
                            const v1::BotMessage &message) override;
     void sessionEnded(BotSession &session, const QString &reason) override;
-    void sessionViolation(const QString &botId, const QString &what) override;
+    bool sessionViolation(const QString &botId, const QString &what) override;
     void sessionRateLimited() override { ++counters.rateLimited; }
     void sessionStreamError() override { ++counters.streamErrors; }
     void forgetOldBotsLocked();
@@ -99,6 +99,13 @@ public:
     // bot's connected/updated/disconnected events in the order they happened. Taken before
     // `mutex`; recursive, as a receiver connected directly may close another session.
     std::recursive_mutex eventOrder;
+    struct Bucket
+    {
+        double tokens = 0;
+        steady_clock::time_point refilled;
+    };
+    std::mutex violationMutex;
+    std::unordered_map<QString, Bucket> violationBudget; // by bot id; "" before Hello
     std::mutex lifecycle; // start() and stop() one at a time, each to its end
 
     mutable std::mutex mutex; // guards everything below; taken before a session's mutex
@@ -111,7 +118,8 @@ public:
     {
         std::atomic<quint64> streamsAccepted{0}, streamsRejected{0}, sessionsReplaced{0},
             heartbeatTimeouts{0}, protocolViolations{0}, streamErrors{0}, queueFull{0},
-            messagesIn{0}, messagesOut{0}, helloTimeouts{0}, rateLimited{0}, notPendingSkipped{0};
+            messagesIn{0}, messagesOut{0}, helloTimeouts{0}, rateLimited{0}, notPendingSkipped{0},
+            violationsUnreported{0};
     } counters;
 
     std::mutex livenessMutex;
@@ -353,12 +361,28 @@ QString HubPrivate::sessionMessage(BotSession &session, const QString &botId,
     return {};
 }
 
-void HubPrivate::sessionViolation(const QString &botId, const QString &what)
+bool HubPrivate::sessionViolation(const QString &botId, const QString &what)
 {
     if (botId.isEmpty())
         ++counters.streamsRejected; // before Hello: the stream is refused
     ++counters.protocolViolations;
-    emit q->protocolViolation(botId, what);
+    bool withinBudget;
+    {
+        // Per bot id (all anonymous clients share one), so reconnecting does not refill it.
+        std::lock_guard lock(violationMutex);
+        auto [it, fresh] = violationBudget.try_emplace(botId);
+        if (fresh)
+            it->second = {2 * options.maxViolationsPerSecond, steady_clock::now()};
+        withinBudget = BotSession::allowed(it->second.tokens, it->second.refilled,
+                                           options.maxViolationsPerSecond);
+        if (violationBudget.size() > 2 * size_t(options.maxKnownBots))
+            violationBudget.clear(); // bounded: a client inventing ids resets everyone's
+    }
+    if (withinBudget)
+        emit q->protocolViolation(botId, what);
+    else
+        ++counters.violationsUnreported;
+    return withinBudget;
 }
 
 void HubPrivate::livenessLoop()
@@ -645,6 +669,7 @@ HubCounters Hub::counters() const
     out.helloTimeouts = c.helloTimeouts;
     out.rateLimited = c.rateLimited;
     out.notPendingSkipped = c.notPendingSkipped;
+    out.violationsUnreported = c.violationsUnreported;
     return out;
 }
 

@@ -36,8 +36,9 @@ struct HubOptions
     // Per session; more are counted and dropped (0: no limit). Bursts of twice the rate pass.
     double maxProgressPerSecond = 200;
     double maxStatusPerSecond = 20; // heartbeats and status reports together
-    // Protocol violations (bad acks, acks for unknown commands, ...) reported per session;
-    // past the budget (a burst of twice this) the stream is ended with INVALID_ARGUMENT.
+    // Protocol violations (bad acks, acks for unknown commands, ...) reported per bot id (one
+    // budget for all clients before Hello), reconnects included; past the budget (a burst of
+    // twice this) the stream is ended with INVALID_ARGUMENT.
     double maxViolationsPerSecond = 5;
     int maxLiveSessions = 100'000; // Hellos past this many connected bots are refused
     int maxKnownBots = 200'000;    // bots remembered (connected or not); the oldest gone go
@@ -50,16 +51,17 @@ struct HubOptions
 
 struct HubCounters
 {
-    quint64 streamsAccepted = 0;    // streams that said Hello properly
-    quint64 streamsRejected = 0;    // bad or missing Hello
-    quint64 sessionsReplaced = 0;   // a bot reconnected while its old stream was alive
-    quint64 heartbeatTimeouts = 0;  // silent bots disconnected
-    quint64 protocolViolations = 0; // ignored messages: a second Hello, a bad ack, ...
-    quint64 streamErrors = 0;       // writes that failed: the stream broke under the hub
-    quint64 queueFull = 0;          // sends refused because a bot's queue was full
-    quint64 helloTimeouts = 0;      // streams closed for saying no Hello in time
-    quint64 rateLimited = 0;        // progress, heartbeat and status messages dropped
-    quint64 notPendingSkipped = 0;  // sends skipped: the command had finished meanwhile
+    quint64 streamsAccepted = 0;      // streams that said Hello properly
+    quint64 streamsRejected = 0;      // bad or missing Hello
+    quint64 sessionsReplaced = 0;     // a bot reconnected while its old stream was alive
+    quint64 heartbeatTimeouts = 0;    // silent bots disconnected
+    quint64 protocolViolations = 0;   // ignored messages: a second Hello, a bad ack, ...
+    quint64 streamErrors = 0;         // writes that failed: the stream broke under the hub
+    quint64 queueFull = 0;            // sends refused because a bot's queue was full
+    quint64 helloTimeouts = 0;        // streams closed for saying no Hello in time
+    quint64 rateLimited = 0;          // progress, heartbeat and status messages dropped
+    quint64 notPendingSkipped = 0;    // sends skipped: the command had finished meanwhile
+    quint64 violationsUnreported = 0; // counted, not signalled: the bot's budget was spent
     quint64 messagesIn = 0;
     quint64 messagesOut = 0;
 };
