@@ -15,6 +15,7 @@
 #include <QListWidget>
 #include <QMenu>
 #include <QPushButton>
+#include <QSettings>
 #include <QStandardPaths>
 #include <QStatusBar>
 #include <QTableView>
@@ -67,6 +68,7 @@ private slots:
     void refusalBeforeRegistrationIsShown();
     void sendPanelFitsItsParameters();
     void settingsPersist();
+    void hostileSettingsTimeoutsAreIgnored();
 };
 
 void TestMainWindow::selectBotClickSendSeePendingThenAcked()
@@ -277,6 +279,26 @@ void TestMainWindow::settingsPersist()
     again.window->commandFilter()->clear();
     again.window->stateFilter()->setCurrentIndex(0);
     again.window->close();
+}
+
+void TestMainWindow::hostileSettingsTimeoutsAreIgnored()
+{
+    const auto defaultPing = SendPanel().timeoutFor(CommandKind::Ping);
+    {
+        QSettings settings;
+        settings.beginGroup(QStringLiteral("send"));
+        settings.setValue(QStringLiteral("timeout/ping"), 1e300); // would overflow qint64 ms
+        settings.setValue(QStringLiteral("timeout/restart"), QStringLiteral("soon"));
+        settings.setValue(QStringLiteral("timeout/stop"), -5);
+        settings.setValue(QStringLiteral("timeout/start"), 12.5); // in range: kept
+    }
+    SendPanel panel;
+    panel.loadSettings();
+    QCOMPARE(panel.timeoutFor(CommandKind::Ping), defaultPing);
+    QVERIFY(panel.timeoutFor(CommandKind::Restart).count() > 0);
+    QVERIFY(panel.timeoutFor(CommandKind::Stop).count() > 0);
+    QCOMPARE(panel.timeoutFor(CommandKind::Start), std::chrono::milliseconds(12'500));
+    QSettings().remove(QStringLiteral("send"));
 }
 
 QTEST_MAIN(TestMainWindow)

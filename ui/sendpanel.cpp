@@ -251,9 +251,11 @@ void SendPanel::loadSettings()
     QSettings settings;
     settings.beginGroup(QStringLiteral("send"));
     for (const QString &name : CommandSpec::kindNames()) {
-        const QVariant v = settings.value(QStringLiteral("timeout/") + name);
-        if (v.isValid())
-            m_timeouts[*CommandSpec::kindFromName(name)] = v.toDouble();
+        // A settings file is input too: only a number in the spin box's range is taken.
+        bool ok = false;
+        const double seconds = settings.value(QStringLiteral("timeout/") + name).toDouble(&ok);
+        if (ok && seconds >= m_timeout->minimum() && seconds <= m_timeout->maximum())
+            m_timeouts[*CommandSpec::kindFromName(name)] = seconds;
     }
     if (const auto kind =
             CommandSpec::kindFromName(settings.value(QStringLiteral("kind")).toString()))
