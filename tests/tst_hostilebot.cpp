@@ -1,16 +1,14 @@
 // The hub against bots (and clients) that misbehave on purpose, over real loopback gRPC:
 // out-of-range values, floods, silence before Hello, and races between sending and a
 // stream's teardown, each driven many times.
-#include "hubrig.h"
-#include "rawbot.h"
+#include "startedrig.h"
 
 #include <QSignalSpy>
 #include <QTest>
 
+#include <atomic>
 #include <map>
 #include <mutex>
-
-#include <atomic>
 #include <thread>
 
 using namespace opconsole;
@@ -18,25 +16,7 @@ using namespace std::chrono;
 
 namespace {
 
-bool finishes(const QFuture<CommandOutcome> &future, int ms = 5000)
-{
-    return QTest::qWaitFor([&] { return future.isFinished(); }, ms);
-}
-
-struct Rig : HubRig
-{
-    explicit Rig(HubOptions options = {}) : HubRig(std::move(options)) { start(); }
-};
-
-bool pingRoundTrips(Rig &rig, RawBot &bot, const QString &botId)
-{
-    auto ping = rig.service->send(botId, CommandSpec::of(CommandKind::Ping), 5s);
-    const auto command = bot.readCommand();
-    if (!command)
-        return false;
-    bot.ack(command->command_id());
-    return finishes(ping) && ping.result().state == CommandState::Acked;
-}
+using Rig = StartedRig;
 
 v1::BotMessage helloMessage(const std::string &botId, uint32_t version = 1)
 {

@@ -1,7 +1,6 @@
 // The hub and CommandService over real loopback gRPC, driven by hand-written bots (RawBot)
 // that can misbehave on purpose.
-#include "hubrig.h"
-#include "rawbot.h"
+#include "startedrig.h"
 
 #include <QSignalSpy>
 
@@ -11,33 +10,7 @@
 using namespace opconsole;
 using namespace std::chrono;
 
-namespace {
-
-// Bounded wait for a future, processing events meanwhile.
-bool finishes(const QFuture<CommandOutcome> &future, int ms = 5000)
-{
-    return QTest::qWaitFor([&] { return future.isFinished(); }, ms);
-}
-
-struct Rig : HubRig
-{
-    explicit Rig(HubOptions options = {}) : HubRig(std::move(options)) { start(); }
-};
-
-// The bot is connected, a ping goes down its stream and its ack comes back.
-bool pingRoundTrips(Rig &rig, RawBot &bot, const QString &botId)
-{
-    if (!rig.hub->isConnected(botId))
-        return false;
-    auto ping = rig.service->send(botId, CommandSpec::of(CommandKind::Ping), 5s);
-    const auto command = bot.readCommand();
-    if (!command)
-        return false;
-    bot.ack(command->command_id());
-    return finishes(ping) && ping.result().state == CommandState::Acked;
-}
-
-} // namespace
+using Rig = StartedRig;
 
 class TestHub : public QObject
 {
