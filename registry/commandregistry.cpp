@@ -4,7 +4,6 @@
 #include <QMetaMethod>
 #include <QRandomGenerator>
 #include <QThread>
-#include <QThreadPool>
 #include <QTimer>
 
 #include <algorithm>
@@ -129,10 +128,8 @@ CommandRegistry::CommandRegistry(QObject *parent)
       // for display only and cost nothing per command.
       m_wallOffsetMs(QDateTime::currentMSecsSinceEpoch() -
                      duration_cast<milliseconds>(Clock::now().time_since_epoch()).count()),
-      m_timerThread(std::make_unique<QThread>()), m_completions(std::make_unique<QThreadPool>())
+      m_timerThread(std::make_unique<QThread>())
 {
-    m_completions->setMaxThreadCount(1); // batches complete in deadline order
-    m_completions->setObjectName(QStringLiteral("registry-completions"));
     qRegisterMetaType<CommandOutcome>();
     qRegisterMetaType<CommandAckData>();
     qRegisterMetaType<ResolveResult>();
@@ -152,7 +149,29 @@ CommandRegistry::~CommandRegistry()
     cancelAll(QStringLiteral("registry destroyed"));
     m_timerThread->quit();
     m_timerThread->wait();
-    m_completions->waitForDone(); // batches the timer handed over have all completed
+    {
+        std::lock_guard lock(m_completions.mutex);
+        m_completions.stopping = true; // the thread drains what is queued, then ends
+        m_completions.wake.notify_one();
+    }
+    if (m_completions.thread.joinable())
+        m_completions.thread.join();
+}
+
+void CommandRegistry::runCompletions()
+{
+    std::unique_lock lock(m_completions.mutex);
+    for (;;) {
+        m_completions.wake.wait(
+            lock, [this] { return m_completions.stopping || !m_completions.tasks.empty(); });
+        if (m_completions.tasks.empty())
+            return; // stopping, and drained
+        std::function<void()> task = std::move(m_completions.tasks.front());
+        m_completions.tasks.pop_front();
+        lock.unlock();
+        task();
+        lock.lock();
+    }
 }
 
 QFuture<CommandOutcome> CommandRegistry::registerCommand(const QString &commandId,
@@ -536,10 +555,14 @@ int CommandRegistry::expireDue(Clock::time_point now, bool offload)
     const int count = int(completions.size());
     if (offload && count > 0) {
         auto batch = std::make_shared<std::vector<Completion>>(std::move(completions));
-        m_completions->start([this, batch] {
+        std::lock_guard lock(m_completions.mutex);
+        if (!m_completions.thread.joinable())
+            m_completions.thread = std::thread([this] { runCompletions(); });
+        m_completions.tasks.push_back([this, batch] {
             for (Completion &c : *batch)
                 complete(c);
         });
+        m_completions.wake.notify_one();
         return count;
     }
     for (Completion &c : completions)

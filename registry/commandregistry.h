@@ -12,16 +12,17 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 class QThread;
-class QThreadPool;
 
 namespace opconsole {
 
@@ -322,8 +323,18 @@ private:
 
     std::unique_ptr<QThread> m_timerThread;
     // Expiries decided on the timer thread are completed (promises, continuations, signals)
-    // here, one task per batch, so a continuation's work never makes the next deadline late.
-    std::unique_ptr<QThreadPool> m_completions;
+    // on this thread, one task per batch, so a continuation's work never makes the next
+    // deadline late. Started with the first batch; drained and joined by the destructor.
+    // std primitives, not QThreadPool: ThreadSanitizer sees their happens-before edges.
+    struct Completions
+    {
+        std::mutex mutex;
+        std::condition_variable wake;
+        std::deque<std::function<void()>> tasks;
+        bool stopping = false;
+        std::thread thread;
+    } m_completions;
+    void runCompletions();
     ExpiryWorker *m_worker = nullptr; // lives on m_timerThread, deleted when it finishes
 };
 
