@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds, runs every test, then the
-# registry and stream tests again under AddressSanitizer and ThreadSanitizer.
+# registry and stream tests again under AddressSanitizer and ThreadSanitizer, then the
+# fuzzers over what bots and API callers send, 15 s each (docs/fuzzing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,5 +30,9 @@ if [ "${OPCONSOLE_SKIP_SANITIZERS:-0}" != 1 ]; then
     # QT_NO_GLIB: Qt's own dispatcher; glib's is not instrumented either and adds noise.
     QT_NO_GLIB=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
         ctest --test-dir build-tsan --output-on-failure -L '^registry$' --timeout 900
+fi
+if [ "${OPCONSOLE_SKIP_FUZZ:-0}" != 1 ]; then
+    echo "== fuzzers (clang, libFuzzer + ASan/UBSan), ${FUZZ_SECONDS:-15} s each"
+    scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 fi
 echo "== all tests passed"
