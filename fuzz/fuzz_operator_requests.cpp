@@ -12,6 +12,7 @@
 // them). A violated invariant aborts with a message.
 #include "botinfo.h"
 #include "commandregistry.h" // CommandRegistry::DefaultMaxTimeout
+#include "operatorrequest.h"
 #include "operatorservice.h" // OperatorService::MaxPageSize
 #include "protoconvert.h"
 #include "wirecheck.h"
@@ -72,52 +73,17 @@ void checkTimeConversions(int64_t v)
     REQUIRE(wire::checkDuration(wire::durationFromNs(v), "d", &ms).empty());
 }
 
-// operatorservice.cpp, checkTimeout.
-QString checkTimeout(const google::protobuf::Duration &d, bool required, const char *name,
-                     milliseconds max, milliseconds *out)
+using api::CommandRequest;
+
+// Any valid duration converts both ways (clamped to the type's range on the way back).
+void checkDurationRoundTrip(const google::protobuf::Duration &d)
 {
     int64_t ms = 0;
-    if (const std::string p = wire::checkDuration(d, name, &ms); !p.empty())
-        return fromStd(p);
-    // A valid duration converts both ways (clamped to the type's range on the way back).
+    if (!wire::checkDuration(d, "d", &ms).empty())
+        return;
     int64_t back = 0;
-    REQUIRE(wire::checkDuration(wire::durationFromMs(ms), name, &back).empty());
+    REQUIRE(wire::checkDuration(wire::durationFromMs(ms), "d", &back).empty());
     REQUIRE(back == std::clamp(ms, -MaxDurationMs, MaxDurationMs));
-    if (required && ms <= 0)
-        return QStringLiteral("%1 must be positive").arg(QLatin1String(name));
-    if (ms < 0)
-        return QStringLiteral("%1 must not be negative").arg(QLatin1String(name));
-    if (ms > max.count())
-        return QStringLiteral("%1 is over the limit").arg(QLatin1String(name));
-    *out = milliseconds(ms);
-    return {};
-}
-
-struct CommandRequest
-{
-    CommandSpec spec;
-    milliseconds timeout{};
-    milliseconds connectTimeout{};
-};
-
-// operatorservice.cpp, checkCommandRequest.
-QString checkCommandRequest(bool hasCommand, const v1::Command &command,
-                            const google::protobuf::Duration &timeout,
-                            const google::protobuf::Duration &connectTimeout, CommandRequest *out)
-{
-    if (!hasCommand)
-        return QStringLiteral("command is missing");
-    if (!command.command_id().empty()) {
-        if (const std::string p = wire::checkId(command.command_id(), "command_id"); !p.empty())
-            return fromStd(p);
-    }
-    QString problem = checkTimeout(timeout, true, "timeout", MaxTimeout, &out->timeout);
-    if (problem.isEmpty())
-        problem = checkTimeout(connectTimeout, false, "connect_timeout", MaxTimeout,
-                               &out->connectTimeout);
-    if (problem.isEmpty())
-        out->spec = convert::specFromCommand(command, &problem);
-    return problem;
 }
 
 bool sameSpec(const CommandSpec &a, const CommandSpec &b)
@@ -131,7 +97,7 @@ bool sameSpec(const CommandSpec &a, const CommandSpec &b)
 void checkAcceptedCommand(const v1::Command &in, const CommandRequest &checked)
 {
     REQUIRE(checked.timeout > 0ms && checked.timeout <= MaxTimeout);
-    REQUIRE(checked.connectTimeout >= 0ms && checked.connectTimeout <= MaxTimeout);
+    REQUIRE(checked.options.connectTimeout >= 0ms && checked.options.connectTimeout <= MaxTimeout);
     const QString id =
         in.command_id().empty() ? QStringLiteral("0123456789abcdef") : fromStd(in.command_id());
     v1::HubMessage message;
@@ -167,35 +133,22 @@ void checkAcceptedCommand(const v1::Command &in, const CommandRequest &checked)
 
 void sendCommand(const v1::SendCommandRequest &r)
 {
+    // The Operator service's own checks (stream/operatorrequest), not a copy of them.
+    checkDurationRoundTrip(r.timeout());
+    checkDurationRoundTrip(r.connect_timeout());
     CommandRequest checked;
-    QString problem = fromStd(wire::checkId(r.bot_id(), "bot_id"));
-    if (problem.isEmpty())
-        problem = checkCommandRequest(r.has_command(), r.command(), r.timeout(),
-                                      r.connect_timeout(), &checked);
-    if (problem.isEmpty())
+    if (api::checkSendCommand(r, MaxTimeout, &checked).isEmpty())
         checkAcceptedCommand(r.command(), checked);
 }
 
 void sendToMany(const v1::SendToManyRequest &r)
 {
-    const int ways = int(r.bot_ids_size() > 0) + int(r.label_selector_size() > 0) + int(r.all());
+    checkDurationRoundTrip(r.timeout());
+    checkDurationRoundTrip(r.connect_timeout());
     CommandRequest checked;
-    QString problem;
-    if (ways != 1)
-        problem = QStringLiteral("give exactly one of bot_ids, label_selector or all");
-    else if (size_t(r.bot_ids_size()) > wire::limits::BotIdsPerRequest)
-        problem = QStringLiteral("too many bot_ids");
-    for (int i = 0; problem.isEmpty() && i < r.bot_ids_size(); ++i)
-        problem = fromStd(wire::checkId(r.bot_ids(i), "bot_ids entry"));
-    if (problem.isEmpty())
-        problem = fromStd(wire::checkLabels(r.label_selector(), "label_selector"));
-    if (problem.isEmpty())
-        problem = checkCommandRequest(r.has_command(), r.command(), r.timeout(),
-                                      r.connect_timeout(), &checked);
-    if (problem.isEmpty() && !r.command().command_id().empty())
-        problem = QStringLiteral("command_id must be empty: a fan-out picks one id per bot");
-    if (!problem.isEmpty())
+    if (!api::checkSendToMany(r, MaxTimeout, &checked).isEmpty())
         return;
+    REQUIRE(r.command().command_id().empty());
     checkAcceptedCommand(r.command(), checked);
     // The selector as the hub matches it: a bot with exactly these labels is selected.
     QMap<QString, QString> selector;

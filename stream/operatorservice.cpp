@@ -4,6 +4,7 @@
 #include "commandservice.h"
 #include "hub.h"
 #include "opconsole/v1/operator.grpc.pb.h"
+#include "operatorrequest.h"
 #include "outqueue.h"
 #include "protoconvert.h"
 #include "wirecheck.h"
@@ -30,55 +31,6 @@ grpc::Status invalid(const QString &why)
 QString problemOf(const std::string &problem)
 {
     return fromStd(problem);
-}
-
-// Checks a timeout field against the registry's cap; empty when fine, *out set then.
-QString checkTimeout(const google::protobuf::Duration &d, bool required, const char *name,
-                     milliseconds max, milliseconds *out)
-{
-    int64_t ms = 0;
-    if (const std::string p = wire::checkDuration(d, name, &ms); !p.empty())
-        return fromStd(p);
-    if (required && ms <= 0)
-        return QStringLiteral("%1 must be positive").arg(QLatin1String(name));
-    if (ms < 0)
-        return QStringLiteral("%1 must not be negative").arg(QLatin1String(name));
-    if (ms > max.count())
-        return QStringLiteral("%1 of %2 ms is over the limit of %3 ms")
-            .arg(QLatin1String(name))
-            .arg(ms)
-            .arg(max.count());
-    *out = milliseconds(ms);
-    return {};
-}
-
-// What SendCommand and SendToMany share, checked and converted.
-struct CommandRequest
-{
-    CommandSpec spec;
-    milliseconds timeout{};
-    SendOptions options;
-};
-
-// Checks the shared fields; empty when fine, *out filled then.
-QString checkCommandRequest(bool hasCommand, const v1::Command &command,
-                            const google::protobuf::Duration &timeout,
-                            const google::protobuf::Duration &connectTimeout, milliseconds max,
-                            CommandRequest *out)
-{
-    if (!hasCommand)
-        return QStringLiteral("command is missing");
-    if (!command.command_id().empty()) {
-        if (const std::string p = wire::checkId(command.command_id(), "command_id"); !p.empty())
-            return fromStd(p);
-    }
-    QString problem = checkTimeout(timeout, true, "timeout", max, &out->timeout);
-    if (problem.isEmpty())
-        problem = checkTimeout(connectTimeout, false, "connect_timeout", max,
-                               &out->options.connectTimeout);
-    if (problem.isEmpty())
-        out->spec = convert::specFromCommand(command, &problem);
-    return problem;
 }
 
 // Finishes a unary reactor exactly once, whatever happens while the response is built.
@@ -335,12 +287,9 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
                                                               v1::SendCommandResponse *response)
 {
     auto *reactor = new SendReactor(commands);
-    CommandRequest checked;
-    QString problem = problemOf(wire::checkId(request->bot_id(), "bot_id"));
-    if (problem.isEmpty())
-        problem = checkCommandRequest(request->has_command(), request->command(),
-                                      request->timeout(), request->connect_timeout(),
-                                      commands.registry().maxTimeout(), &checked);
+    api::CommandRequest checked;
+    const QString problem =
+        api::checkSendCommand(*request, commands.registry().maxTimeout(), &checked);
     if (!problem.isEmpty()) {
         reactor->Finish(invalid(problem));
         return reactor;
@@ -370,25 +319,9 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
 {
     auto writer = std::make_shared<FanOutWriter>(commands);
     writer->start(writer);
-    const int ways = int(request->bot_ids_size() > 0) + int(request->label_selector_size() > 0) +
-                     int(request->all());
-    CommandRequest checked;
-    QString problem;
-    if (ways != 1)
-        problem = QStringLiteral("give exactly one of bot_ids, label_selector or all");
-    else if (size_t(request->bot_ids_size()) > wire::limits::BotIdsPerRequest)
-        problem =
-            QStringLiteral("bot_ids has more than %1 entries").arg(wire::limits::BotIdsPerRequest);
-    for (int i = 0; problem.isEmpty() && i < request->bot_ids_size(); ++i)
-        problem = problemOf(wire::checkId(request->bot_ids(i), "bot_ids entry"));
-    if (problem.isEmpty())
-        problem = problemOf(wire::checkLabels(request->label_selector(), "label_selector"));
-    if (problem.isEmpty())
-        problem = checkCommandRequest(request->has_command(), request->command(),
-                                      request->timeout(), request->connect_timeout(),
-                                      commands.registry().maxTimeout(), &checked);
-    if (problem.isEmpty() && !request->command().command_id().empty())
-        problem = QStringLiteral("command_id must be empty: a fan-out picks one id per bot");
+    api::CommandRequest checked;
+    const QString problem =
+        api::checkSendToMany(*request, commands.registry().maxTimeout(), &checked);
     if (!problem.isEmpty()) {
         writer->finish(invalid(problem));
         return writer.get();

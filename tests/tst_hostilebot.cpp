@@ -35,6 +35,7 @@ class TestHostileBot : public QObject
 private slots:
     void outOfRangeAckTimesAreDroppedNotFatal();
     void unknownErrorCodeAndLongMessageAreKeptInBounds();
+    void textsComeThroughWhole();
     void expiredCommandIsNeverWritten();
     void cancelledWhileWaitingIsNeverSent();
     void waitingCommandGetsItsFullResponseTime();
@@ -93,6 +94,23 @@ void TestHostileBot::unknownErrorCodeAndLongMessageAreKeptInBounds()
     QCOMPARE(future.result().ack->errorCode, 0);
     QVERIFY(future.result().ack->message.toUtf8().size() <= 4096);
     QVERIFY(future.result().ack->message.endsWith(QChar(0x2026)));
+}
+
+void TestHostileBot::textsComeThroughWhole()
+{
+    // A leading U+FEFF is a character like any other in free text: Qt's fromUtf8 would drop
+    // it, so the record would no longer say what the bot said.
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    auto future = rig.service->send("bot-1", CommandSpec::of(CommandKind::Ping), 5s);
+    const auto command = bot.readCommand();
+    QVERIFY(command.has_value());
+    bot.progress(command->command_id(), 10, "\xEF\xBB\xBFworking");
+    bot.ack(command->command_id(), false, "\xEF\xBB\xBFno");
+    QVERIFY(finishes(future));
+    QCOMPARE(future.result().ack->message, QString(QChar(0xFEFF)) + "no");
+    QCOMPARE(future.result().progressMessage, QString(QChar(0xFEFF)) + "working");
 }
 
 void TestHostileBot::expiredCommandIsNeverWritten()

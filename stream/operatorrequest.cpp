@@ -1,0 +1,87 @@
+#include "operatorrequest.h"
+
+#include "protoconvert.h"
+#include "wirecheck.h"
+
+namespace opconsole::api {
+
+using namespace std::chrono;
+using convert::fromStd;
+
+QString checkTimeout(const google::protobuf::Duration &d, bool required, const char *name,
+                     milliseconds max, milliseconds *out)
+{
+    int64_t ms = 0;
+    if (const std::string p = wire::checkDuration(d, name, &ms); !p.empty())
+        return fromStd(p);
+    if (required && ms <= 0)
+        return QStringLiteral("%1 must be positive").arg(QLatin1String(name));
+    if (ms < 0)
+        return QStringLiteral("%1 must not be negative").arg(QLatin1String(name));
+    if (ms > max.count())
+        return QStringLiteral("%1 of %2 ms is over the limit of %3 ms")
+            .arg(QLatin1String(name))
+            .arg(ms)
+            .arg(max.count());
+    *out = milliseconds(ms);
+    return {};
+}
+
+namespace {
+
+// The fields SendCommand and SendToMany share.
+QString checkCommandRequest(bool hasCommand, const v1::Command &command,
+                            const google::protobuf::Duration &timeout,
+                            const google::protobuf::Duration &connectTimeout, milliseconds max,
+                            CommandRequest *out)
+{
+    if (!hasCommand)
+        return QStringLiteral("command is missing");
+    if (!command.command_id().empty()) {
+        if (const std::string p = wire::checkId(command.command_id(), "command_id"); !p.empty())
+            return fromStd(p);
+    }
+    QString problem = checkTimeout(timeout, true, "timeout", max, &out->timeout);
+    if (problem.isEmpty())
+        problem = checkTimeout(connectTimeout, false, "connect_timeout", max,
+                               &out->options.connectTimeout);
+    if (problem.isEmpty())
+        out->spec = convert::specFromCommand(command, &problem);
+    return problem;
+}
+
+} // namespace
+
+QString checkSendCommand(const v1::SendCommandRequest &request, milliseconds maxTimeout,
+                         CommandRequest *out)
+{
+    if (const std::string p = wire::checkId(request.bot_id(), "bot_id"); !p.empty())
+        return fromStd(p);
+    return checkCommandRequest(request.has_command(), request.command(), request.timeout(),
+                               request.connect_timeout(), maxTimeout, out);
+}
+
+QString checkSendToMany(const v1::SendToManyRequest &request, milliseconds maxTimeout,
+                        CommandRequest *out)
+{
+    const int ways = int(request.bot_ids_size() > 0) + int(request.label_selector_size() > 0) +
+                     int(request.all());
+    if (ways != 1)
+        return QStringLiteral("give exactly one of bot_ids, label_selector or all");
+    if (size_t(request.bot_ids_size()) > wire::limits::BotIdsPerRequest)
+        return QStringLiteral("bot_ids has more than %1 entries")
+            .arg(wire::limits::BotIdsPerRequest);
+    for (const std::string &id : request.bot_ids()) {
+        if (const std::string p = wire::checkId(id, "bot_ids entry"); !p.empty())
+            return fromStd(p);
+    }
+    if (const std::string p = wire::checkLabels(request.label_selector(), "label_selector");
+        !p.empty())
+        return fromStd(p);
+    if (!request.command().command_id().empty())
+        return QStringLiteral("command_id must be empty: a fan-out picks one id per bot");
+    return checkCommandRequest(request.has_command(), request.command(), request.timeout(),
+                               request.connect_timeout(), maxTimeout, out);
+}
+
+} // namespace opconsole::api

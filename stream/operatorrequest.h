@@ -1,0 +1,34 @@
+#pragma once
+// Internal to stream/ (and the fuzzers): the Operator API's requests checked and converted,
+// in one place, before the service acts on them. Every rule is in docs/protocol.md ("Limits").
+
+#include "commandservice.h"
+#include "commandspec.h"
+#include "opconsole/v1/operator.pb.h"
+
+#include <QString>
+
+#include <chrono>
+
+namespace opconsole::api {
+
+// What SendCommand and SendToMany share, checked and converted.
+struct CommandRequest
+{
+    CommandSpec spec;
+    std::chrono::milliseconds timeout{};
+    SendOptions options;
+};
+
+// A timeout field within 0 (or 1 ms when required) .. max; empty when fine, *out set then.
+QString checkTimeout(const google::protobuf::Duration &d, bool required, const char *name,
+                     std::chrono::milliseconds max, std::chrono::milliseconds *out);
+
+// Each returns why the request is refused (INVALID_ARGUMENT), empty when fine; *out is
+// filled then. `maxTimeout` is the registry's cap.
+QString checkSendCommand(const v1::SendCommandRequest &request,
+                         std::chrono::milliseconds maxTimeout, CommandRequest *out);
+QString checkSendToMany(const v1::SendToManyRequest &request, std::chrono::milliseconds maxTimeout,
+                        CommandRequest *out);
+
+} // namespace opconsole::api
