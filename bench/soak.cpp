@@ -433,7 +433,8 @@ int main(int argc, char **argv)
             ok = !executed; // never reached a bot
             break;
         case v1::OUTCOME_EXPIRED:
-            ok = executed; // the bot got it and dropped it, or answered late
+            // The bot dropped it or answered late, or it expired before the bot read it:
+            // only an answer in time would contradict it, and that would have been acked.
             break;
         default:
             break; // cancelled, disconnected: anything may have happened on the bot

@@ -169,10 +169,11 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
             else if (m_waitingCount >= MaxWaiting)
                 refusal =
                     QStringLiteral("too many commands waiting for their bots (%1)").arg(MaxWaiting);
+            else if (!m_waitingBot.emplace(commandId, botId).second)
+                refusal = QStringLiteral("command %1 is already waiting for a bot").arg(commandId);
             else {
                 m_waiting[botId].push_back(
                     {commandId, botId, spec, timeout, options.connectTimeout});
-                m_waitingBot.emplace(commandId, botId);
                 ++m_waitingCount;
             }
         }
@@ -227,8 +228,11 @@ void CommandService::onBotConnected(const QString &botId)
             return;
         ready = std::move(it->second);
         m_waiting.erase(it);
-        for (const Waiting &w : ready)
-            m_waitingBot.erase(w.commandId);
+        for (const Waiting &w : ready) {
+            const auto index = m_waitingBot.find(w.commandId);
+            if (index != m_waitingBot.end() && index->second == botId)
+                m_waitingBot.erase(index);
+        }
         m_waitingCount -= ready.size();
     }
     for (const Waiting &w : ready)

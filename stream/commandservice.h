@@ -114,7 +114,8 @@ private:
     const QString m_idPrefix;
     std::mutex m_mutex;
     // Commands waiting for their bot to connect, by bot (a Hello takes its list in O(its
-    // commands)), and which bot each waits for (a timeout or cancel finds it in O(1)).
+    // commands)), and which bot each waits for (a timeout or cancel finds its bot's list in
+    // O(1), then the command in O(that bot's waiting commands)).
     std::unordered_map<QString, std::vector<Waiting>> m_waiting;
     std::unordered_map<QString, QString> m_waitingBot;
     size_t m_waitingCount = 0;

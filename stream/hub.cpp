@@ -72,6 +72,7 @@ public:
     void sessionRateLimited() override { ++counters.rateLimited; }
     void sessionStreamError() override { ++counters.streamErrors; }
     void forgetOldBotsLocked();
+    int forgetAgainAt = 0; // under mutex
 
     void accept(const std::shared_ptr<BotSession> &session);
     void livenessLoop();
@@ -107,6 +108,9 @@ public:
     std::mutex violationMutex;
     std::unordered_map<QString, Bucket> violationBudget; // by bot id; "" before Hello
     std::mutex lifecycle; // start() and stop() one at a time, each to its end
+    // The thread inside start() or stop(): a call from it again (a stop step, a continuation
+    // or a receiver that runs inline) returns at once instead of locking itself out.
+    std::atomic<std::thread::id> lifecycleOwner{};
 
     mutable std::mutex mutex; // guards everything below; taken before a session's mutex
     std::unordered_map<QString, std::shared_ptr<BotSession>> live; // bot id -> current session
@@ -167,7 +171,7 @@ void HubPrivate::accept(const std::shared_ptr<BotSession> &session)
 void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const v1::Hello &hello)
 {
     const QString botId = fromStd(hello.bot_id());
-    std::lock_guard order(eventOrder);
+    std::unique_lock order(eventOrder);
     std::shared_ptr<BotSession> replaced;
     bool replacedHere = false;
     BotInfo info;
@@ -213,7 +217,7 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
             if (replaced)
                 ++counters.sessionsReplaced;
             info = bot;
-            if (bots.size() > qsizetype(options.maxKnownBots))
+            if (bots.size() > qsizetype(std::max(options.maxKnownBots, forgetAgainAt)))
                 forgetOldBotsLocked();
         }
     }
@@ -222,6 +226,8 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
         session->reject(fromStd(refused.error_message()), refused);
         return;
     }
+    emit q->botConnected(info);
+    order.unlock(); // failing commands runs their continuations: not under the event lock
     if (replacedHere) {
         // Only commands sent on the old stream fail; the new session's are untouched.
         registry.failBot(botId, QStringLiteral("connection replaced by a newer session"),
@@ -229,7 +235,6 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
         replaced->finishStream(grpc::Status(grpc::StatusCode::ABORTED,
                                             "replaced by a newer connection of the same bot"));
     }
-    emit q->botConnected(info);
 }
 
 void HubPrivate::forgetOldBotsLocked()
@@ -247,12 +252,17 @@ void HubPrivate::forgetOldBotsLocked()
         if (size_t(bots.size()) <= target)
             break;
         bots.remove(id);
+        std::lock_guard lock(violationMutex);
+        violationBudget.erase(id);
     }
+    // When too many are connected to get down to the target, the next pass waits until a
+    // tenth of the cap more bots are known: never a full pass per Hello.
+    forgetAgainAt = int(bots.size()) + std::max(1, options.maxKnownBots / 10);
 }
 
 void HubPrivate::sessionEnded(BotSession &session, const QString &reason)
 {
-    std::lock_guard order(eventOrder);
+    std::unique_lock order(eventOrder);
     BotInfo info;
     bool wasCurrent = false;
     QString botId;
@@ -273,9 +283,10 @@ void HubPrivate::sessionEnded(BotSession &session, const QString &reason)
             wasCurrent = true;
         }
     }
-    registry.failBot(botId, QStringLiteral("bot disconnected: %1").arg(reason), session.id());
     if (wasCurrent)
         emit q->botDisconnected(info);
+    order.unlock(); // failing commands runs their continuations: not under the event lock
+    registry.failBot(botId, QStringLiteral("bot disconnected: %1").arg(reason), session.id());
 }
 
 QString HubPrivate::sessionMessage(BotSession &session, const QString &botId,
@@ -290,7 +301,9 @@ QString HubPrivate::sessionMessage(BotSession &session, const QString &botId,
         const QString id = fromStd(message.ack().command_id());
         switch (registry.resolveCommand(id, botId, convert::toAckData(message.ack(), checked))) {
         case ResolveResult::Unknown:
-            return QStringLiteral("ack for unknown command '%1'").arg(id);
+            // Not a violation: a late ack for a command forgotten after the late-ack window,
+            // or from before a hub restart, is a healthy bot's. The registry counts it.
+            return fromStd(checked.fieldProblem);
         case ResolveResult::WrongBot:
             return QStringLiteral("ack for command '%1' of another bot").arg(id);
         default:
@@ -375,8 +388,17 @@ bool HubPrivate::sessionViolation(const QString &botId, const QString &what)
             it->second = {2 * options.maxViolationsPerSecond, steady_clock::now()};
         withinBudget = BotSession::allowed(it->second.tokens, it->second.refilled,
                                            options.maxViolationsPerSecond);
-        if (violationBudget.size() > 2 * size_t(options.maxKnownBots))
-            violationBudget.clear(); // bounded: a client inventing ids resets everyone's
+        if (violationBudget.size() > 2 * size_t(options.maxKnownBots)) {
+            // Bounded: buckets that have refilled since are as good as absent.
+            const auto now = steady_clock::now();
+            const double full = 2 * options.maxViolationsPerSecond;
+            std::erase_if(violationBudget, [&](const auto &entry) {
+                const Bucket &b = entry.second;
+                return b.tokens + duration<double>(now - b.refilled).count() *
+                                      options.maxViolationsPerSecond >=
+                       full;
+            });
+        }
     }
     if (withinBudget)
         emit q->protocolViolation(botId, what);
@@ -452,9 +474,26 @@ void Hub::addStopStep(StopPhase phase, QObject *context,
     d->stopSteps.push_back({phase, context, std::move(step)});
 }
 
+namespace {
+// Holds the hub's lifecycle mutex and marks the calling thread as its owner.
+struct LifecycleGuard
+{
+    LifecycleGuard(std::mutex &mutex, std::atomic<std::thread::id> &owner)
+        : lock(mutex), owner(owner)
+    {
+        owner = std::this_thread::get_id();
+    }
+    ~LifecycleGuard() { owner = std::thread::id(); }
+    std::lock_guard<std::mutex> lock;
+    std::atomic<std::thread::id> &owner;
+};
+} // namespace
+
 bool Hub::start(QString *error)
 {
-    std::lock_guard lifecycle(d->lifecycle);
+    if (d->lifecycleOwner.load() == std::this_thread::get_id())
+        return false; // called from inside start() or stop()
+    LifecycleGuard lifecycle(d->lifecycle, d->lifecycleOwner);
     if (d->running)
         return true;
     d->stopping = false;
@@ -508,10 +547,23 @@ const HubOptions &Hub::options() const
 
 void Hub::stop(const QString &reason)
 {
-    // A second caller (a destructor, another thread) waits here until the first is done.
-    std::lock_guard lifecycle(d->lifecycle);
-    if (!d->running || d->stopping.exchange(true))
-        return;
+    if (d->lifecycleOwner.load() == std::this_thread::get_id())
+        return; // called from inside stop() (a step, a continuation, a receiver)
+    QList<BotInfo> gone;
+    {
+        // A second caller (a destructor, another thread) waits here until the first is done.
+        LifecycleGuard lifecycle(d->lifecycle, d->lifecycleOwner);
+        if (!d->running || d->stopping.exchange(true))
+            return;
+        gone = stopLocked(reason);
+    }
+    std::lock_guard order(d->eventOrder);
+    for (const BotInfo &info : gone)
+        emit botDisconnected(info);
+}
+
+QList<BotInfo> Hub::stopLocked(const QString &reason)
+{
     // 1. Stop accepting: new streams and Hellos are refused from here on (stopping).
     {
         std::lock_guard wake(d->livenessMutex);
@@ -564,9 +616,7 @@ void Hub::stop(const QString &reason)
     d->server->Wait();
     d->server.reset();
     d->running = false;
-    std::lock_guard order(d->eventOrder);
-    for (const BotInfo &info : gone)
-        emit botDisconnected(info);
+    return gone;
 }
 
 std::shared_ptr<BotSession> HubPrivate::current(const QString &botId) const

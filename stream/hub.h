@@ -141,6 +141,7 @@ signals:
     void protocolViolation(const QString &botId, const QString &what);
 
 private:
+    QList<BotInfo> stopLocked(const QString &reason); // stop()'s steps; the bots that went
     friend class HubPrivate;
     std::unique_ptr<HubPrivate> d;
 };

@@ -13,6 +13,7 @@
 
 #include <QSet>
 
+#include <condition_variable>
 #include <mutex>
 
 namespace opconsole {
@@ -250,7 +251,8 @@ public:
     Hub *hub = nullptr; // the server it is attached to
     mutable std::mutex watchersMutex;
     std::vector<std::shared_ptr<WatchWriter>> watchers;
-    bool stopping = false; // under watchersMutex: no new Watch once the hub stops
+    std::condition_variable watchersGone; // a Watch is done (removeWatcher)
+    bool stopping = false;                // under watchersMutex: no new Watch once the hub stops
     void endWatches(const grpc::Status &status);
 };
 
@@ -565,12 +567,19 @@ void OperatorServicePrivate::endWatches(const grpc::Status &status)
     }
     for (const auto &w : targets)
         w->finish(status); // after what is queued: the last outcomes go out first
+    targets.clear();
+    // Until gRPC is done with every Watch (its last events and status handed to the
+    // transport), bounded: the server's shutdown grace cancels a reader that stopped reading.
+    std::unique_lock lock(watchersMutex);
+    watchersGone.wait_for(lock, std::chrono::milliseconds(500),
+                          [this] { return watchers.empty(); });
 }
 
 void OperatorServicePrivate::removeWatcher(WatchWriter *watcher)
 {
     std::lock_guard lock(watchersMutex);
     std::erase_if(watchers, [watcher](const auto &w) { return w.get() == watcher; });
+    watchersGone.notify_all();
 }
 
 OperatorService::OperatorService(CommandService &commands, QObject *parent)

@@ -14,7 +14,8 @@ QString fromStd(const std::string &s)
     // QString::fromUtf8 drops a leading U+FEFF (a BOM): text from the wire must come through
     // whole, so such a string is decoded with the BOM kept (rare: the fast path stays).
     if (s.size() >= 3 && s.compare(0, 3, "\xEF\xBB\xBF") == 0) {
-        QStringDecoder decoder(QStringDecoder::Utf8, QStringDecoder::Flag::ConvertInitialBom);
+        QStringDecoder decoder(QStringDecoder::Utf8, QStringDecoder::Flag::Stateless |
+                                                         QStringDecoder::Flag::ConvertInitialBom);
         return decoder.decode(QByteArrayView(s.data(), qsizetype(s.size())));
     }
     return QString::fromUtf8(s.data(), qsizetype(s.size()));

@@ -233,13 +233,13 @@ void TestHostileBot::sendRacingStreamEndIsNeverStranded()
 void TestHostileBot::helloRacingCancelNeverLeavesAGhost()
 {
     // Hello and the stream's cancel race: the bot must never stay "connected" afterwards.
+    // What every receiver sees, in the order the hub emits it: a bot's last event must say
+    // it is gone. Declared before the rig: the hub's stop emits into them as it is destroyed.
+    std::mutex mutex;
+    std::map<QString, bool> lastSaysConnected;
     HubOptions options;
     options.heartbeatInterval = 60s; // liveness must not be what cleans up
     Rig rig(options);
-    // What every receiver sees, in the order the hub emits it: a bot's last event must say
-    // it is gone.
-    std::mutex mutex;
-    std::map<QString, bool> lastSaysConnected;
     connect(
         rig.hub.get(), &Hub::botConnected, this,
         [&](const BotInfo &b) {
@@ -262,9 +262,13 @@ void TestHostileBot::helloRacingCancelNeverLeavesAGhost()
         bot.waitClosed();
     }
     QTRY_COMPARE_WITH_TIMEOUT(rig.hub->connectedBotIds().size(), 0, 5000);
-    std::lock_guard lock(mutex);
-    for (const auto &[botId, connected] : lastSaysConnected)
-        QVERIFY2(!connected, qPrintable(botId + " was last announced as connected"));
+    // The last signal about every bot says it is gone (waited for: it follows the table).
+    auto stillAnnounced = [&] {
+        std::lock_guard lock(mutex);
+        return std::count_if(lastSaysConnected.begin(), lastSaysConnected.end(),
+                             [](const auto &entry) { return entry.second; });
+    };
+    QTRY_COMPARE_WITH_TIMEOUT(stillAnnounced(), 0, 5000);
 }
 
 void TestHostileBot::streamsThatNeverSayHelloAreClosed()
@@ -392,12 +396,16 @@ void TestHostileBot::hubStartsAgainAfterStop()
 
 void TestHostileBot::violationFloodEndsTheStream()
 {
+    // Counted in the gRPC thread that reports it; declared before the rig, which it outlives.
+    std::atomic<int> reported{0};
     HubOptions options;
     options.maxViolationsPerSecond = 5;
     Rig rig(options);
     RawBot bot(rig.address());
     QVERIFY(bot.hello("noisy"));
-    QSignalSpy reported(rig.hub.get(), &Hub::protocolViolation);
+    connect(
+        rig.hub.get(), &Hub::protocolViolation, this, [&reported] { ++reported; },
+        Qt::DirectConnection);
     for (int i = 0; i < 1000; ++i) {
         if (!bot.send(v1::BotMessage())) // empty messages: a violation each
             break;
@@ -407,8 +415,8 @@ void TestHostileBot::violationFloodEndsTheStream()
     QCOMPARE(status->error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     QVERIFY(status->error_message().find("too many protocol violations") != std::string::npos);
     // A burst is reported, then the stream ends: not a thousand log lines.
-    QTRY_VERIFY_WITH_TIMEOUT(reported.count() > 0, 5000);
-    QVERIFY2(reported.count() <= 20, qPrintable(QString::number(reported.count())));
+    QTRY_VERIFY_WITH_TIMEOUT(reported.load() > 0, 5000);
+    QVERIFY2(reported.load() <= 20, qPrintable(QString::number(reported.load())));
     RawBot good(rig.address());
     QVERIFY(good.hello("quiet"));
     QVERIFY(pingRoundTrips(rig, good, "quiet"));
