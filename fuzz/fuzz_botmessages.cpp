@@ -13,6 +13,7 @@
 // commands, one in 64) and the invariants below; a violation aborts with a message.
 #include "botinfo.h"
 #include "commandregistry.h"
+#include "fuzzsupport.h"
 #include "protoconvert.h"
 #include "wirecheck.h"
 
@@ -41,18 +42,6 @@ using convert::toStd;
 
 namespace {
 
-[[noreturn]] void violated(const char *what, int line)
-{
-    std::fprintf(stderr, "fuzz_botmessages: invariant violated (line %d): %s\n", line, what);
-    std::fflush(stderr);
-    std::abort();
-}
-#define REQUIRE(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            violated(#cond, __LINE__);                                                             \
-    } while (0)
-
 // Far beyond any run: nothing expires by the clock while an input runs, so runs repeat.
 constexpr milliseconds LongTimeout = 1h;
 constexpr int PresetCommands = 8; // c-0..c-7
@@ -72,21 +61,6 @@ CommandState stateFrom(unsigned n)
         CommandState::Cancelled, CommandState::Refused,
     };
     return states[n % 8];
-}
-
-// The hub's mapping of BotState to its display name (hub.cpp, stateName).
-QString stateName(int wireState)
-{
-    switch (wire::knownState(wireState).value_or(v1::BOT_STATE_UNSPECIFIED)) {
-    case v1::BOT_STATE_RUNNING:
-        return QStringLiteral("running");
-    case v1::BOT_STATE_PAUSED:
-        return QStringLiteral("paused");
-    case v1::BOT_STATE_STOPPED:
-        return QStringLiteral("stopped");
-    default:
-        return {};
-    }
 }
 
 // Map entries in key order, so equal messages give equal bytes.
@@ -377,7 +351,8 @@ void Session::message(const v1::BotMessage &m)
             ++violations;
             return;
         }
-        const QString state = stateName(isStatus ? m.status().state() : m.heartbeat().state());
+        const QString state =
+            convert::botStateName(isStatus ? m.status().state() : m.heartbeat().state());
         bot.lastSeenMs += 1000;
         if (!state.isEmpty())
             bot.state = state;

@@ -12,6 +12,7 @@
 // them). A violated invariant aborts with a message.
 #include "botinfo.h"
 #include "commandregistry.h" // CommandRegistry::DefaultMaxTimeout
+#include "fuzzsupport.h"
 #include "operatorrequest.h"
 #include "operatorservice.h" // OperatorService::MaxPageSize
 #include "protoconvert.h"
@@ -37,18 +38,6 @@ using convert::fromStd;
 using convert::toStd;
 
 namespace {
-
-[[noreturn]] void violated(const char *what, int line)
-{
-    std::fprintf(stderr, "fuzz_operator_requests: invariant violated (line %d): %s\n", line, what);
-    std::fflush(stderr);
-    std::abort();
-}
-#define REQUIRE(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            violated(#cond, __LINE__);                                                             \
-    } while (0)
 
 // The registry's default cap, which the service checks timeouts against.
 constexpr milliseconds MaxTimeout = CommandRegistry::DefaultMaxTimeout;

@@ -34,20 +34,6 @@ qint64 steadyNs()
     return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
-QString stateName(int wireState)
-{
-    switch (wire::knownState(wireState).value_or(v1::BOT_STATE_UNSPECIFIED)) {
-    case v1::BOT_STATE_RUNNING:
-        return QStringLiteral("running");
-    case v1::BOT_STATE_PAUSED:
-        return QStringLiteral("paused");
-    case v1::BOT_STATE_STOPPED:
-        return QStringLiteral("stopped");
-    default:
-        return {};
-    }
-}
-
 // How long gRPC may take to finish calls after every stream and API call was told to end.
 constexpr auto ShutdownGrace = 500ms;
 
@@ -325,8 +311,8 @@ QString HubPrivate::sessionMessage(BotSession &session, const QString &botId,
             if (const std::string problem = wire::checkStatus(message.status()); !problem.empty())
                 return fromStd(problem);
         }
-        const QString state =
-            stateName(isStatus ? message.status().state() : message.heartbeat().state());
+        const QString state = convert::botStateName(isStatus ? message.status().state()
+                                                             : message.heartbeat().state());
         std::optional<BotInfo> changed;
         std::unique_lock order(eventOrder, std::defer_lock);
         {

@@ -148,6 +148,20 @@ v1::CommandAck fromAckData(const QString &commandId, const CommandAckData &ack)
     return out;
 }
 
+QString botStateName(int wireState)
+{
+    switch (wire::knownState(wireState).value_or(v1::BOT_STATE_UNSPECIFIED)) {
+    case v1::BOT_STATE_RUNNING:
+        return QStringLiteral("running");
+    case v1::BOT_STATE_PAUSED:
+        return QStringLiteral("paused");
+    case v1::BOT_STATE_STOPPED:
+        return QStringLiteral("stopped");
+    default:
+        return {};
+    }
+}
+
 v1::Outcome outcome(CommandState state)
 {
     switch (state) {

@@ -31,6 +31,9 @@ CommandSpec specFromCommand(const v1::Command &cmd, QString *error);
 CommandAckData toAckData(const v1::CommandAck &ack, const wire::AckCheck &checked);
 v1::CommandAck fromAckData(const QString &commandId, const CommandAckData &ack);
 
+// "running", "paused", "stopped" for a known BotState; empty for any other value.
+QString botStateName(int wireState);
+
 v1::Outcome outcome(CommandState state);
 std::optional<CommandState> stateOf(v1::Outcome outcome);
 void fillRecord(v1::CommandRecord &out, const CommandOutcome &o);
