@@ -1,4 +1,5 @@
 // opconsole: the operator console. GUI by default, --headless for servers.
+#include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "eventlog.h"
@@ -7,7 +8,9 @@
 #include "simfleet.h"
 
 #ifdef OPCONSOLE_GUI
+#include "localbackend.h"
 #include "mainwindow.h"
+#include "remotebackend.h"
 
 #include <QApplication>
 #include <QTableView>
@@ -44,6 +47,42 @@ QJsonObject botFields(const BotInfo &b)
 {
     return {{QStringLiteral("bot"), b.botId}, {QStringLiteral("session"), qint64(b.session)}};
 }
+
+#ifdef OPCONSOLE_GUI
+// The console attached to a hub that runs elsewhere: no registry, no hub in this process.
+int runAttached(const QString &address, const QString &screenshot, QSocketNotifier &signalNotifier)
+{
+    RemoteBackend backend(address);
+    MainWindow window(backend);
+    window.resize(1400, 860);
+    window.show();
+    QObject::connect(&signalNotifier, &QSocketNotifier::activated, &window, [] {
+        char sig = 0;
+        [[maybe_unused]] const auto n = ::read(signalPipe[0], &sig, 1);
+        QCoreApplication::quit();
+    });
+    if (!screenshot.isEmpty()) {
+        // Once attached: a fan-out to every bot and a few single commands, then the picture.
+        auto shoot = [&window, screenshot] {
+            window.commandsView()->selectRow(0);
+            QCoreApplication::exit(window.grab().save(screenshot) ? 0 : 1);
+        };
+        QObject::connect(&backend, &ConsoleBackend::linkChanged, &window, [&] {
+            if (backend.link() != ConsoleBackend::Link::Live)
+                return;
+            QTimer::singleShot(800, &window, [&window] {
+                window.fleetView()->selectAll();
+                window.sendKindToSelection(CommandKind::Ping);
+                window.fleetView()->selectRow(0);
+                window.sendKindToSelection(CommandKind::Restart);
+            });
+            QTimer::singleShot(3500, &window, shoot);
+        });
+        QTimer::singleShot(30'000, &window, [] { QCoreApplication::exit(1); });
+    }
+    return QCoreApplication::exec();
+}
+#endif
 
 } // namespace
 
@@ -84,6 +123,10 @@ int main(int argc, char **argv)
         {QStringLiteral("screenshot"),
          QStringLiteral("GUI: drive some demo traffic, save the window to FILE and quit."),
          QStringLiteral("file")},
+        {QStringLiteral("connect"),
+         QStringLiteral("GUI: attach to the running hub at host:port (its Operator API) instead "
+                        "of hosting one."),
+         QStringLiteral("host:port")},
     });
     parser.process(app);
 
@@ -97,6 +140,19 @@ int main(int argc, char **argv)
     std::signal(SIGINT, onSignal);
     std::signal(SIGTERM, onSignal);
     QSocketNotifier notifier(signalPipe[0], QSocketNotifier::Read);
+
+#ifdef OPCONSOLE_GUI
+    if (parser.isSet(QStringLiteral("connect"))) {
+        const QString address = parser.value(QStringLiteral("connect")).trimmed();
+        if (headless || address.isEmpty() || address.size() > 255 || address.contains(u',') ||
+            !address.contains(u':')) {
+            std::fprintf(stderr, "opconsole: --connect takes one host:port, with the window "
+                                 "(not --headless)\n");
+            return 64;
+        }
+        return runAttached(address, parser.value(QStringLiteral("screenshot")), notifier);
+    }
+#endif
 
     const QString levelName = parser.value(QStringLiteral("log-level"));
     const QStringList levels{QStringLiteral("debug"), QStringLiteral("info"),
@@ -121,12 +177,14 @@ int main(int argc, char **argv)
 
     CommandRegistry registry;
     registry.setMaxTimeout(std::chrono::seconds(maxTimeoutS));
+    ChangeFeed feed(registry); // the one ordered feed: Watch, the GUI
+
     HubOptions options;
     options.listenAddress = parser.value(QStringLiteral("listen"));
     options.heartbeatInterval = std::chrono::milliseconds(heartbeatMs);
     Hub hub(registry, options);
     CommandService service(registry, hub);
-    OperatorService operatorApi(service);
+    OperatorService operatorApi(service, feed);
     operatorApi.attachTo(hub); // the same commands for scripts (opctl) and operators
 
     // Log receivers run in this thread: events from gRPC threads arrive queued, and the last
@@ -185,9 +243,11 @@ int main(int argc, char **argv)
     }
 
 #ifdef OPCONSOLE_GUI
+    std::unique_ptr<LocalBackend> localBackend;
     std::unique_ptr<MainWindow> window;
     if (!headless) {
-        window = std::make_unique<MainWindow>(registry, hub, service);
+        localBackend = std::make_unique<LocalBackend>(registry, feed, hub, service);
+        window = std::make_unique<MainWindow>(*localBackend);
         window->resize(1400, 860);
         window->show();
         if (const QString shot = parser.value(QStringLiteral("screenshot")); !shot.isEmpty()) {

@@ -2,10 +2,12 @@
 // at a fixed rate from another thread, while a 5 ms probe timer on the GUI thread measures
 // how late it fires (a stall). Prints "name value unit" lines; see docs/performance.md.
 #include "benchprint.h"
+#include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "commandtablemodel.h"
 #include "hub.h"
+#include "localbackend.h"
 #include "mainwindow.h"
 
 #include <QApplication>
@@ -65,7 +67,9 @@ int main(int argc, char **argv)
     options.listenAddress = QStringLiteral("127.0.0.1:0");
     Hub hub(registry, options); // not started: the load goes straight into the registry
     CommandService service(registry, hub);
-    MainWindow window(registry, hub, service);
+    ChangeFeed feed(registry);
+    LocalBackend backend(registry, feed, hub, service);
+    MainWindow window(backend);
     window.resize(1400, 900);
     window.show();
 

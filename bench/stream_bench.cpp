@@ -2,6 +2,7 @@
 // load over a raw gRPC bidi stream with no registry, so the overhead is a ratio.
 // Prints one line per figure: "name value unit". See docs/performance.md.
 #include "benchprint.h"
+#include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "hub.h"
@@ -254,7 +255,7 @@ struct HubRun
         hub = std::make_unique<Hub>(registry, options);
         service = std::make_unique<CommandService>(registry, *hub);
         if (withApi) {
-            api = std::make_unique<OperatorService>(*service);
+            api = std::make_unique<OperatorService>(*service, feed);
             api->attachTo(*hub);
         }
         if (!hub->start())
@@ -272,6 +273,7 @@ struct HubRun
     }
 
     CommandRegistry registry;
+    ChangeFeed feed{registry};
     std::unique_ptr<Hub> hub;
     std::unique_ptr<CommandService> service;
     std::unique_ptr<OperatorService> api;

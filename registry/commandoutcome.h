@@ -70,7 +70,12 @@ struct CommandOutcome
     qint64 registeredWallMs = 0;    // wall clock at registration, for display only
     quint64 sequence = 0;           // registration order, unique per registry
     quint64 session = 0;            // the bot session it was sent on; 0 when not sent
-    int progressPercent = -1;       // last CommandProgress, -1 when none
+    // The change-feed number of this record's latest change: every transition of every command
+    // gets the next number of its registry, so a consumer that has seen change n has nothing
+    // to apply from a record with change <= n (see ChangeFeed).
+    quint64 change = 0;
+    QString fanOut;           // the fan-out it belongs to (one send to many bots); empty when none
+    int progressPercent = -1; // last CommandProgress, -1 when none
     QString progressMessage;
     // Every CommandProgress in order, the newest MaxProgressSteps of them; older ones are
     // counted in progressDropped.

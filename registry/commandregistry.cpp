@@ -176,11 +176,11 @@ void CommandRegistry::runCompletions()
 
 QFuture<CommandOutcome> CommandRegistry::registerCommand(const QString &commandId,
                                                          const QString &botId, milliseconds timeout,
-                                                         const QString &kind)
+                                                         const QString &kind, const QString &fanOut)
 {
     QPromise<CommandOutcome> promise;
     QFuture<CommandOutcome> future = promise.future();
-    const QString refusal = insert(commandId, botId, timeout, kind, &promise);
+    const QString refusal = insert(commandId, botId, timeout, kind, fanOut, &promise);
     if (refusal.isEmpty())
         return future;
     // Refused: insert() took the promise only had it registered, so it is still ours.
@@ -189,6 +189,7 @@ QFuture<CommandOutcome> CommandRegistry::registerCommand(const QString &commandI
     outcome.commandId = commandId;
     outcome.botId = botId;
     outcome.kind = kind;
+    outcome.fanOut = fanOut;
     outcome.reason = refusal;
     outcome.registeredAt = outcome.finishedAt = Clock::now();
     outcome.registeredWallMs = QDateTime::currentMSecsSinceEpoch();
@@ -198,16 +199,17 @@ QFuture<CommandOutcome> CommandRegistry::registerCommand(const QString &commandI
 }
 
 bool CommandRegistry::trackCommand(const QString &commandId, const QString &botId,
-                                   milliseconds timeout, const QString &kind, QString *error)
+                                   milliseconds timeout, const QString &kind, QString *error,
+                                   const QString &fanOut)
 {
-    const QString refusal = insert(commandId, botId, timeout, kind, nullptr);
+    const QString refusal = insert(commandId, botId, timeout, kind, fanOut, nullptr);
     if (error)
         *error = refusal;
     return refusal.isEmpty();
 }
 
 QString CommandRegistry::insert(const QString &commandId, const QString &botId,
-                                milliseconds timeout, const QString &kind,
+                                milliseconds timeout, const QString &kind, const QString &fanOut,
                                 QPromise<CommandOutcome> *promise)
 {
     auto refuse = [&](const QString &reason) {
@@ -273,6 +275,7 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
         rec.commandId = commandId;
         rec.botId = botId;
         rec.kind = kind;
+        rec.fanOut = fanOut;
         rec.registeredAt = now;
         rec.deadline = now + timeout;
         rec.registeredWallMs = wallMs;
@@ -349,8 +352,8 @@ ResolveResult CommandRegistry::resolveCommand(const QString &commandId, const QS
             entry->rec.lateAck = ack;
             entry->rec.lateAckAt = now;
             ++m_counters.lateAcks;
-            late = entry->rec;
             flush = noteChangeLocked(entry->rec);
+            late = entry->rec;
             result = ResolveResult::Late;
         }
     }
@@ -751,8 +754,9 @@ void CommandRegistry::releaseEmptyChunksLocked()
     std::make_heap(m_freeSlots.begin(), m_freeSlots.end(), std::greater<>{});
 }
 
-bool CommandRegistry::noteChangeLocked(const CommandOutcome &rec)
+bool CommandRegistry::noteChangeLocked(CommandOutcome &rec)
 {
+    rec.change = ++m_lastChange;
     if (!listening(m_changedReceivers))
         return false; // nobody follows batches: collect nothing
     m_batch.append(rec);
@@ -938,6 +942,12 @@ RegistryCounters CommandRegistry::counters() const
 {
     std::lock_guard lock(m_mutex);
     return m_counters;
+}
+
+quint64 CommandRegistry::lastChange() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_lastChange;
 }
 
 RegistrySizes CommandRegistry::sizes() const

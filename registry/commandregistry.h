@@ -111,14 +111,14 @@ public:
     // pending or still remembered, or the timeout is not positive.
     QFuture<CommandOutcome> registerCommand(const QString &commandId, const QString &botId,
                                             std::chrono::milliseconds timeout,
-                                            const QString &kind = {});
+                                            const QString &kind = {}, const QString &fanOut = {});
 
     // The same registration without a future, for callers that follow outcomes through the
     // signals and snapshot() (the GUI, fan-out tallies): a QPromise/QFuture pair costs about
     // 460 ns of the registry's ~1 us per command. Returns false and sets *error when refused.
     bool trackCommand(const QString &commandId, const QString &botId,
                       std::chrono::milliseconds timeout, const QString &kind = {},
-                      QString *error = nullptr);
+                      QString *error = nullptr, const QString &fanOut = {});
 
     // The bot fromBotId acked commandId. Only the bot the command was registered for can
     // resolve it.
@@ -170,6 +170,8 @@ public:
                                bool *more = nullptr) const;
     RegistryCounters counters() const;
     RegistrySizes sizes() const;
+    // The change number of the latest transition (see CommandOutcome::change).
+    quint64 lastChange() const;
 
     // How long finished commands are remembered (for late and duplicate acks) and how many.
     void setLateAckWindow(std::chrono::milliseconds window);
@@ -198,8 +200,10 @@ signals:
     void registrationRefused(const QString &commandId, const QString &botId, const QString &reason);
     void ackRefused(const QString &commandId, const QString &fromBotId,
                     opconsole::ResolveResult why);
-    // Batched: every record that changed since the last batch, latest state last. Emitted in
-    // the registry's thread; collected only while something is connected to it.
+    // Batched: every record that changed since the last batch, latest state last, in change
+    // order (CommandOutcome::change ascending, no gaps among those collected). Emitted in the
+    // registry's thread; collected only while something is connected to it. ChangeFeed turns
+    // it into the one ordered feed that every consumer reads.
     void changed(const QList<opconsole::CommandOutcome> &records);
 
 private:
@@ -248,7 +252,7 @@ private:
 
     // Returns the refusal reason, empty when registered.
     QString insert(const QString &commandId, const QString &botId,
-                   std::chrono::milliseconds timeout, const QString &kind,
+                   std::chrono::milliseconds timeout, const QString &kind, const QString &fanOut,
                    QPromise<CommandOutcome> *promise);
 
     // Under m_mutex.
@@ -273,7 +277,7 @@ private:
     quint32 allocateSlotLocked();
     void forgetLocked(quint32 slot);
     void releaseEmptyChunksLocked();
-    bool noteChangeLocked(const CommandOutcome &rec);
+    bool noteChangeLocked(CommandOutcome &rec); // stamps rec.change
     Clock::time_point nextWakeLocked();
 
     // Outside m_mutex.
@@ -305,6 +309,7 @@ private:
     std::vector<SlotRef> m_order; // registration order (sequence ascending); stale refs lazily
     int m_pending = 0;
     quint64 m_nextSequence = 1;
+    quint64 m_lastChange = 0; // the change feed's number of the latest transition
     RegistryCounters m_counters;
     std::chrono::milliseconds m_lateAckWindow = DefaultLateAckWindow;
     int m_maxRemembered = DefaultMaxRemembered;

@@ -11,58 +11,6 @@ namespace opconsole {
 
 using namespace std::chrono;
 
-void FanOutSummary::add(const CommandOutcome &outcome)
-{
-    ++total;
-    switch (outcome.state) {
-    case CommandState::Pending:
-        ++pending;
-        break;
-    case CommandState::Acked:
-        ++acked;
-        break;
-    case CommandState::Rejected:
-        ++rejected;
-        break;
-    case CommandState::Expired:
-        ++expired;
-        break;
-    case CommandState::NotConnected:
-        ++notConnected;
-        break;
-    case CommandState::Disconnected:
-        ++disconnected;
-        break;
-    case CommandState::Cancelled:
-        ++cancelled;
-        break;
-    case CommandState::Refused:
-        ++refused;
-        break;
-    }
-    if (outcome.hasLateAck())
-        ++lateAcks;
-}
-
-QString FanOutSummary::text() const
-{
-    QStringList parts;
-    parts << QStringLiteral("%1/%2 acked").arg(acked).arg(total);
-    auto add = [&](int n, const char *what) {
-        if (n > 0)
-            parts << QStringLiteral("%1 %2").arg(n).arg(QLatin1String(what));
-    };
-    add(pending, "pending");
-    add(rejected, "rejected");
-    add(expired, "expired");
-    add(notConnected, "not connected");
-    add(disconnected, "disconnected");
-    add(cancelled, "cancelled");
-    add(refused, "refused");
-    add(lateAcks, "late acks");
-    return parts.join(QStringLiteral(", "));
-}
-
 CommandService::CommandService(CommandRegistry &registry, Hub &hub, QObject *parent)
     : QObject(parent), m_registry(registry), m_hub(hub),
       // A random prefix keeps ids unique across hub restarts within the same millisecond.
@@ -132,6 +80,13 @@ QString CommandService::newCommandId()
         .arg(m_counter.fetch_add(1) + 1);
 }
 
+QString CommandService::newFanOutId()
+{
+    return QStringLiteral("f-%1-%2-%3")
+        .arg(QString::number(QDateTime::currentMSecsSinceEpoch(), 36), m_idPrefix)
+        .arg(m_counter.fetch_add(1) + 1);
+}
+
 QFuture<CommandOutcome> CommandService::send(const QString &botId, const CommandSpec &spec,
                                              milliseconds timeout, SendOptions options)
 {
@@ -151,7 +106,7 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
     const milliseconds registered =
         mayWait ? std::min(timeout + options.connectTimeout, m_registry.maxTimeout()) : timeout;
     QFuture<CommandOutcome> future =
-        m_registry.registerCommand(commandId, botId, registered, spec.name());
+        m_registry.registerCommand(commandId, botId, registered, spec.name(), options.fanOut);
     if (future.isFinished())
         return future; // refused: duplicate id, bad timeout, ...
     if (const QString problem = spec.validate(); !problem.isEmpty()) {
@@ -271,9 +226,16 @@ FanOut CommandService::sendToMany(const QStringList &botIds, const CommandSpec &
     auto tally = std::make_shared<Tally>();
     tally->remaining = int(botIds.size());
     FanOut fan;
+    if (options.fanOut.isEmpty())
+        options.fanOut = newFanOutId();
+    fan.id = options.fanOut;
+    tally->summary.id = fan.id;
+    tally->summary.kind = spec.name();
     fan.summary = tally->promise.future();
     if (botIds.isEmpty()) {
-        tally->promise.addResult(FanOutSummary{});
+        FanOutSummary none;
+        none.id = fan.id;
+        tally->promise.addResult(none);
         tally->promise.finish();
         return fan;
     }

@@ -2,6 +2,7 @@
 
 #include "commandoutcome.h"
 #include "commandspec.h"
+#include "fanouts.h"
 
 #include <QFuture>
 #include <QObject>
@@ -27,28 +28,14 @@ struct SendOptions
     // timeout is then its response timeout, counted from the moment it is written: a command
     // whose bot does not come in time ends NotConnected and is never sent.
     std::chrono::milliseconds connectTimeout{0};
-};
-
-// The tally of a fan-out, e.g. "48/50 acked, 1 rejected, 1 expired".
-struct FanOutSummary
-{
-    int total = 0;
-    int pending = 0;
-    int acked = 0;
-    int rejected = 0;
-    int expired = 0;
-    int notConnected = 0;
-    int disconnected = 0;
-    int cancelled = 0;
-    int refused = 0;
-    int lateAcks = 0;
-
-    void add(const CommandOutcome &outcome);
-    QString text() const;
+    // The fan-out the command belongs to (sendToMany sets it; a caller may choose it, e.g. one
+    // id for a fan-out across several hubs). Must be a valid id; empty: none.
+    QString fanOut;
 };
 
 struct FanOut
 {
+    QString id;                             // on every command's record (CommandOutcome::fanOut)
     QStringList commandIds;                 // one per bot, in the order of the bot ids given
     QList<QFuture<CommandOutcome>> futures; // each free for one continuation of the caller's
     QFuture<FanOutSummary> summary;         // finishes when every future has
@@ -84,6 +71,8 @@ public:
 
     // Unique, time-ordered ids: "c-<ms since epoch, base 36>-<counter>".
     QString newCommandId();
+    // The same for fan-outs: "f-...".
+    QString newFanOutId();
     // Commands in flight to one bot at most (0: no cap); more are refused at registration.
     void setMaxInFlightPerBot(int count);
 
@@ -122,5 +111,3 @@ private:
 };
 
 } // namespace opconsole
-
-Q_DECLARE_METATYPE(opconsole::FanOutSummary)

@@ -80,8 +80,15 @@ QString checkSendToMany(const v1::SendToManyRequest &request, milliseconds maxTi
         return fromStd(p);
     if (!request.command().command_id().empty())
         return QStringLiteral("command_id must be empty: a fan-out picks one id per bot");
-    return checkCommandRequest(request.has_command(), request.command(), request.timeout(),
-                               request.connect_timeout(), maxTimeout, out);
+    if (!request.fan_out_id().empty())
+        if (const std::string p = wire::checkId(request.fan_out_id(), "fan_out_id"); !p.empty())
+            return fromStd(p);
+    const QString problem =
+        checkCommandRequest(request.has_command(), request.command(), request.timeout(),
+                            request.connect_timeout(), maxTimeout, out);
+    if (problem.isEmpty() && out)
+        out->options.fanOut = fromStd(request.fan_out_id());
+    return problem;
 }
 
 } // namespace opconsole::api

@@ -1,5 +1,6 @@
 #include "operatorservice.h"
 
+#include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "hub.h"
@@ -225,7 +226,9 @@ class WatchWriter;
 class OperatorServicePrivate final : public v1::Operator::CallbackService
 {
 public:
-    OperatorServicePrivate(CommandService &commands) : commands(commands) {}
+    OperatorServicePrivate(CommandService &commands, ChangeFeed &feed)
+        : commands(commands), feed(feed)
+    {}
 
     grpc::ServerUnaryReactor *SendCommand(grpc::CallbackServerContext *context,
                                           const v1::SendCommandRequest *request,
@@ -245,9 +248,17 @@ public:
                                                     const v1::WatchRequest *request) override;
 
     void broadcast(const v1::WatchEvent &event);
+    // The feed's changes to every watcher, each change once and in order.
+    void broadcastChanges(const QList<CommandOutcome> &records);
     void removeWatcher(WatchWriter *watcher);
+    void pushBots(WatchWriter &writer);
 
     CommandService &commands;
+    ChangeFeed &feed;
+    // Serialises a Watch's start (snapshot or replay, then joining) with the broadcast of the
+    // feed's changes, so that each watcher gets every change after its start exactly once.
+    // Only pushes happen under it (they never block, nor call back into this class).
+    std::mutex feedMutex;
     Hub *hub = nullptr; // the server it is attached to
     mutable std::mutex watchersMutex;
     std::vector<std::shared_ptr<WatchWriter>> watchers;
@@ -262,6 +273,7 @@ class WatchWriter final : public Writer<v1::WatchEvent>
 {
 public:
     explicit WatchWriter(OperatorServicePrivate *owner) : m_owner(owner) {}
+    quint64 lastSent = 0; // under feedMutex: the newest change this watcher has been given
 
 protected:
     void done() override { m_owner->removeWatcher(this); }
@@ -301,6 +313,15 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
                            : fromStd(request->command().command_id());
     QFuture<CommandOutcome> future = commands.sendWithId(
         id, fromStd(request->bot_id()), checked.spec, checked.timeout, checked.options);
+    if (request->no_wait()) {
+        finishWith(reactor, [&] {
+            if (future.isFinished())
+                convert::fillRecord(*response->mutable_record(), future.result());
+            else if (const auto record = commands.registry().find(id))
+                convert::fillRecord(*response->mutable_record(), *record);
+        });
+        return reactor;
+    }
     if (!future.isFinished() || future.result().state != CommandState::Refused)
         reactor->setCommand(id);
     // Every path finishes the reactor: the outcome, an error while building the response,
@@ -339,26 +360,40 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
                 bots.append(bot.botId);
         }
     }
+    if (!checked.options.fanOut.isEmpty() && feed.fanOut(checked.options.fanOut)) {
+        writer->finish(
+            invalid(QStringLiteral("fan_out_id %1 is in use").arg(checked.options.fanOut)));
+        return writer.get();
+    }
     const FanOut fan = commands.sendToMany(bots, checked.spec, checked.timeout, checked.options);
+    if (request->no_wait()) {
+        FanOutSummary now;
+        now.id = fan.id;
+        now.kind = checked.spec.name();
+        for (const auto &future : fan.futures) {
+            if (future.isFinished())
+                now.add(future.result());
+            else
+                now.add(CommandState::Pending, false);
+        }
+        v1::SendToManyEvent event;
+        convert::fillTally(*event.mutable_summary(), now);
+        writer->push(std::move(event));
+        writer->finish(grpc::Status::OK);
+        return writer.get();
+    }
     writer->setCommands(fan.commandIds);
     // Results as each bot finishes; the summary after the last of them.
     auto pushSummary = [writer](const FanOutSummary &s) {
         v1::SendToManyEvent event;
-        auto *t = event.mutable_summary();
-        t->set_total(s.total);
-        t->set_acked(s.acked);
-        t->set_rejected(s.rejected);
-        t->set_expired(s.expired);
-        t->set_not_connected(s.notConnected);
-        t->set_disconnected(s.disconnected);
-        t->set_cancelled(s.cancelled);
-        t->set_refused(s.refused);
-        t->set_text(toStd(s.text()));
+        convert::fillTally(*event.mutable_summary(), s);
         writer->push(std::move(event));
         writer->finish(grpc::Status::OK);
     };
     if (fan.futures.isEmpty()) {
-        pushSummary(FanOutSummary{});
+        FanOutSummary none;
+        none.id = fan.id;
+        pushSummary(none);
         return writer.get();
     }
     auto remaining = std::make_shared<std::atomic<int>>(int(fan.futures.size()));
@@ -447,14 +482,22 @@ OperatorServicePrivate::ListCommands(grpc::CallbackServerContext *context,
             return reactor;
         }
     }
+    if (!request->fan_out_id().empty()) {
+        if (const std::string p = wire::checkId(request->fan_out_id(), "fan_out_id"); !p.empty()) {
+            reactor->Finish(invalid(fromStd(p)));
+            return reactor;
+        }
+    }
     const QString bot = fromStd(request->bot_id());
+    const QString fanOut = fromStd(request->fan_out_id());
     finishWith(reactor, [&] {
         bool more = false;
         const QList<CommandOutcome> page = commands.registry().page(
             after, pageSize,
             [&](const CommandOutcome &o) {
                 return (states.isEmpty() || states.contains(o.state)) &&
-                       (bot.isEmpty() || o.botId == bot) && o.registeredWallMs >= sinceMs;
+                       (bot.isEmpty() || o.botId == bot) &&
+                       (fanOut.isEmpty() || o.fanOut == fanOut) && o.registeredWallMs >= sinceMs;
             },
             &more);
         // Records carry results of up to 64 KiB: a page ends early rather than pass the
@@ -515,18 +558,42 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
             writer->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down"));
             return writer.get();
         }
-        watchers.push_back(writer);
     }
-    if (request->snapshot()) {
-        for (const BotInfo &bot : commands.hub().bots()) {
-            v1::WatchEvent event;
-            event.set_event("snapshot_bot");
-            convert::fillBot(*event.mutable_bot(), bot,
-                             commands.registry().pendingCount(bot.botId));
-            writer->push(std::move(event));
+    auto marker = [this](const char *name, quint64 change) {
+        v1::WatchEvent event;
+        event.set_event(name);
+        event.set_change(change);
+        event.set_feed_id(feed.feedId());
+        return event;
+    };
+    std::lock_guard feedLock(feedMutex);
+    const bool resuming = request->resume_after() > 0;
+    if (resuming) {
+        QList<CommandOutcome> replay;
+        // At most half the backlog: a client that far behind is better served by a snapshot.
+        if (request->feed_id() == feed.feedId() &&
+            feed.since(request->resume_after(), &replay, OperatorService::MaxWatchBacklog / 2)) {
+            pushBots(*writer);
+            writer->push(marker("resumed", request->resume_after()));
+            writer->lastSent = request->resume_after();
+            for (const CommandOutcome &o : replay) {
+                v1::WatchEvent event;
+                event.set_event(toStd(eventName(o)));
+                convert::fillRecord(*event.mutable_command(), o);
+                writer->push(std::move(event));
+                writer->lastSent = o.change;
+            }
+        } else {
+            writer->push(marker("resync", feed.lastChange()));
         }
+    }
+    if (request->snapshot() || (resuming && writer->lastSent == 0)) {
+        const quint64 position = feed.lastChange();
+        pushBots(*writer);
         // The newest commands only, as many as fit half the watcher's backlog budget (and
-        // at most MaxSnapshotCommands), oldest of them first.
+        // at most MaxSnapshotCommands), oldest of them first. Records may be newer than
+        // `position` (changes not yet delivered by the feed): they come again after it, and
+        // the client keeps a record's newest change.
         const QList<CommandOutcome> records = commands.registry().snapshot();
         std::vector<v1::WatchEvent> newest;
         size_t bytes = 0;
@@ -542,8 +609,57 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
         }
         for (auto it = newest.rbegin(); it != newest.rend(); ++it)
             writer->push(std::move(*it));
+        writer->push(marker("snapshot_end", position));
+        writer->lastSent = position;
+    } else if (!resuming) {
+        writer->lastSent = feed.lastChange(); // live changes from now on
+    }
+    {
+        std::lock_guard lock(watchersMutex);
+        if (stopping) {
+            writer->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down"));
+            return writer.get();
+        }
+        watchers.push_back(writer);
     }
     return writer.get();
+}
+
+void OperatorServicePrivate::pushBots(WatchWriter &writer)
+{
+    for (const BotInfo &bot : commands.hub().bots()) {
+        v1::WatchEvent event;
+        event.set_event("snapshot_bot");
+        convert::fillBot(*event.mutable_bot(), bot, commands.registry().pendingCount(bot.botId));
+        writer.push(std::move(event));
+    }
+}
+
+void OperatorServicePrivate::broadcastChanges(const QList<CommandOutcome> &records)
+{
+    std::lock_guard feedLock(feedMutex);
+    std::vector<std::shared_ptr<WatchWriter>> targets;
+    {
+        std::lock_guard lock(watchersMutex);
+        targets = watchers;
+    }
+    if (targets.empty() || records.isEmpty())
+        return;
+    for (const CommandOutcome &o : records) {
+        v1::WatchEvent event;
+        bool built = false;
+        for (const auto &watcher : targets) {
+            if (o.change <= watcher->lastSent)
+                continue; // it had this change in its replay
+            if (!built) {
+                event.set_event(toStd(eventName(o)));
+                convert::fillRecord(*event.mutable_command(), o);
+                built = true;
+            }
+            watcher->push(event);
+            watcher->lastSent = o.change;
+        }
+    }
 }
 
 void OperatorServicePrivate::broadcast(const v1::WatchEvent &event)
@@ -582,21 +698,12 @@ void OperatorServicePrivate::removeWatcher(WatchWriter *watcher)
     watchersGone.notify_all();
 }
 
-OperatorService::OperatorService(CommandService &commands, QObject *parent)
-    : QObject(parent), d(std::make_unique<OperatorServicePrivate>(commands))
+OperatorService::OperatorService(CommandService &commands, ChangeFeed &feed, QObject *parent)
+    : QObject(parent), d(std::make_unique<OperatorServicePrivate>(commands, feed))
 {
-    // Watchers see every transition through the registry's batches and the hub's events.
-    connect(&commands.registry(), &CommandRegistry::changed, this,
-            [this](const QList<CommandOutcome> &records) {
-                if (watcherCount() == 0)
-                    return;
-                for (const CommandOutcome &o : records) {
-                    v1::WatchEvent event;
-                    event.set_event(toStd(eventName(o)));
-                    convert::fillRecord(*event.mutable_command(), o);
-                    d->broadcast(event);
-                }
-            });
+    // Watchers see every transition through the change feed and the hub's bot events.
+    connect(&feed, &ChangeFeed::changes, this,
+            [this](const QList<CommandOutcome> &records) { d->broadcastChanges(records); });
     auto botEvent = [this](const char *name) {
         return [this, name](const BotInfo &bot) {
             if (watcherCount() == 0)

@@ -6,6 +6,7 @@
 
 namespace opconsole {
 
+class ChangeFeed;
 class CommandService;
 class Hub;
 class OperatorServicePrivate;
@@ -13,7 +14,8 @@ class OperatorServicePrivate;
 // The Operator gRPC API (proto/opconsole/v1/operator.proto), served on the hub's port:
 // send-and-wait, fan-out, listings, cancel and a live Watch stream. No gRPC thread ever
 // blocks on an ack: completions come from the registry's futures. Lives in the thread that
-// owns the registry (it follows the registry's batched changed signal for Watch).
+// owns the registry; Watch reads the change feed, and a Watch client resumes from its place in
+// it after a reconnect (WatchRequest.resume_after).
 class OperatorService final : public QObject
 {
     Q_OBJECT
@@ -26,7 +28,7 @@ public:
     static constexpr int MaxPageSize = 1000;
     static constexpr size_t MaxResponseBytes = 2 * 1024 * 1024; // a ListCommands page ends early
 
-    explicit OperatorService(CommandService &commands, QObject *parent = nullptr);
+    OperatorService(CommandService &commands, ChangeFeed &feed, QObject *parent = nullptr);
     ~OperatorService() override;
 
     // Adds the service to the hub's server; before hub.start().

@@ -219,6 +219,8 @@ void fillRecord(v1::CommandRecord &out, const CommandOutcome &o)
     }
     out.set_progress_percent(o.progressPercent);
     out.set_progress_message(toStd(o.progressMessage));
+    out.set_fan_out_id(toStd(o.fanOut));
+    out.set_change(o.change);
 }
 
 void fillBot(v1::BotRecord &out, const BotInfo &b, int pending)
@@ -241,6 +243,129 @@ void fillBot(v1::BotRecord &out, const BotInfo &b, int pending)
     out.set_disconnect_reason(toStd(b.disconnectReason));
     out.set_connects(b.connects);
     out.set_pending(pending);
+}
+
+void fillTally(v1::FanOutTally &out, const FanOutSummary &s)
+{
+    out.set_total(s.total);
+    out.set_acked(s.acked);
+    out.set_rejected(s.rejected);
+    out.set_expired(s.expired);
+    out.set_not_connected(s.notConnected);
+    out.set_disconnected(s.disconnected);
+    out.set_cancelled(s.cancelled);
+    out.set_refused(s.refused);
+    out.set_pending(s.pending);
+    out.set_late_acks(s.lateAcks);
+    out.set_fan_out_id(toStd(s.id));
+    out.set_text(toStd(s.text()));
+}
+
+namespace {
+
+qint64 nanosOf(const google::protobuf::Timestamp &t)
+{
+    // checkRecord bounded the seconds to years 1..9999: no overflow in ns (about +-2.5e20 would).
+    return qint64(t.seconds()) * 1'000'000'000 + t.nanos();
+}
+
+std::chrono::nanoseconds durationOf(const google::protobuf::Duration &d)
+{
+    return std::chrono::seconds(d.seconds()) + std::chrono::nanoseconds(d.nanos());
+}
+
+CommandAckData ackOf(const v1::CommandAck &ack)
+{
+    return toAckData(ack, wire::checkAck(ack));
+}
+
+} // namespace
+
+std::optional<CommandOutcome> toOutcome(const v1::CommandRecord &r, QString *problem)
+{
+    if (const std::string p = wire::checkRecord(r); !p.empty()) {
+        if (problem)
+            *problem = fromStd(p);
+        return std::nullopt;
+    }
+    const std::optional<CommandState> state = stateOf(r.outcome());
+    if (!state) {
+        if (problem)
+            *problem = QStringLiteral("unknown outcome");
+        return std::nullopt;
+    }
+    CommandOutcome o;
+    o.state = *state;
+    o.commandId = fromStd(r.command_id());
+    o.botId = fromStd(r.bot_id());
+    o.kind = fromStd(r.kind());
+    o.reason = fromStd(r.reason());
+    o.fanOut = fromStd(r.fan_out_id());
+    o.change = r.change();
+    if (r.has_ack())
+        o.ack = ackOf(r.ack());
+    if (r.has_late_ack())
+        o.lateAck = ackOf(r.late_ack());
+    // One reading of both clocks maps every wall time of the record onto the steady clock.
+    // Times far from now (years 1 or 9999) are clamped to +-100 years of now, which keeps
+    // steady_clock arithmetic far from overflow.
+    const auto steadyNow = Clock::now();
+    const qint64 wallNowNs = QDateTime::currentMSecsSinceEpoch() * 1'000'000;
+    constexpr qint64 Span = 100LL * 365 * 24 * 3600 * 1'000'000'000;
+    auto local = [&](const google::protobuf::Timestamp &t) {
+        const qint64 offset = std::clamp<qint64>(nanosOf(t) - wallNowNs, -Span, Span);
+        return steadyNow + duration_cast<Clock::duration>(nanoseconds(offset));
+    };
+    o.registeredAt = local(r.registered_at());
+    o.registeredWallMs = r.registered_at().seconds() * 1000 + r.registered_at().nanos() / 1'000'000;
+    o.deadline = local(r.deadline());
+    if (r.has_sent_at())
+        o.sentAt = local(r.sent_at());
+    if (o.finished()) {
+        const Clock::time_point from = o.wasSent() ? o.sentAt : o.registeredAt;
+        o.finishedAt = r.has_latency()
+                           ? from + duration_cast<Clock::duration>(durationOf(r.latency()))
+                       : r.has_finished_at() ? local(r.finished_at())
+                                             : from;
+    }
+    if (o.lateAck)
+        o.lateAckAt = o.deadline + duration_cast<Clock::duration>(durationOf(r.late_by()));
+    o.progressPercent = r.progress_percent();
+    o.progressMessage = fromStd(r.progress_message());
+    return o;
+}
+
+std::optional<BotInfo> toBotInfo(const v1::BotRecord &b, int *pending, QString *problem)
+{
+    if (const std::string p = wire::checkBotRecord(b); !p.empty()) {
+        if (problem)
+            *problem = fromStd(p);
+        return std::nullopt;
+    }
+    BotInfo info;
+    info.botId = fromStd(b.bot_id());
+    info.session = b.session();
+    info.connected = b.connected();
+    info.state = fromStd(b.state());
+    info.botVersion = fromStd(b.bot_version());
+    for (const auto &[k, v] : b.labels())
+        info.labels.insert(fromStd(k), fromStd(v));
+    for (const auto &[k, v] : b.status())
+        info.status.insert(fromStd(k), fromStd(v));
+    auto ms = [](const google::protobuf::Timestamp &t) {
+        return qint64(t.seconds()) * 1000 + t.nanos() / 1'000'000;
+    };
+    if (b.has_connected_at())
+        info.connectedAtMs = ms(b.connected_at());
+    if (b.has_disconnected_at())
+        info.disconnectedAtMs = ms(b.disconnected_at());
+    if (b.has_last_seen())
+        info.lastSeenMs = ms(b.last_seen());
+    info.disconnectReason = fromStd(b.disconnect_reason());
+    info.connects = b.connects();
+    if (pending)
+        *pending = b.pending();
+    return info;
 }
 
 } // namespace opconsole::convert

@@ -5,6 +5,7 @@
 #include "botinfo.h"
 #include "commandoutcome.h"
 #include "commandspec.h"
+#include "fanouts.h"
 #include "opconsole/v1/botlink.pb.h"
 #include "opconsole/v1/operator.pb.h"
 
@@ -38,5 +39,13 @@ v1::Outcome outcome(CommandState state);
 std::optional<CommandState> stateOf(v1::Outcome outcome);
 void fillRecord(v1::CommandRecord &out, const CommandOutcome &o);
 void fillBot(v1::BotRecord &out, const BotInfo &b, int pending);
+void fillTally(v1::FanOutTally &out, const FanOutSummary &s);
+
+// A record as a console receives it, checked by wire::checkRecord (std::nullopt and *problem
+// set when it breaks a rule). Wall-clock times become points of this process's steady clock
+// (registeredWallMs keeps the hub's registration time), so durations and countdowns work as
+// for local records; latency and lateness keep the hub's nanosecond figures.
+std::optional<CommandOutcome> toOutcome(const v1::CommandRecord &record, QString *problem);
+std::optional<BotInfo> toBotInfo(const v1::BotRecord &bot, int *pending, QString *problem);
 
 } // namespace opconsole::convert

@@ -1,6 +1,7 @@
 #pragma once
 // What the hub-level tests stand on: a registry, a hub on a free loopback port and a
 // CommandService over them. start() is separate so that a test can attach services first.
+#include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "hub.h"
@@ -20,6 +21,7 @@ struct HubRig
     std::string address() const { return hub->address().toStdString(); }
 
     opconsole::CommandRegistry registry;
+    opconsole::ChangeFeed feed{registry}; // what the Operator API's Watch and the GUI read
     std::unique_ptr<opconsole::Hub> hub;
     std::unique_ptr<opconsole::CommandService> service;
     bool started = false;

@@ -23,7 +23,7 @@ struct Rig : HubRig
 {
     Rig()
     {
-        api = std::make_unique<OperatorService>(*service);
+        api = std::make_unique<OperatorService>(*service, feed);
         api->attachTo(*hub);
         start();
         channel = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());

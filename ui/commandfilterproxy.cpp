@@ -23,6 +23,12 @@ void CommandFilterProxy::setBot(const QString &botId)
     invalidateRowsFilter();
 }
 
+void CommandFilterProxy::setFanOut(const QString &fanOutId)
+{
+    m_fanOut = fanOutId;
+    invalidateRowsFilter();
+}
+
 void CommandFilterProxy::setText(const QString &text)
 {
     m_text = text.trimmed();
@@ -55,6 +61,10 @@ bool CommandFilterProxy::filterAcceptsRow(int sourceRow, const QModelIndex &sour
     }
     if (!m_bot.isEmpty() &&
         model->index(sourceRow, CommandTableModel::Bot, sourceParent).data().toString() != m_bot)
+        return false;
+    if (!m_fanOut.isEmpty() &&
+        model->index(sourceRow, 0, sourceParent).data(CommandTableModel::FanOutRole).toString() !=
+            m_fanOut)
         return false;
     if (m_text.isEmpty())
         return true;

@@ -22,7 +22,9 @@ public:
     explicit CommandFilterProxy(QObject *parent = nullptr);
     void setStateGroup(StateGroup group);
     StateGroup stateGroup() const { return m_group; }
-    void setBot(const QString &botId); // empty: every bot
+    void setBot(const QString &botId);       // empty: every bot
+    void setFanOut(const QString &fanOutId); // empty: every command
+    QString fanOut() const { return m_fanOut; }
     void setText(const QString &text); // matched against id, bot, command, state, message
 
 protected:
@@ -31,6 +33,7 @@ protected:
 private:
     StateGroup m_group = StateGroup::All;
     QString m_bot;
+    QString m_fanOut;
     QString m_text;
 };
 

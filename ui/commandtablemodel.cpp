@@ -149,6 +149,8 @@ QVariant CommandTableModel::data(const QModelIndex &index, int role) const
         return int(o.state);
     case CommandIdRole:
         return o.commandId;
+    case FanOutRole:
+        return o.fanOut;
     case SortRole:
         switch (index.column()) {
         case Id:

@@ -39,6 +39,7 @@ public:
         StateRole,                     // CommandState as int
         CommandIdRole,                 // the full id
         SortRole,                      // a value that sorts right
+        FanOutRole,                    // the fan-out id, empty when sent alone
     };
     static constexpr int DefaultMaxRows = 100'000;
 

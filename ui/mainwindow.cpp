@@ -1,11 +1,9 @@
 #include "mainwindow.h"
 
 #include "commandfilterproxy.h"
-#include "commandregistry.h"
-#include "commandservice.h"
 #include "commandtablemodel.h"
+#include "fanoutmodel.h"
 #include "fleetmodel.h"
-#include "hub.h"
 #include "latencychart.h"
 #include "sendpanel.h"
 
@@ -20,7 +18,7 @@
 #include <QJsonDocument>
 #include <QLabel>
 #include <QLineEdit>
-#include <QListWidget>
+#include <QListView>
 #include <QMenu>
 #include <QPointer>
 #include <QPushButton>
@@ -105,16 +103,16 @@ QString shellQuote(const QString &s)
 
 } // namespace
 
-MainWindow::MainWindow(CommandRegistry &registry, Hub &hub, CommandService &service,
-                       QWidget *parent)
-    : QMainWindow(parent), m_registry(registry), m_hub(hub), m_service(service)
+MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
+    : QMainWindow(parent), m_backend(backend)
 {
-    setWindowTitle(tr("opconsole — %1").arg(hub.address()));
+    setWindowTitle(backend.isRemote() ? tr("opconsole — attached to %1").arg(backend.address())
+                                      : tr("opconsole — %1").arg(backend.address()));
     m_clock.start();
 
     // Fleet panel.
-    m_fleet = new FleetModel([&registry](const QString &bot) { return registry.pendingCount(bot); },
-                             this);
+    m_fleet =
+        new FleetModel([&backend](const QString &bot) { return backend.pendingCount(bot); }, this);
     m_fleetProxy = new QSortFilterProxyModel(this);
     m_fleetProxy->setSourceModel(m_fleet);
     m_fleetProxy->setSortRole(FleetModel::SortRole);
@@ -165,10 +163,15 @@ MainWindow::MainWindow(CommandRegistry &registry, Hub &hub, CommandService &serv
     filters->addWidget(m_stateFilter);
     filters->addWidget(m_botFilter);
     filters->addWidget(m_textFilter, 1);
-    m_fanOuts = new QListWidget;
-    m_fanOuts->setMaximumHeight(64);
-    m_fanOuts->setToolTip(tr("Fan-outs: one line per send to several bots, tallied live"));
-    m_fanOuts->hide();
+    m_fanOuts = new FanOutModel(this);
+    m_fanOutView = new QListView;
+    m_fanOutView->setObjectName(QStringLiteral("fanOuts"));
+    m_fanOutView->setModel(m_fanOuts);
+    m_fanOutView->setMaximumHeight(64);
+    m_fanOutView->setUniformItemSizes(true);
+    m_fanOutView->setToolTip(tr("Fan-outs: one line per send to several bots, tallied live. "
+                                "Click one to show its commands; Esc shows all again."));
+    m_fanOutView->hide();
     m_commandsView = makeTable(m_commandProxy, commandsPanel);
     m_commandsView->setObjectName(QStringLiteral("commands"));
     m_commandsView->setItemDelegateForColumn(CommandTableModel::Remaining,
@@ -183,7 +186,7 @@ MainWindow::MainWindow(CommandRegistry &registry, Hub &hub, CommandService &serv
     fitColumn(m_commandsView, CommandTableModel::Remaining, QStringLiteral("00.0 s"));
     fitColumn(m_commandsView, CommandTableModel::Latency, QStringLiteral("000.0 ms (late)"));
     commandsLayout->addLayout(filters);
-    commandsLayout->addWidget(m_fanOuts);
+    commandsLayout->addWidget(m_fanOutView);
     commandsLayout->addWidget(m_commandsView, 1);
 
     m_details = new QTextBrowser;
@@ -210,24 +213,49 @@ MainWindow::MainWindow(CommandRegistry &registry, Hub &hub, CommandService &serv
     fitColumn(m_fleetView, FleetModel::Connection, QStringLiteral("connected"));
     fitColumn(m_fleetView, FleetModel::Heartbeat, QStringLiteral("00.0 s"));
     fitColumn(m_fleetView, FleetModel::InFlight, QStringLiteral("0000"));
-    setCentralWidget(m_mainSplit);
+    m_banner = new QLabel;
+    m_banner->setObjectName(QStringLiteral("banner"));
+    m_banner->setWordWrap(true);
+    m_banner->setStyleSheet(QStringLiteral(
+        "QLabel { background: #fde2b8; color: #5a3200; padding: 6px; border-bottom: 1px solid "
+        "#e0a040; }"));
+    m_banner->hide();
+    auto *central = new QWidget;
+    auto *centralLayout = new QVBoxLayout(central);
+    centralLayout->setContentsMargins(0, 0, 0, 0);
+    centralLayout->setSpacing(0);
+    centralLayout->addWidget(m_banner);
+    centralLayout->addWidget(m_mainSplit, 1);
+    setCentralWidget(central);
     m_status = new QLabel;
     statusBar()->addPermanentWidget(m_status, 1);
 
     buildActions();
 
-    // Data in.
-    for (const BotInfo &bot : hub.bots())
-        m_fleet->upsert(bot);
-    m_commands->applyChanges(registry.snapshot());
-    connect(&registry, &CommandRegistry::changed, this, &MainWindow::onChanged);
-    connect(&hub, &Hub::botConnected, this, [this](const BotInfo &b) {
-        m_fleet->upsert(b);
-        if (m_botFilter->findText(b.botId) < 0)
-            m_botFilter->addItem(b.botId);
+    // Data in: what the backend knows now, then its changes.
+    auto upsertBots = [this](const QList<BotInfo> &bots) {
+        for (const BotInfo &b : bots) {
+            const bool known = m_fleet->rowOf(b.botId) >= 0;
+            m_fleet->upsert(b);
+            if (!known && m_botFilter->findText(b.botId) < 0)
+                m_botFilter->addItem(b.botId);
+        }
+    };
+    upsertBots(backend.bots());
+    onChanged(backend.commands());
+    connect(&backend, &ConsoleBackend::commandsChanged, this, &MainWindow::onChanged);
+    connect(&backend, &ConsoleBackend::botsChanged, this, upsertBots);
+    connect(&backend, &ConsoleBackend::linkChanged, this, &MainWindow::onLinkChanged);
+    connect(&backend, &ConsoleBackend::notice, this,
+            [this](const QString &message) { statusBar()->showMessage(message, 15000); });
+    connect(m_fanOuts, &QAbstractItemModel::modelReset, this,
+            [this] { m_fanOutView->setVisible(m_fanOuts->rowCount() > 0); });
+    connect(m_fanOutView, &QAbstractItemView::clicked, this, [this](const QModelIndex &index) {
+        showFanOut(index.data(FanOutModel::FanOutIdRole).toString());
     });
-    connect(&hub, &Hub::botDisconnected, m_fleet, &FleetModel::upsert);
-    connect(&hub, &Hub::botUpdated, m_fleet, &FleetModel::upsert);
+    auto *allCommands = new QShortcut(QKeySequence(Qt::Key_Escape), m_commandsView);
+    allCommands->setContext(Qt::WidgetWithChildrenShortcut);
+    connect(allCommands, &QShortcut::activated, this, [this] { showFanOut({}); });
 
     // Filters.
     connect(m_fleetFilter, &QLineEdit::textChanged, m_fleetProxy,
@@ -258,14 +286,49 @@ MainWindow::MainWindow(CommandRegistry &registry, Hub &hub, CommandService &serv
     auto *slow = new QTimer(this);
     slow->setInterval(1000);
     connect(slow, &QTimer::timeout, this, [this] {
-        m_fleet->refreshLive(m_hub.bots());
+        m_fleet->refreshLive(m_backend.bots());
         refreshStatus();
     });
     slow->start();
 
     loadSettings();
     fitSendPanel();
+    onLinkChanged();
     refreshStatus();
+}
+
+void MainWindow::showFanOut(const QString &fanOutId)
+{
+    m_commandProxy->setFanOut(fanOutId);
+    if (fanOutId.isEmpty()) {
+        m_fanOutView->clearSelection();
+        statusBar()->clearMessage();
+        return;
+    }
+    const int row = m_fanOuts->rowOf(fanOutId);
+    if (row >= 0)
+        m_fanOutView->setCurrentIndex(m_fanOuts->index(row));
+    statusBar()->showMessage(
+        tr("Showing fan-out %1 only; Esc in the table shows all").arg(fanOutId));
+}
+
+void MainWindow::onLinkChanged()
+{
+    // Unreachable: the views keep their last state, greyed, under a banner that says why and
+    // since when; sends are refused by the backend meanwhile.
+    const bool down = m_backend.link() != ConsoleBackend::Link::Live;
+    if (down && m_banner->isHidden())
+        m_staleSince = QTime::currentTime().toString(QStringLiteral("HH:mm:ss"));
+    m_banner->setText(
+        m_backend.link() == ConsoleBackend::Link::Connecting
+            ? tr("Attaching to hub %1…").arg(m_backend.address())
+            : tr("Hub %1 is unreachable since %2: %3. What you see is as of then; sending is "
+                 "off until the console is attached again.")
+                  .arg(m_backend.address(), m_staleSince, m_backend.linkProblem().toHtmlEscaped()));
+    m_banner->setVisible(down);
+    for (QTableView *view : {m_fleetView, m_commandsView})
+        view->setStyleSheet(down ? QStringLiteral("QTableView { color: gray; }") : QString());
+    m_send->sendButton()->setEnabled(!down);
 }
 
 void MainWindow::fitSendPanel()
@@ -343,13 +406,28 @@ void MainWindow::buildActions()
 
 void MainWindow::onChanged(const QList<CommandOutcome> &records)
 {
+    // Counted before the table takes the records: the row still holds the previous state.
+    for (const CommandOutcome &o : records) {
+        const CommandOutcome *before = m_commands->record(m_commands->rowOf(o.commandId));
+        const bool wasPending = before && before->state == CommandState::Pending;
+        const bool wasFinished = before && before->finished();
+        if (!before && o.state == CommandState::Pending)
+            ++m_counts.pending;
+        if (o.finished() && !wasFinished) {
+            if (wasPending)
+                --m_counts.pending;
+            ++m_counts.finished;
+            m_counts.acked += o.state == CommandState::Acked;
+            m_counts.rejected += o.state == CommandState::Rejected;
+            m_counts.expired += o.state == CommandState::Expired;
+        }
+        if (o.hasLateAck() && !(before && before->hasLateAck()))
+            ++m_counts.lateAcks;
+    }
     m_commands->applyChanges(records);
+    m_fanOuts->applyChanges(records);
     m_fleet->noteOutcomes(records);
     m_chart->add(records);
-    for (const CommandOutcome &o : records) {
-        if (o.finished() && o.finishedAt >= o.registeredAt && !o.hasLateAck())
-            ++m_finishedSeen;
-    }
     const QString current =
         m_commandsView->currentIndex().data(CommandTableModel::CommandIdRole).toString();
     if (!current.isEmpty() && std::any_of(records.begin(), records.end(),
@@ -425,84 +503,70 @@ void MainWindow::sendKindToSelection(CommandKind kind)
 
 void MainWindow::send(const QStringList &bots, const CommandSpec &spec, milliseconds timeout)
 {
-    auto remember = [this, &spec, timeout](const QString &id) {
-        m_sent.insert(id, {spec, timeout});
-        m_sentOrder.push_back(id);
+    const SendReceipt receipt = m_backend.send(bots, spec, timeout);
+    if (!receipt.ok()) {
+        // Refused before anything was registered (unreachable hub, in-flight cap, shutting
+        // down): no row will show it, so say it here, and long enough to be read.
+        statusBar()->showMessage(
+            bots.size() == 1
+                ? tr("%1 not sent to %2: %3").arg(spec.name(), bots.first(), receipt.error)
+                : tr("%1 not sent to %2 bots: %3")
+                      .arg(spec.name())
+                      .arg(bots.size())
+                      .arg(receipt.error),
+            15000);
+        return;
+    }
+    // What was sent, for details, resend and copy-as-opctl: by command id, and by fan-out id
+    // (a remote hub names a fan-out's commands itself).
+    QStringList keys = receipt.commandIds;
+    if (!receipt.fanOut.isEmpty())
+        keys << receipt.fanOut;
+    for (const QString &key : keys) {
+        m_sent.insert(key, {spec, timeout});
+        m_sentOrder.push_back(key);
         if (m_sentOrder.size() > size_t(m_commands->maxRows())) {
             m_sent.remove(m_sentOrder.front());
             m_sentOrder.pop_front();
         }
-    };
-    if (bots.size() == 1) {
-        const QString id = m_service.newCommandId();
-        remember(id);
-        const QFuture<CommandOutcome> future =
-            m_service.sendWithId(id, bots.first(), spec, timeout);
-        // Refused before it was registered (the bot's in-flight cap, shutting down): no row
-        // will show it, so say it here, and long enough to be read.
-        if (future.isFinished() && future.result().state == CommandState::Refused &&
-            future.result().sequence == 0) {
-            statusBar()->showMessage(
-                tr("%1 not sent to %2: %3").arg(spec.name(), bots.first(), future.result().reason),
-                15000);
-            return;
-        }
+    }
+    if (bots.size() == 1)
         statusBar()->showMessage(tr("%1 sent to %2").arg(spec.name(), bots.first()), 3000);
-        return;
-    }
-    const FanOut fan = m_service.sendToMany(bots, spec, timeout);
-    for (const QString &id : fan.commandIds)
-        remember(id);
-    auto *item = new QListWidgetItem;
-    m_fanOuts->insertItem(0, item);
-    while (m_fanOuts->count() > 20)
-        delete m_fanOuts->takeItem(m_fanOuts->count() - 1);
-    m_fanOuts->show();
-    const QString title = tr("%1 → %2 bots at %3")
-                              .arg(spec.name())
-                              .arg(bots.size())
-                              .arg(QTime::currentTime().toString(QStringLiteral("HH:mm:ss")));
-    auto tally = std::make_shared<FanOutSummary>();
-    tally->total = int(bots.size());
-    tally->pending = tally->total;
-    item->setText(title + QStringLiteral(": ") + tally->text());
-    QPointer<QListWidget> list = m_fanOuts;
-    for (const auto &future : fan.futures) {
-        QFuture<CommandOutcome>(future).then(
-            this, [item, list, title, tally](const CommandOutcome &o) {
-                --tally->pending;
-                --tally->total;
-                tally->add(o);
-                if (list && list->row(item) >= 0)
-                    item->setText(title + QStringLiteral(": ") + tally->text());
-            });
-    }
-    statusBar()->showMessage(tr("%1 sent to %2 bots").arg(spec.name()).arg(bots.size()), 3000);
+    else
+        statusBar()->showMessage(tr("%1 sent to %2 bots").arg(spec.name()).arg(bots.size()), 3000);
+}
+
+const MainWindow::Sent *MainWindow::sentFor(const CommandOutcome &o) const
+{
+    auto it = m_sent.constFind(o.commandId);
+    if (it == m_sent.cend() && !o.fanOut.isEmpty())
+        it = m_sent.constFind(o.fanOut);
+    return it == m_sent.cend() ? nullptr : &*it;
 }
 
 void MainWindow::cancelSelected()
 {
-    int cancelled = 0;
-    for (const QString &id : selectedCommandIds())
-        cancelled += m_service.cancel(id, tr("cancelled by the operator")) ? 1 : 0;
-    statusBar()->showMessage(tr("%1 command(s) cancelled").arg(cancelled), 3000);
+    int asked = 0;
+    for (const QString &id : selectedCommandIds()) {
+        const CommandOutcome *o = m_commands->record(m_commands->rowOf(id));
+        if (o && o->state == CommandState::Pending)
+            asked += m_backend.cancel(id, tr("cancelled by the operator")) ? 1 : 0;
+    }
+    statusBar()->showMessage(tr("%1 command(s) cancelled").arg(asked), 3000);
 }
 
 void MainWindow::resendSelected()
 {
     for (const QString &id : selectedCommandIds()) {
-        const auto record = m_registry.find(id);
-        const int row = m_commands->rowOf(id);
-        const CommandOutcome *shown = row >= 0 ? m_commands->record(row) : nullptr;
-        const QString bot = record ? record->botId : shown ? shown->botId : QString();
-        if (bot.isEmpty())
+        const CommandOutcome *row = m_commands->record(m_commands->rowOf(id));
+        if (!row || row->botId.isEmpty())
             continue;
-        const auto it = m_sent.constFind(id);
-        if (it != m_sent.cend()) {
-            send({bot}, it->spec, it->timeout);
-        } else if (const auto kind =
-                       CommandSpec::kindFromName(shown ? shown->kind : record->kind)) {
-            send({bot}, CommandSpec::of(*kind), m_send->timeoutFor(*kind));
+        const CommandOutcome shown = *row; // send() may change the table and m_sent
+        if (const Sent *sent = sentFor(shown)) {
+            const Sent again = *sent;
+            send({shown.botId}, again.spec, again.timeout);
+        } else if (const auto kind = CommandSpec::kindFromName(shown.kind)) {
+            send({shown.botId}, CommandSpec::of(*kind), m_send->timeoutFor(*kind));
         }
     }
 }
@@ -514,15 +578,14 @@ void MainWindow::copySelectedIds()
 
 QString MainWindow::opctlLine(const CommandOutcome &o) const
 {
-    QStringList args{QStringLiteral("opctl"), QStringLiteral("--hub"), m_hub.address(),
+    QStringList args{QStringLiteral("opctl"), QStringLiteral("--hub"), m_backend.address(),
                      QStringLiteral("send"),  shellQuote(o.botId),     o.kind};
-    const auto it = m_sent.constFind(o.commandId);
-    const milliseconds timeout = it != m_sent.cend()
-                                     ? it->timeout
-                                     : duration_cast<milliseconds>(o.deadline - o.registeredAt);
+    const Sent *sent = sentFor(o);
+    const milliseconds timeout =
+        sent ? sent->timeout : duration_cast<milliseconds>(o.deadline - o.registeredAt);
     args << QStringLiteral("--timeout") << QStringLiteral("%1ms").arg(timeout.count());
-    if (it != m_sent.cend()) {
-        const CommandSpec &spec = it->spec;
+    if (sent) {
+        const CommandSpec &spec = sent->spec;
         for (auto kv = spec.config.cbegin(); kv != spec.config.cend(); ++kv)
             args << QStringLiteral("--set") << shellQuote(kv.key() + QLatin1Char('=') + kv.value());
         if (spec.kind == CommandKind::ConfigUpdate && spec.configVersion)
@@ -568,8 +631,7 @@ void MainWindow::showDetails()
     html += QStringLiteral("<p><b>%1</b>%2</p>")
                 .arg(escape(CommandTableModel::stateText(*o)),
                      o->reason.isEmpty() ? QString() : QStringLiteral(": ") + escape(o->reason));
-    const auto sent = m_sent.constFind(o->commandId);
-    if (sent != m_sent.cend()) {
+    if (const Sent *sent = sentFor(*o)) {
         const CommandSpec &spec = sent->spec;
         QStringList params;
         if (spec.kind == CommandKind::Stop)
@@ -650,10 +712,8 @@ QString MainWindow::statusText() const
 
 void MainWindow::refreshStatus()
 {
-    const RegistryCounters c = m_registry.counters();
     const qint64 now = m_clock.elapsed();
-    const quint64 finished =
-        c.acked + c.rejected + c.expired + c.cancelled + c.disconnected + c.notConnected;
+    const quint64 finished = quint64(m_counts.finished);
     m_rateWindow.emplace_back(now, finished);
     while (m_rateWindow.size() > 2 && now - m_rateWindow.front().first > 5000)
         m_rateWindow.pop_front();
@@ -661,24 +721,25 @@ void MainWindow::refreshStatus()
     if (m_rateWindow.size() >= 2 && now > m_rateWindow.front().first)
         rate = double(finished - m_rateWindow.front().second) * 1000.0 /
                double(now - m_rateWindow.front().first);
+    const QString where = m_backend.isRemote() ? tr("attached to %1").arg(m_backend.address())
+                                               : tr("hub %1").arg(m_backend.address());
     m_status->setText(tr("bots %1/%2 connected · pending %3 · acked %4 · rejected %5 · expired %6 "
-                         "· late acks %7 · %8 cmd/s · hub %9")
+                         "· late acks %7 · %8 cmd/s · %9")
                           .arg(m_fleet->connectedCount())
                           .arg(m_fleet->rowCount())
-                          .arg(m_registry.pendingCount())
-                          .arg(c.acked)
-                          .arg(c.rejected)
-                          .arg(c.expired)
-                          .arg(c.lateAcks)
+                          .arg(m_counts.pending)
+                          .arg(m_counts.acked)
+                          .arg(m_counts.rejected)
+                          .arg(m_counts.expired)
+                          .arg(m_counts.lateAcks)
                           .arg(rate, 0, 'f', rate < 10 ? 1 : 0)
-                          .arg(m_hub.address()));
+                          .arg(where));
 }
 
 void MainWindow::refreshCountdown()
 {
     // Repaint only the visible cells of the Remaining column; data() computes the value.
-    if (m_registry.pendingCount() == 0 ||
-        m_commandsView->isColumnHidden(CommandTableModel::Remaining))
+    if (m_counts.pending <= 0 || m_commandsView->isColumnHidden(CommandTableModel::Remaining))
         return;
     const int x = m_commandsView->columnViewportPosition(CommandTableModel::Remaining);
     const int w = m_commandsView->columnWidth(CommandTableModel::Remaining);

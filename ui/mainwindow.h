@@ -2,6 +2,7 @@
 
 #include "commandoutcome.h"
 #include "commandspec.h"
+#include "consolebackend.h"
 
 #include <QElapsedTimer>
 #include <QHash>
@@ -13,8 +14,7 @@
 class QComboBox;
 class QLabel;
 class QLineEdit;
-class QListWidget;
-class QListWidgetItem;
+class QListView;
 class QSortFilterProxyModel;
 class QSplitter;
 class QTableView;
@@ -23,24 +23,21 @@ class QTextBrowser;
 namespace opconsole {
 
 class CommandFilterProxy;
-class CommandRegistry;
-class CommandService;
 class CommandTableModel;
+class FanOutModel;
 class FleetModel;
-class Hub;
 class LatencyChart;
 class SendPanel;
 
-// The operator's window: fleet, send panel, the live commands table, details, status.
-// Talks to the registry, the hub and the command service through their Qt APIs only.
+// The operator's window: fleet, send panel, fan-outs, the live commands table, details,
+// status. Talks to a ConsoleBackend only: the hub in this process or one it is attached to.
 class MainWindow final : public QMainWindow
 {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(MainWindow)
 
 public:
-    MainWindow(CommandRegistry &registry, Hub &hub, CommandService &service,
-               QWidget *parent = nullptr);
+    explicit MainWindow(ConsoleBackend &backend, QWidget *parent = nullptr);
     ~MainWindow() override;
 
     // For tests and scripts driving the window.
@@ -50,7 +47,12 @@ public:
     CommandTableModel *commandModel() const { return m_commands; }
     CommandFilterProxy *commandProxy() const { return m_commandProxy; }
     FleetModel *fleetModel() const { return m_fleet; }
-    QListWidget *fanOutList() const { return m_fanOuts; }
+    QListView *fanOutList() const { return m_fanOutView; }
+    FanOutModel *fanOutModel() const { return m_fanOuts; }
+    // The banner shown while the hub is unreachable (hidden otherwise).
+    QLabel *banner() const { return m_banner; }
+    // Shows only the commands of one fan-out (empty: all), as a click on its tally row does.
+    void showFanOut(const QString &fanOutId);
     QTextBrowser *details() const { return m_details; }
     QComboBox *stateFilter() const { return m_stateFilter; }
     QLineEdit *commandFilter() const { return m_textFilter; }
@@ -78,6 +80,7 @@ private:
     void buildActions();
     void fitSendPanel();
     void onChanged(const QList<CommandOutcome> &records);
+    void onLinkChanged();
     void send(const QStringList &bots, const CommandSpec &spec, std::chrono::milliseconds timeout);
     void showDetails();
     void refreshStatus();
@@ -86,9 +89,7 @@ private:
     void saveSettings() const;
     void loadSettings();
 
-    CommandRegistry &m_registry;
-    Hub &m_hub;
-    CommandService &m_service;
+    ConsoleBackend &m_backend;
 
     FleetModel *m_fleet;
     QSortFilterProxyModel *m_fleetProxy;
@@ -101,7 +102,9 @@ private:
     QComboBox *m_botFilter;
     QLineEdit *m_textFilter;
     SendPanel *m_send;
-    QListWidget *m_fanOuts;
+    FanOutModel *m_fanOuts;
+    QListView *m_fanOutView;
+    QLabel *m_banner;
     QTextBrowser *m_details;
     LatencyChart *m_chart;
     QSplitter *m_mainSplit;
@@ -114,10 +117,16 @@ private:
         CommandSpec spec;
         std::chrono::milliseconds timeout;
     };
-    QHash<QString, Sent> m_sent; // what this window sent, for details and resend
+    QHash<QString, Sent> m_sent; // what this window sent (by command or fan-out id)
     std::deque<QString> m_sentOrder;
+    const Sent *sentFor(const CommandOutcome &o) const;
+    // Outcome counts from the change feed (the status line), counted once per command.
+    struct Counts
+    {
+        qint64 pending = 0, acked = 0, rejected = 0, expired = 0, lateAcks = 0, finished = 0;
+    } m_counts;
     std::deque<std::pair<qint64, quint64>> m_rateWindow; // (ms, finished count) samples
-    quint64 m_finishedSeen = 0;
+    QString m_staleSince;                                // when the hub became unreachable
     QElapsedTimer m_clock;
 };
 

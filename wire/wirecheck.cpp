@@ -1,5 +1,7 @@
 #include "wirecheck.h"
 
+#include <tuple>
+
 #include <algorithm>
 
 namespace opconsole::wire {
@@ -284,6 +286,92 @@ std::string checkCommandAction(const v1::Command &command)
     default:
         return {};
     }
+}
+
+std::string checkRecord(const v1::CommandRecord &record)
+{
+    if (std::string p = checkId(record.command_id(), "command_id"); !p.empty())
+        return p;
+    if (std::string p = checkId(record.bot_id(), "bot_id"); !p.empty())
+        return p;
+    if (std::string p = checkLabel(record.kind(), "kind", limits::IdBytes); !p.empty())
+        return p;
+    if (!v1::Outcome_IsValid(record.outcome()) || record.outcome() == v1::OUTCOME_UNSPECIFIED)
+        return "outcome " + std::to_string(int(record.outcome())) + " is not a known outcome";
+    if (std::string p = checkText(record.reason(), "reason", limits::TextBytes); !p.empty())
+        return p;
+    if (!record.fan_out_id().empty())
+        if (std::string p = checkId(record.fan_out_id(), "fan_out_id"); !p.empty())
+            return p;
+    for (const auto &[has, ack, name] :
+         {std::tuple{record.has_ack(), &record.ack(), "ack"},
+          std::tuple{record.has_late_ack(), &record.late_ack(), "late_ack"}}) {
+        if (!has)
+            continue;
+        if (const AckCheck c = checkAck(*ack); !c.problem.empty())
+            return std::string(name) + ": " + c.problem;
+        if (ack->command_id() != record.command_id())
+            return std::string(name) + ".command_id is not the record's command_id";
+    }
+    int64_t ms = 0;
+    for (const auto &[has, t, name] :
+         {std::tuple{record.has_registered_at(), &record.registered_at(), "registered_at"},
+          std::tuple{record.has_sent_at(), &record.sent_at(), "sent_at"},
+          std::tuple{record.has_finished_at(), &record.finished_at(), "finished_at"},
+          std::tuple{record.has_deadline(), &record.deadline(), "deadline"}}) {
+        if (has)
+            if (std::string p = checkTimestamp(*t, name, &ms); !p.empty())
+                return p;
+    }
+    if (!record.has_registered_at() || !record.has_deadline())
+        return "registered_at and deadline are required";
+    for (const auto &[has, d, name] :
+         {std::tuple{record.has_latency(), &record.latency(), "latency"},
+          std::tuple{record.has_late_by(), &record.late_by(), "late_by"}}) {
+        if (!has)
+            continue;
+        if (std::string p = checkDuration(*d, name, &ms); !p.empty())
+            return p;
+        if (ms < 0 || d->seconds() > 366LL * 24 * 3600)
+            return std::string(name) + " is negative or over a year";
+    }
+    if (record.progress_percent() < -1 || record.progress_percent() > 100)
+        return "progress_percent is not -1..100";
+    if (std::string p =
+            checkText(record.progress_message(), "progress_message", limits::ProgressTextBytes);
+        !p.empty())
+        return p;
+    return {};
+}
+
+std::string checkBotRecord(const v1::BotRecord &bot)
+{
+    if (std::string p = checkId(bot.bot_id(), "bot_id"); !p.empty())
+        return p;
+    if (std::string p = checkLabel(bot.state(), "state", limits::ShortTextBytes); !p.empty())
+        return p;
+    if (std::string p = checkLabel(bot.bot_version(), "bot_version", limits::ShortTextBytes);
+        !p.empty())
+        return p;
+    if (std::string p = checkLabels(bot.labels(), "labels"); !p.empty())
+        return p;
+    if (std::string p = checkLabels(bot.status(), "status"); !p.empty())
+        return p;
+    if (std::string p = checkText(bot.disconnect_reason(), "disconnect_reason", limits::TextBytes);
+        !p.empty())
+        return p;
+    int64_t ms = 0;
+    for (const auto &[has, t, name] :
+         {std::tuple{bot.has_connected_at(), &bot.connected_at(), "connected_at"},
+          std::tuple{bot.has_disconnected_at(), &bot.disconnected_at(), "disconnected_at"},
+          std::tuple{bot.has_last_seen(), &bot.last_seen(), "last_seen"}}) {
+        if (has)
+            if (std::string p = checkTimestamp(*t, name, &ms); !p.empty())
+                return p;
+    }
+    if (bot.connects() < 0 || bot.pending() < 0)
+        return "connects and pending must not be negative";
+    return {};
 }
 
 } // namespace opconsole::wire

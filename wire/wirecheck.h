@@ -83,4 +83,12 @@ std::optional<v1::BotState> knownState(int state);
 // The action and its parameters (not the id or times).
 std::string checkCommandAction(const v1::Command &command);
 
+// ---- Operator API, hub -> console ---------------------------------------------------
+// A command record as a console receives it (Watch, ListCommands, SendCommand). Ids and
+// outcome must be valid, texts within their limits, times and durations in range and not
+// negative, progress -1..100. Acks inside are checked as checkAck does (problems dropped).
+std::string checkRecord(const v1::CommandRecord &record);
+// A bot record: a valid id, labels and status within limits, times in range.
+std::string checkBotRecord(const v1::BotRecord &bot);
+
 } // namespace opconsole::wire

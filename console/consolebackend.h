@@ -1,0 +1,74 @@
+#pragma once
+// What the operator's window talks to: the fleet, the commands and sending, whether the hub
+// runs in this process (LocalBackend) or elsewhere (RemoteBackend, over the Operator API).
+// Qt types only: ui/ depends on this header and never on gRPC or the hub's classes.
+
+#include "botinfo.h"
+#include "commandoutcome.h"
+#include "commandspec.h"
+
+#include <QList>
+#include <QObject>
+#include <QStringList>
+
+#include <chrono>
+
+namespace opconsole {
+
+// The answer to a send, at once (the outcome follows on the change feed).
+struct SendReceipt
+{
+    QStringList commandIds; // one per bot, in order
+    QString fanOut;         // the fan-out id when sent to several bots
+    QString error;          // refused before anything was registered; the rest is empty then
+    bool ok() const { return error.isEmpty(); }
+};
+
+class ConsoleBackend : public QObject
+{
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(ConsoleBackend)
+
+public:
+    enum class Link
+    {
+        Live,       // in-process, or attached and up to date
+        Connecting, // first attach in progress
+        Down,       // the hub is unreachable: what is shown is stale; reconnecting
+    };
+
+    using QObject::QObject;
+    ~ConsoleBackend() override = default;
+
+    // Where the fleet is: "127.0.0.1:50051" (local) or the hub addresses attached to.
+    virtual QString address() const = 0;
+    virtual bool isRemote() const = 0;
+    virtual Link link() const = 0;
+    // Why the link is down, and when the next attempt is; empty while live.
+    virtual QString linkProblem() const = 0;
+
+    // What is known now; afterwards, changes come through the signals.
+    virtual QList<BotInfo> bots() const = 0;
+    virtual QList<CommandOutcome> commands() const = 0;
+    virtual int pendingCount(const QString &botId) const = 0;
+
+    // Sends to one bot (commandId empty: a new id) or to many (a fan-out). Refused at once,
+    // with a clear error, when the hub is unreachable: nothing is queued for later.
+    virtual SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
+                             std::chrono::milliseconds timeout, const QString &commandId = {}) = 0;
+    // Releases the waiter (Cancelled) and tells the bot. Asynchronous for a remote hub: the
+    // outcome arrives on the feed; false only when it cannot be asked now.
+    virtual bool cancel(const QString &commandId, const QString &reason) = 0;
+
+signals:
+    // Every change of every command, in order; a record is never older than one given
+    // before for the same command. CommandOutcome::sequence orders rows (first seen first).
+    void commandsChanged(const QList<opconsole::CommandOutcome> &records);
+    // Bots that appeared or changed.
+    void botsChanged(const QList<opconsole::BotInfo> &bots);
+    void linkChanged();
+    // A send or cancel that a remote hub refused after send() returned (e.g. a bad request).
+    void notice(const QString &message);
+};
+
+} // namespace opconsole

@@ -1,0 +1,74 @@
+#include "localbackend.h"
+
+#include "changefeed.h"
+#include "commandregistry.h"
+#include "commandservice.h"
+#include "hub.h"
+
+namespace opconsole {
+
+LocalBackend::LocalBackend(CommandRegistry &registry, ChangeFeed &feed, Hub &hub,
+                           CommandService &service, QObject *parent)
+    : ConsoleBackend(parent), m_registry(registry), m_feed(feed), m_hub(hub), m_service(service)
+{
+    connect(&feed, &ChangeFeed::changes, this, &ConsoleBackend::commandsChanged);
+    auto one = [this](const BotInfo &bot) { emit botsChanged({bot}); };
+    connect(&hub, &Hub::botConnected, this, one);
+    connect(&hub, &Hub::botDisconnected, this, one);
+    connect(&hub, &Hub::botUpdated, this, one);
+}
+
+QString LocalBackend::address() const
+{
+    return m_hub.address();
+}
+
+QList<BotInfo> LocalBackend::bots() const
+{
+    return m_hub.bots();
+}
+
+QList<CommandOutcome> LocalBackend::commands() const
+{
+    return m_registry.snapshot();
+}
+
+int LocalBackend::pendingCount(const QString &botId) const
+{
+    return m_registry.pendingCount(botId);
+}
+
+SendReceipt LocalBackend::send(const QStringList &botIds, const CommandSpec &spec,
+                               std::chrono::milliseconds timeout, const QString &commandId)
+{
+    SendReceipt receipt;
+    if (botIds.isEmpty()) {
+        receipt.error = tr("no bot selected");
+        return receipt;
+    }
+    if (botIds.size() == 1) {
+        const QString id = commandId.isEmpty() ? m_service.newCommandId() : commandId;
+        const QFuture<CommandOutcome> future =
+            m_service.sendWithId(id, botIds.first(), spec, timeout);
+        // Refused before it was registered (in-flight cap, shutting down, id in use): no row
+        // will show it, so the caller says it.
+        if (future.isFinished() && future.result().state == CommandState::Refused &&
+            future.result().sequence == 0) {
+            receipt.error = future.result().reason;
+            return receipt;
+        }
+        receipt.commandIds << id;
+        return receipt;
+    }
+    const FanOut fan = m_service.sendToMany(botIds, spec, timeout);
+    receipt.commandIds = fan.commandIds;
+    receipt.fanOut = fan.id;
+    return receipt;
+}
+
+bool LocalBackend::cancel(const QString &commandId, const QString &reason)
+{
+    return m_service.cancel(commandId, reason);
+}
+
+} // namespace opconsole

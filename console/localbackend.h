@@ -1,0 +1,43 @@
+#pragma once
+
+#include "consolebackend.h"
+
+namespace opconsole {
+
+class ChangeFeed;
+class CommandRegistry;
+class CommandService;
+class Hub;
+
+// The console with its hub in the same process (scripts/run.sh, --demo): reads the change
+// feed and the hub's bot signals, sends through the CommandService. All in the GUI thread.
+class LocalBackend final : public ConsoleBackend
+{
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(LocalBackend)
+
+public:
+    LocalBackend(CommandRegistry &registry, ChangeFeed &feed, Hub &hub, CommandService &service,
+                 QObject *parent = nullptr);
+
+    QString address() const override;
+    bool isRemote() const override { return false; }
+    Link link() const override { return Link::Live; }
+    QString linkProblem() const override { return {}; }
+    QList<BotInfo> bots() const override;
+    QList<CommandOutcome> commands() const override;
+    int pendingCount(const QString &botId) const override;
+    SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
+                     std::chrono::milliseconds timeout, const QString &commandId = {}) override;
+    bool cancel(const QString &commandId, const QString &reason) override;
+
+    CommandService &service() const { return m_service; }
+
+private:
+    CommandRegistry &m_registry;
+    ChangeFeed &m_feed;
+    Hub &m_hub;
+    CommandService &m_service;
+};
+
+} // namespace opconsole

@@ -1,0 +1,564 @@
+#include "remotebackend.h"
+
+#include "opconsole/v1/operator.grpc.pb.h"
+#include "protoconvert.h"
+#include "wirecheck.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <QDateTime>
+#include <QRandomGenerator>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace opconsole {
+
+using namespace std::chrono;
+using convert::fromStd;
+using convert::toStd;
+
+struct RemoteBackend::Item
+{
+    enum Kind
+    {
+        Command,
+        SnapshotCommand,
+        Bot,
+        SnapshotBegin, // a snapshot follows (first attach, or a resync)
+        SnapshotEnd,
+        Resumed,
+        Down,
+        Bad, // a record that broke a rule: counted, dropped
+    } kind;
+    CommandOutcome command;
+    BotInfo bot;
+    int pending = 0;
+    QString text;
+    bool newRun = false; // SnapshotBegin: the hub is another run than the one we followed
+};
+
+// The network side: the channel, the Watch thread and the asynchronous calls. Shared with
+// the calls' callbacks, which may run after the backend is gone: they reach the backend only
+// through owner, under mutex, and only to post to its thread.
+class RemoteLink
+{
+public:
+    static constexpr size_t MaxInbox = 200'000; // events read but not yet taken by the GUI
+
+    explicit RemoteLink(const QString &address)
+        : channel(grpc::CreateChannel(toStd(address), grpc::InsecureChannelCredentials())),
+          stub(v1::Operator::NewStub(channel))
+    {}
+
+    void post(RemoteBackend::Item item)
+    {
+        std::unique_lock lock(mutex);
+        // Back-pressure: a GUI that stopped draining makes the reader wait (the hub then
+        // ends the stream once its backlog is full, and the next attach resyncs).
+        room.wait(lock, [this] { return stopping || inbox.size() < MaxInbox; });
+        if (stopping)
+            return;
+        inbox.push_back(std::move(item));
+        postLocked();
+    }
+    void postLocked()
+    {
+        if (drainPosted || !owner)
+            return;
+        drainPosted = true;
+        QMetaObject::invokeMethod(owner, &RemoteBackend::drain, Qt::QueuedConnection);
+    }
+    // Runs fn(backend) in the backend's thread if the backend is still there then.
+    template <typename Fn> void toOwner(Fn fn)
+    {
+        std::lock_guard lock(mutex);
+        if (RemoteBackend *b = owner)
+            QMetaObject::invokeMethod(
+                b, [b, fn] { fn(b); }, Qt::QueuedConnection);
+    }
+
+    void run(milliseconds firstRetry, milliseconds maxRetry);
+    void stop()
+    {
+        std::shared_ptr<grpc::ClientContext> ctx;
+        {
+            std::lock_guard lock(mutex);
+            stopping = true;
+            owner = nullptr;
+            ctx = current;
+        }
+        room.notify_all();
+        wake.notify_all();
+        if (ctx)
+            ctx->TryCancel();
+        if (thread.joinable())
+            thread.join();
+    }
+
+    std::shared_ptr<grpc::Channel> channel;
+    std::shared_ptr<v1::Operator::Stub> stub;
+    std::thread thread;
+    std::mutex mutex;
+    std::condition_variable wake; // back-off waits
+    std::condition_variable room; // inbox space
+    bool stopping = false;
+    RemoteBackend *owner = nullptr;
+    std::shared_ptr<grpc::ClientContext> current;
+    std::deque<RemoteBackend::Item> inbox;
+    bool drainPosted = false;
+    // Where the reader is in the hub's feed (only the reader thread writes; read under mutex).
+    quint64 feedId = 0;
+    quint64 position = 0;
+
+private:
+    bool readStream(bool *wasLive, QString *problem);
+};
+
+void RemoteLink::run(milliseconds firstRetry, milliseconds maxRetry)
+{
+    std::minstd_rand jitter(std::random_device{}());
+    milliseconds retry = firstRetry;
+    for (;;) {
+        {
+            std::lock_guard lock(mutex);
+            if (stopping)
+                return;
+        }
+        bool wasLive = false;
+        QString problem;
+        readStream(&wasLive, &problem);
+        if (wasLive)
+            retry = firstRetry; // it worked for a while: start the back-off again
+        const milliseconds wait =
+            retry + milliseconds(jitter() % std::max<qint64>(1, retry.count() / 4));
+        RemoteBackend::Item down{RemoteBackend::Item::Down, {}, {}, 0, {}, false};
+        down.text = QStringLiteral("%1; retrying in %2 s")
+                        .arg(problem)
+                        .arg(double(wait.count()) / 1000.0, 0, 'f', 1);
+        post(std::move(down));
+        std::unique_lock lock(mutex);
+        wake.wait_for(lock, wait, [this] { return stopping; });
+        if (stopping)
+            return;
+        retry = std::min(retry * 2, maxRetry);
+    }
+}
+
+bool RemoteLink::readStream(bool *wasLive, QString *problem)
+{
+    auto ctx = std::make_shared<grpc::ClientContext>();
+    v1::WatchRequest request;
+    quint64 knownFeed = 0;
+    {
+        std::lock_guard lock(mutex);
+        if (stopping)
+            return false;
+        current = ctx;
+        knownFeed = feedId;
+        if (feedId != 0 && position != 0) {
+            request.set_resume_after(position);
+            request.set_feed_id(feedId);
+        } else {
+            request.set_snapshot(true);
+        }
+    }
+    using Item = RemoteBackend::Item;
+    if (request.snapshot())
+        post(Item{Item::SnapshotBegin, {}, {}, 0, {}, knownFeed != 0});
+    std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader = stub->Watch(ctx.get(), request);
+    v1::WatchEvent event;
+    bool inSnapshot = request.snapshot();
+    while (reader->Read(&event)) {
+        const std::string &name = event.event();
+        if (name == "resync") {
+            const bool newRun = event.feed_id() != knownFeed;
+            std::lock_guard lock(mutex);
+            position = 0;
+            inSnapshot = true;
+            inbox.push_back(Item{Item::SnapshotBegin, {}, {}, 0, {}, newRun});
+            postLocked();
+            continue;
+        }
+        if (name == "snapshot_end" || name == "resumed") {
+            {
+                std::lock_guard lock(mutex);
+                feedId = knownFeed = event.feed_id();
+                position = event.change();
+            }
+            inSnapshot = false;
+            *wasLive = true;
+            post(Item{name == "resumed" ? Item::Resumed : Item::SnapshotEnd, {}, {}, 0, {}, false});
+            continue;
+        }
+        if (event.has_bot()) {
+            Item item{Item::Bot, {}, {}, 0, {}, false};
+            QString why;
+            if (auto bot = convert::toBotInfo(event.bot(), &item.pending, &why)) {
+                item.bot = std::move(*bot);
+            } else {
+                item.kind = Item::Bad;
+                item.text = why;
+            }
+            post(std::move(item));
+            continue;
+        }
+        if (event.has_command()) {
+            const bool snapshotRecord = name == "snapshot_command";
+            Item item{snapshotRecord ? Item::SnapshotCommand : Item::Command, {}, {}, 0, {}, false};
+            QString why;
+            if (auto record = convert::toOutcome(event.command(), &why)) {
+                item.command = std::move(*record);
+                if (!snapshotRecord && !inSnapshot) {
+                    std::lock_guard lock(mutex);
+                    position = std::max(position, item.command.change);
+                }
+            } else {
+                item.kind = Item::Bad;
+                item.text = why;
+            }
+            post(std::move(item));
+            continue;
+        }
+        // An event of a newer hub that this console does not know: ignored.
+    }
+    const grpc::Status status = reader->Finish();
+    {
+        std::lock_guard lock(mutex);
+        current.reset();
+    }
+    *problem = status.error_code() == grpc::StatusCode::UNAVAILABLE
+                   ? QStringLiteral("hub unreachable: %1").arg(fromStd(status.error_message()))
+                   : QStringLiteral("Watch ended (%1): %2")
+                         .arg(int(status.error_code()))
+                         .arg(fromStd(status.error_message()));
+    return *wasLive;
+}
+
+RemoteBackend::RemoteBackend(const QString &address, QObject *parent)
+    : RemoteBackend(address, Options{}, parent)
+{}
+
+RemoteBackend::RemoteBackend(const QString &address, Options options, QObject *parent)
+    : ConsoleBackend(parent), m_address(address), m_options(options),
+      m_net(std::make_shared<RemoteLink>(address)),
+      m_idPrefix(QString::number(QRandomGenerator::global()->bounded(36 * 36 * 36 * 36), 36))
+{
+    m_problem = tr("attaching to %1").arg(address);
+    m_net->owner = this;
+    RemoteLink *net = m_net.get();
+    m_net->thread = std::thread([net, options] { net->run(options.firstRetry, options.maxRetry); });
+}
+
+RemoteBackend::~RemoteBackend()
+{
+    m_net->stop();
+}
+
+quint64 RemoteBackend::position() const
+{
+    std::lock_guard lock(m_net->mutex);
+    return m_net->position;
+}
+
+QList<BotInfo> RemoteBackend::bots() const
+{
+    return m_bots.values();
+}
+
+QList<CommandOutcome> RemoteBackend::commands() const
+{
+    QList<CommandOutcome> out;
+    out.reserve(qsizetype(m_commandOrder.size()));
+    for (const QString &id : m_commandOrder)
+        if (const auto it = m_commands.constFind(id); it != m_commands.cend())
+            out << it->record;
+    return out;
+}
+
+int RemoteBackend::pendingCount(const QString &botId) const
+{
+    return m_pending.value(botId);
+}
+
+void RemoteBackend::setLink(Link link, const QString &problem)
+{
+    if (link == m_link && problem == m_problem)
+        return;
+    m_link = link;
+    m_problem = problem;
+    emit linkChanged();
+}
+
+void RemoteBackend::drain()
+{
+    std::deque<Item> items;
+    {
+        std::lock_guard lock(m_net->mutex);
+        items.swap(m_net->inbox);
+        m_net->drainPosted = false;
+    }
+    m_net->room.notify_all();
+    QList<CommandOutcome> changed;
+    QList<BotInfo> bots;
+    auto flush = [&] {
+        if (!bots.isEmpty())
+            emit botsChanged(std::exchange(bots, {}));
+        if (!changed.isEmpty())
+            emit commandsChanged(std::exchange(changed, {}));
+    };
+    for (Item &item : items) {
+        switch (item.kind) {
+        case Item::Command:
+        case Item::SnapshotCommand: {
+            const QString id = item.command.commandId;
+            applyCommand(std::move(item.command), changed);
+            if (item.kind == Item::SnapshotCommand)
+                if (auto it = m_commands.find(id); it != m_commands.end())
+                    it->seenInSnapshot = true;
+            break;
+        }
+        case Item::Bot:
+            m_bots.insert(item.bot.botId, item.bot);
+            bots << item.bot;
+            break;
+        case Item::SnapshotBegin:
+            m_inSnapshot = true;
+            m_newRun = item.newRun;
+            for (Known &k : m_commands) {
+                k.seenInSnapshot = false;
+                if (item.newRun)
+                    k.record.change = 0; // the new run numbers its changes from 1
+            }
+            if (m_stats.attaches > 0)
+                ++m_stats.resyncs;
+            break;
+        case Item::SnapshotEnd:
+            m_inSnapshot = false;
+            resyncFinished(std::exchange(m_newRun, false), changed);
+            ++m_stats.attaches;
+            flush(); // views first, then the banner goes
+            setLink(Link::Live, {});
+            break;
+        case Item::Resumed:
+            ++m_stats.resumes;
+            ++m_stats.attaches;
+            flush();
+            setLink(Link::Live, {});
+            break;
+        case Item::Down:
+            flush();
+            setLink(Link::Down, item.text);
+            break;
+        case Item::Bad:
+            ++m_stats.badRecords;
+            break;
+        }
+    }
+    flush();
+    forgetOld();
+}
+
+void RemoteBackend::applyCommand(CommandOutcome record, QList<CommandOutcome> &out)
+{
+    auto it = m_commands.find(record.commandId);
+    if (it == m_commands.end()) {
+        record.sequence = m_nextSequence++;
+        if (record.state == CommandState::Pending)
+            ++m_pending[record.botId];
+        m_commandOrder.push_back(record.commandId);
+        it = m_commands.insert(record.commandId, Known{record, false});
+        out << record;
+        ++m_stats.changes;
+        return;
+    }
+    if (record.change != 0 && record.change <= it->record.change) {
+        ++m_stats.duplicates;
+        return;
+    }
+    record.sequence = it->record.sequence;
+    const bool was = it->record.state == CommandState::Pending;
+    const bool is = record.state == CommandState::Pending;
+    if (was && !is && --m_pending[record.botId] <= 0)
+        m_pending.remove(record.botId);
+    else if (!was && is)
+        ++m_pending[record.botId];
+    it->record = record;
+    out << record;
+    ++m_stats.changes;
+}
+
+void RemoteBackend::resyncFinished(bool newRun, QList<CommandOutcome> &out)
+{
+    if (!newRun)
+        return;
+    // The hub restarted: what it held in memory is gone. A command still pending here can no
+    // longer be answered through it; say so rather than count down forever.
+    const auto now = Clock::now();
+    for (Known &k : m_commands) {
+        if (k.seenInSnapshot || k.record.state != CommandState::Pending)
+            continue;
+        k.record.state = CommandState::Disconnected;
+        k.record.reason = tr("the hub restarted; its outcome is unknown");
+        k.record.finishedAt = now;
+        if (--m_pending[k.record.botId] <= 0)
+            m_pending.remove(k.record.botId);
+        out << k.record;
+    }
+}
+
+void RemoteBackend::forgetOld()
+{
+    if (m_commands.size() <= m_options.maxCommands)
+        return;
+    const qsizetype keep = m_options.maxCommands - m_options.maxCommands / 10;
+    size_t looked = m_commandOrder.size();
+    while (m_commands.size() > keep && looked-- > 0 && !m_commandOrder.empty()) {
+        const QString id = m_commandOrder.front();
+        m_commandOrder.pop_front();
+        const auto it = m_commands.find(id);
+        if (it == m_commands.end())
+            continue;
+        if (it->record.state == CommandState::Pending) {
+            m_commandOrder.push_back(id); // pending ones stay
+            continue;
+        }
+        m_commands.erase(it);
+    }
+}
+
+QString RemoteBackend::newId(const char *prefix)
+{
+    return QStringLiteral("%1-%2-%3-%4")
+        .arg(QLatin1String(prefix), QString::number(QDateTime::currentMSecsSinceEpoch(), 36),
+             m_idPrefix)
+        .arg(++m_idCounter);
+}
+
+SendReceipt RemoteBackend::send(const QStringList &botIds, const CommandSpec &spec,
+                                milliseconds timeout, const QString &commandId)
+{
+    SendReceipt receipt;
+    if (botIds.isEmpty()) {
+        receipt.error = tr("no bot selected");
+        return receipt;
+    }
+    if (m_link != Link::Live) {
+        receipt.error = tr("not sent: hub %1 is not reachable (%2)").arg(m_address, m_problem);
+        return receipt;
+    }
+    if (const QString problem = spec.validate(); !problem.isEmpty()) {
+        receipt.error = problem;
+        return receipt;
+    }
+    const std::shared_ptr<RemoteLink> net = m_net;
+    const QString what = spec.name();
+    if (botIds.size() == 1) {
+        const QString id = commandId.isEmpty() ? newId("c") : commandId;
+        struct Call
+        {
+            grpc::ClientContext ctx;
+            v1::SendCommandRequest request;
+            v1::SendCommandResponse response;
+        };
+        auto call = std::make_shared<Call>();
+        call->request.set_bot_id(toStd(botIds.first()));
+        convert::fillCommand(*call->request.mutable_command(), id, spec, timeout);
+        *call->request.mutable_timeout() = wire::durationFromMs(timeout.count());
+        call->request.set_no_wait(true);
+        call->ctx.set_deadline(system_clock::now() + seconds(30));
+        const QString bot = botIds.first();
+        net->stub->async()->SendCommand(
+            &call->ctx, &call->request, &call->response,
+            [net, call, bot, what](const grpc::Status &status) {
+                QString problem;
+                if (!status.ok())
+                    problem = fromStd(status.error_message());
+                else if (call->response.record().outcome() == v1::OUTCOME_REFUSED)
+                    problem = fromStd(wire::cutText(call->response.record().reason(), 512));
+                if (problem.isEmpty())
+                    return;
+                net->toOwner([problem, bot, what](RemoteBackend *b) {
+                    emit b->notice(
+                        RemoteBackend::tr("%1 not sent to %2: %3").arg(what, bot, problem));
+                });
+            });
+        receipt.commandIds << id;
+        return receipt;
+    }
+    const QString fanOut = newId("f");
+    class ManyCall final : public grpc::ClientReadReactor<v1::SendToManyEvent>
+    {
+    public:
+        std::shared_ptr<RemoteLink> net;
+        grpc::ClientContext ctx;
+        v1::SendToManyRequest request;
+        v1::SendToManyEvent event;
+        QString what;
+        void OnReadDone(bool ok) override
+        {
+            if (ok)
+                StartRead(&event);
+        }
+        void OnDone(const grpc::Status &status) override
+        {
+            if (!status.ok()) {
+                const QString problem = fromStd(status.error_message());
+                const QString text = what;
+                net->toOwner([problem, text](RemoteBackend *b) {
+                    emit b->notice(RemoteBackend::tr("%1 not sent: %2").arg(text, problem));
+                });
+            }
+            delete this;
+        }
+    };
+    auto *call = new ManyCall;
+    call->net = net;
+    call->what = what;
+    for (const QString &bot : botIds)
+        call->request.add_bot_ids(toStd(bot));
+    convert::fillCommand(*call->request.mutable_command(), QString(), spec, timeout);
+    call->request.mutable_command()->clear_command_id();
+    *call->request.mutable_timeout() = wire::durationFromMs(timeout.count());
+    call->request.set_fan_out_id(toStd(fanOut));
+    call->request.set_no_wait(true);
+    call->ctx.set_deadline(system_clock::now() + seconds(60));
+    net->stub->async()->SendToMany(&call->ctx, &call->request, call);
+    call->StartRead(&call->event);
+    call->StartCall();
+    receipt.fanOut = fanOut;
+    return receipt;
+}
+
+bool RemoteBackend::cancel(const QString &commandId, const QString &reason)
+{
+    if (m_link != Link::Live)
+        return false;
+    struct Call
+    {
+        grpc::ClientContext ctx;
+        v1::CancelCommandRequest request;
+        v1::CancelCommandResponse response;
+    };
+    auto call = std::make_shared<Call>();
+    call->request.set_command_id(toStd(commandId));
+    call->request.set_reason(toStd(reason.left(1000)));
+    call->ctx.set_deadline(system_clock::now() + seconds(30));
+    const std::shared_ptr<RemoteLink> net = m_net;
+    net->stub->async()->CancelCommand(
+        &call->ctx, &call->request, &call->response, [net, call, commandId](const grpc::Status &s) {
+            if (s.ok())
+                return;
+            const QString problem = fromStd(s.error_message());
+            net->toOwner([problem, commandId](RemoteBackend *b) {
+                emit b->notice(
+                    RemoteBackend::tr("cancel of %1 failed: %2").arg(commandId, problem));
+            });
+        });
+    return true;
+}
+
+} // namespace opconsole

@@ -1,0 +1,99 @@
+#pragma once
+
+#include "consolebackend.h"
+
+#include <QHash>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+
+namespace opconsole {
+
+class RemoteLink;
+
+// The console attached to a running hub through its Operator API (opconsole --connect).
+// A Watch stream brings the fleet and every command change; it resumes from its place in the
+// hub's change feed after a reconnect (no gap, no duplicate), or resyncs from a snapshot when
+// the hub no longer holds that far back or is another run. While the hub is unreachable the
+// views keep their last state (link() is Down), sends are refused with a clear message, and
+// the link retries with back-off. Every record that arrives is checked (wire::checkRecord)
+// before use. Lives in the GUI thread; the stream is read on a thread of its own.
+class RemoteBackend final : public ConsoleBackend
+{
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(RemoteBackend)
+
+public:
+    struct Options
+    {
+        std::chrono::milliseconds firstRetry{250};
+        std::chrono::milliseconds maxRetry{5000};
+        // Commands remembered for views and de-duplication; the oldest finished go first.
+        int maxCommands = 200'000;
+    };
+    struct Stats
+    {
+        quint64 attaches = 0;   // streams that reached the live state
+        quint64 resumes = 0;    // reconnects that resumed from the feed position
+        quint64 resyncs = 0;    // reconnects that needed a fresh snapshot
+        quint64 badRecords = 0; // records or bots from the hub that broke a rule (dropped)
+        quint64 duplicates = 0; // changes already seen (dropped)
+        quint64 changes = 0;    // command changes applied
+    };
+
+    explicit RemoteBackend(const QString &address, QObject *parent = nullptr);
+    RemoteBackend(const QString &address, Options options, QObject *parent = nullptr);
+    // Ends the stream and waits (bounded) for its thread; in-flight calls are left to finish
+    // on the hub: closing a console never cancels a command.
+    ~RemoteBackend() override;
+
+    QString address() const override { return m_address; }
+    bool isRemote() const override { return true; }
+    Link link() const override { return m_link; }
+    QString linkProblem() const override { return m_problem; }
+    QList<BotInfo> bots() const override;
+    QList<CommandOutcome> commands() const override;
+    int pendingCount(const QString &botId) const override;
+    SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
+                     std::chrono::milliseconds timeout, const QString &commandId = {}) override;
+    bool cancel(const QString &commandId, const QString &reason) override;
+
+    Stats stats() const { return m_stats; }
+    // The feed position the next reconnect resumes from (0: none yet).
+    quint64 position() const;
+
+private:
+    friend class RemoteLink;
+    struct Item; // one checked Watch event, in arrival order
+    void drain();
+    void setLink(Link link, const QString &problem);
+    void applyCommand(CommandOutcome record, QList<CommandOutcome> &out);
+    void resyncFinished(bool newRun, QList<CommandOutcome> &out);
+    void forgetOld();
+    QString newId(const char *prefix);
+
+    const QString m_address;
+    const Options m_options;
+    std::shared_ptr<RemoteLink> m_net;
+    Link m_link = Link::Connecting;
+    QString m_problem;
+    Stats m_stats;
+
+    struct Known
+    {
+        CommandOutcome record;
+        bool seenInSnapshot = false;
+    };
+    QHash<QString, Known> m_commands;   // by command id
+    std::deque<QString> m_commandOrder; // first seen first
+    quint64 m_nextSequence = 1;
+    QHash<QString, BotInfo> m_bots;
+    QHash<QString, int> m_pending; // pending commands per bot, from the records seen
+    bool m_inSnapshot = false;
+    bool m_newRun = false;
+    const QString m_idPrefix;
+    quint64 m_idCounter = 0;
+};
+
+} // namespace opconsole

@@ -1,0 +1,128 @@
+#include "fanouts.h"
+
+#include <QStringList>
+
+namespace opconsole {
+
+void FanOutSummary::add(const CommandOutcome &outcome)
+{
+    if (total == 0 || (outcome.registeredWallMs > 0 && outcome.registeredWallMs < startedWallMs))
+        startedWallMs = outcome.registeredWallMs;
+    if (kind.isEmpty())
+        kind = outcome.kind;
+    add(outcome.state, outcome.hasLateAck());
+}
+
+void FanOutSummary::add(CommandState state, bool lateAck, int delta)
+{
+    total += delta;
+    switch (state) {
+    case CommandState::Pending:
+        pending += delta;
+        break;
+    case CommandState::Acked:
+        acked += delta;
+        break;
+    case CommandState::Rejected:
+        rejected += delta;
+        break;
+    case CommandState::Expired:
+        expired += delta;
+        break;
+    case CommandState::NotConnected:
+        notConnected += delta;
+        break;
+    case CommandState::Disconnected:
+        disconnected += delta;
+        break;
+    case CommandState::Cancelled:
+        cancelled += delta;
+        break;
+    case CommandState::Refused:
+        refused += delta;
+        break;
+    }
+    if (lateAck) {
+        lateAcks += delta;
+        lateByState[size_t(state) % lateByState.size()] += delta;
+    }
+}
+
+QString FanOutSummary::text() const
+{
+    QStringList parts;
+    parts << QStringLiteral("%1/%2 acked").arg(acked).arg(total);
+    auto add = [&](int n, CommandState state, const char *what) {
+        if (n <= 0)
+            return;
+        QString part = QStringLiteral("%1 %2").arg(n).arg(QLatin1String(what));
+        const int late = lateByState[size_t(state) % lateByState.size()];
+        if (late == 1 && n == 1)
+            part += QStringLiteral(" (late ack)");
+        else if (late > 0)
+            part += QStringLiteral(" (%1 late acks)").arg(late);
+        parts << part;
+    };
+    add(pending, CommandState::Pending, "pending");
+    add(rejected, CommandState::Rejected, "rejected");
+    add(expired, CommandState::Expired, "expired");
+    add(notConnected, CommandState::NotConnected, "not connected");
+    add(disconnected, CommandState::Disconnected, "disconnected");
+    add(cancelled, CommandState::Cancelled, "cancelled");
+    add(refused, CommandState::Refused, "refused");
+    return parts.join(QStringLiteral(", "));
+}
+
+QString FanOutTracker::apply(const CommandOutcome &record)
+{
+    if (record.fanOut.isEmpty())
+        return {};
+    auto it = m_fanOuts.find(record.fanOut);
+    if (it == m_fanOuts.end()) {
+        it = m_fanOuts.insert(record.fanOut, Entry{});
+        it->tally.id = record.fanOut;
+        m_order.push_back(record.fanOut);
+        while (m_order.size() > size_t(std::max(1, m_max))) {
+            if (m_order.front() != record.fanOut)
+                m_fanOuts.remove(m_order.front());
+            m_order.pop_front();
+        }
+        it = m_fanOuts.find(record.fanOut);
+    }
+    Entry &entry = *it;
+    const auto member = entry.members.find(record.commandId);
+    if (member == entry.members.end()) {
+        entry.members.insert(record.commandId, {record.state, record.hasLateAck(), record.change});
+        entry.tally.add(record);
+        return record.fanOut;
+    }
+    if (record.change != 0 && record.change <= member->change)
+        return {}; // already seen this change or a newer one
+    entry.tally.add(member->state, member->lateAck, -1);
+    entry.tally.add(record.state, record.hasLateAck(), 1);
+    *member = {record.state, record.hasLateAck(), record.change};
+    return record.fanOut;
+}
+
+const FanOutSummary *FanOutTracker::find(const QString &id) const
+{
+    const auto it = m_fanOuts.constFind(id);
+    return it == m_fanOuts.cend() ? nullptr : &it->tally;
+}
+
+QStringList FanOutTracker::ids() const
+{
+    QStringList out;
+    out.reserve(qsizetype(m_order.size()));
+    for (auto it = m_order.rbegin(); it != m_order.rend(); ++it)
+        out << *it;
+    return out;
+}
+
+void FanOutTracker::clear()
+{
+    m_fanOuts.clear();
+    m_order.clear();
+}
+
+} // namespace opconsole
