@@ -1,4 +1,5 @@
 // opconsole --headless as a real process: its JSON-lines log and its shutdown on SIGTERM.
+#include "hubprocess.h"
 #include "opconsole/v1/operator.grpc.pb.h"
 #include "rawbot.h"
 
@@ -18,72 +19,6 @@ using namespace std::chrono;
 using google::protobuf::util::TimeUtil;
 
 namespace {
-
-// The headless hub on a free loopback port; its stderr kept line by line.
-struct HubProcess
-{
-    HubProcess()
-    {
-        process.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/opconsole"));
-        // Long heartbeats: the test's bots are silent, and a loaded machine must not make the
-        // hub drop them while the test is still setting up.
-        process.setArguments({"--headless", "--listen", "127.0.0.1:0", "--heartbeat", "60000"});
-        process.start();
-    }
-    ~HubProcess()
-    {
-        if (process.state() != QProcess::NotRunning) {
-            process.kill();
-            process.waitForFinished(5000);
-        }
-    }
-    // Reads what the hub wrote so far into lines.
-    void pump()
-    {
-        buffer += process.readAllStandardError();
-        qsizetype nl;
-        while ((nl = buffer.indexOf('\n')) >= 0) {
-            lines.append(buffer.left(nl));
-            buffer.remove(0, nl + 1);
-        }
-    }
-    std::optional<QJsonObject> waitFor(const QString &event, int ms = 10'000)
-    {
-        std::optional<QJsonObject> found;
-        (void)QTest::qWaitFor(
-            [&] {
-                pump();
-                for (const QByteArray &line : std::as_const(lines)) {
-                    const QJsonObject o = QJsonDocument::fromJson(line).object();
-                    if (o.value("event").toString() == event)
-                        found = o;
-                }
-                return found.has_value();
-            },
-            ms);
-        return found;
-    }
-    std::string address()
-    {
-        const auto started = waitFor("hub_started");
-        return started ? started->value("address").toString().toStdString() : std::string();
-    }
-    bool terminate(int ms = 10'000)
-    {
-        ::kill(pid_t(process.processId()), SIGTERM);
-        const bool done =
-            QTest::qWaitFor([&] { return process.state() == QProcess::NotRunning; }, ms);
-        pump();
-        buffer += process.readAllStandardError();
-        if (!buffer.isEmpty())
-            lines.append(buffer);
-        return done;
-    }
-
-    QProcess process;
-    QByteArray buffer;
-    QList<QByteArray> lines;
-};
 
 v1::SendCommandRequest request(const std::string &bot, const std::string &id, int timeoutMs,
                                int connectMs = 0)

@@ -1,0 +1,275 @@
+// The console attached to hubs in other processes: opconsole --headless and botsim fleets as
+// real processes, the real window under the offscreen platform, RemoteBackend over loopback.
+#include "commandtablemodel.h"
+#include "fanoutmodel.h"
+#include "fleetmodel.h"
+#include "hubprocess.h"
+#include "mainwindow.h"
+#include "remotebackend.h"
+
+#include <QLabel>
+#include <QListView>
+#include <QSet>
+#include <QStandardPaths>
+#include <QStatusBar>
+#include <QTableView>
+
+using namespace opconsole;
+using namespace std::chrono;
+
+namespace {
+
+// A botsim process: `bots` bots named prefix1..N that answer after latencyMs.
+struct Fleet
+{
+    Fleet(const QString &hub, int bots, const QString &prefix, int latencyMs)
+    {
+        process.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/botsim"));
+        process.setArguments({"--hub", hub, "--bots", QString::number(bots), "--prefix", prefix,
+                              "--latency", QStringLiteral("fixed:%1").arg(latencyMs), "--seed",
+                              "7"});
+        process.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+        process.start();
+    }
+    ~Fleet()
+    {
+        process.terminate();
+        if (!process.waitForFinished(15'000))
+            process.kill();
+    }
+    QProcess process;
+};
+
+// One console: a RemoteBackend and the window on it.
+struct Console
+{
+    explicit Console(const QString &hub)
+        : backend(hub, RemoteBackend::Options{50ms, 400ms, 200'000}), window(backend)
+    {
+        window.show();
+    }
+    bool live(int ms = 15'000)
+    {
+        return QTest::qWaitFor([&] { return backend.link() == ConsoleBackend::Link::Live; }, ms);
+    }
+    bool bots(int n, int ms = 20'000)
+    {
+        return QTest::qWaitFor([&] { return window.fleetModel()->connectedCount() == n; }, ms);
+    }
+    CommandTableModel *model() const { return window.commandModel(); }
+    QString stateOf(const QString &id) const
+    {
+        const int row = model()->rowOf(id);
+        return row < 0 ? QString()
+                       : model()->index(row, CommandTableModel::State).data().toString();
+    }
+    // Every command id in the table, checking that none is there twice.
+    QStringList ids(bool *unique) const
+    {
+        QStringList out;
+        QSet<QString> seen;
+        for (int r = 0; r < model()->rowCount(); ++r) {
+            const QString id =
+                model()->index(r, 0).data(CommandTableModel::CommandIdRole).toString();
+            out << id;
+            seen.insert(id);
+        }
+        *unique = seen.size() == out.size();
+        return out;
+    }
+    QString fanOutText(const QString &fanOut) const
+    {
+        const int row = window.fanOutModel()->rowOf(fanOut);
+        return row < 0 ? QString() : window.fanOutModel()->index(row).data().toString();
+    }
+
+    RemoteBackend backend;
+    MainWindow window;
+};
+
+QString address(HubProcess &hub)
+{
+    return QString::fromStdString(hub.address());
+}
+
+} // namespace
+
+class TestRemoteConsole : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+    void attachSendFanOutCancelAndLateAcks();
+    void hubKilledThenRestartedResyncsWithNoDuplicateOrMissingRow();
+    void twoConsolesSeeEachOthersCommandsAndOpctlFanOuts();
+    void badAddressShowsTheBannerAndRefusesSends();
+};
+
+void TestRemoteConsole::attachSendFanOutCancelAndLateAcks()
+{
+    HubProcess hub(QStringLiteral("127.0.0.1:0"), {});
+    const QString addr = address(hub);
+    QVERIFY(!addr.isEmpty());
+    Fleet fast(addr, 4, "fast-", 20);
+    Fleet slow(addr, 1, "slow-", 1500);
+    Console console(addr);
+    QVERIFY(console.live());
+    QVERIFY(console.bots(5));
+    QVERIFY(console.window.banner()->isHidden());
+
+    // One command from the window, as an operator clicks it.
+    console.window.selectBots({"fast-1"});
+    console.window.sendKindToSelection(CommandKind::Ping);
+    QTRY_COMPARE_WITH_TIMEOUT(console.model()->rowCount(), 1, 10'000);
+    const QString first =
+        console.model()->index(0, 0).data(CommandTableModel::CommandIdRole).toString();
+    QTRY_COMPARE_WITH_TIMEOUT(console.stateOf(first), QStringLiteral("acked"), 10'000);
+
+    // A fan-out whose slow bot answers after the deadline: the tally counts its late ack.
+    const SendReceipt fan = console.backend.send({"fast-1", "fast-2", "fast-3", "fast-4", "slow-1"},
+                                                 CommandSpec::of(CommandKind::Ping), 400ms);
+    QVERIFY2(fan.ok(), qPrintable(fan.error));
+    QVERIFY(!fan.fanOut.isEmpty());
+    QTRY_VERIFY_WITH_TIMEOUT(
+        console.fanOutText(fan.fanOut).endsWith("4/5 acked, 1 expired (late ack)"), 15'000);
+    QVERIFY(console.fanOutText(fan.fanOut).startsWith("ping → 5 bots"));
+    // Clicking the tally row filters the table to its five commands.
+    console.window.showFanOut(fan.fanOut);
+    QTRY_COMPARE_WITH_TIMEOUT(console.window.commandsView()->model()->rowCount(), 5, 5000);
+    console.window.showFanOut({});
+    QCOMPARE(console.window.commandsView()->model()->rowCount(), 6);
+
+    // Cancel from the window: the slow bot's long command.
+    const SendReceipt slowOne =
+        console.backend.send({"slow-1"}, CommandSpec::of(CommandKind::Restart), 30s);
+    QVERIFY(slowOne.ok());
+    const QString id = slowOne.commandIds.value(0);
+    QTRY_COMPARE_WITH_TIMEOUT(console.stateOf(id), QStringLiteral("pending"), 10'000);
+    console.window.selectCommand(id);
+    console.window.cancelSelected();
+    QTRY_VERIFY_WITH_TIMEOUT(console.stateOf(id).startsWith("cancelled"), 10'000);
+    QCOMPARE(console.backend.stats().badRecords, 0u);
+}
+
+void TestRemoteConsole::hubKilledThenRestartedResyncsWithNoDuplicateOrMissingRow()
+{
+    auto hub = std::make_unique<HubProcess>(QStringLiteral("127.0.0.1:0"), QStringList{});
+    const QString addr = address(*hub);
+    QVERIFY(!addr.isEmpty());
+    Fleet fleet(addr, 3, "r-", 10);
+    Console console(addr);
+    QVERIFY(console.live());
+    QVERIFY(console.bots(3));
+    // Some finished commands, and one still pending when the hub dies.
+    const SendReceipt done =
+        console.backend.send({"r-1", "r-2", "r-3"}, CommandSpec::of(CommandKind::Ping), 5s);
+    QVERIFY(done.ok());
+    QTRY_VERIFY_WITH_TIMEOUT(console.fanOutText(done.fanOut).endsWith("3/3 acked"), 10'000);
+    const SendReceipt waiting =
+        console.backend.send({"ghost"}, CommandSpec::of(CommandKind::Ping), 60s);
+    QVERIFY(waiting.ok());
+    // "ghost" is not connected: refused by the hub as not connected (a row, finished).
+    QTRY_VERIFY_WITH_TIMEOUT(!console.stateOf(waiting.commandIds.value(0)).isEmpty(), 10'000);
+    bool unique = false;
+    const QStringList before = console.ids(&unique);
+    QVERIFY(unique);
+    QCOMPARE(before.size(), 4);
+
+    hub->process.kill(); // SIGKILL: no goodbye
+    QVERIFY(hub->process.waitForFinished(10'000));
+    QTRY_VERIFY_WITH_TIMEOUT(console.window.banner()->isVisible(), 10'000);
+    QCOMPARE(console.backend.link(), ConsoleBackend::Link::Down);
+    QVERIFY(console.window.banner()->text().contains(addr));
+    // Sending while unreachable is refused at once, with the reason; nothing is queued.
+    console.window.selectBots({"r-1"});
+    console.window.sendKindToSelection(CommandKind::Ping);
+    QVERIFY2(console.window.statusBar()->currentMessage().contains("not sent"),
+             qPrintable(console.window.statusBar()->currentMessage()));
+    QCOMPARE(console.ids(&unique), before); // the last state stays on screen
+
+    // The hub comes back on the same port (a new run: its memory is empty).
+    hub = std::make_unique<HubProcess>(addr, QStringList{});
+    QVERIFY(!address(*hub).isEmpty());
+    QVERIFY(console.live(20'000));
+    QVERIFY(console.window.banner()->isHidden());
+    QVERIFY(console.bots(3));
+    QCOMPARE(console.backend.stats().resyncs, 1u);
+    const QStringList after = console.ids(&unique);
+    QVERIFY(unique);
+    QCOMPARE(after, before); // nothing lost, nothing twice
+    // New commands flow again.
+    const SendReceipt again = console.backend.send({"r-2"}, CommandSpec::of(CommandKind::Ping), 5s);
+    QVERIFY2(again.ok(), qPrintable(again.error));
+    QTRY_COMPARE_WITH_TIMEOUT(console.stateOf(again.commandIds.value(0)), QStringLiteral("acked"),
+                              10'000);
+    QCOMPARE(console.ids(&unique).size(), 5);
+    QVERIFY(unique);
+}
+
+void TestRemoteConsole::twoConsolesSeeEachOthersCommandsAndOpctlFanOuts()
+{
+    HubProcess hub(QStringLiteral("127.0.0.1:0"), {});
+    const QString addr = address(hub);
+    QVERIFY(!addr.isEmpty());
+    Fleet fleet(addr, 3, "t-", 10);
+    Console a(addr), b(addr);
+    QVERIFY(a.live() && b.live());
+    QVERIFY(a.bots(3) && b.bots(3));
+
+    const SendReceipt fromA =
+        a.backend.send({"t-1", "t-2"}, CommandSpec::of(CommandKind::Start), 5s);
+    QVERIFY(fromA.ok());
+    QTRY_VERIFY_WITH_TIMEOUT(b.fanOutText(fromA.fanOut).endsWith("2/2 acked"), 10'000);
+    QTRY_VERIFY_WITH_TIMEOUT(a.fanOutText(fromA.fanOut).endsWith("2/2 acked"), 10'000);
+    const SendReceipt fromB = b.backend.send({"t-3"}, CommandSpec::of(CommandKind::Ping), 5s);
+    QVERIFY(fromB.ok());
+    QTRY_COMPARE_WITH_TIMEOUT(a.stateOf(fromB.commandIds.value(0)), QStringLiteral("acked"),
+                              10'000);
+
+    // opctl fans out to every bot: a tally row in both consoles.
+    QProcess opctl;
+    opctl.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/opctl"));
+    opctl.setArguments({"--hub", addr, "send", "--all", "ping", "--timeout", "5s"});
+    opctl.start();
+    QVERIFY(opctl.waitForFinished(20'000));
+    QCOMPARE(opctl.exitCode(), 0);
+    for (Console *c : {&a, &b}) {
+        QTRY_VERIFY_WITH_TIMEOUT(
+            [&] {
+                for (int r = 0; r < c->window.fanOutModel()->rowCount(); ++r) {
+                    const QString t = c->window.fanOutModel()->index(r).data().toString();
+                    if (t.startsWith("ping → 3 bots") && t.endsWith("3/3 acked"))
+                        return true;
+                }
+                return false;
+            }(),
+            10'000);
+        QCOMPARE(c->window.fanOutModel()->rowCount(), 2);
+        bool unique = false;
+        QCOMPARE(c->ids(&unique).size(), 6);
+        QVERIFY(unique);
+    }
+}
+
+void TestRemoteConsole::badAddressShowsTheBannerAndRefusesSends()
+{
+    // A port nothing listens on (taken then released by a hub that has exited).
+    QString addr;
+    {
+        HubProcess hub(QStringLiteral("127.0.0.1:0"), {});
+        addr = address(hub);
+        QVERIFY(hub.terminate());
+    }
+    Console console(addr);
+    QTRY_COMPARE_WITH_TIMEOUT(console.backend.link(), ConsoleBackend::Link::Down, 10'000);
+    QVERIFY(console.window.banner()->isVisible());
+    QVERIFY(console.backend.linkProblem().contains("retrying"));
+    const SendReceipt r = console.backend.send({"x"}, CommandSpec::of(CommandKind::Ping), 1s);
+    QVERIFY(!r.ok());
+    QVERIFY(r.error.contains(addr));
+    QCOMPARE(console.model()->rowCount(), 0);
+}
+
+QTEST_MAIN(TestRemoteConsole)
+#include "tst_remoteconsole.moc"
