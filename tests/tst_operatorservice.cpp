@@ -8,6 +8,7 @@
 #include <QTest>
 
 #include <atomic>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -90,6 +91,8 @@ private slots:
     void opctlRefusesTimeoutsThatWouldOverflow();
     void watchWorksAfterTheHubStartsAgain();
     void refusedDuplicateCallNeverCancelsTheOriginal();
+    void watchResumesWithNoGapOrDuplicate();
+    void noWaitSendsAndFanOutIds();
 };
 
 void TestOperatorService::opctlExitCodesTellOutcomesApart()
@@ -656,6 +659,225 @@ void TestOperatorService::refusedDuplicateCallNeverCancelsTheOriginal()
     bot.ack("dup-1");
     QVERIFY(QTest::qWaitFor([&] { return original.isFinished(); }, 5000));
     QCOMPARE(original.result().state, CommandState::Acked);
+}
+
+namespace {
+
+// Reads a Watch on its own thread (this thread must keep delivering the registry's batches).
+struct WatchReader
+{
+    WatchReader(v1::Operator::Stub &stub, const v1::WatchRequest &request)
+    {
+        reader = stub.Watch(&context, request);
+        thread = std::thread([this] {
+            v1::WatchEvent event;
+            while (reader->Read(&event)) {
+                std::lock_guard lock(mutex);
+                events.push_back(event);
+            }
+        });
+    }
+    ~WatchReader() { end(); }
+    void end()
+    {
+        if (!thread.joinable())
+            return;
+        context.TryCancel();
+        thread.join();
+        reader->Finish();
+    }
+    std::vector<v1::WatchEvent> copy()
+    {
+        std::lock_guard lock(mutex);
+        return events;
+    }
+    // Waits until an event named `name` arrived; its index, or -1.
+    int waitFor(const std::string &name, int ms = 10'000)
+    {
+        int found = -1;
+        (void)QTest::qWaitFor(
+            [&] {
+                std::lock_guard lock(mutex);
+                for (size_t i = 0; i < events.size(); ++i)
+                    if (events[i].event() == name) {
+                        found = int(i);
+                        return true;
+                    }
+                return false;
+            },
+            ms);
+        return found;
+    }
+    // The change numbers of the command events after index `from`.
+    std::vector<quint64> changesAfter(int from)
+    {
+        std::lock_guard lock(mutex);
+        std::vector<quint64> out;
+        for (size_t i = size_t(from) + 1; i < events.size(); ++i)
+            if (events[i].has_command())
+                out.push_back(events[i].command().change());
+        return out;
+    }
+
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader;
+    std::thread thread;
+    std::mutex mutex;
+    std::vector<v1::WatchEvent> events;
+};
+
+} // namespace
+
+void TestOperatorService::watchResumesWithNoGapOrDuplicate()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    auto traffic = [&](int n) {
+        QList<QFuture<CommandOutcome>> futures;
+        for (int i = 0; i < n; ++i)
+            futures.append(rig.service->send("bot-1", CommandSpec::of(CommandKind::Ping), 10s));
+        for (int i = 0; i < n; ++i) {
+            const auto command = bot.readCommand(10s);
+            if (!command)
+                return false;
+            bot.ack(command->command_id(), true, "ok");
+        }
+        return QTest::qWaitFor(
+            [&] {
+                return std::all_of(futures.begin(), futures.end(),
+                                   [](auto &f) { return f.isFinished(); });
+            },
+            10'000);
+    };
+    QVERIFY(traffic(5)); // before anyone watches: in the snapshot only
+    QTRY_COMPARE_WITH_TIMEOUT(rig.feed.lastChange(), quint64(15), 10'000);
+
+    v1::WatchRequest first;
+    first.set_snapshot(true);
+    auto one = std::make_unique<WatchReader>(*rig.stub, first);
+    const int end = one->waitFor("snapshot_end");
+    QVERIFY(end >= 0);
+    const v1::WatchEvent endEvent = one->copy()[size_t(end)];
+    const quint64 feedId = endEvent.feed_id();
+    QVERIFY(feedId != 0);
+    QCOMPARE(endEvent.change(), rig.feed.lastChange());
+    QVERIFY(traffic(10)); // 30 changes: registered, sent, acked each
+    QTRY_COMPARE_WITH_TIMEOUT(one->changesAfter(end).size(), size_t(30), 10'000);
+    one->end();
+    // The console got part of it, then lost its connection: it resumes from what it saw.
+    const std::vector<quint64> seenByOne = one->changesAfter(end);
+    const quint64 resumeAfter = seenByOne[17];
+    QVERIFY(traffic(10));
+    QTRY_COMPARE_WITH_TIMEOUT(rig.feed.lastChange(), endEvent.change() + 60, 10'000);
+
+    v1::WatchRequest again;
+    again.set_resume_after(resumeAfter);
+    again.set_feed_id(feedId);
+    WatchReader two(*rig.stub, again);
+    const int resumed = two.waitFor("resumed");
+    QVERIFY(resumed >= 0);
+    QCOMPARE(two.copy()[size_t(resumed)].change(), resumeAfter);
+    QVERIFY(two.copy()[0].event() == "snapshot_bot"); // the fleet, then the feed
+    const quint64 last = rig.feed.lastChange();
+    QTRY_COMPARE_WITH_TIMEOUT(two.changesAfter(resumed).size(), size_t(last - resumeAfter), 10'000);
+    const std::vector<quint64> replay = two.changesAfter(resumed);
+    for (size_t i = 0; i < replay.size(); ++i)
+        QCOMPARE(replay[i], resumeAfter + 1 + i); // no gap, no duplicate, in order
+    // And it keeps following live changes after the replay.
+    QVERIFY(traffic(1));
+    QTRY_COMPARE_WITH_TIMEOUT(two.changesAfter(resumed).size(), size_t(last - resumeAfter + 3),
+                              10'000);
+    QCOMPARE(two.changesAfter(resumed).back(), last + 3);
+    two.end();
+
+    // Another run's position, or one the hub never reached: resync, then a full snapshot.
+    for (const auto &[feed, after] :
+         {std::pair{feedId ^ 2, resumeAfter}, std::pair{feedId, last + 1000}}) {
+        v1::WatchRequest stale;
+        stale.set_resume_after(after);
+        stale.set_feed_id(feed);
+        WatchReader three(*rig.stub, stale);
+        const int snapshotEnd = three.waitFor("snapshot_end");
+        QVERIFY(snapshotEnd >= 0);
+        const std::vector<v1::WatchEvent> events = three.copy();
+        QCOMPARE(events[0].event(), std::string("resync"));
+        QCOMPARE(events[0].feed_id(), feedId);
+        const auto commands =
+            std::count_if(events.begin(), events.begin() + snapshotEnd,
+                          [](const auto &e) { return e.event() == "snapshot_command"; });
+        QCOMPARE(commands, 26);
+    }
+}
+
+void TestOperatorService::noWaitSendsAndFanOutIds()
+{
+    Rig rig;
+    RawBot a(rig.address()), b(rig.address());
+    QVERIFY(a.hello("bot-a"));
+    QVERIFY(b.hello("bot-b"));
+    // no_wait: the answer comes at once with the pending record; the call's end never
+    // cancels the command.
+    v1::SendCommandRequest one = ping("bot-a", 30'000);
+    one.set_no_wait(true);
+    v1::SendCommandResponse oneResponse;
+    {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + 5s);
+        QVERIFY(rig.stub->SendCommand(&context, one, &oneResponse).ok());
+    }
+    QCOMPARE(oneResponse.record().outcome(), v1::OUTCOME_PENDING);
+    const QString id = QString::fromStdString(oneResponse.record().command_id());
+    QVERIFY(a.readCommand(5s).has_value());
+    QCOMPARE(rig.registry.find(id)->state, CommandState::Pending);
+
+    v1::SendToManyRequest many;
+    many.add_bot_ids("bot-a");
+    many.add_bot_ids("bot-b");
+    many.mutable_command()->mutable_restart();
+    *many.mutable_timeout() = TimeUtil::MillisecondsToDuration(30'000);
+    many.set_fan_out_id("f-console-1");
+    many.set_no_wait(true);
+    std::vector<v1::SendToManyEvent> events;
+    {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + 5s);
+        auto reader = rig.stub->SendToMany(&context, many);
+        v1::SendToManyEvent event;
+        while (reader->Read(&event))
+            events.push_back(event);
+        QVERIFY(reader->Finish().ok());
+    }
+    QCOMPARE(events.size(), size_t(1));
+    QCOMPARE(events[0].summary().fan_out_id(), std::string("f-console-1"));
+    QCOMPARE(events[0].summary().total(), 2);
+    QCOMPARE(events[0].summary().pending(), 2);
+
+    // ListCommands by fan-out, and the feed's tally.
+    v1::ListCommandsRequest list;
+    list.set_fan_out_id("f-console-1");
+    v1::ListCommandsResponse page;
+    {
+        grpc::ClientContext context;
+        QVERIFY(rig.stub->ListCommands(&context, list, &page).ok());
+    }
+    QCOMPARE(page.commands_size(), 2);
+    for (const auto &record : page.commands())
+        QCOMPARE(record.fan_out_id(), std::string("f-console-1"));
+    QTRY_VERIFY_WITH_TIMEOUT(rig.feed.fanOut("f-console-1").has_value(), 5000);
+    QCOMPARE(rig.feed.fanOut("f-console-1")->total, 2);
+
+    // The same fan-out id again, and a malformed one: refused.
+    for (const std::string &bad : {std::string("f-console-1"), std::string("f\x1b[2J")}) {
+        many.set_fan_out_id(bad);
+        grpc::ClientContext context;
+        auto reader = rig.stub->SendToMany(&context, many);
+        v1::SendToManyEvent event;
+        while (reader->Read(&event)) {
+        }
+        QCOMPARE(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    }
+    QCOMPARE(rig.registry.pendingCount(), 3);
 }
 
 QTEST_GUILESS_MAIN(TestOperatorService)
