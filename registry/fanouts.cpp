@@ -2,6 +2,8 @@
 
 #include <QStringList>
 
+#include <algorithm>
+
 namespace opconsole {
 
 void FanOutSummary::add(const CommandOutcome &outcome)
@@ -79,14 +81,13 @@ QString FanOutTracker::apply(const CommandOutcome &record)
         return {};
     auto it = m_fanOuts.find(record.fanOut);
     if (it == m_fanOuts.end()) {
+        if (m_gone.contains(record.fanOut))
+            return {};
         it = m_fanOuts.insert(record.fanOut, Entry{});
         it->tally.id = record.fanOut;
         m_order.push_back(record.fanOut);
-        while (m_order.size() > size_t(std::max(1, m_max))) {
-            if (m_order.front() != record.fanOut)
-                m_fanOuts.remove(m_order.front());
-            m_order.pop_front();
-        }
+        while (m_order.size() > size_t(std::max(1, m_max)))
+            evictOne(record.fanOut);
         it = m_fanOuts.find(record.fanOut);
     }
     Entry &entry = *it;
@@ -102,6 +103,26 @@ QString FanOutTracker::apply(const CommandOutcome &record)
     entry.tally.add(record.state, record.hasLateAck(), 1);
     *member = {record.state, record.hasLateAck(), record.change};
     return record.fanOut;
+}
+
+void FanOutTracker::evictOne(const QString &keep)
+{
+    auto victim = std::find_if(m_order.begin(), m_order.end(), [&](const QString &id) {
+        const auto it = m_fanOuts.constFind(id);
+        return id != keep && it != m_fanOuts.cend() && it->tally.done();
+    });
+    if (victim == m_order.end())
+        victim = m_order.front() != keep ? m_order.begin() : std::next(m_order.begin());
+    const QString id = *victim;
+    m_order.erase(victim);
+    m_fanOuts.remove(id);
+    m_gone.insert(id);
+    m_goneOrder.push_back(id);
+    constexpr size_t MaxGone = 4096;
+    while (m_goneOrder.size() > MaxGone) {
+        m_gone.remove(m_goneOrder.front());
+        m_goneOrder.pop_front();
+    }
 }
 
 const FanOutSummary *FanOutTracker::find(const QString &id) const
@@ -123,6 +144,8 @@ void FanOutTracker::clear()
 {
     m_fanOuts.clear();
     m_order.clear();
+    m_gone.clear();
+    m_goneOrder.clear();
 }
 
 } // namespace opconsole

@@ -3,6 +3,7 @@
 #include "commandoutcome.h"
 
 #include <QHash>
+#include <QSet>
 #include <QString>
 
 #include <array>
@@ -40,7 +41,9 @@ struct FanOutSummary
 // Keeps the tallies of the newest fan-outs from the change feed: apply() every record in
 // feed order (or any order: a record older than what was seen of its command is ignored).
 // Lives in one thread. Members are remembered per fan-out, so a transition moves a command
-// from one count to another and a late ack is counted once.
+// from one count to another and a late ack is counted once. Past the cap, the oldest finished
+// fan-out goes first (the oldest of all when every one is pending); a fan-out that went is not
+// brought back by a later change of one of its commands (its tally would be partial).
 class FanOutTracker
 {
 public:
@@ -67,8 +70,11 @@ private:
         FanOutSummary tally;
         QHash<QString, Member> members;
     };
+    void evictOne(const QString &keep);
     QHash<QString, Entry> m_fanOuts;
     std::deque<QString> m_order; // oldest first
+    QSet<QString> m_gone;        // fan-outs evicted lately (bounded by m_goneOrder)
+    std::deque<QString> m_goneOrder;
     int m_max;
 };
 

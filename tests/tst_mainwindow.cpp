@@ -74,6 +74,8 @@ private slots:
     void silentBotExpiresThenShowsItsLateAck();
     void cancelFromTheContextMenu();
     void fanOutShowsAnAggregateRow();
+    void moreFanOutsThanRowsWithOldOnesPending();
+    void fanOutTallyCountsLateAcks();
     void filtersNarrowTheTable();
     void copyAsOpctlAndDetails();
     void refusalBeforeRegistrationIsShown();
@@ -169,6 +171,77 @@ void TestMainWindow::fanOutShowsAnAggregateRow()
     b.ack(cb->command_id(), false, "no fuel");
     QTRY_VERIFY_WITH_TIMEOUT(rig.fanOutText(0).endsWith("1/2 acked, 1 rejected"), 5000);
     QVERIFY(rig.fanOutText(0).startsWith("start → 2 bots"));
+}
+
+void TestMainWindow::moreFanOutsThanRowsWithOldOnesPending()
+{
+    // Regression: rows were QListWidgetItem pointers kept by continuations; past the 20-row
+    // cap an old fan-out's tally went into another row or freed memory. Now rows are found by
+    // fan-out id: the oldest fan-outs, still pending when they leave the list, finish without
+    // touching any row, and every row shows its own tally.
+    Rig rig;
+    RawBot a(rig.address()), b(rig.address());
+    QVERIFY(a.hello("bot-a"));
+    QVERIFY(b.hello("bot-b"));
+    QVERIFY(rig.botListed("bot-a") && rig.botListed("bot-b"));
+    const int cap = FanOutModel::DefaultMaxRows;
+    const int sent = cap + 15;
+    rig.window->selectBots({"bot-a", "bot-b"});
+    for (int i = 0; i < sent; ++i)
+        rig.window->sendKindToSelection(i < 15 ? CommandKind::Stop : CommandKind::Start);
+    std::vector<std::string> idsA, idsB;
+    for (int i = 0; i < sent; ++i) {
+        const auto ca = a.readCommand(5s), cb = b.readCommand(5s);
+        QVERIFY(ca && cb);
+        idsA.push_back(ca->command_id());
+        idsB.push_back(cb->command_id());
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(rig.window->fanOutModel()->rowCount(), cap, 5000);
+    // The newest first; the 15 oldest (the stops) are no longer listed, and still pending.
+    for (int r = 0; r < cap; ++r)
+        QVERIFY2(rig.fanOutText(r).startsWith("start → 2 bots") &&
+                     rig.fanOutText(r).endsWith("0/2 acked, 2 pending"),
+                 qPrintable(rig.fanOutText(r)));
+    // The kept ones finish: one ack and one rejection each; then the dropped ones: acks.
+    for (int i = 15; i < sent; ++i) {
+        a.ack(idsA[size_t(i)], true, "ok");
+        b.ack(idsB[size_t(i)], false, "no");
+    }
+    for (int i = 0; i < 15; ++i) {
+        a.ack(idsA[size_t(i)], true, "ok");
+        b.ack(idsB[size_t(i)], true, "ok");
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(rig.window->commandProxy()->rowCount(), 2 * sent, 5000);
+    QTRY_VERIFY_WITH_TIMEOUT(rig.stateOf(QString::fromStdString(idsB[0])) == "acked", 5000);
+    QCOMPARE(rig.window->fanOutModel()->rowCount(), cap);
+    for (int r = 0; r < cap; ++r)
+        QVERIFY2(rig.fanOutText(r).startsWith("start → 2 bots") &&
+                     rig.fanOutText(r).endsWith("1/2 acked, 1 rejected"),
+                 qPrintable(rig.fanOutText(r)));
+}
+
+void TestMainWindow::fanOutTallyCountsLateAcks()
+{
+    Rig rig;
+    RawBot quick(rig.address()), slow(rig.address());
+    QVERIFY(quick.hello("bot-quick"));
+    QVERIFY(slow.hello("bot-slow"));
+    const FanOut fan = rig.service->sendToMany({"bot-quick", "bot-slow"},
+                                               CommandSpec::of(CommandKind::Ping), 300ms);
+    const auto cq = quick.readCommand(5s), cs = slow.readCommand(5s);
+    QVERIFY(cq && cs);
+    quick.ack(cq->command_id(), true, "pong");
+    QTRY_VERIFY_WITH_TIMEOUT(rig.window->fanOutModel()->rowOf(fan.id) == 0 &&
+                                 rig.fanOutText(0).endsWith("1/2 acked, 1 expired"),
+                             5000);
+    slow.ack(cs->command_id(), true, "pong, late");
+    // The row follows the late ack as the table does, not only the first outcome.
+    QTRY_VERIFY_WITH_TIMEOUT(rig.fanOutText(0).endsWith("1/2 acked, 1 expired (late ack)"), 5000);
+    QVERIFY(rig.stateOf(QString::fromStdString(cs->command_id())).startsWith("expired, late ack"));
+    // A click on the row shows its commands only.
+    rig.window->fanOutList()->clicked(rig.window->fanOutModel()->index(0));
+    QCOMPARE(rig.window->commandProxy()->fanOut(), fan.id);
+    QCOMPARE(rig.window->commandProxy()->rowCount(), 2);
 }
 
 void TestMainWindow::filtersNarrowTheTable()
