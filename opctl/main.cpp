@@ -42,7 +42,7 @@ commands:
   bots       list bots                      opctl bots [--connected] [--label k=v]
   send       send a command and wait         opctl send BOT COMMAND [options]
              fan out with a live tally       opctl send --all|--label k=v COMMAND [options]
-  commands   list commands                  opctl commands [--state S] [--bot B] [--limit N]
+  commands   list commands                  opctl commands [--state S] [--bot B] [--fan-out F]
   cancel     cancel a pending command       opctl cancel ID [--reason TEXT]
   watch      follow commands and bots live  opctl watch [--snapshot] [--count N]
   help       help on a command              opctl help send
@@ -71,10 +71,13 @@ options:
   --reason TEXT          stop: why
   --no-graceful          stop: do not stop gracefully
   --id ID                use this command id (must be unused)
+  --fan-out ID           fan-out: use this fan-out id (must be unused); the hub picks one
+                         otherwise. Consoles show the fan-out's tally under this id.
 
 The exit code tells the outcome (see opctl --help). A fan-out prints one line per bot as
-each finishes, a live tally on the terminal, then a summary; it exits 0 only if every bot
-acked, else with the code of the most severe outcome.
+each finishes, a live tally on the terminal, then a summary with the fan-out's id (for
+opctl commands --fan-out ID); it exits 0 only if every bot acked, else with the code of
+the most severe outcome.
 )";
 
 const char *const BotsHelp = R"(usage: opctl bots [--connected] [--label k=v ...]
@@ -83,11 +86,13 @@ Every bot that connected to the hub this run: id, connection, state, labels, pen
 commands, last heartbeat.
 )";
 
-const char *const CommandsHelp = R"(usage: opctl commands [--state S ...] [--bot BOT] [--limit N]
+const char *const CommandsHelp =
+    R"(usage: opctl commands [--state S ...] [--bot BOT] [--fan-out ID] [--limit N]
 
 Pending and recently finished commands, oldest first. S is one of pending, acked,
 rejected, expired, not-connected, disconnected, cancelled, refused; or done (every
 finished one) or problems (every finished one but acked), as in the console's filter.
+--fan-out lists the commands of one fan-out (its id is in opctl send's summary).
 )";
 
 const char *const CancelHelp = R"(usage: opctl cancel ID [--reason TEXT]
@@ -269,6 +274,8 @@ std::string describe(const v1::CommandRecord &r)
         line += " (" + v1::AckErrorCode_Name(r.ack().error_code()) + ")";
     if (r.has_late_ack())
         line += "  [late ack after " + ms(r.late_by()) + ": " + r.late_ack().message() + "]";
+    if (!r.fan_out_id().empty())
+        line += "  (fan-out " + r.fan_out_id() + ")";
     return line;
 }
 
@@ -426,7 +433,7 @@ public:
         return exitFor(response.record().outcome());
     }
 
-    int fanOut(const Args &, const v1::Command &cmd, int64_t timeout, int64_t connectTimeout,
+    int fanOut(const Args &args, const v1::Command &cmd, int64_t timeout, int64_t connectTimeout,
                bool all, const std::vector<std::string> &labels)
     {
         v1::SendToManyRequest request;
@@ -438,6 +445,11 @@ public:
         *request.mutable_command() = cmd;
         *request.mutable_timeout() = opconsole::wire::durationFromMs(timeout);
         *request.mutable_connect_timeout() = opconsole::wire::durationFromMs(connectTimeout);
+        if (const auto id = args.value("fan-out")) {
+            if (const std::string p = opconsole::wire::checkId(*id, "--fan-out"); !p.empty())
+                throw UsageError(p);
+            request.set_fan_out_id(*id);
+        }
         requireHub();
         grpc::ClientContext context;
         context.set_deadline(system_clock::now() + milliseconds(timeout + connectTimeout) + 10s);
@@ -465,7 +477,9 @@ public:
                 if (tty)
                     std::fputs("\n", stderr);
                 std::puts(m_json ? toJson(event.summary()).c_str()
-                                 : ("summary: " + event.summary().text()).c_str());
+                                 : ("summary (fan-out " + event.summary().fan_out_id() +
+                                    "): " + event.summary().text())
+                                       .c_str());
             }
         }
         const auto status = reader->Finish();
@@ -491,6 +505,8 @@ public:
         }
         if (const auto bot = args.value("bot"))
             request.set_bot_id(*bot);
+        if (const auto fan = args.value("fan-out"))
+            request.set_fan_out_id(*fan);
         const int limit = std::stoi(args.value("limit").value_or("1000"));
         if (limit <= 0)
             throw UsageError("--limit must be positive");

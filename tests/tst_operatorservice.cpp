@@ -197,14 +197,22 @@ void TestOperatorService::opctlBotsAndFanOut()
     QVERIFY(bots.out.contains("bot-a"));
     QVERIFY(!bots.out.contains("bot-b"));
 
-    Opctl fan({"--hub", hub, "send", "--all", "stop", "--timeout", "10s", "--reason", "night"});
+    Opctl fan({"--hub", hub, "send", "--all", "stop", "--timeout", "10s", "--reason", "night",
+               "--fan-out", "night-stop-1"});
     const auto ca = a.readCommand(10s), cb = b.readCommand(10s);
     QVERIFY(ca && cb);
     QCOMPARE(ca->stop().reason(), std::string("night"));
     a.ack(ca->command_id(), true, "stopped");
     b.ack(cb->command_id(), false, "busy", v1::ACK_ERROR_BUSY);
     QCOMPARE(fan.wait(), 1); // the most severe outcome: rejected
-    QVERIFY(fan.out.contains("summary: 1/2 acked, 1 rejected"));
+    QVERIFY2(fan.out.contains("summary (fan-out night-stop-1): 1/2 acked, 1 rejected"),
+             qPrintable(fan.out));
+    // The fan-out's commands by its id; the id is in each line.
+    Opctl ofFan({"--hub", hub, "commands", "--fan-out", "night-stop-1"});
+    QCOMPARE(ofFan.wait(), 0);
+    QCOMPARE(ofFan.out.count("(fan-out night-stop-1)"), 2);
+    Opctl badFan({"--hub", hub, "send", "--all", "ping", "--fan-out", "bad\tid"});
+    QCOMPARE(badFan.wait(), 64);
 
     // The console's filters by name: problems are the finished commands but the acked ones.
     Opctl problems({"--hub", hub, "commands", "--state", "problems"});
