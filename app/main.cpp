@@ -8,9 +8,9 @@
 #include "simfleet.h"
 
 #ifdef OPCONSOLE_GUI
+#include "hubset.h"
 #include "localbackend.h"
 #include "mainwindow.h"
-#include "remotebackend.h"
 
 #include <QApplication>
 #include <QTableView>
@@ -50,9 +50,9 @@ QJsonObject botFields(const BotInfo &b)
 
 #ifdef OPCONSOLE_GUI
 // The console attached to a hub that runs elsewhere: no registry, no hub in this process.
-int runAttached(const QString &address, const QString &screenshot, QSocketNotifier &signalNotifier)
+int runAttached(const QStringList &hubs, const QString &screenshot, QSocketNotifier &signalNotifier)
 {
-    RemoteBackend backend(address);
+    HubSet backend(hubs);
     MainWindow window(backend);
     window.resize(1400, 860);
     window.show();
@@ -124,9 +124,9 @@ int main(int argc, char **argv)
          QStringLiteral("GUI: drive some demo traffic, save the window to FILE and quit."),
          QStringLiteral("file")},
         {QStringLiteral("connect"),
-         QStringLiteral("GUI: attach to the running hub at host:port (its Operator API) instead "
-                        "of hosting one."),
-         QStringLiteral("host:port")},
+         QStringLiteral("GUI: attach to running hubs (their Operator API) instead of hosting "
+                        "one; several: a,b."),
+         QStringLiteral("host:port[,host:port]")},
     });
     parser.process(app);
 
@@ -143,14 +143,22 @@ int main(int argc, char **argv)
 
 #ifdef OPCONSOLE_GUI
     if (parser.isSet(QStringLiteral("connect"))) {
-        const QString address = parser.value(QStringLiteral("connect")).trimmed();
-        if (headless || address.isEmpty() || address.size() > 255 || address.contains(u',') ||
-            !address.contains(u':')) {
-            std::fprintf(stderr, "opconsole: --connect takes one host:port, with the window "
-                                 "(not --headless)\n");
+        QStringList hubs;
+        for (const QString &part : parser.value(QStringLiteral("connect")).split(u','))
+            hubs << part.trimmed();
+        const bool valid =
+            !hubs.isEmpty() && hubs.size() <= HubSet::MaxHubs &&
+            std::all_of(hubs.cbegin(), hubs.cend(), [&](const QString &h) {
+                return !h.isEmpty() && h.size() <= 255 && h.contains(u':') && hubs.count(h) == 1;
+            });
+        if (headless || !valid) {
+            std::fprintf(stderr,
+                         "opconsole: --connect takes host:port[,host:port...] (up to %d "
+                         "different hubs), with the window (not --headless)\n",
+                         HubSet::MaxHubs);
             return 64;
         }
-        return runAttached(address, parser.value(QStringLiteral("screenshot")), notifier);
+        return runAttached(hubs, parser.value(QStringLiteral("screenshot")), notifier);
     }
 #endif
 

@@ -42,6 +42,8 @@ public:
 
     // Where the fleet is: "127.0.0.1:50051" (local) or the hub addresses attached to.
     virtual QString address() const = 0;
+    // Every hub the console shows (one, or several when attached to several).
+    virtual QStringList hubs() const { return {address()}; }
     virtual bool isRemote() const = 0;
     virtual Link link() const = 0;
     // Why the link is down, and when the next attempt is; empty while live.

@@ -25,6 +25,7 @@ struct RemoteBackend::Item
 {
     enum Kind
     {
+        StreamStart, // a Watch begins: every bot the hub knows comes before the marker
         Command,
         SnapshotCommand,
         Bot,
@@ -50,7 +51,8 @@ public:
     static constexpr size_t MaxInbox = 200'000; // events read but not yet taken by the GUI
 
     explicit RemoteLink(const QString &address)
-        : channel(grpc::CreateChannel(toStd(address), grpc::InsecureChannelCredentials())),
+        : address(address),
+          channel(grpc::CreateChannel(toStd(address), grpc::InsecureChannelCredentials())),
           stub(v1::Operator::NewStub(channel))
     {}
 
@@ -99,6 +101,7 @@ public:
             thread.join();
     }
 
+    const QString address;
     std::shared_ptr<grpc::Channel> channel;
     std::shared_ptr<v1::Operator::Stub> stub;
     std::thread thread;
@@ -167,6 +170,7 @@ bool RemoteLink::readStream(bool *wasLive, QString *problem)
         }
     }
     using Item = RemoteBackend::Item;
+    post(Item{Item::StreamStart, {}, {}, 0, {}, false});
     if (request.snapshot())
         post(Item{Item::SnapshotBegin, {}, {}, 0, {}, knownFeed != 0});
     std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader = stub->Watch(ctx.get(), request);
@@ -230,11 +234,14 @@ bool RemoteLink::readStream(bool *wasLive, QString *problem)
         std::lock_guard lock(mutex);
         current.reset();
     }
+    const QString &hub = address;
     *problem = status.error_code() == grpc::StatusCode::UNAVAILABLE
-                   ? QStringLiteral("hub unreachable: %1").arg(fromStd(status.error_message()))
-                   : QStringLiteral("Watch ended (%1): %2")
+                   ? QStringLiteral("hub %1 is unreachable (%2)")
+                         .arg(hub, fromStd(wire::cutText(status.error_message(), 300)))
+                   : QStringLiteral("hub %1 ended the Watch (%2: %3)")
+                         .arg(hub)
                          .arg(int(status.error_code()))
-                         .arg(fromStd(status.error_message()));
+                         .arg(fromStd(wire::cutText(status.error_message(), 300)));
     return *wasLive;
 }
 
@@ -245,6 +252,7 @@ RemoteBackend::RemoteBackend(const QString &address, QObject *parent)
 RemoteBackend::RemoteBackend(const QString &address, Options options, QObject *parent)
     : ConsoleBackend(parent), m_address(address), m_options(options),
       m_net(std::make_shared<RemoteLink>(address)),
+      m_sequence(options.sequence ? options.sequence : std::make_shared<quint64>(1)),
       m_idPrefix(QString::number(QRandomGenerator::global()->bounded(36 * 36 * 36 * 36), 36))
 {
     m_problem = tr("attaching to %1").arg(address);
@@ -321,7 +329,12 @@ void RemoteBackend::drain()
                     it->seenInSnapshot = true;
             break;
         }
+        case Item::StreamStart:
+            m_botsSeen.clear();
+            break;
         case Item::Bot:
+            m_botsSeen.insert(item.bot.botId);
+            item.bot.hub = m_address;
             m_bots.insert(item.bot.botId, item.bot);
             bots << item.bot;
             break;
@@ -339,11 +352,13 @@ void RemoteBackend::drain()
         case Item::SnapshotEnd:
             m_inSnapshot = false;
             resyncFinished(std::exchange(m_newRun, false), changed);
+            forgetUnseenBots(bots);
             ++m_stats.attaches;
             flush(); // views first, then the banner goes
             setLink(Link::Live, {});
             break;
         case Item::Resumed:
+            forgetUnseenBots(bots);
             ++m_stats.resumes;
             ++m_stats.attaches;
             flush();
@@ -365,8 +380,9 @@ void RemoteBackend::drain()
 void RemoteBackend::applyCommand(CommandOutcome record, QList<CommandOutcome> &out)
 {
     auto it = m_commands.find(record.commandId);
+    record.hub = m_address;
     if (it == m_commands.end()) {
-        record.sequence = m_nextSequence++;
+        record.sequence = (*m_sequence)++;
         if (record.state == CommandState::Pending)
             ++m_pending[record.botId];
         m_commandOrder.push_back(record.commandId);
@@ -410,6 +426,20 @@ void RemoteBackend::resyncFinished(bool newRun, QList<CommandOutcome> &out)
     }
 }
 
+void RemoteBackend::forgetUnseenBots(QList<BotInfo> &out)
+{
+    // The hub listed every bot it knows: one it did not list (it restarted) is not connected
+    // to it, whatever the last word of the old run was.
+    for (BotInfo &bot : m_bots) {
+        if (m_botsSeen.contains(bot.botId) || !bot.connected)
+            continue;
+        bot.connected = false;
+        bot.disconnectReason = tr("not known to the hub since it restarted");
+        bot.disconnectedAtMs = QDateTime::currentMSecsSinceEpoch();
+        out << bot;
+    }
+}
+
 void RemoteBackend::forgetOld()
 {
     if (m_commands.size() <= m_options.maxCommands)
@@ -447,7 +477,7 @@ SendReceipt RemoteBackend::send(const QStringList &botIds, const CommandSpec &sp
         return receipt;
     }
     if (m_link != Link::Live) {
-        receipt.error = tr("not sent: hub %1 is not reachable (%2)").arg(m_address, m_problem);
+        receipt.error = tr("hub %1 is not attached (%2)").arg(m_address, m_problem);
         return receipt;
     }
     if (const QString problem = spec.validate(); !problem.isEmpty()) {
@@ -489,7 +519,19 @@ SendReceipt RemoteBackend::send(const QStringList &botIds, const CommandSpec &sp
         receipt.commandIds << id;
         return receipt;
     }
-    const QString fanOut = newId("f");
+    return sendFanOut(botIds, spec, timeout, newId("f"));
+}
+
+SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSpec &spec,
+                                      milliseconds timeout, const QString &fanOut)
+{
+    SendReceipt receipt;
+    if (m_link != Link::Live) {
+        receipt.error = tr("hub %1 is not attached (%2)").arg(m_address, m_problem);
+        return receipt;
+    }
+    const std::shared_ptr<RemoteLink> net = m_net;
+    const QString what = spec.name();
     class ManyCall final : public grpc::ClientReadReactor<v1::SendToManyEvent>
     {
     public:

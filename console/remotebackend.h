@@ -3,6 +3,7 @@
 #include "consolebackend.h"
 
 #include <QHash>
+#include <QSet>
 
 #include <chrono>
 #include <deque>
@@ -31,6 +32,9 @@ public:
         std::chrono::milliseconds maxRetry{5000};
         // Commands remembered for views and de-duplication; the oldest finished go first.
         int maxCommands = 200'000;
+        // Row order (CommandOutcome::sequence), shared by the backends of one HubSet so that
+        // rows from several hubs are numbered in the order they were first seen. Own if null.
+        std::shared_ptr<quint64> sequence;
     };
     struct Stats
     {
@@ -59,6 +63,16 @@ public:
                      std::chrono::milliseconds timeout, const QString &commandId = {}) override;
     bool cancel(const QString &commandId, const QString &reason) override;
 
+    // A fan-out under an id the caller chose (the same id on several hubs: one tally).
+    SendReceipt sendFanOut(const QStringList &botIds, const CommandSpec &spec,
+                           std::chrono::milliseconds timeout, const QString &fanOutId);
+    bool knows(const QString &commandId) const { return m_commands.contains(commandId); }
+    const BotInfo *bot(const QString &botId) const
+    {
+        const auto it = m_bots.constFind(botId);
+        return it == m_bots.cend() ? nullptr : &*it;
+    }
+
     Stats stats() const { return m_stats; }
     // The feed position the next reconnect resumes from (0: none yet).
     quint64 position() const;
@@ -71,6 +85,7 @@ private:
     void applyCommand(CommandOutcome record, QList<CommandOutcome> &out);
     void resyncFinished(bool newRun, QList<CommandOutcome> &out);
     void forgetOld();
+    void forgetUnseenBots(QList<BotInfo> &out);
     QString newId(const char *prefix);
 
     const QString m_address;
@@ -85,10 +100,11 @@ private:
         CommandOutcome record;
         bool seenInSnapshot = false;
     };
-    QHash<QString, Known> m_commands;   // by command id
-    std::deque<QString> m_commandOrder; // first seen first
-    quint64 m_nextSequence = 1;
+    QHash<QString, Known> m_commands;    // by command id
+    std::deque<QString> m_commandOrder;  // first seen first
+    std::shared_ptr<quint64> m_sequence; // the next row number
     QHash<QString, BotInfo> m_bots;
+    QSet<QString> m_botsSeen;      // in the current Watch, before its snapshot_end or resumed
     QHash<QString, int> m_pending; // pending commands per bot, from the records seen
     bool m_inSnapshot = false;
     bool m_newRun = false;

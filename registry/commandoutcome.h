@@ -74,7 +74,8 @@ struct CommandOutcome
     // gets the next number of its registry, so a consumer that has seen change n has nothing
     // to apply from a record with change <= n (see ChangeFeed).
     quint64 change = 0;
-    QString fanOut;           // the fan-out it belongs to (one send to many bots); empty when none
+    QString fanOut; // the fan-out it belongs to (one send to many bots); empty when none
+    QString hub;    // the hub that holds it, for a console attached to several; else empty
     int progressPercent = -1; // last CommandProgress, -1 when none
     QString progressMessage;
     // Every CommandProgress in order, the newest MaxProgressSteps of them; older ones are

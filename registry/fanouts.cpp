@@ -61,6 +61,8 @@ QString FanOutSummary::text() const
         const int late = lateByState[size_t(state) % lateByState.size()];
         if (late == 1 && n == 1)
             part += QStringLiteral(" (late ack)");
+        else if (late == 1)
+            part += QStringLiteral(" (1 late ack)");
         else if (late > 0)
             part += QStringLiteral(" (%1 late acks)").arg(late);
         parts << part;

@@ -11,8 +11,8 @@
 
 namespace opconsole {
 
-// The tally of one fan-out (one send to many bots): "48/50 acked, 1 expired (late ack),
-// 1 rejected". Counts follow every transition of its commands, late acks included.
+// The tally of one fan-out (one send to many bots): "48/50 acked, 1 rejected, 1 expired
+// (late ack)". Counts follow every transition of its commands, late acks included.
 struct FanOutSummary
 {
     QString id;

@@ -22,6 +22,7 @@ struct BotInfo
     qint64 lastSeenMs = 0;         // last message of any kind
     QString disconnectReason;
     int connects = 0; // how many sessions this run
+    QString hub;      // the hub that reported it, for a console attached to several; else empty
 
     bool matches(const QMap<QString, QString> &selector) const
     {

@@ -4,8 +4,8 @@
 #include "fanoutmodel.h"
 #include "fleetmodel.h"
 #include "hubprocess.h"
+#include "hubset.h"
 #include "mainwindow.h"
-#include "remotebackend.h"
 
 #include <QLabel>
 #include <QListView>
@@ -40,11 +40,12 @@ struct Fleet
     QProcess process;
 };
 
-// One console: a RemoteBackend and the window on it.
+// One console: the hubs it is attached to and the window on them.
 struct Console
 {
-    explicit Console(const QString &hub)
-        : backend(hub, RemoteBackend::Options{50ms, 400ms, 200'000}), window(backend)
+    explicit Console(const QString &hub) : Console(QStringList{hub}) {}
+    explicit Console(const QStringList &hubs)
+        : backend(hubs, RemoteBackend::Options{50ms, 400ms, 200'000, {}}), window(backend)
     {
         window.show();
     }
@@ -83,7 +84,7 @@ struct Console
         return row < 0 ? QString() : window.fanOutModel()->index(row).data().toString();
     }
 
-    RemoteBackend backend;
+    HubSet backend;
     MainWindow window;
 };
 
@@ -104,6 +105,7 @@ private slots:
     void hubKilledThenRestartedResyncsWithNoDuplicateOrMissingRow();
     void twoConsolesSeeEachOthersCommandsAndOpctlFanOuts();
     void badAddressShowsTheBannerAndRefusesSends();
+    void severalHubsOneFleetOneTally();
 };
 
 void TestRemoteConsole::attachSendFanOutCancelAndLateAcks()
@@ -149,7 +151,7 @@ void TestRemoteConsole::attachSendFanOutCancelAndLateAcks()
     console.window.selectCommand(id);
     console.window.cancelSelected();
     QTRY_VERIFY_WITH_TIMEOUT(console.stateOf(id).startsWith("cancelled"), 10'000);
-    QCOMPARE(console.backend.stats().badRecords, 0u);
+    QCOMPARE(console.backend.hub(0).stats().badRecords, 0u);
 }
 
 void TestRemoteConsole::hubKilledThenRestartedResyncsWithNoDuplicateOrMissingRow()
@@ -194,7 +196,7 @@ void TestRemoteConsole::hubKilledThenRestartedResyncsWithNoDuplicateOrMissingRow
     QVERIFY(console.live(20'000));
     QVERIFY(console.window.banner()->isHidden());
     QVERIFY(console.bots(3));
-    QCOMPARE(console.backend.stats().resyncs, 1u);
+    QCOMPARE(console.backend.hub(0).stats().resyncs, 1u);
     const QStringList after = console.ids(&unique);
     QVERIFY(unique);
     QCOMPARE(after, before); // nothing lost, nothing twice
@@ -269,6 +271,54 @@ void TestRemoteConsole::badAddressShowsTheBannerAndRefusesSends()
     QVERIFY(!r.ok());
     QVERIFY(r.error.contains(addr));
     QCOMPARE(console.model()->rowCount(), 0);
+}
+
+void TestRemoteConsole::severalHubsOneFleetOneTally()
+{
+    HubProcess hubA(QStringLiteral("127.0.0.1:0"), {});
+    auto hubB = std::make_unique<HubProcess>(QStringLiteral("127.0.0.1:0"), QStringList{});
+    const QString a = address(hubA), b = address(*hubB);
+    QVERIFY(!a.isEmpty() && !b.isEmpty());
+    Fleet fleetA(a, 2, "a-", 10), fleetB(b, 2, "b-", 10);
+    Console console({a, b});
+    QVERIFY(console.live());
+    QVERIFY(console.bots(4));
+    QVERIFY(!console.window.fleetView()->isColumnHidden(FleetModel::Hub));
+    QVERIFY(!console.window.commandsView()->isColumnHidden(CommandTableModel::Hub));
+    const FleetModel *fleet = console.window.fleetModel();
+    QCOMPARE(fleet->index(fleet->rowOf("a-1"), FleetModel::Hub).data().toString(), a);
+    QCOMPARE(fleet->index(fleet->rowOf("b-2"), FleetModel::Hub).data().toString(), b);
+
+    // One fan-out over both hubs: one id, one tally row.
+    const SendReceipt fan =
+        console.backend.send({"a-1", "b-1", "a-2", "b-2"}, CommandSpec::of(CommandKind::Ping), 5s);
+    QVERIFY2(fan.ok(), qPrintable(fan.error));
+    QTRY_VERIFY_WITH_TIMEOUT(console.fanOutText(fan.fanOut).endsWith("4/4 acked"), 10'000);
+    QVERIFY(console.fanOutText(fan.fanOut).startsWith("ping → 4 bots"));
+    QCOMPARE(console.window.fanOutModel()->rowCount(), 1);
+    // Each command on the hub that holds its bot.
+    for (int r = 0; r < console.model()->rowCount(); ++r) {
+        const QString bot = console.model()->index(r, CommandTableModel::Bot).data().toString();
+        QCOMPARE(console.model()->index(r, CommandTableModel::Hub).data().toString(),
+                 bot.startsWith("a-") ? a : b);
+    }
+    // One hub goes: sends to its bots are refused, the other hub's still go.
+    hubB->process.kill();
+    QVERIFY(hubB->process.waitForFinished(10'000));
+    QTRY_VERIFY_WITH_TIMEOUT(console.window.banner()->isVisible(), 10'000);
+    QVERIFY(console.window.banner()->text().contains(b));
+    const SendReceipt refused =
+        console.backend.send({"a-1", "b-1"}, CommandSpec::of(CommandKind::Ping), 5s);
+    QVERIFY(!refused.ok());
+    QVERIFY2(refused.error.contains(b), qPrintable(refused.error));
+    const SendReceipt stillA =
+        console.backend.send({"a-2"}, CommandSpec::of(CommandKind::Ping), 5s);
+    QVERIFY2(stillA.ok(), qPrintable(stillA.error));
+    QTRY_COMPARE_WITH_TIMEOUT(console.stateOf(stillA.commandIds.value(0)), QStringLiteral("acked"),
+                              10'000);
+    bool unique = false;
+    QCOMPARE(console.ids(&unique).size(), 5);
+    QVERIFY(unique);
 }
 
 QTEST_MAIN(TestRemoteConsole)

@@ -121,6 +121,8 @@ QVariant CommandTableModel::data(const QModelIndex &index, int role) const
             return row.latency;
         case Message:
             return row.message;
+        case Hub:
+            return o.hub;
         }
         return {};
     case Qt::ToolTipRole:
@@ -172,8 +174,8 @@ QVariant CommandTableModel::headerData(int section, Qt::Orientation orientation,
 {
     if (orientation != Qt::Horizontal || role != Qt::DisplayRole)
         return {};
-    static const char *names[] = {"Id",      "Bot",       "Command", "State",
-                                  "Sent at", "Remaining", "Latency", "Message"};
+    static const char *names[] = {"Id",        "Bot",     "Command", "State", "Sent at",
+                                  "Remaining", "Latency", "Message", "Hub"};
     return section >= 0 && section < ColumnCount ? tr(names[section]) : QVariant();
 }
 

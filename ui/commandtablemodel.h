@@ -31,6 +31,7 @@ public:
         Remaining,
         Latency,
         Message,
+        Hub, // shown when the console is attached to several hubs
         ColumnCount
     };
     enum Role

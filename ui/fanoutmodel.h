@@ -8,7 +8,7 @@
 namespace opconsole {
 
 // One row per fan-out (one send to many bots), newest first, tallied from the change feed:
-// "restart → 50 bots at 14:02:11: 48/50 acked, 1 expired (late ack), 1 rejected". Rows are
+// "restart → 50 bots at 14:02:11: 48/50 acked, 1 rejected, 1 expired (late ack)". Rows are
 // found by fan-out id on every change, never by a pointer kept across events, so a row that
 // was dropped (past the cap) simply stops being updated. Fan-outs sent from opctl or another
 // console appear too: the feed carries every command's fan-out id.

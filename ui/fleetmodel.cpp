@@ -46,6 +46,8 @@ QVariant FleetModel::data(const QModelIndex &index, int role) const
             return row.info.botId;
         case Labels:
             return row.labels;
+        case Hub:
+            return row.info.hub;
         case State:
             return row.info.state.isEmpty() ? QStringLiteral("–") : row.info.state;
         case Connection:
@@ -92,8 +94,8 @@ QVariant FleetModel::headerData(int section, Qt::Orientation orientation, int ro
 {
     if (orientation != Qt::Horizontal || role != Qt::DisplayRole)
         return {};
-    static const char *names[] = {"Bot",       "Labels",    "State",       "Connection",
-                                  "Heartbeat", "In flight", "Last latency"};
+    static const char *names[] = {"Bot",       "Labels",    "State",        "Connection",
+                                  "Heartbeat", "In flight", "Last latency", "Hub"};
     return section >= 0 && section < ColumnCount ? tr(names[section]) : QVariant();
 }
 

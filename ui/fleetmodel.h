@@ -27,6 +27,7 @@ public:
         Heartbeat,
         InFlight,
         LastLatency,
+        Hub, // shown when the console is attached to several hubs
         ColumnCount
     };
     enum Role

@@ -292,6 +292,10 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     slow->start();
 
     loadSettings();
+    // The Hub columns only when attached to several hubs.
+    const bool severalHubs = backend.hubs().size() > 1;
+    m_fleetView->setColumnHidden(FleetModel::Hub, !severalHubs);
+    m_commandsView->setColumnHidden(CommandTableModel::Hub, !severalHubs);
     fitSendPanel();
     onLinkChanged();
     refreshStatus();
@@ -321,10 +325,10 @@ void MainWindow::onLinkChanged()
         m_staleSince = QTime::currentTime().toString(QStringLiteral("HH:mm:ss"));
     m_banner->setText(
         m_backend.link() == ConsoleBackend::Link::Connecting
-            ? tr("Attaching to hub %1…").arg(m_backend.address())
-            : tr("Hub %1 is unreachable since %2: %3. What you see is as of then; sending is "
-                 "off until the console is attached again.")
-                  .arg(m_backend.address(), m_staleSince, m_backend.linkProblem().toHtmlEscaped()));
+            ? tr("Attaching to %1…").arg(m_backend.address().toHtmlEscaped())
+            : tr("<b>Not attached since %1</b>: %2. What you see is as of then; sending is off "
+                 "until the console is attached again.")
+                  .arg(m_staleSince, m_backend.linkProblem().toHtmlEscaped()));
     m_banner->setVisible(down);
     for (QTableView *view : {m_fleetView, m_commandsView})
         view->setStyleSheet(down ? QStringLiteral("QTableView { color: gray; }") : QString());
@@ -578,8 +582,12 @@ void MainWindow::copySelectedIds()
 
 QString MainWindow::opctlLine(const CommandOutcome &o) const
 {
-    QStringList args{QStringLiteral("opctl"), QStringLiteral("--hub"), m_backend.address(),
-                     QStringLiteral("send"),  shellQuote(o.botId),     o.kind};
+    QStringList args{QStringLiteral("opctl"),
+                     QStringLiteral("--hub"),
+                     o.hub.isEmpty() ? m_backend.address() : o.hub,
+                     QStringLiteral("send"),
+                     shellQuote(o.botId),
+                     o.kind};
     const Sent *sent = sentFor(o);
     const milliseconds timeout =
         sent ? sent->timeout : duration_cast<milliseconds>(o.deadline - o.registeredAt);

@@ -1,0 +1,53 @@
+#pragma once
+
+#include "remotebackend.h"
+
+#include <memory>
+#include <vector>
+
+namespace opconsole {
+
+// The console attached to several hubs at once (opconsole --connect a:1,b:2): one fleet and
+// one commands table with a Hub column, a send goes to the hub that holds the bot, and a
+// fan-out across hubs is one fan-out id on each of them, so it has one tally. Each hub has
+// its own RemoteBackend (its own Watch, resume and back-off); the link is Live only while
+// every hub is attached, and a send that needs a hub that is not is refused whole.
+class HubSet final : public ConsoleBackend
+{
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(HubSet)
+
+public:
+    static constexpr int MaxHubs = 16;
+
+    explicit HubSet(const QStringList &addresses,
+                    RemoteBackend::Options options = RemoteBackend::Options{},
+                    QObject *parent = nullptr);
+    ~HubSet() override;
+
+    QString address() const override;
+    QStringList hubs() const override { return m_addresses; }
+    bool isRemote() const override { return true; }
+    Link link() const override;
+    QString linkProblem() const override;
+    QList<BotInfo> bots() const override;
+    QList<CommandOutcome> commands() const override;
+    int pendingCount(const QString &botId) const override;
+    SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
+                     std::chrono::milliseconds timeout, const QString &commandId = {}) override;
+    bool cancel(const QString &commandId, const QString &reason) override;
+
+    RemoteBackend &hub(int i) const { return *m_hubs[size_t(i)]; }
+    int size() const { return int(m_hubs.size()); }
+
+private:
+    // The hub that holds a bot: where it is connected, else where it was seen last; -1: none.
+    int hubOf(const QString &botId) const;
+
+    QStringList m_addresses;
+    std::vector<std::unique_ptr<RemoteBackend>> m_hubs;
+    QString m_idPrefix;
+    quint64 m_fanOuts = 0;
+};
+
+} // namespace opconsole
