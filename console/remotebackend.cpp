@@ -282,8 +282,8 @@ QList<CommandOutcome> RemoteBackend::commands() const
     QList<CommandOutcome> out;
     out.reserve(qsizetype(m_commandOrder.size()));
     for (const QString &id : m_commandOrder)
-        if (const auto it = m_commands.constFind(id); it != m_commands.cend())
-            out << it->record;
+        if (const auto it = m_commands.find(id); it != m_commands.end())
+            out << it->second.record;
     return out;
 }
 
@@ -303,11 +303,21 @@ void RemoteBackend::setLink(Link link, const QString &problem)
 
 void RemoteBackend::drain()
 {
+    // At most MaxPerDrain events per turn of the event loop: a burst (a resync, a fan-out to
+    // 50,000 bots) is taken in slices, so the window keeps answering while it comes in.
     std::deque<Item> items;
     {
         std::lock_guard lock(m_net->mutex);
-        items.swap(m_net->inbox);
-        m_net->drainPosted = false;
+        std::deque<Item> &inbox = m_net->inbox;
+        if (inbox.size() <= MaxPerDrain) {
+            items.swap(inbox);
+            m_net->drainPosted = false;
+        } else {
+            const auto end = inbox.begin() + qsizetype(MaxPerDrain);
+            items.assign(std::make_move_iterator(inbox.begin()), std::make_move_iterator(end));
+            inbox.erase(inbox.begin(), end);
+            QMetaObject::invokeMethod(this, &RemoteBackend::drain, Qt::QueuedConnection);
+        }
     }
     m_net->room.notify_all();
     QList<CommandOutcome> changed;
@@ -326,7 +336,7 @@ void RemoteBackend::drain()
             applyCommand(std::move(item.command), changed);
             if (item.kind == Item::SnapshotCommand)
                 if (auto it = m_commands.find(id); it != m_commands.end())
-                    it->seenInSnapshot = true;
+                    it->second.seenInSnapshot = true;
             break;
         }
         case Item::StreamStart:
@@ -341,7 +351,7 @@ void RemoteBackend::drain()
         case Item::SnapshotBegin:
             m_inSnapshot = true;
             m_newRun = item.newRun;
-            for (Known &k : m_commands) {
+            for (auto &[id, k] : m_commands) {
                 k.seenInSnapshot = false;
                 if (item.newRun)
                     k.record.change = 0; // the new run numbers its changes from 1
@@ -386,23 +396,24 @@ void RemoteBackend::applyCommand(CommandOutcome record, QList<CommandOutcome> &o
         if (record.state == CommandState::Pending)
             ++m_pending[record.botId];
         m_commandOrder.push_back(record.commandId);
-        it = m_commands.insert(record.commandId, Known{record, false});
+        m_commands.emplace(record.commandId, Known{record, false});
         out << record;
         ++m_stats.changes;
         return;
     }
-    if (record.change != 0 && record.change <= it->record.change) {
+    Known &known = it->second;
+    if (record.change != 0 && record.change <= known.record.change) {
         ++m_stats.duplicates;
         return;
     }
-    record.sequence = it->record.sequence;
-    const bool was = it->record.state == CommandState::Pending;
+    record.sequence = known.record.sequence;
+    const bool was = known.record.state == CommandState::Pending;
     const bool is = record.state == CommandState::Pending;
     if (was && !is && --m_pending[record.botId] <= 0)
         m_pending.remove(record.botId);
     else if (!was && is)
         ++m_pending[record.botId];
-    it->record = record;
+    known.record = record;
     out << record;
     ++m_stats.changes;
 }
@@ -414,7 +425,7 @@ void RemoteBackend::resyncFinished(bool newRun, QList<CommandOutcome> &out)
     // The hub restarted: what it held in memory is gone. A command still pending here can no
     // longer be answered through it; say so rather than count down forever.
     const auto now = Clock::now();
-    for (Known &k : m_commands) {
+    for (auto &[id, k] : m_commands) {
         if (k.seenInSnapshot || k.record.state != CommandState::Pending)
             continue;
         k.record.state = CommandState::Disconnected;
@@ -442,17 +453,17 @@ void RemoteBackend::forgetUnseenBots(QList<BotInfo> &out)
 
 void RemoteBackend::forgetOld()
 {
-    if (m_commands.size() <= m_options.maxCommands)
+    if (m_commands.size() <= size_t(m_options.maxCommands))
         return;
     const qsizetype keep = m_options.maxCommands - m_options.maxCommands / 10;
     size_t looked = m_commandOrder.size();
-    while (m_commands.size() > keep && looked-- > 0 && !m_commandOrder.empty()) {
+    while (m_commands.size() > size_t(keep) && looked-- > 0 && !m_commandOrder.empty()) {
         const QString id = m_commandOrder.front();
         m_commandOrder.pop_front();
         const auto it = m_commands.find(id);
         if (it == m_commands.end())
             continue;
-        if (it->record.state == CommandState::Pending) {
+        if (it->second.record.state == CommandState::Pending) {
             m_commandOrder.push_back(id); // pending ones stay
             continue;
         }

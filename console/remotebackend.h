@@ -1,5 +1,6 @@
 #pragma once
 
+#include "commandregistry.h" // IdHash
 #include "consolebackend.h"
 
 #include <QHash>
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <unordered_map>
 
 namespace opconsole {
 
@@ -66,7 +68,7 @@ public:
     // A fan-out under an id the caller chose (the same id on several hubs: one tally).
     SendReceipt sendFanOut(const QStringList &botIds, const CommandSpec &spec,
                            std::chrono::milliseconds timeout, const QString &fanOutId);
-    bool knows(const QString &commandId) const { return m_commands.contains(commandId); }
+    bool knows(const QString &commandId) const { return m_commands.count(commandId) > 0; }
     const BotInfo *bot(const QString &botId) const
     {
         const auto it = m_bots.constFind(botId);
@@ -80,6 +82,7 @@ public:
 private:
     friend class RemoteLink;
     struct Item; // one checked Watch event, in arrival order
+    static constexpr size_t MaxPerDrain = 3000;
     void drain();
     void setLink(Link link, const QString &problem);
     void applyCommand(CommandOutcome record, QList<CommandOutcome> &out);
@@ -100,7 +103,9 @@ private:
         CommandOutcome record;
         bool seenInSnapshot = false;
     };
-    QHash<QString, Known> m_commands;    // by command id
+    // By command id. Node-based with cached hashes: growing it never moves a record (a QHash
+    // of 131,072 records moved them all at once: a 100 ms stall).
+    std::unordered_map<QString, Known, IdHash> m_commands;
     std::deque<QString> m_commandOrder;  // first seen first
     std::shared_ptr<quint64> m_sequence; // the next row number
     QHash<QString, BotInfo> m_bots;
