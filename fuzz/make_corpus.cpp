@@ -363,19 +363,96 @@ void operatorRequests(const fs::path &dir)
     }
 }
 
+// ---- hub_events: frames of a 2-byte little-endian length and a WatchEvent -----------------
+
+std::string watchFrame(const v1::WatchEvent &e)
+{
+    const std::string bytes = serialize(e);
+    std::string out;
+    out += char(bytes.size() & 0xFF);
+    out += char(bytes.size() >> 8);
+    return out + bytes;
+}
+
+v1::WatchEvent commandEvent(const std::string &name, const std::string &id, v1::Outcome outcome,
+                            uint64_t change, const std::string &fanOut = {})
+{
+    v1::WatchEvent e;
+    e.set_event(name);
+    v1::CommandRecord &r = *e.mutable_command();
+    r.set_command_id(id);
+    r.set_bot_id("bot-1");
+    r.set_kind("ping");
+    r.set_outcome(outcome);
+    r.mutable_registered_at()->set_seconds(1'780'000'000);
+    r.mutable_deadline()->set_seconds(1'780'000'005);
+    r.set_progress_percent(-1);
+    r.set_fan_out_id(fanOut);
+    r.set_change(change);
+    if (outcome != v1::OUTCOME_PENDING) {
+        r.mutable_finished_at()->set_seconds(1'780'000'001);
+        r.mutable_latency()->set_nanos(12'000'000);
+    }
+    return e;
+}
+
+void hubEvents(const fs::path &dir)
+{
+    Writer put(dir);
+    {
+        v1::WatchEvent bot;
+        bot.set_event("snapshot_bot");
+        bot.mutable_bot()->set_bot_id("bot-1");
+        bot.mutable_bot()->set_connected(true);
+        (*bot.mutable_bot()->mutable_labels())["group"] = "a";
+        v1::WatchEvent end;
+        end.set_event("snapshot_end");
+        end.set_change(3);
+        end.set_feed_id(77);
+        put("snapshot",
+            watchFrame(bot) +
+                watchFrame(commandEvent("snapshot_command", "c-1", v1::OUTCOME_ACKED, 3)) +
+                watchFrame(end));
+    }
+    {
+        std::string fan;
+        uint64_t change = 10;
+        for (const char *id : {"c-a", "c-b", "c-c"})
+            fan += watchFrame(commandEvent("registered", id, v1::OUTCOME_PENDING, ++change, "f-1"));
+        fan += watchFrame(commandEvent("acked", "c-a", v1::OUTCOME_ACKED, ++change, "f-1"));
+        fan += watchFrame(commandEvent("expired", "c-b", v1::OUTCOME_EXPIRED, ++change, "f-1"));
+        v1::WatchEvent late = commandEvent("late_ack", "c-b", v1::OUTCOME_EXPIRED, ++change, "f-1");
+        late.mutable_command()->mutable_late_ack()->set_command_id("c-b");
+        late.mutable_command()->mutable_late_ack()->set_success(true);
+        late.mutable_command()->mutable_late_by()->set_seconds(2);
+        fan += watchFrame(late);
+        fan += watchFrame(commandEvent("acked", "c-a", v1::OUTCOME_ACKED, 5, "f-1")); // stale
+        put("fan_out_late_ack", fan);
+    }
+    {
+        v1::WatchEvent bad = commandEvent("acked", "c-x", v1::OUTCOME_ACKED, 1);
+        bad.mutable_command()->mutable_deadline()->set_seconds(253402300799LL);
+        bad.mutable_command()->mutable_latency()->set_seconds(-5);
+        put("out_of_range", watchFrame(bad));
+        v1::WatchEvent nel = commandEvent("registered", "c" + Nel, v1::OUTCOME_PENDING, 2);
+        put("control_id", watchFrame(nel));
+    }
+}
+
 } // namespace
 
 int main(int argc, char **argv)
 {
     if (argc != 2) {
         std::fprintf(stderr,
-                     "usage: %s CORPUS_DIR (writes CORPUS_DIR/botmessages and "
-                     "CORPUS_DIR/operator_requests)\n",
+                     "usage: %s CORPUS_DIR (writes CORPUS_DIR/botmessages, "
+                     "CORPUS_DIR/operator_requests and CORPUS_DIR/hub_events)\n",
                      argv[0]);
         return 2;
     }
     const fs::path root = argv[1];
     botMessages(root / "botmessages");
     operatorRequests(root / "operator_requests");
+    hubEvents(root / "hub_events");
     return 0;
 }

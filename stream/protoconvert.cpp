@@ -263,12 +263,6 @@ void fillTally(v1::FanOutTally &out, const FanOutSummary &s)
 
 namespace {
 
-qint64 nanosOf(const google::protobuf::Timestamp &t)
-{
-    // checkRecord bounded the seconds to years 1..9999: no overflow in ns (about +-2.5e20 would).
-    return qint64(t.seconds()) * 1'000'000'000 + t.nanos();
-}
-
 std::chrono::nanoseconds durationOf(const google::protobuf::Duration &d)
 {
     return std::chrono::seconds(d.seconds()) + std::chrono::nanoseconds(d.nanos());
@@ -307,13 +301,16 @@ std::optional<CommandOutcome> toOutcome(const v1::CommandRecord &r, QString *pro
     if (r.has_late_ack())
         o.lateAck = ackOf(r.late_ack());
     // One reading of both clocks maps every wall time of the record onto the steady clock.
-    // Times far from now (years 1 or 9999) are clamped to +-100 years of now, which keeps
-    // steady_clock arithmetic far from overflow.
+    // Times far from now (years 1 or 9999: nanoseconds since 1970 would not even fit 64 bits)
+    // are clamped to +-100 years of now in seconds first, which keeps every later sum far from
+    // overflow. (A fuzzer found the first version, which multiplied before clamping.)
     const auto steadyNow = Clock::now();
-    const qint64 wallNowNs = QDateTime::currentMSecsSinceEpoch() * 1'000'000;
-    constexpr qint64 Span = 100LL * 365 * 24 * 3600 * 1'000'000'000;
+    const qint64 wallNowMs = QDateTime::currentMSecsSinceEpoch();
+    constexpr qint64 SpanSeconds = 100LL * 366 * 24 * 3600;
     auto local = [&](const google::protobuf::Timestamp &t) {
-        const qint64 offset = std::clamp<qint64>(nanosOf(t) - wallNowNs, -Span, Span);
+        const qint64 seconds =
+            std::clamp<qint64>(t.seconds() - wallNowMs / 1000, -SpanSeconds, SpanSeconds);
+        const qint64 offset = seconds * 1'000'000'000 + t.nanos() - (wallNowMs % 1000) * 1'000'000;
         return steadyNow + duration_cast<Clock::duration>(nanoseconds(offset));
     };
     o.registeredAt = local(r.registered_at());
@@ -323,10 +320,12 @@ std::optional<CommandOutcome> toOutcome(const v1::CommandRecord &r, QString *pro
         o.sentAt = local(r.sent_at());
     if (o.finished()) {
         const Clock::time_point from = o.wasSent() ? o.sentAt : o.registeredAt;
+        // A hub's finished_at before the send would make a negative latency, one years after
+        // it a latency no record may carry: kept between the two.
         o.finishedAt = r.has_latency()
                            ? from + duration_cast<Clock::duration>(durationOf(r.latency()))
-                       : r.has_finished_at() ? local(r.finished_at())
-                                             : from;
+                           : std::clamp(r.has_finished_at() ? local(r.finished_at()) : from, from,
+                                        from + hours(24 * 365));
     }
     if (o.lateAck)
         o.lateAckAt = o.deadline + duration_cast<Clock::duration>(durationOf(r.late_by()));
