@@ -212,22 +212,38 @@ int main(int argc, char **argv)
             log.warning("protocol_violation",
                         {{QStringLiteral("bot"), bot}, {QStringLiteral("what"), what}});
         });
-    QObject::connect(&registry, &CommandRegistry::finished, &app, [&log](const CommandOutcome &o) {
-        // The Watch event name: acked, rejected, expired, not_connected, ...
-        const QString state = stateName(o.state).replace(QLatin1Char(' '), QLatin1Char('_'));
-        log.write(isProblem(o.state) ? LogLevel::Warning : LogLevel::Info, "command_finished",
-                  {{QStringLiteral("id"), o.commandId},
-                   {QStringLiteral("bot"), o.botId},
-                   {QStringLiteral("kind"), o.kind},
-                   {QStringLiteral("state"), state},
-                   {QStringLiteral("latency_ms"), double(o.latency().count()) / 1e6},
-                   {QStringLiteral("reason"), o.reason}});
-    });
-    QObject::connect(&registry, &CommandRegistry::lateAck, &app, [&log](const CommandOutcome &o) {
-        log.warning("late_ack", {{QStringLiteral("id"), o.commandId},
+    // Commands: from the change feed, like Watch and the GUI (one transition per record, in
+    // order): a final outcome once, and a late ack when it comes.
+    QObject::connect(
+        &feed, &ChangeFeed::changes, &app, [&log](const QList<CommandOutcome> &records) {
+            for (const CommandOutcome &o : records) {
+                if (o.hasLateAck()) {
+                    log.warning("late_ack",
+                                {{QStringLiteral("id"), o.commandId},
                                  {QStringLiteral("bot"), o.botId},
-                                 {QStringLiteral("late_by_ms"), double(o.lateBy().count()) / 1e6}});
-    });
+                                 {QStringLiteral("late_by_ms"), double(o.lateBy().count()) / 1e6},
+                                 {QStringLiteral("change"), qint64(o.change)}});
+                    continue;
+                }
+                if (!o.finished())
+                    continue;
+                // The Watch event name: acked, rejected, expired, not_connected, ...
+                const QString state =
+                    stateName(o.state).replace(QLatin1Char(' '), QLatin1Char('_'));
+                QJsonObject fields{
+                    {QStringLiteral("id"), o.commandId},
+                    {QStringLiteral("bot"), o.botId},
+                    {QStringLiteral("kind"), o.kind},
+                    {QStringLiteral("state"), state},
+                    {QStringLiteral("latency_ms"), double(o.latency().count()) / 1e6},
+                    {QStringLiteral("reason"), o.reason},
+                    {QStringLiteral("change"), qint64(o.change)}};
+                if (!o.fanOut.isEmpty())
+                    fields.insert(QStringLiteral("fan_out"), o.fanOut);
+                log.write(isProblem(o.state) ? LogLevel::Warning : LogLevel::Info,
+                          "command_finished", fields);
+            }
+        });
 
     QString error;
     if (!hub.start(&error)) {
