@@ -334,7 +334,8 @@ void RemoteBackend::drain()
         case Item::SnapshotCommand: {
             const QString id = item.command.commandId;
             applyCommand(std::move(item.command), changed);
-            if (item.kind == Item::SnapshotCommand)
+            // Whatever comes between a snapshot's start and its end is in the hub's memory.
+            if (item.kind == Item::SnapshotCommand || m_inSnapshot)
                 if (auto it = m_commands.find(id); it != m_commands.end())
                     it->second.seenInSnapshot = true;
             break;

@@ -12,18 +12,19 @@ export QT_QPA_PLATFORM=offscreen
 echo "== tests (release build)"
 ctest --test-dir build --output-on-failure --timeout 600
 
-# Sanitizer builds cover the threaded core. ASan/UBSan/LSan: the registry and the hub.
+# Sanitizer builds cover the threaded core. ASan/UBSan/LSan: the registry, the hub and the
+# console's remote backend.
 # TSan: the registry. Debian's gRPC and abseil are not built with TSan, so their locks are
 # invisible to it and every gRPC callback path reports false races (docs/architecture.md).
 tests_labelled() { sed -n "s/^opconsole_add_test(\([a-z_]*\) \($1\)[ )].*/\1/p" tests/CMakeLists.txt; }
-asan_targets=$(tests_labelled 'registry\|stream')
+asan_targets=$(tests_labelled 'registry\|stream\|console')
 tsan_targets=$(tests_labelled 'registry')
 
 if [ "${OPCONSOLE_SKIP_SANITIZERS:-0}" != 1 ]; then
     echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
     PRESET=asan scripts/build.sh $asan_targets
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        ctest --test-dir build-asan --output-on-failure -L '^(registry|stream)$' --timeout 900
+        ctest --test-dir build-asan --output-on-failure -L '^(registry|stream|console)$' --timeout 900
 
     echo "== tests under ThreadSanitizer"
     PRESET=tsan scripts/build.sh $tsan_targets

@@ -1,0 +1,357 @@
+// RemoteBackend without a window: against the real Operator service of an in-process hub
+// (resume after the hub's server stops and starts again), and against a scripted hostile hub
+// (a real gRPC server whose Watch sends what each test tells it to: bad records, changes going
+// backwards, a run that changes under the console, calls that never answer).
+#include "changefeed.h"
+#include "hubrig.h"
+#include "opconsole/v1/operator.grpc.pb.h"
+#include "operatorservice.h"
+#include "rawbot.h"
+#include "remotebackend.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <QTest>
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+
+using namespace opconsole;
+using namespace std::chrono;
+
+namespace {
+
+RemoteBackend::Options quick()
+{
+    RemoteBackend::Options o;
+    o.firstRetry = 50ms;
+    o.maxRetry = 200ms;
+    return o;
+}
+
+v1::WatchEvent record(const std::string &id, v1::Outcome outcome, uint64_t change,
+                      const std::string &fanOut = {})
+{
+    v1::WatchEvent e;
+    e.set_event(outcome == v1::OUTCOME_PENDING ? "registered" : "acked");
+    v1::CommandRecord &r = *e.mutable_command();
+    r.set_command_id(id);
+    r.set_bot_id("bot-1");
+    r.set_kind("ping");
+    r.set_outcome(outcome);
+    const auto now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+    r.mutable_registered_at()->set_seconds(now);
+    r.mutable_deadline()->set_seconds(now + 30);
+    r.set_progress_percent(-1);
+    r.set_fan_out_id(fanOut);
+    r.set_change(change);
+    return e;
+}
+
+v1::WatchEvent marker(const char *name, uint64_t change, uint64_t feed)
+{
+    v1::WatchEvent e;
+    e.set_event(name);
+    e.set_change(change);
+    e.set_feed_id(feed);
+    return e;
+}
+
+// A hub that says what the test scripts: Watch call n runs script(n, request, writer); the
+// other calls answer (or not) as told.
+class FakeHub final : public v1::Operator::Service
+{
+public:
+    using Script = std::function<grpc::Status(int call, const v1::WatchRequest &,
+                                              grpc::ServerWriter<v1::WatchEvent> *)>;
+    explicit FakeHub(Script script) : m_script(std::move(script))
+    {
+        grpc::ServerBuilder builder;
+        builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &m_port);
+        builder.RegisterService(this);
+        m_server = builder.BuildAndStart();
+    }
+    ~FakeHub() override
+    {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stopping = true;
+        }
+        m_wake.notify_all();
+        m_server->Shutdown(system_clock::now() + 2s);
+    }
+    QString address() const { return QStringLiteral("127.0.0.1:%1").arg(m_port); }
+    std::vector<v1::WatchRequest> requests()
+    {
+        std::lock_guard lock(m_mutex);
+        return m_requests;
+    }
+    int sendCalls()
+    {
+        std::lock_guard lock(m_mutex);
+        return m_sendCalls;
+    }
+    // Keeps a call open until the client goes or the hub stops (bounded by 20 s).
+    void holdOpen(grpc::ServerContext *context)
+    {
+        std::unique_lock lock(m_mutex);
+        const auto until = steady_clock::now() + 20s;
+        while (!m_stopping && !context->IsCancelled() && steady_clock::now() < until)
+            m_wake.wait_for(lock, 20ms);
+    }
+
+    grpc::Status Watch(grpc::ServerContext *context, const v1::WatchRequest *request,
+                       grpc::ServerWriter<v1::WatchEvent> *writer) override
+    {
+        int call = 0;
+        {
+            std::lock_guard lock(m_mutex);
+            m_requests.push_back(*request);
+            call = int(m_requests.size());
+        }
+        const grpc::Status status = m_script(call, *request, writer);
+        if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) // "stay open"
+            holdOpen(context);
+        return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? grpc::Status::OK
+                                                                          : status;
+    }
+    grpc::Status SendCommand(grpc::ServerContext *context, const v1::SendCommandRequest *,
+                             v1::SendCommandResponse *) override
+    {
+        {
+            std::lock_guard lock(m_mutex);
+            ++m_sendCalls;
+        }
+        holdOpen(context); // never answers in time
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "too slow");
+    }
+
+private:
+    Script m_script;
+    int m_port = 0;
+    std::unique_ptr<grpc::Server> m_server;
+    std::mutex m_mutex;
+    std::condition_variable m_wake;
+    bool m_stopping = false;
+    std::vector<v1::WatchRequest> m_requests;
+    int m_sendCalls = 0;
+};
+
+const grpc::Status StayOpen(grpc::StatusCode::DEADLINE_EXCEEDED, "stay open");
+
+bool live(RemoteBackend &backend, int ms = 10'000)
+{
+    return QTest::qWaitFor([&] { return backend.link() == ConsoleBackend::Link::Live; }, ms);
+}
+
+std::optional<CommandOutcome> find(const RemoteBackend &backend, const QString &id)
+{
+    for (const CommandOutcome &o : backend.commands())
+        if (o.commandId == id)
+            return o;
+    return std::nullopt;
+}
+
+} // namespace
+
+class TestRemoteBackend : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void resumesAfterTheServerRestartsWithNoGapOrDuplicate();
+    void hostileRecordsAreDroppedAndCounted();
+    void changesGoingBackwardsAreIgnored();
+    void anotherRunMarksWhatWasPendingAsLost();
+    void destroyedWithCallsInFlight();
+};
+
+void TestRemoteBackend::resumesAfterTheServerRestartsWithNoGapOrDuplicate()
+{
+    // A fixed port, so that the server comes back where the console looks for it.
+    int port = 0;
+    {
+        HubRig probe;
+        QVERIFY(probe.start());
+        port = probe.hub->port();
+    }
+    HubOptions options;
+    options.listenAddress = QStringLiteral("127.0.0.1:%1").arg(port);
+    CommandRegistry registry;
+    ChangeFeed feed(registry);
+    Hub hub(registry, options);
+    CommandService service(registry, hub);
+    OperatorService api(service, feed);
+    api.attachTo(hub);
+    QVERIFY(hub.start());
+
+    RemoteBackend backend(hub.address(), quick());
+    QVERIFY(live(backend));
+    CommandAckData ack;
+    ack.success = true;
+    auto traffic = [&](const QString &prefix, int n) {
+        for (int i = 0; i < n; ++i) {
+            const QString id = prefix + QString::number(i);
+            registry.trackCommand(id, QStringLiteral("bot-1"), 30s, QStringLiteral("ping"));
+            if (i % 3 != 0)
+                registry.resolveCommand(id, QStringLiteral("bot-1"), ack);
+        }
+    };
+    traffic("a-", 30);
+    QTRY_COMPARE_WITH_TIMEOUT(backend.position(), feed.lastChange(), 10'000);
+
+    // The server stops (the hub's registry and feed live on, in this process); meanwhile the
+    // fleet moves on. Hub::stop() fails what is pending: those changes happen while down too.
+    hub.stop();
+    QTRY_COMPARE_WITH_TIMEOUT(backend.link(), ConsoleBackend::Link::Down, 10'000);
+    traffic("b-", 30);
+    QVERIFY(hub.start());
+    QVERIFY(live(backend, 15'000));
+    QTRY_COMPARE_WITH_TIMEOUT(backend.position(), feed.lastChange(), 10'000);
+    const RemoteBackend::Stats stats = backend.stats();
+    QCOMPARE(stats.resumes, 1u);
+    QCOMPARE(stats.resyncs, 0u);
+    QCOMPARE(stats.duplicates, 0u);
+    QCOMPARE(stats.badRecords, 0u);
+    // Everything the hub holds, in the state it holds it.
+    const QList<CommandOutcome> held = registry.snapshot();
+    QCOMPARE(backend.commands().size(), held.size());
+    for (const CommandOutcome &o : held) {
+        const auto seen = find(backend, o.commandId);
+        QVERIFY2(seen && seen->state == o.state && seen->change == o.change,
+                 qPrintable(o.commandId));
+    }
+    hub.stop();
+}
+
+void TestRemoteBackend::hostileRecordsAreDroppedAndCounted()
+{
+    FakeHub fake([](int, const v1::WatchRequest &, grpc::ServerWriter<v1::WatchEvent> *w) {
+        w->Write(marker("snapshot_end", 0, 7));
+        std::vector<v1::WatchEvent> bad;
+        bad.push_back(record("c-\x1b[2J", v1::OUTCOME_ACKED, 1));   // a control character
+        bad.push_back(record("c-bad-outcome", v1::Outcome(99), 2)); // unknown outcome
+        auto negative = record("c-negative", v1::OUTCOME_ACKED, 3);
+        negative.mutable_command()->mutable_latency()->set_seconds(-5);
+        bad.push_back(negative);
+        auto progress = record("c-progress", v1::OUTCOME_PENDING, 4);
+        progress.mutable_command()->set_progress_percent(1000);
+        bad.push_back(progress);
+        auto noDeadline = record("c-nodeadline", v1::OUTCOME_PENDING, 5);
+        noDeadline.mutable_command()->clear_deadline();
+        bad.push_back(noDeadline);
+        v1::WatchEvent badBot;
+        badBot.set_event("bot_connected");
+        badBot.mutable_bot()->set_bot_id(std::string(200, 'x')); // too long
+        bad.push_back(badBot);
+        for (const auto &e : bad)
+            w->Write(e);
+        // Far-future times are accepted, clamped; the ordinary ones too.
+        auto future = record("c-future", v1::OUTCOME_ACKED, 6);
+        future.mutable_command()->mutable_deadline()->set_seconds(253402300799LL);
+        future.mutable_command()->mutable_finished_at()->set_seconds(253402300799LL);
+        w->Write(future);
+        w->Write(record("c-good", v1::OUTCOME_PENDING, 7, "f-1"));
+        v1::WatchEvent unknown; // an event of a newer hub: ignored
+        unknown.set_event("something_new");
+        w->Write(unknown);
+        return StayOpen;
+    });
+    RemoteBackend backend(fake.address(), quick());
+    QVERIFY(live(backend));
+    QTRY_COMPARE_WITH_TIMEOUT(backend.commands().size(), 2, 5000);
+    QTRY_COMPARE_WITH_TIMEOUT(backend.stats().badRecords, 6u, 5000);
+    QVERIFY(find(backend, "c-good"));
+    const auto future = find(backend, "c-future");
+    QVERIFY(future);
+    QVERIFY2(future->latency() >= nanoseconds::zero() && future->latency() <= hours(24 * 366),
+             qPrintable(QStringLiteral("%1 h; registered %2 h, finished %3 h from now, sent %4")
+                            .arg(double(future->latency().count()) / 3.6e12)
+                            .arg(double((future->registeredAt - Clock::now()).count()) / 3.6e12)
+                            .arg(double((future->finishedAt - Clock::now()).count()) / 3.6e12)
+                            .arg(future->wasSent())));
+    QVERIFY(future->deadline - Clock::now() < hours(24 * 366 * 101));
+    QCOMPARE(backend.pendingCount("bot-1"), 1);
+    QVERIFY(backend.bots().isEmpty());
+}
+
+void TestRemoteBackend::changesGoingBackwardsAreIgnored()
+{
+    FakeHub fake([](int, const v1::WatchRequest &, grpc::ServerWriter<v1::WatchEvent> *w) {
+        w->Write(marker("snapshot_end", 0, 7));
+        w->Write(record("c-1", v1::OUTCOME_PENDING, 4));
+        w->Write(record("c-1", v1::OUTCOME_ACKED, 10));
+        w->Write(record("c-1", v1::OUTCOME_PENDING, 5)); // older: ignored
+        w->Write(record("c-1", v1::OUTCOME_ACKED, 10));  // the same again: ignored
+        w->Write(record("c-2", v1::OUTCOME_PENDING, 11));
+        return StayOpen;
+    });
+    RemoteBackend backend(fake.address(), quick());
+    QVERIFY(live(backend));
+    QTRY_VERIFY_WITH_TIMEOUT(find(backend, "c-2").has_value(), 5000);
+    QCOMPARE(find(backend, "c-1")->state, CommandState::Acked);
+    QCOMPARE(backend.stats().duplicates, 2u);
+    QCOMPARE(backend.pendingCount("bot-1"), 1); // c-2 only
+    QCOMPARE(backend.position(), 11u);
+}
+
+void TestRemoteBackend::anotherRunMarksWhatWasPendingAsLost()
+{
+    FakeHub fake(
+        [](int call, const v1::WatchRequest &request, grpc::ServerWriter<v1::WatchEvent> *w) {
+            if (call == 1) {
+                w->Write(record("c-old", v1::OUTCOME_PENDING, 3));
+                w->Write(record("c-done", v1::OUTCOME_ACKED, 4));
+                w->Write(marker("snapshot_end", 4, 111));
+                w->Write(record("c-late", v1::OUTCOME_PENDING, 5));
+                return grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone");
+            }
+            // Asked to resume after 5 of feed 111: this is run 222.
+            if (request.resume_after() != 5 || request.feed_id() != 111)
+                return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "wrong resume point");
+            w->Write(marker("resync", 1, 222));
+            w->Write(record("c-new", v1::OUTCOME_PENDING, 1));
+            w->Write(marker("snapshot_end", 1, 222));
+            return StayOpen;
+        });
+    RemoteBackend backend(fake.address(), quick());
+    QTRY_VERIFY_WITH_TIMEOUT(find(backend, "c-new").has_value(), 10'000);
+    QVERIFY(live(backend));
+    QCOMPARE(fake.requests().size(), size_t(2));
+    QVERIFY(fake.requests()[0].snapshot());
+    QCOMPARE(backend.stats().resyncs, 1u);
+    for (const char *lost : {"c-old", "c-late"}) {
+        const auto o = find(backend, lost);
+        QVERIFY(o);
+        QCOMPARE(o->state, CommandState::Disconnected);
+        QVERIFY(o->reason.contains("restarted"));
+    }
+    QCOMPARE(find(backend, "c-done")->state, CommandState::Acked);
+    QCOMPARE(backend.pendingCount("bot-1"), 1); // c-new
+    QCOMPARE(backend.position(), 1u);
+}
+
+void TestRemoteBackend::destroyedWithCallsInFlight()
+{
+    // Sends that the hub never answers, then the console goes away: nothing waits for them,
+    // nothing crashes when their callbacks come after it.
+    auto fake = std::make_unique<FakeHub>(
+        [](int, const v1::WatchRequest &, grpc::ServerWriter<v1::WatchEvent> *w) {
+            w->Write(marker("snapshot_end", 0, 9));
+            return StayOpen;
+        });
+    {
+        RemoteBackend backend(fake->address(), quick());
+        QVERIFY(live(backend));
+        for (int i = 0; i < 20; ++i)
+            QVERIFY(backend.send({"bot-1"}, CommandSpec::of(CommandKind::Ping), 5s).ok());
+        QTRY_COMPARE_WITH_TIMEOUT(fake->sendCalls(), 20, 10'000);
+        // The destructor ends the Watch thread; it must not wait for the calls.
+    }
+    fake.reset(); // the calls end now (UNAVAILABLE), their callbacks find no console
+    QCoreApplication::processEvents();
+}
+
+QTEST_GUILESS_MAIN(TestRemoteBackend)
+#include "tst_remotebackend.moc"
