@@ -1,0 +1,169 @@
+// The fleet panel alone, under the offscreen platform, fed bots and records directly.
+#include "fleetmodel.h"
+#include "fleetpanel.h"
+#include "latencychart.h"
+
+#include <QHeaderView>
+#include <QLineEdit>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTableView>
+#include <QTest>
+
+using namespace opconsole;
+using namespace std::chrono;
+
+namespace {
+
+BotInfo bot(const QString &id, const QString &group, bool connected = true)
+{
+    BotInfo b;
+    b.botId = id;
+    b.connected = connected;
+    b.state = QStringLiteral("running");
+    b.labels = {{"group", group}};
+    b.lastSeenMs = QDateTime::currentMSecsSinceEpoch();
+    return b;
+}
+
+QStringList sorted(QStringList list)
+{
+    list.sort();
+    return list;
+}
+
+} // namespace
+
+class TestFleetPanel : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+    void upsertReportsNewBotsOnly();
+    void filterNarrowsTheTable();
+    void selectionFollowsTheFilterAndIsSignalled();
+    void outcomesAndLiveColumns();
+    void settingsRoundTrip();
+};
+
+void TestFleetPanel::upsertReportsNewBotsOnly()
+{
+    FleetPanel panel([](const QString &) { return 0; });
+    QCOMPARE(panel.upsert({bot("bot-b", "b"), bot("bot-a", "a")}), QStringList({"bot-b", "bot-a"}));
+    QCOMPARE(panel.upsert({bot("bot-a", "a", false), bot("bot-c", "a")}), QStringList({"bot-c"}));
+    QCOMPARE(panel.model()->rowCount(), 3);
+    QCOMPARE(panel.model()->connectedCount(), 2);
+    // Sorted by bot id in the view, whatever the order they came in.
+    const QAbstractItemModel *shown = panel.view()->model();
+    QCOMPARE(shown->index(0, FleetModel::Bot).data().toString(), QString("bot-a"));
+    QCOMPARE(shown->index(2, FleetModel::Bot).data().toString(), QString("bot-c"));
+}
+
+void TestFleetPanel::filterNarrowsTheTable()
+{
+    FleetPanel panel([](const QString &) { return 0; });
+    panel.show();
+    panel.upsert({bot("bot-1", "north"), bot("bot-2", "south"), bot("bot-3", "North")});
+    const QAbstractItemModel *shown = panel.view()->model();
+    QTest::keyClicks(panel.filter(), "NORTH"); // any column, any case
+    QCOMPARE(shown->rowCount(), 2);
+    panel.filter()->setText("bot-2");
+    QCOMPARE(shown->rowCount(), 1);
+    QCOMPARE(shown->index(0, FleetModel::Bot).data().toString(), QString("bot-2"));
+    panel.filter()->setText("nobody");
+    QCOMPARE(shown->rowCount(), 0);
+    panel.filter()->clear();
+    QCOMPARE(shown->rowCount(), 3);
+}
+
+void TestFleetPanel::selectionFollowsTheFilterAndIsSignalled()
+{
+    FleetPanel panel([](const QString &) { return 0; });
+    panel.show();
+    panel.upsert({bot("bot-1", "a"), bot("bot-2", "b"), bot("bot-3", "a")});
+    QSignalSpy changed(&panel, &FleetPanel::selectionChanged);
+    panel.selectBots({"bot-1", "bot-3", "bot-unknown"});
+    QCOMPARE(sorted(panel.selectedBots()), QStringList({"bot-1", "bot-3"}));
+    QVERIFY(changed.count() >= 1);
+    // Whole rows are selected: every column of the selected bots.
+    QCOMPARE(panel.view()->selectionModel()->selectedIndexes().size(),
+             2 * int(FleetModel::ColumnCount));
+    // A bot filtered out is no longer a target.
+    changed.clear();
+    panel.filter()->setText("bot-3");
+    QCOMPARE(panel.selectedBots(), QStringList({"bot-3"}));
+    QVERIFY(changed.count() >= 1);
+    // Only shown bots can be selected.
+    panel.selectBots({"bot-1", "bot-2"});
+    QVERIFY(panel.selectedBots().isEmpty());
+    panel.filter()->clear();
+    panel.selectBots({"bot-2"});
+    QCOMPARE(panel.selectedBots(), QStringList({"bot-2"}));
+    panel.selectBots({});
+    QVERIFY(panel.selectedBots().isEmpty());
+}
+
+void TestFleetPanel::outcomesAndLiveColumns()
+{
+    int inFlight = 2;
+    FleetPanel panel([&](const QString &) { return inFlight; });
+    const BotInfo a = bot("bot-a", "a");
+    panel.upsert({a});
+    QCOMPARE(panel.model()->index(0, FleetModel::InFlight).data().toInt(), 2);
+
+    CommandOutcome o;
+    o.commandId = QStringLiteral("cmd-1");
+    o.botId = QStringLiteral("bot-a");
+    o.kind = QStringLiteral("ping");
+    o.state = CommandState::Acked;
+    o.ack = CommandAckData{};
+    o.registeredAt = Clock::now();
+    o.finishedAt = o.registeredAt + 25ms;
+    panel.apply({o});
+    QCOMPARE(panel.model()->index(0, FleetModel::LastLatency).data().toString(),
+             QString("25.0 ms"));
+    QCOMPARE(panel.chart()->figures("ping").samples, 1);
+    QCOMPARE(panel.chart()->figures("restart").samples, 0);
+
+    inFlight = 0;
+    panel.refreshLive({a});
+    QCOMPARE(panel.model()->index(0, FleetModel::InFlight).data().toInt(), 0);
+
+    QVERIFY(!panel.view()->isColumnHidden(FleetModel::Hub));
+    panel.setHubColumnVisible(false);
+    QVERIFY(panel.view()->isColumnHidden(FleetModel::Hub));
+    panel.setHubColumnVisible(true);
+    QVERIFY(!panel.view()->isColumnHidden(FleetModel::Hub));
+}
+
+void TestFleetPanel::settingsRoundTrip()
+{
+    QSettings().remove(QStringLiteral("fleet"));
+    {
+        FleetPanel panel([](const QString &) { return 0; });
+        panel.filter()->setText("group=a");
+        panel.view()->setColumnHidden(FleetModel::Labels, true);
+        panel.view()->setColumnWidth(FleetModel::State, 123);
+        panel.view()->sortByColumn(FleetModel::Connection, Qt::DescendingOrder);
+        panel.saveSettings();
+    }
+    {
+        QSettings settings;
+        QCOMPARE(settings.value("fleet/filter").toString(), QString("group=a"));
+        QVERIFY(!settings.value("fleet/header").toByteArray().isEmpty());
+    }
+    FleetPanel again([](const QString &) { return 0; });
+    QCOMPARE(again.filter()->text(), QString());
+    again.loadSettings();
+    QCOMPARE(again.filter()->text(), QString("group=a"));
+    QVERIFY(again.view()->isColumnHidden(FleetModel::Labels));
+    QCOMPARE(again.view()->columnWidth(FleetModel::State), 123);
+    QCOMPARE(again.view()->horizontalHeader()->sortIndicatorSection(), int(FleetModel::Connection));
+    QCOMPARE(again.view()->horizontalHeader()->sortIndicatorOrder(), Qt::DescendingOrder);
+    QSettings().remove(QStringLiteral("fleet"));
+}
+
+QTEST_MAIN(TestFleetPanel)
+#include "tst_fleetpanel.moc"

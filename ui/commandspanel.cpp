@@ -1,0 +1,187 @@
+#include "commandspanel.h"
+
+#include "commandfilterproxy.h"
+#include "commandtablemodel.h"
+#include "fanoutmodel.h"
+#include "tableview.h"
+
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QListView>
+#include <QSettings>
+#include <QShortcut>
+#include <QTableView>
+#include <QVBoxLayout>
+
+#include <algorithm>
+
+namespace opconsole {
+
+CommandsPanel::CommandsPanel(QWidget *parent) : QWidget(parent)
+{
+    m_model = new CommandTableModel(this);
+    m_proxy = new CommandFilterProxy(this);
+    m_proxy->setSourceModel(m_model);
+    auto *layout = new QVBoxLayout(this);
+    layout->setContentsMargins(4, 4, 4, 4);
+    auto *filters = new QHBoxLayout;
+    m_stateFilter = new QComboBox;
+    m_stateFilter->addItem(tr("All"), int(CommandFilterProxy::StateGroup::All));
+    m_stateFilter->addItem(tr("Pending"), int(CommandFilterProxy::StateGroup::Pending));
+    m_stateFilter->addItem(tr("Done"), int(CommandFilterProxy::StateGroup::Done));
+    m_stateFilter->addItem(tr("Problems"), int(CommandFilterProxy::StateGroup::Problems));
+    m_botFilter = new QComboBox;
+    m_botFilter->setEditable(true);
+    m_botFilter->setInsertPolicy(QComboBox::NoInsert);
+    m_botFilter->addItem(QString());
+    m_botFilter->lineEdit()->setPlaceholderText(tr("any bot"));
+    m_botFilter->setMinimumWidth(120);
+    m_textFilter = new QLineEdit;
+    m_textFilter->setPlaceholderText(tr("Filter commands ( / )"));
+    m_textFilter->setClearButtonEnabled(true);
+    filters->addWidget(new QLabel(tr("<b>Commands</b>")));
+    filters->addWidget(m_stateFilter);
+    filters->addWidget(m_botFilter);
+    filters->addWidget(m_textFilter, 1);
+    m_fanOuts = new FanOutModel(this);
+    m_fanOutView = new QListView;
+    m_fanOutView->setObjectName(QStringLiteral("fanOuts"));
+    m_fanOutView->setModel(m_fanOuts);
+    m_fanOutView->setMaximumHeight(64);
+    m_fanOutView->setUniformItemSizes(true);
+    m_fanOutView->setToolTip(tr("Fan-outs: one line per send to several bots, tallied live. "
+                                "Click one to show its commands; Esc shows all again."));
+    m_fanOutView->hide();
+    m_view = makeTable(m_proxy, this);
+    m_view->setObjectName(QStringLiteral("commands"));
+    m_view->setItemDelegateForColumn(CommandTableModel::Remaining, new SecondsDelegate(m_view));
+    m_view->setContextMenuPolicy(Qt::CustomContextMenu);
+    m_view->sortByColumn(CommandTableModel::Id, Qt::DescendingOrder);
+    m_view->setColumnWidth(CommandTableModel::Id, 130);
+    m_view->setColumnWidth(CommandTableModel::State, 200);
+    fitColumn(m_view, CommandTableModel::Bot, QStringLiteral("bot-0000"));
+    fitColumn(m_view, CommandTableModel::Command, QStringLiteral("restart"));
+    fitColumn(m_view, CommandTableModel::SentAt, QStringLiteral("00:00:00.000"));
+    fitColumn(m_view, CommandTableModel::Remaining, QStringLiteral("00.0 s"));
+    fitColumn(m_view, CommandTableModel::Latency, QStringLiteral("000.0 ms (late)"));
+    layout->addLayout(filters);
+    layout->addWidget(m_fanOutView);
+    layout->addWidget(m_view, 1);
+
+    connect(m_fanOuts, &QAbstractItemModel::modelReset, this,
+            [this] { m_fanOutView->setVisible(m_fanOuts->rowCount() > 0); });
+    connect(m_fanOutView, &QAbstractItemView::clicked, this, [this](const QModelIndex &index) {
+        showFanOut(index.data(FanOutModel::FanOutIdRole).toString());
+    });
+    auto *allCommands = new QShortcut(QKeySequence(Qt::Key_Escape), m_view);
+    allCommands->setContext(Qt::WidgetWithChildrenShortcut);
+    connect(allCommands, &QShortcut::activated, this, [this] { showFanOut({}); });
+
+    connect(m_stateFilter, &QComboBox::currentIndexChanged, this, [this] {
+        m_proxy->setStateGroup(
+            CommandFilterProxy::StateGroup(m_stateFilter->currentData().toInt()));
+    });
+    connect(m_botFilter, &QComboBox::currentTextChanged, m_proxy, &CommandFilterProxy::setBot);
+    connect(m_textFilter, &QLineEdit::textChanged, m_proxy, &CommandFilterProxy::setText);
+
+    connect(m_view->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+            [this] { emit currentChanged(currentCommandId()); });
+    connect(m_view, &QWidget::customContextMenuRequested, this, [this](const QPoint &pos) {
+        emit contextMenuRequested(m_view->viewport()->mapToGlobal(pos));
+    });
+}
+
+void CommandsPanel::apply(const QList<CommandOutcome> &records)
+{
+    m_model->applyChanges(records);
+    m_fanOuts->applyChanges(records);
+    const QString current = currentCommandId();
+    if (!current.isEmpty() && std::any_of(records.begin(), records.end(),
+                                          [&](const auto &o) { return o.commandId == current; }))
+        emit currentChanged(current);
+}
+
+void CommandsPanel::addBot(const QString &botId)
+{
+    if (m_botFilter->findText(botId) < 0)
+        m_botFilter->addItem(botId);
+}
+
+const CommandOutcome *CommandsPanel::record(const QString &commandId) const
+{
+    return m_model->record(m_model->rowOf(commandId));
+}
+
+QStringList CommandsPanel::selectedCommandIds() const
+{
+    QStringList ids;
+    for (const QModelIndex &index : m_view->selectionModel()->selectedRows())
+        ids << index.data(CommandTableModel::CommandIdRole).toString();
+    if (ids.isEmpty() && m_view->currentIndex().isValid())
+        ids << currentCommandId();
+    return ids;
+}
+
+void CommandsPanel::selectCommand(const QString &commandId)
+{
+    const int row = m_model->rowOf(commandId);
+    if (row < 0)
+        return;
+    const QModelIndex index = m_proxy->mapFromSource(m_model->index(row, 0));
+    m_view->selectionModel()->setCurrentIndex(index, QItemSelectionModel::ClearAndSelect |
+                                                         QItemSelectionModel::Rows);
+}
+
+QString CommandsPanel::currentCommandId() const
+{
+    return m_view->currentIndex().data(CommandTableModel::CommandIdRole).toString();
+}
+
+void CommandsPanel::showFanOut(const QString &fanOutId)
+{
+    m_proxy->setFanOut(fanOutId);
+    if (fanOutId.isEmpty()) {
+        m_fanOutView->clearSelection();
+    } else if (const int row = m_fanOuts->rowOf(fanOutId); row >= 0) {
+        m_fanOutView->setCurrentIndex(m_fanOuts->index(row));
+    }
+    emit fanOutShown(fanOutId);
+}
+
+void CommandsPanel::refreshCountdown()
+{
+    // Only the visible cells of the Remaining column; data() computes the value.
+    if (m_view->isColumnHidden(CommandTableModel::Remaining))
+        return;
+    const int x = m_view->columnViewportPosition(CommandTableModel::Remaining);
+    const int w = m_view->columnWidth(CommandTableModel::Remaining);
+    m_view->viewport()->update(QRect(x, 0, w, m_view->viewport()->height()));
+}
+
+void CommandsPanel::setHubColumnVisible(bool visible)
+{
+    m_view->setColumnHidden(CommandTableModel::Hub, !visible);
+}
+
+void CommandsPanel::saveSettings() const
+{
+    QSettings settings;
+    settings.setValue(QStringLiteral("commands/header"), m_view->horizontalHeader()->saveState());
+    settings.setValue(QStringLiteral("commands/stateFilter"), m_stateFilter->currentIndex());
+    settings.setValue(QStringLiteral("commands/textFilter"), m_textFilter->text());
+}
+
+void CommandsPanel::loadSettings()
+{
+    QSettings settings;
+    m_view->horizontalHeader()->restoreState(
+        settings.value(QStringLiteral("commands/header")).toByteArray());
+    m_stateFilter->setCurrentIndex(
+        settings.value(QStringLiteral("commands/stateFilter"), 0).toInt());
+    m_textFilter->setText(settings.value(QStringLiteral("commands/textFilter")).toString());
+}
+
+} // namespace opconsole

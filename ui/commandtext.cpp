@@ -1,0 +1,158 @@
+#include "commandtext.h"
+
+#include "commandtablemodel.h"
+
+#include <QCoreApplication>
+#include <QDateTime>
+#include <QJsonDocument>
+#include <QRegularExpression>
+#include <QStringList>
+
+namespace opconsole {
+
+using namespace std::chrono;
+
+namespace {
+
+// tr() for free functions: these texts share one translation context.
+QString tr(const char *text, const char *disambiguation = nullptr, int n = -1)
+{
+    return QCoreApplication::translate("opconsole::CommandText", text, disambiguation, n);
+}
+
+QString escape(const QString &s)
+{
+    return s.toHtmlEscaped();
+}
+
+QString clockTime(qint64 wallMs)
+{
+    return QDateTime::fromMSecsSinceEpoch(wallMs).toString(QStringLiteral("HH:mm:ss.zzz"));
+}
+
+QString wall(const CommandOutcome &o, Clock::time_point t)
+{
+    return clockTime(o.wallMs(t));
+}
+
+// A payload as JSON when it parses, pretty-printed; as it came otherwise.
+QString payloadText(const QByteArray &payload)
+{
+    const QJsonDocument doc = QJsonDocument::fromJson(payload);
+    return QString::fromUtf8(doc.isNull() ? payload : doc.toJson(QJsonDocument::Indented));
+}
+
+} // namespace
+
+QString shellQuote(const QString &s)
+{
+    if (!s.isEmpty() && s.indexOf(QRegularExpression(QStringLiteral("[^A-Za-z0-9_./=:,-]"))) < 0)
+        return s;
+    QString out = s;
+    out.replace(QLatin1Char('\''), QLatin1String("'\\''"));
+    return QLatin1Char('\'') + out + QLatin1Char('\'');
+}
+
+QString detailsHtml(const CommandOutcome &o, const SentSpec *sent)
+{
+    QString html;
+    html += QStringLiteral("<h3>%1 → %2 <small>%3</small></h3>")
+                .arg(escape(o.kind), escape(o.botId), escape(o.commandId));
+    html += QStringLiteral("<p><b>%1</b>%2</p>")
+                .arg(escape(CommandTableModel::stateText(o)),
+                     o.reason.isEmpty() ? QString() : QStringLiteral(": ") + escape(o.reason));
+    if (sent) {
+        const CommandSpec &spec = sent->spec;
+        QStringList params;
+        if (spec.kind == CommandKind::Stop)
+            params << tr("reason: %1").arg(escape(spec.stopReason))
+                   << tr("graceful: %1").arg(spec.graceful ? tr("yes") : tr("no"));
+        for (auto kv = spec.config.cbegin(); kv != spec.config.cend(); ++kv)
+            params << escape(kv.key()) + QStringLiteral(" = ") + escape(kv.value());
+        if (spec.kind == CommandKind::ConfigUpdate)
+            params << tr("version %1").arg(spec.configVersion);
+        if (spec.kind == CommandKind::Custom) {
+            params << tr("name: %1").arg(escape(spec.customName));
+            const QJsonDocument doc = QJsonDocument::fromJson(spec.jsonPayload);
+            if (!doc.isNull())
+                params << QStringLiteral("<pre>%1</pre>")
+                              .arg(escape(QString::fromUtf8(doc.toJson(QJsonDocument::Indented))));
+        }
+        params << tr("timeout: %1 ms").arg(sent->timeout.count());
+        html +=
+            QStringLiteral("<p><b>Command</b><br>%1</p>").arg(params.join(QStringLiteral("<br>")));
+    }
+    auto since = [&o](Clock::time_point t) {
+        return QStringLiteral("+%1 ms").arg(
+            double(duration_cast<microseconds>(t - o.registeredAt).count()) / 1000, 0, 'f', 1);
+    };
+    html += QStringLiteral("<p><b>Timeline</b><br>");
+    html += tr("registered %1<br>").arg(wall(o, o.registeredAt));
+    if (o.wasSent())
+        html += tr("sent %1 (%2)<br>").arg(wall(o, o.sentAt), since(o.sentAt));
+    if (o.progressDropped > 0)
+        html += tr("(%n earlier progress update(s) not kept)<br>", nullptr, o.progressDropped);
+    for (const ProgressStep &step : o.progressSteps)
+        html += tr("progress %1% %2 (%3)<br>")
+                    .arg(step.percent)
+                    .arg(escape(step.message), since(step.at));
+    if (o.answered())
+        html += tr("%1 %2 (%3), latency %4 ms<br>")
+                    .arg(stateName(o.state), wall(o, o.finishedAt), since(o.finishedAt))
+                    .arg(double(o.latency().count()) / 1e6, 0, 'f', 2);
+    else if (o.finished()) // never answered in time: no latency to speak of
+        html += tr("%1 %2 (%3)<br>")
+                    .arg(stateName(o.state), wall(o, o.finishedAt), since(o.finishedAt));
+    else
+        html += tr("deadline %1 (%2)<br>").arg(wall(o, o.deadline), since(o.deadline));
+    if (o.hasLateAck())
+        html += tr("late ack %1 (%2, %3 s after the deadline)<br>")
+                    .arg(wall(o, o.lateAckAt), since(o.lateAckAt))
+                    .arg(double(o.lateBy().count()) / 1e9, 0, 'f', 1);
+    html += QStringLiteral("</p>");
+    for (const auto &[title, ack] :
+         {std::pair{tr("Ack"), o.ack}, std::pair{tr("Late ack"), o.lateAck}}) {
+        if (!ack)
+            continue;
+        html += QStringLiteral("<p><b>%1</b><br>success: %2<br>message: %3<br>error code: %4")
+                    .arg(title, ack->success ? tr("yes") : tr("no"), escape(ack->message))
+                    .arg(ack->errorCode);
+        if (ack->botReceivedAtMs)
+            html += tr("<br>bot received %1, completed %2")
+                        .arg(clockTime(ack->botReceivedAtMs), clockTime(ack->botCompletedAtMs));
+        if (!ack->result.isEmpty())
+            html += QStringLiteral("<pre>%1</pre>").arg(escape(payloadText(ack->result)));
+        html += QStringLiteral("</p>");
+    }
+    return html;
+}
+
+QString opctlLine(const CommandOutcome &o, const QString &hubAddress, const SentSpec *sent)
+{
+    QStringList args{
+        QStringLiteral("opctl"), QStringLiteral("--hub"), o.hub.isEmpty() ? hubAddress : o.hub,
+        QStringLiteral("send"),  shellQuote(o.botId),     o.kind};
+    const milliseconds timeout =
+        sent ? sent->timeout : duration_cast<milliseconds>(o.deadline - o.registeredAt);
+    args << QStringLiteral("--timeout") << QStringLiteral("%1ms").arg(timeout.count());
+    if (sent) {
+        const CommandSpec &spec = sent->spec;
+        for (auto kv = spec.config.cbegin(); kv != spec.config.cend(); ++kv)
+            args << QStringLiteral("--set") << shellQuote(kv.key() + QLatin1Char('=') + kv.value());
+        if (spec.kind == CommandKind::ConfigUpdate && spec.configVersion)
+            args << QStringLiteral("--version") << QString::number(spec.configVersion);
+        if (spec.kind == CommandKind::Custom) {
+            args << QStringLiteral("--name") << shellQuote(spec.customName);
+            if (!spec.jsonPayload.isEmpty())
+                args << QStringLiteral("--json-payload")
+                     << shellQuote(QString::fromUtf8(spec.jsonPayload));
+        }
+        if (spec.kind == CommandKind::Stop && !spec.stopReason.isEmpty())
+            args << QStringLiteral("--reason") << shellQuote(spec.stopReason);
+        if (spec.kind == CommandKind::Stop && !spec.graceful)
+            args << QStringLiteral("--no-graceful");
+    }
+    return args.join(QLatin1Char(' '));
+}
+
+} // namespace opconsole

@@ -1,0 +1,56 @@
+#include "statusline.h"
+
+namespace opconsole {
+
+void OutcomeCounts::note(const CommandOutcome *before, const CommandOutcome &after)
+{
+    const bool wasPending = before && before->state == CommandState::Pending;
+    const bool wasFinished = before && before->finished();
+    if (!before && after.state == CommandState::Pending)
+        ++m_pending;
+    if (after.finished() && !wasFinished) {
+        if (wasPending)
+            --m_pending;
+        ++m_finished;
+        m_acked += after.state == CommandState::Acked;
+        m_rejected += after.state == CommandState::Rejected;
+        m_expired += after.state == CommandState::Expired;
+    }
+    if (after.hasLateAck() && !(before && before->hasLateAck()))
+        ++m_lateAcks;
+}
+
+StatusLine::StatusLine(QWidget *parent) : QLabel(parent)
+{
+    m_clock.start();
+}
+
+void StatusLine::setHub(const QString &address, bool remote)
+{
+    m_where = remote ? tr("attached to %1").arg(address) : tr("hub %1").arg(address);
+}
+
+void StatusLine::refreshAt(qint64 nowMs, int connectedBots, int bots)
+{
+    const quint64 finished = quint64(m_counts.finished());
+    m_rateWindow.emplace_back(nowMs, finished);
+    while (m_rateWindow.size() > 2 && nowMs - m_rateWindow.front().first > 5000)
+        m_rateWindow.pop_front();
+    double rate = 0;
+    if (m_rateWindow.size() >= 2 && nowMs > m_rateWindow.front().first)
+        rate = double(finished - m_rateWindow.front().second) * 1000.0 /
+               double(nowMs - m_rateWindow.front().first);
+    setText(tr("bots %1/%2 connected · pending %3 · acked %4 · rejected %5 · expired %6 "
+               "· late acks %7 · %8 cmd/s · %9")
+                .arg(connectedBots)
+                .arg(bots)
+                .arg(m_counts.pending())
+                .arg(m_counts.acked())
+                .arg(m_counts.rejected())
+                .arg(m_counts.expired())
+                .arg(m_counts.lateAcks())
+                .arg(rate, 0, 'f', rate < 10 ? 1 : 0)
+                .arg(m_where));
+}
+
+} // namespace opconsole
