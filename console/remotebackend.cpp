@@ -13,6 +13,7 @@
 #include <deque>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 namespace opconsole {
@@ -74,14 +75,6 @@ public:
         drainPosted = true;
         QMetaObject::invokeMethod(owner, &RemoteBackend::drain, Qt::QueuedConnection);
     }
-    // Runs fn(backend) in the backend's thread if the backend is still there then.
-    template <typename Fn> void toOwner(Fn fn)
-    {
-        std::lock_guard lock(mutex);
-        if (RemoteBackend *b = owner)
-            QMetaObject::invokeMethod(
-                b, [b, fn] { fn(b); }, Qt::QueuedConnection);
-    }
 
     void run(milliseconds firstRetry, milliseconds maxRetry);
     void stop()
@@ -119,6 +112,48 @@ public:
 
 private:
     bool readStream(bool *wasLive, QString *problem);
+};
+
+// What an asynchronous call's callback may touch, possibly after the console is gone: no gRPC
+// object. A callback that held the channel could drop its last reference on a gRPC thread,
+// inside gRPC's own completion machinery (ASan saw a double free there). The console cancels
+// what is in flight and waits for the callbacks (bounded) before its channel goes.
+class CallBox
+{
+public:
+    explicit CallBox(RemoteBackend *owner) : m_owner(owner) {}
+    void begin(grpc::ClientContext *context)
+    {
+        std::lock_guard lock(m_mutex);
+        m_inFlight.insert(context);
+    }
+    // Last thing a callback does with the box; `notice` (if any) goes to the console.
+    void end(grpc::ClientContext *context, const QString &notice = {})
+    {
+        std::lock_guard lock(m_mutex);
+        if (!notice.isEmpty() && m_owner) {
+            RemoteBackend *b = m_owner;
+            QMetaObject::invokeMethod(
+                b, [b, notice] { emit b->notice(notice); }, Qt::QueuedConnection);
+        }
+        m_inFlight.erase(context);
+        m_idle.notify_all();
+    }
+    // The console is going: no more notices; cancel what is in flight and wait for it.
+    void close(milliseconds wait)
+    {
+        std::unique_lock lock(m_mutex);
+        m_owner = nullptr;
+        for (grpc::ClientContext *context : m_inFlight)
+            context->TryCancel();
+        m_idle.wait_for(lock, wait, [this] { return m_inFlight.empty(); });
+    }
+
+private:
+    std::mutex m_mutex;
+    std::condition_variable m_idle;
+    RemoteBackend *m_owner;
+    std::set<grpc::ClientContext *> m_inFlight;
 };
 
 void RemoteLink::run(milliseconds firstRetry, milliseconds maxRetry)
@@ -251,7 +286,7 @@ RemoteBackend::RemoteBackend(const QString &address, QObject *parent)
 
 RemoteBackend::RemoteBackend(const QString &address, Options options, QObject *parent)
     : ConsoleBackend(parent), m_address(address), m_options(options),
-      m_net(std::make_shared<RemoteLink>(address)),
+      m_net(std::make_shared<RemoteLink>(address)), m_calls(std::make_shared<CallBox>(this)),
       m_sequence(options.sequence ? options.sequence : std::make_shared<quint64>(1)),
       m_idPrefix(QString::number(QRandomGenerator::global()->bounded(36 * 36 * 36 * 36), 36))
 {
@@ -263,6 +298,9 @@ RemoteBackend::RemoteBackend(const QString &address, Options options, QObject *p
 
 RemoteBackend::~RemoteBackend()
 {
+    // Calls in flight are cancelled on this side only (a send with no_wait is already on the
+    // hub: the command goes on), and their callbacks are waited for before the channel goes.
+    m_calls->close(2s);
     m_net->stop();
 }
 
@@ -496,7 +534,6 @@ SendReceipt RemoteBackend::send(const QStringList &botIds, const CommandSpec &sp
         receipt.error = problem;
         return receipt;
     }
-    const std::shared_ptr<RemoteLink> net = m_net;
     const QString what = spec.name();
     if (botIds.size() == 1) {
         const QString id = commandId.isEmpty() ? newId("c") : commandId;
@@ -513,20 +550,20 @@ SendReceipt RemoteBackend::send(const QStringList &botIds, const CommandSpec &sp
         call->request.set_no_wait(true);
         call->ctx.set_deadline(system_clock::now() + seconds(30));
         const QString bot = botIds.first();
-        net->stub->async()->SendCommand(
+        const std::shared_ptr<CallBox> box = m_calls;
+        box->begin(&call->ctx);
+        m_net->stub->async()->SendCommand(
             &call->ctx, &call->request, &call->response,
-            [net, call, bot, what](const grpc::Status &status) {
+            [box, call, bot, what](const grpc::Status &status) {
                 QString problem;
                 if (!status.ok())
-                    problem = fromStd(status.error_message());
+                    problem = fromStd(wire::cutText(status.error_message(), 512));
                 else if (call->response.record().outcome() == v1::OUTCOME_REFUSED)
                     problem = fromStd(wire::cutText(call->response.record().reason(), 512));
-                if (problem.isEmpty())
-                    return;
-                net->toOwner([problem, bot, what](RemoteBackend *b) {
-                    emit b->notice(
-                        RemoteBackend::tr("%1 not sent to %2: %3").arg(what, bot, problem));
-                });
+                box->end(&call->ctx,
+                         problem.isEmpty()
+                             ? QString()
+                             : RemoteBackend::tr("%1 not sent to %2: %3").arg(what, bot, problem));
             });
         receipt.commandIds << id;
         return receipt;
@@ -542,12 +579,11 @@ SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSp
         receipt.error = tr("hub %1 is not attached (%2)").arg(m_address, m_problem);
         return receipt;
     }
-    const std::shared_ptr<RemoteLink> net = m_net;
     const QString what = spec.name();
     class ManyCall final : public grpc::ClientReadReactor<v1::SendToManyEvent>
     {
     public:
-        std::shared_ptr<RemoteLink> net;
+        std::shared_ptr<CallBox> box;
         grpc::ClientContext ctx;
         v1::SendToManyRequest request;
         v1::SendToManyEvent event;
@@ -559,18 +595,16 @@ SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSp
         }
         void OnDone(const grpc::Status &status) override
         {
-            if (!status.ok()) {
-                const QString problem = fromStd(status.error_message());
-                const QString text = what;
-                net->toOwner([problem, text](RemoteBackend *b) {
-                    emit b->notice(RemoteBackend::tr("%1 not sent: %2").arg(text, problem));
-                });
-            }
+            box->end(&ctx,
+                     status.ok()
+                         ? QString()
+                         : RemoteBackend::tr("%1 not sent: %2")
+                               .arg(what, fromStd(wire::cutText(status.error_message(), 512))));
             delete this;
         }
     };
     auto *call = new ManyCall;
-    call->net = net;
+    call->box = m_calls;
     call->what = what;
     for (const QString &bot : botIds)
         call->request.add_bot_ids(toStd(bot));
@@ -580,7 +614,8 @@ SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSp
     call->request.set_fan_out_id(toStd(fanOut));
     call->request.set_no_wait(true);
     call->ctx.set_deadline(system_clock::now() + seconds(60));
-    net->stub->async()->SendToMany(&call->ctx, &call->request, call);
+    m_calls->begin(&call->ctx);
+    m_net->stub->async()->SendToMany(&call->ctx, &call->request, call);
     call->StartRead(&call->event);
     call->StartCall();
     receipt.fanOut = fanOut;
@@ -601,16 +636,14 @@ bool RemoteBackend::cancel(const QString &commandId, const QString &reason)
     call->request.set_command_id(toStd(commandId));
     call->request.set_reason(toStd(reason.left(1000)));
     call->ctx.set_deadline(system_clock::now() + seconds(30));
-    const std::shared_ptr<RemoteLink> net = m_net;
-    net->stub->async()->CancelCommand(
-        &call->ctx, &call->request, &call->response, [net, call, commandId](const grpc::Status &s) {
-            if (s.ok())
-                return;
-            const QString problem = fromStd(s.error_message());
-            net->toOwner([problem, commandId](RemoteBackend *b) {
-                emit b->notice(
-                    RemoteBackend::tr("cancel of %1 failed: %2").arg(commandId, problem));
-            });
+    const std::shared_ptr<CallBox> box = m_calls;
+    box->begin(&call->ctx);
+    m_net->stub->async()->CancelCommand(
+        &call->ctx, &call->request, &call->response, [box, call, commandId](const grpc::Status &s) {
+            box->end(&call->ctx,
+                     s.ok() ? QString()
+                            : RemoteBackend::tr("cancel of %1 failed: %2")
+                                  .arg(commandId, fromStd(wire::cutText(s.error_message(), 512))));
         });
     return true;
 }

@@ -13,6 +13,7 @@
 
 namespace opconsole {
 
+class CallBox;
 class RemoteLink;
 
 // The console attached to a running hub through its Operator API (opconsole --connect).
@@ -94,6 +95,7 @@ private:
     const QString m_address;
     const Options m_options;
     std::shared_ptr<RemoteLink> m_net;
+    std::shared_ptr<CallBox> m_calls; // the asynchronous calls in flight
     Link m_link = Link::Connecting;
     QString m_problem;
     Stats m_stats;

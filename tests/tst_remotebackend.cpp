@@ -58,13 +58,22 @@ v1::WatchEvent marker(const char *name, uint64_t change, uint64_t feed)
     return e;
 }
 
-// A hub that says what the test scripts: Watch call n runs script(n, request, writer); the
-// other calls answer (or not) as told.
-class FakeHub final : public v1::Operator::Service
+// What a scripted Watch call sends: these events, then this status (or it stays open until the
+// client goes or the hub stops).
+struct WatchScript
+{
+    std::vector<v1::WatchEvent> events;
+    grpc::Status status = grpc::Status::OK;
+    bool stayOpen = false;
+};
+
+// A hub that says what the test scripts: Watch call n gets script(n, request); SendCommand
+// never answers until the client gives up. The callback API, as the real hub uses, and no
+// thread of it ever blocks.
+class FakeHub final : public v1::Operator::CallbackService
 {
 public:
-    using Script = std::function<grpc::Status(int call, const v1::WatchRequest &,
-                                              grpc::ServerWriter<v1::WatchEvent> *)>;
+    using Script = std::function<WatchScript(int call, const v1::WatchRequest &)>;
     explicit FakeHub(Script script) : m_script(std::move(script))
     {
         grpc::ServerBuilder builder;
@@ -72,15 +81,7 @@ public:
         builder.RegisterService(this);
         m_server = builder.BuildAndStart();
     }
-    ~FakeHub() override
-    {
-        {
-            std::lock_guard lock(m_mutex);
-            m_stopping = true;
-        }
-        m_wake.notify_all();
-        m_server->Shutdown(system_clock::now() + 2s);
-    }
+    ~FakeHub() override { m_server->Shutdown(system_clock::now() + 2s); }
     QString address() const { return QStringLiteral("127.0.0.1:%1").arg(m_port); }
     std::vector<v1::WatchRequest> requests()
     {
@@ -92,17 +93,9 @@ public:
         std::lock_guard lock(m_mutex);
         return m_sendCalls;
     }
-    // Keeps a call open until the client goes or the hub stops (bounded by 20 s).
-    void holdOpen(grpc::ServerContext *context)
-    {
-        std::unique_lock lock(m_mutex);
-        const auto until = steady_clock::now() + 20s;
-        while (!m_stopping && !context->IsCancelled() && steady_clock::now() < until)
-            m_wake.wait_for(lock, 20ms);
-    }
 
-    grpc::Status Watch(grpc::ServerContext *context, const v1::WatchRequest *request,
-                       grpc::ServerWriter<v1::WatchEvent> *writer) override
+    grpc::ServerWriteReactor<v1::WatchEvent> *Watch(grpc::CallbackServerContext *,
+                                                    const v1::WatchRequest *request) override
     {
         int call = 0;
         {
@@ -110,35 +103,73 @@ public:
             m_requests.push_back(*request);
             call = int(m_requests.size());
         }
-        const grpc::Status status = m_script(call, *request, writer);
-        if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) // "stay open"
-            holdOpen(context);
-        return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? grpc::Status::OK
-                                                                          : status;
+        return new Writer(m_script(call, *request));
     }
-    grpc::Status SendCommand(grpc::ServerContext *context, const v1::SendCommandRequest *,
-                             v1::SendCommandResponse *) override
+    grpc::ServerUnaryReactor *SendCommand(grpc::CallbackServerContext *context,
+                                          const v1::SendCommandRequest *,
+                                          v1::SendCommandResponse *) override
     {
         {
             std::lock_guard lock(m_mutex);
             ++m_sendCalls;
         }
-        holdOpen(context); // never answers in time
-        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "too slow");
+        return new Silent(context); // never answers: finished when the client cancels
     }
 
 private:
+    class Writer final : public grpc::ServerWriteReactor<v1::WatchEvent>
+    {
+    public:
+        explicit Writer(WatchScript script) : m_script(std::move(script)) { next(); }
+        void OnWriteDone(bool ok) override
+        {
+            if (!ok) {
+                finish(grpc::Status::CANCELLED);
+                return;
+            }
+            next();
+        }
+        void OnCancel() override { finish(grpc::Status::CANCELLED); }
+        void OnDone() override { delete this; }
+
+    private:
+        void next()
+        {
+            if (m_at < m_script.events.size()) {
+                StartWrite(&m_script.events[m_at++]);
+                return;
+            }
+            if (!m_script.stayOpen)
+                finish(m_script.status);
+        }
+        void finish(const grpc::Status &status)
+        {
+            std::lock_guard lock(m_mutex);
+            if (!m_finished) {
+                m_finished = true;
+                Finish(status);
+            }
+        }
+        WatchScript m_script;
+        size_t m_at = 0;
+        std::mutex m_mutex;
+        bool m_finished = false;
+    };
+    class Silent final : public grpc::ServerUnaryReactor
+    {
+    public:
+        explicit Silent(grpc::CallbackServerContext *) {}
+        void OnCancel() override { Finish(grpc::Status::CANCELLED); }
+        void OnDone() override { delete this; }
+    };
+
     Script m_script;
     int m_port = 0;
     std::unique_ptr<grpc::Server> m_server;
     std::mutex m_mutex;
-    std::condition_variable m_wake;
-    bool m_stopping = false;
     std::vector<v1::WatchRequest> m_requests;
     int m_sendCalls = 0;
 };
-
-const grpc::Status StayOpen(grpc::StatusCode::DEADLINE_EXCEEDED, "stay open");
 
 bool live(RemoteBackend &backend, int ms = 10'000)
 {
@@ -214,9 +245,10 @@ void TestRemoteBackend::resumesAfterTheServerRestartsWithNoGapOrDuplicate()
     QCOMPARE(stats.resyncs, 0u);
     QCOMPARE(stats.duplicates, 0u);
     QCOMPARE(stats.badRecords, 0u);
-    // Everything the hub holds, in the state it holds it.
+    // Everything the hub holds, in the state it holds it (the position moves as events are
+    // read; the window's thread applies them on its next turns).
     const QList<CommandOutcome> held = registry.snapshot();
-    QCOMPARE(backend.commands().size(), held.size());
+    QTRY_COMPARE_WITH_TIMEOUT(backend.commands().size(), held.size(), 10'000);
     for (const CommandOutcome &o : held) {
         const auto seen = find(backend, o.commandId);
         QVERIFY2(seen && seen->state == o.state && seen->change == o.change,
@@ -227,8 +259,9 @@ void TestRemoteBackend::resumesAfterTheServerRestartsWithNoGapOrDuplicate()
 
 void TestRemoteBackend::hostileRecordsAreDroppedAndCounted()
 {
-    FakeHub fake([](int, const v1::WatchRequest &, grpc::ServerWriter<v1::WatchEvent> *w) {
-        w->Write(marker("snapshot_end", 0, 7));
+    FakeHub fake([](int, const v1::WatchRequest &) {
+        WatchScript out;
+        out.events.push_back(marker("snapshot_end", 0, 7));
         std::vector<v1::WatchEvent> bad;
         bad.push_back(record("c-\x1b[2J", v1::OUTCOME_ACKED, 1));   // a control character
         bad.push_back(record("c-bad-outcome", v1::Outcome(99), 2)); // unknown outcome
@@ -246,17 +279,18 @@ void TestRemoteBackend::hostileRecordsAreDroppedAndCounted()
         badBot.mutable_bot()->set_bot_id(std::string(200, 'x')); // too long
         bad.push_back(badBot);
         for (const auto &e : bad)
-            w->Write(e);
+            out.events.push_back(e);
         // Far-future times are accepted, clamped; the ordinary ones too.
         auto future = record("c-future", v1::OUTCOME_ACKED, 6);
         future.mutable_command()->mutable_deadline()->set_seconds(253402300799LL);
         future.mutable_command()->mutable_finished_at()->set_seconds(253402300799LL);
-        w->Write(future);
-        w->Write(record("c-good", v1::OUTCOME_PENDING, 7, "f-1"));
+        out.events.push_back(future);
+        out.events.push_back(record("c-good", v1::OUTCOME_PENDING, 7, "f-1"));
         v1::WatchEvent unknown; // an event of a newer hub: ignored
         unknown.set_event("something_new");
-        w->Write(unknown);
-        return StayOpen;
+        out.events.push_back(unknown);
+        out.stayOpen = true;
+        return out;
     });
     RemoteBackend backend(fake.address(), quick());
     QVERIFY(live(backend));
@@ -278,14 +312,16 @@ void TestRemoteBackend::hostileRecordsAreDroppedAndCounted()
 
 void TestRemoteBackend::changesGoingBackwardsAreIgnored()
 {
-    FakeHub fake([](int, const v1::WatchRequest &, grpc::ServerWriter<v1::WatchEvent> *w) {
-        w->Write(marker("snapshot_end", 0, 7));
-        w->Write(record("c-1", v1::OUTCOME_PENDING, 4));
-        w->Write(record("c-1", v1::OUTCOME_ACKED, 10));
-        w->Write(record("c-1", v1::OUTCOME_PENDING, 5)); // older: ignored
-        w->Write(record("c-1", v1::OUTCOME_ACKED, 10));  // the same again: ignored
-        w->Write(record("c-2", v1::OUTCOME_PENDING, 11));
-        return StayOpen;
+    FakeHub fake([](int, const v1::WatchRequest &) {
+        WatchScript out;
+        out.events.push_back(marker("snapshot_end", 0, 7));
+        out.events.push_back(record("c-1", v1::OUTCOME_PENDING, 4));
+        out.events.push_back(record("c-1", v1::OUTCOME_ACKED, 10));
+        out.events.push_back(record("c-1", v1::OUTCOME_PENDING, 5)); // older: ignored
+        out.events.push_back(record("c-1", v1::OUTCOME_ACKED, 10));  // the same again: ignored
+        out.events.push_back(record("c-2", v1::OUTCOME_PENDING, 11));
+        out.stayOpen = true;
+        return out;
     });
     RemoteBackend backend(fake.address(), quick());
     QVERIFY(live(backend));
@@ -298,23 +334,27 @@ void TestRemoteBackend::changesGoingBackwardsAreIgnored()
 
 void TestRemoteBackend::anotherRunMarksWhatWasPendingAsLost()
 {
-    FakeHub fake(
-        [](int call, const v1::WatchRequest &request, grpc::ServerWriter<v1::WatchEvent> *w) {
-            if (call == 1) {
-                w->Write(record("c-old", v1::OUTCOME_PENDING, 3));
-                w->Write(record("c-done", v1::OUTCOME_ACKED, 4));
-                w->Write(marker("snapshot_end", 4, 111));
-                w->Write(record("c-late", v1::OUTCOME_PENDING, 5));
-                return grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone");
-            }
-            // Asked to resume after 5 of feed 111: this is run 222.
-            if (request.resume_after() != 5 || request.feed_id() != 111)
-                return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "wrong resume point");
-            w->Write(marker("resync", 1, 222));
-            w->Write(record("c-new", v1::OUTCOME_PENDING, 1));
-            w->Write(marker("snapshot_end", 1, 222));
-            return StayOpen;
-        });
+    FakeHub fake([](int call, const v1::WatchRequest &request) {
+        WatchScript out;
+        if (call == 1) {
+            out.events.push_back(record("c-old", v1::OUTCOME_PENDING, 3));
+            out.events.push_back(record("c-done", v1::OUTCOME_ACKED, 4));
+            out.events.push_back(marker("snapshot_end", 4, 111));
+            out.events.push_back(record("c-late", v1::OUTCOME_PENDING, 5));
+            out.status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone");
+            return out;
+        }
+        // Asked to resume after 5 of feed 111: this is run 222.
+        if (request.resume_after() != 5 || request.feed_id() != 111) {
+            out.status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "wrong resume point");
+            return out;
+        }
+        out.events.push_back(marker("resync", 1, 222));
+        out.events.push_back(record("c-new", v1::OUTCOME_PENDING, 1));
+        out.events.push_back(marker("snapshot_end", 1, 222));
+        out.stayOpen = true;
+        return out;
+    });
     RemoteBackend backend(fake.address(), quick());
     QTRY_VERIFY_WITH_TIMEOUT(find(backend, "c-new").has_value(), 10'000);
     QVERIFY(live(backend));
@@ -336,11 +376,12 @@ void TestRemoteBackend::destroyedWithCallsInFlight()
 {
     // Sends that the hub never answers, then the console goes away: nothing waits for them,
     // nothing crashes when their callbacks come after it.
-    auto fake = std::make_unique<FakeHub>(
-        [](int, const v1::WatchRequest &, grpc::ServerWriter<v1::WatchEvent> *w) {
-            w->Write(marker("snapshot_end", 0, 9));
-            return StayOpen;
-        });
+    auto fake = std::make_unique<FakeHub>([](int, const v1::WatchRequest &) {
+        WatchScript out;
+        out.events.push_back(marker("snapshot_end", 0, 9));
+        out.stayOpen = true;
+        return out;
+    });
     {
         RemoteBackend backend(fake->address(), quick());
         QVERIFY(live(backend));
