@@ -40,7 +40,8 @@ struct RemoteBackend::Item
     BotInfo bot;
     int pending = 0;
     QString text;
-    bool newRun = false; // SnapshotBegin: the hub is another run than the one we followed
+    bool newRun = false;   // SnapshotEnd: the hub is another run than the one followed before
+    bool complete = false; // SnapshotEnd: every pending command was in the snapshot
 };
 
 // The network side: the channel, the Watch thread and the asynchronous calls. Shared with
@@ -207,22 +208,26 @@ bool RemoteLink::readStream(bool *wasLive, QString *problem)
     using Item = RemoteBackend::Item;
     post(Item{Item::StreamStart, {}, {}, 0, {}, false});
     if (request.snapshot())
-        post(Item{Item::SnapshotBegin, {}, {}, 0, {}, knownFeed != 0});
+        post(Item{Item::SnapshotBegin, {}, {}, 0, {}, false});
     std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader = stub->Watch(ctx.get(), request);
     v1::WatchEvent event;
     bool inSnapshot = request.snapshot();
     while (reader->Read(&event)) {
         const std::string &name = event.event();
         if (name == "resync") {
-            const bool newRun = event.feed_id() != knownFeed;
+            // A snapshot follows. Whether the hub is another run is decided at its end (a
+            // resync cut short must not pass for a restart); until then no position holds.
             std::lock_guard lock(mutex);
             position = 0;
             inSnapshot = true;
-            inbox.push_back(Item{Item::SnapshotBegin, {}, {}, 0, {}, newRun});
+            inbox.push_back(Item{Item::SnapshotBegin, {}, {}, 0, {}, false});
             postLocked();
             continue;
         }
         if (name == "snapshot_end" || name == "resumed") {
+            Item item{name == "resumed" ? Item::Resumed : Item::SnapshotEnd, {}, {}, 0, {}, false};
+            item.newRun = knownFeed != 0 && event.feed_id() != knownFeed;
+            item.complete = event.complete();
             {
                 std::lock_guard lock(mutex);
                 feedId = knownFeed = event.feed_id();
@@ -230,7 +235,7 @@ bool RemoteLink::readStream(bool *wasLive, QString *problem)
             }
             inSnapshot = false;
             *wasLive = true;
-            post(Item{name == "resumed" ? Item::Resumed : Item::SnapshotEnd, {}, {}, 0, {}, false});
+            post(std::move(item));
             continue;
         }
         if (event.has_bot()) {
@@ -268,6 +273,9 @@ bool RemoteLink::readStream(bool *wasLive, QString *problem)
     {
         std::lock_guard lock(mutex);
         current.reset();
+        // The hub could not hold what this console had to catch up on: start afresh.
+        if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
+            position = 0;
     }
     const QString &hub = address;
     *problem = status.error_code() == grpc::StatusCode::UNAVAILABLE
@@ -389,18 +397,14 @@ void RemoteBackend::drain()
             break;
         case Item::SnapshotBegin:
             m_inSnapshot = true;
-            m_newRun = item.newRun;
-            for (auto &[id, k] : m_commands) {
+            for (auto &[id, k] : m_commands)
                 k.seenInSnapshot = false;
-                if (item.newRun)
-                    k.record.change = 0; // the new run numbers its changes from 1
-            }
             if (m_stats.attaches > 0)
                 ++m_stats.resyncs;
             break;
         case Item::SnapshotEnd:
             m_inSnapshot = false;
-            resyncFinished(std::exchange(m_newRun, false), changed);
+            resyncFinished(item.newRun, item.complete, changed);
             forgetUnseenBots(bots);
             ++m_stats.attaches;
             flush(); // views first, then the banner goes
@@ -441,7 +445,12 @@ void RemoteBackend::applyCommand(CommandOutcome record, QList<CommandOutcome> &o
         return;
     }
     Known &known = it->second;
-    if (record.change != 0 && record.change <= known.record.change) {
+    // A snapshot's record is what the hub holds now: it replaces what is here unless it is the
+    // very same change (after a restart, change numbers start again and compare to nothing).
+    // Otherwise only a newer change applies.
+    const bool stale = m_inSnapshot ? record.change == known.record.change
+                                    : record.change != 0 && record.change <= known.record.change;
+    if (stale) {
         ++m_stats.duplicates;
         return;
     }
@@ -457,18 +466,23 @@ void RemoteBackend::applyCommand(CommandOutcome record, QList<CommandOutcome> &o
     ++m_stats.changes;
 }
 
-void RemoteBackend::resyncFinished(bool newRun, QList<CommandOutcome> &out)
+void RemoteBackend::resyncFinished(bool newRun, bool complete, QList<CommandOutcome> &out)
 {
-    if (!newRun)
+    // The hub restarted (what it held in memory is gone), or it listed every command still
+    // pending on it: a command pending here and not listed will get no further change through
+    // this console. Say so rather than count down forever.
+    if (!newRun && !complete)
         return;
-    // The hub restarted: what it held in memory is gone. A command still pending here can no
-    // longer be answered through it; say so rather than count down forever.
+    const QString reason = newRun ? tr("the hub restarted; its outcome is unknown")
+                                  : tr("it finished while this console was not attached; its "
+                                       "outcome was not in the hub's snapshot (opctl commands "
+                                       "shows it while the hub remembers it)");
     const auto now = Clock::now();
     for (auto &[id, k] : m_commands) {
         if (k.seenInSnapshot || k.record.state != CommandState::Pending)
             continue;
         k.record.state = CommandState::Disconnected;
-        k.record.reason = tr("the hub restarted; its outcome is unknown");
+        k.record.reason = reason;
         k.record.finishedAt = now;
         if (--m_pending[k.record.botId] <= 0)
             m_pending.remove(k.record.botId);

@@ -87,7 +87,7 @@ private:
     void drain();
     void setLink(Link link, const QString &problem);
     void applyCommand(CommandOutcome record, QList<CommandOutcome> &out);
-    void resyncFinished(bool newRun, QList<CommandOutcome> &out);
+    void resyncFinished(bool newRun, bool complete, QList<CommandOutcome> &out);
     void forgetOld();
     void forgetUnseenBots(QList<BotInfo> &out);
     QString newId(const char *prefix);
@@ -114,7 +114,6 @@ private:
     QSet<QString> m_botsSeen;      // in the current Watch, before its snapshot_end or resumed
     QHash<QString, int> m_pending; // pending commands per bot, from the records seen
     bool m_inSnapshot = false;
-    bool m_newRun = false;
     const QString m_idPrefix;
     quint64 m_idCounter = 0;
 };

@@ -14,6 +14,7 @@
 
 #include <QSet>
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 
@@ -566,53 +567,99 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
         event.set_feed_id(feed.feedId());
         return event;
     };
-    std::lock_guard feedLock(feedMutex);
+    // What a Watch may be sent before it joins, in bytes and events: half its backlog, so that
+    // live changes still fit behind it. Past it a resume becomes a resync, a snapshot is cut.
+    constexpr size_t StartBytes = size_t(OperatorService::MaxWatchBacklogBytes) / 2;
+    constexpr size_t StartEvents = size_t(OperatorService::MaxWatchBacklog) / 2;
+    auto commandEvent = [](const CommandOutcome &o, const char *name = nullptr) {
+        v1::WatchEvent event;
+        event.set_event(name ? std::string(name) : toStd(eventName(o)));
+        convert::fillRecord(*event.mutable_command(), o);
+        return event;
+    };
+
+    // The costly part, outside feedMutex (the registry's thread waits on it to broadcast): the
+    // replay or the snapshot up to a feed position `from`. Under the lock, only what came after
+    // it, the fleet, the markers, and joining.
+    std::vector<v1::WatchEvent> prepared;
+    size_t bytes = 0;
+    quint64 from = 0;
+    bool resumed = false;
+    bool complete = true;
     const bool resuming = request->resume_after() > 0;
-    if (resuming) {
+    if (resuming && request->feed_id() == feed.feedId()) {
         QList<CommandOutcome> replay;
-        // At most half the backlog: a client that far behind is better served by a snapshot.
-        if (request->feed_id() == feed.feedId() &&
-            feed.since(request->resume_after(), &replay, OperatorService::MaxWatchBacklog / 2)) {
-            pushBots(*writer);
-            writer->push(marker("resumed", request->resume_after()));
-            writer->lastSent = request->resume_after();
+        if (feed.since(request->resume_after(), &replay, qsizetype(StartEvents))) {
+            resumed = true;
+            from = request->resume_after();
             for (const CommandOutcome &o : replay) {
-                v1::WatchEvent event;
-                event.set_event(toStd(eventName(o)));
-                convert::fillRecord(*event.mutable_command(), o);
-                writer->push(std::move(event));
-                writer->lastSent = o.change;
+                prepared.push_back(commandEvent(o));
+                bytes += prepared.back().ByteSizeLong();
+                from = o.change;
+                if (bytes > StartBytes) { // too far behind to replay: a fresh snapshot is smaller
+                    resumed = false;
+                    prepared.clear();
+                    bytes = 0;
+                    break;
+                }
             }
-        } else {
-            writer->push(marker("resync", feed.lastChange()));
         }
     }
-    if (request->snapshot() || (resuming && writer->lastSent == 0)) {
-        const quint64 position = feed.lastChange();
-        pushBots(*writer);
-        // The newest commands only, as many as fit half the watcher's backlog budget (and
-        // at most MaxSnapshotCommands), oldest of them first. Records may be newer than
-        // `position` (changes not yet delivered by the feed): they come again after it, and
-        // the client keeps a record's newest change.
+    if (!resumed && (request->snapshot() || resuming)) {
+        // The position first, then the records: a record may be newer than the position (its
+        // change comes again after it, and the client keeps the newest).
+        from = feed.lastChange();
         const QList<CommandOutcome> records = commands.registry().snapshot();
-        std::vector<v1::WatchEvent> newest;
-        size_t bytes = 0;
-        for (qsizetype i = records.size() - 1;
-             i >= 0 && newest.size() < size_t(OperatorService::MaxSnapshotCommands); --i) {
-            v1::WatchEvent event;
-            event.set_event("snapshot_command");
-            convert::fillRecord(*event.mutable_command(), records.at(i));
-            bytes += event.ByteSizeLong();
-            if (bytes > size_t(OperatorService::MaxWatchBacklogBytes) / 2)
+        // Every pending command (up to the event budget), and the newest finished ones up to
+        // MaxSnapshotCommands; newest first while choosing, sent oldest first.
+        size_t finished = 0;
+        for (qsizetype i = records.size() - 1; i >= 0; --i) {
+            const CommandOutcome &o = records.at(i);
+            const bool pending = o.state == CommandState::Pending;
+            if (!pending && finished >= size_t(OperatorService::MaxSnapshotCommands))
+                continue;
+            if (prepared.size() >= StartEvents || bytes > StartBytes) {
+                complete = false; // not every pending command fits: the client is told
                 break;
-            newest.push_back(std::move(event));
+            }
+            prepared.push_back(commandEvent(o, "snapshot_command"));
+            bytes += prepared.back().ByteSizeLong();
+            finished += pending ? 0 : 1;
         }
-        for (auto it = newest.rbegin(); it != newest.rend(); ++it)
-            writer->push(std::move(*it));
-        writer->push(marker("snapshot_end", position));
-        writer->lastSent = position;
-    } else if (!resuming) {
-        writer->lastSent = feed.lastChange(); // live changes from now on
+        std::reverse(prepared.begin(), prepared.end());
+    } else if (!resumed) {
+        from = feed.lastChange(); // live changes only, from now on
+    }
+
+    std::lock_guard feedLock(feedMutex);
+    // Changes the feed delivered while the above was built (usually none or a few batches).
+    QList<CommandOutcome> tail;
+    if (!feed.since(from, &tail, qsizetype(StartEvents))) {
+        writer->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                    "the hub moved on too fast while the Watch started; retry"));
+        return writer.get();
+    }
+    // The fleet is read under feedMutex, which bot events are broadcast under too: a bot that
+    // comes or goes now is either in this list or in an event after it, never lost.
+    if (resumed) {
+        pushBots(*writer);
+        writer->push(marker("resumed", request->resume_after()));
+        for (v1::WatchEvent &event : prepared)
+            writer->push(std::move(event));
+    } else if (request->snapshot() || resuming) {
+        if (resuming)
+            writer->push(marker("resync", feed.lastChange()));
+        pushBots(*writer);
+        for (v1::WatchEvent &event : prepared)
+            writer->push(std::move(event));
+        v1::WatchEvent end = marker("snapshot_end", from);
+        end.set_complete(complete);
+        writer->push(std::move(end));
+    }
+    writer->lastSent = from;
+    for (const CommandOutcome &o : tail) {
+        writer->push(commandEvent(o));
+        writer->lastSent = o.change;
     }
     {
         std::lock_guard lock(watchersMutex);
@@ -664,6 +711,9 @@ void OperatorServicePrivate::broadcastChanges(const QList<CommandOutcome> &recor
 
 void OperatorServicePrivate::broadcast(const v1::WatchEvent &event)
 {
+    // Under feedMutex, like a Watch's start: a bot event reaches every watcher that joined
+    // before it, and a watcher that starts after it lists the bot as it is then.
+    std::lock_guard feedLock(feedMutex);
     std::vector<std::shared_ptr<WatchWriter>> targets;
     {
         std::lock_guard lock(watchersMutex);

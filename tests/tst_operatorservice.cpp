@@ -93,6 +93,8 @@ private slots:
     void refusedDuplicateCallNeverCancelsTheOriginal();
     void watchResumesWithNoGapOrDuplicate();
     void noWaitSendsAndFanOutIds();
+    void aReplayTooBigForTheBacklogBecomesAResync();
+    void botsThatComeWhileAWatchStartsAreNeverLost();
 };
 
 void TestOperatorService::opctlExitCodesTellOutcomesApart()
@@ -886,6 +888,65 @@ void TestOperatorService::noWaitSendsAndFanOutIds()
         QCOMPARE(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     }
     QCOMPARE(rig.registry.pendingCount(), 3);
+}
+
+void TestOperatorService::aReplayTooBigForTheBacklogBecomesAResync()
+{
+    // Review finding: 1,500 acks with 60 KB results after the client's position overflowed
+    // the Watch's 64 MB backlog on every resume: the console never re-attached.
+    Rig rig;
+    QTRY_COMPARE_WITH_TIMEOUT(rig.feed.lastChange(), rig.registry.lastChange(), 5000);
+    const quint64 position = rig.feed.lastChange();
+    CommandAckData big;
+    big.success = true;
+    big.result = QByteArray(60'000, 'r');
+    for (int i = 0; i < 1500; ++i) {
+        const QString id = QStringLiteral("big-%1").arg(i);
+        rig.registry.trackCommand(id, QStringLiteral("bot-1"), 30s);
+        rig.registry.resolveCommand(id, QStringLiteral("bot-1"), big);
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(rig.feed.lastChange(), position + 3000, 10'000);
+    v1::WatchRequest resume;
+    resume.set_resume_after(position == 0 ? 1 : position);
+    resume.set_feed_id(rig.feed.feedId());
+    WatchReader watch(*rig.stub, resume);
+    const int end = watch.waitFor("snapshot_end", 20'000);
+    QVERIFY(end >= 0);
+    const std::vector<v1::WatchEvent> events = watch.copy();
+    QCOMPARE(events[0].event(), std::string("resync"));
+    // Cut to the budget: fewer than all 1,500 records, and said so.
+    const auto records = std::count_if(events.begin(), events.begin() + end,
+                                       [](const auto &e) { return e.has_command(); });
+    QVERIFY(records > 100 && records < 1500);
+    QVERIFY(!events[size_t(end)].complete());
+    watch.end();
+}
+
+void TestOperatorService::botsThatComeWhileAWatchStartsAreNeverLost()
+{
+    // Review finding: a bot that said Hello while a Watch built its snapshot was in neither the
+    // snapshot nor an event. Driven 20 times with a snapshot slow enough to overlap.
+    Rig rig;
+    for (int i = 0; i < 30'000; ++i)
+        rig.registry.trackCommand(QStringLiteral("slow-%1").arg(i), QStringLiteral("b"), 60s);
+    for (int round = 0; round < 20; ++round) {
+        v1::WatchRequest request;
+        request.set_snapshot(true);
+        WatchReader watch(*rig.stub, request);
+        const std::string bot = "race-" + std::to_string(round);
+        RawBot raw(rig.address());
+        QVERIFY(raw.hello(bot));
+        QVERIFY2(QTest::qWaitFor(
+                     [&] {
+                         for (const auto &e : watch.copy())
+                             if (e.has_bot() && e.bot().bot_id() == bot && e.bot().connected())
+                                 return true;
+                         return false;
+                     },
+                     10'000),
+                 bot.c_str());
+        watch.end();
+    }
 }
 
 QTEST_GUILESS_MAIN(TestOperatorService)

@@ -196,6 +196,8 @@ private slots:
     void changesGoingBackwardsAreIgnored();
     void anotherRunMarksWhatWasPendingAsLost();
     void destroyedWithCallsInFlight();
+    void aResyncCutShortIsNotARestart();
+    void aCompleteSnapshotSettlesWhatFinishedMeanwhile();
 };
 
 void TestRemoteBackend::resumesAfterTheServerRestartsWithNoGapOrDuplicate()
@@ -392,6 +394,71 @@ void TestRemoteBackend::destroyedWithCallsInFlight()
     }
     fake.reset(); // the calls end now (UNAVAILABLE), their callbacks find no console
     QCoreApplication::processEvents();
+}
+
+void TestRemoteBackend::aResyncCutShortIsNotARestart()
+{
+    // Review finding: a resync that broke before snapshot_end made the next plain snapshot
+    // look like another run, and every pending command was marked lost.
+    FakeHub fake([](int call, const v1::WatchRequest &) {
+        WatchScript out;
+        if (call == 1) {
+            out.events.push_back(record("c-1", v1::OUTCOME_PENDING, 1));
+            out.events.push_back(marker("snapshot_end", 1, 77));
+            out.status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "blip");
+        } else if (call == 2) {
+            out.events.push_back(marker("resync", 9, 77)); // then the stream breaks
+            out.status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "blip again");
+        } else {
+            out.events.push_back(record("c-2", v1::OUTCOME_PENDING, 9));
+            out.events.push_back(marker("snapshot_end", 9, 77)); // same run, c-1 not listed
+            out.stayOpen = true;
+        }
+        return out;
+    });
+    RemoteBackend backend(fake.address(), quick());
+    QTRY_VERIFY_WITH_TIMEOUT(
+        find(backend, "c-2").has_value() && backend.link() == ConsoleBackend::Link::Live, 10'000);
+    QCOMPARE(fake.requests().size(), size_t(3));
+    QVERIFY(fake.requests()[2].snapshot()); // no position after the broken resync
+    QCOMPARE(find(backend, "c-1")->state, CommandState::Pending); // not "the hub restarted"
+}
+
+void TestRemoteBackend::aCompleteSnapshotSettlesWhatFinishedMeanwhile()
+{
+    // Review finding: after a same-run resync, a command that finished while the console was
+    // away stayed pending forever. A snapshot that lists every pending command settles it.
+    for (const bool complete : {true, false}) {
+        FakeHub fake([complete](int call, const v1::WatchRequest &) {
+            WatchScript out;
+            if (call == 1) {
+                out.events.push_back(record("x-1", v1::OUTCOME_PENDING, 1));
+                out.events.push_back(marker("snapshot_end", 1, 5));
+                out.status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "blip");
+                return out;
+            }
+            out.events.push_back(marker("resync", 70'000, 5));
+            out.events.push_back(record("x-2", v1::OUTCOME_PENDING, 69'999));
+            v1::WatchEvent end = marker("snapshot_end", 70'000, 5);
+            end.set_complete(complete);
+            out.events.push_back(end);
+            out.stayOpen = true;
+            return out;
+        });
+        RemoteBackend backend(fake.address(), quick());
+        QTRY_VERIFY_WITH_TIMEOUT(find(backend, "x-2").has_value() &&
+                                     backend.link() == ConsoleBackend::Link::Live,
+                                 10'000);
+        const CommandOutcome x1 = *find(backend, "x-1");
+        if (complete) {
+            QCOMPARE(x1.state, CommandState::Disconnected);
+            QVERIFY2(x1.reason.contains("not attached"), qPrintable(x1.reason));
+            QCOMPARE(backend.pendingCount("bot-1"), 1);
+        } else {
+            QCOMPARE(x1.state, CommandState::Pending); // the hub could not list them all
+            QCOMPARE(backend.pendingCount("bot-1"), 2);
+        }
+    }
 }
 
 QTEST_GUILESS_MAIN(TestRemoteBackend)
