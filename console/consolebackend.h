@@ -60,7 +60,9 @@ public:
                              std::chrono::milliseconds timeout, const QString &commandId = {}) = 0;
     // Releases the waiter (Cancelled) and tells the bot. Asynchronous for a remote hub: the
     // outcome arrives on the feed; false only when it cannot be asked now.
-    virtual bool cancel(const QString &commandId, const QString &reason) = 0;
+    // `hub`: the record's hub, when the console shows several (an id is unique per hub only).
+    virtual bool cancel(const QString &commandId, const QString &reason,
+                        const QString &hub = {}) = 0;
 
 signals:
     // Every change of every command, in order; a record is never older than one given

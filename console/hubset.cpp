@@ -133,11 +133,15 @@ SendReceipt HubSet::send(const QStringList &botIds, const CommandSpec &spec,
     return receipt;
 }
 
-bool HubSet::cancel(const QString &commandId, const QString &reason)
+bool HubSet::cancel(const QString &commandId, const QString &reason, const QString &hub)
 {
-    for (const auto &hub : m_hubs)
-        if (hub->knows(commandId))
-            return hub->cancel(commandId, reason);
+    if (!hub.isEmpty()) {
+        const qsizetype i = m_addresses.indexOf(hub);
+        return i >= 0 && m_hubs[size_t(i)]->cancel(commandId, reason);
+    }
+    for (const auto &remote : m_hubs)
+        if (remote->knows(commandId))
+            return remote->cancel(commandId, reason);
     return false;
 }
 

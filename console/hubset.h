@@ -35,7 +35,7 @@ public:
     int pendingCount(const QString &botId) const override;
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
                      std::chrono::milliseconds timeout, const QString &commandId = {}) override;
-    bool cancel(const QString &commandId, const QString &reason) override;
+    bool cancel(const QString &commandId, const QString &reason, const QString &hub = {}) override;
 
     RemoteBackend &hub(int i) const { return *m_hubs[size_t(i)]; }
     int size() const { return int(m_hubs.size()); }

@@ -61,12 +61,16 @@ SendReceipt LocalBackend::send(const QStringList &botIds, const CommandSpec &spe
         return receipt;
     }
     const FanOut fan = m_service.sendToMany(botIds, spec, timeout);
+    if (!fan.refused.isEmpty()) {
+        receipt.error = fan.refused;
+        return receipt;
+    }
     receipt.commandIds = fan.commandIds;
     receipt.fanOut = fan.id;
     return receipt;
 }
 
-bool LocalBackend::cancel(const QString &commandId, const QString &reason)
+bool LocalBackend::cancel(const QString &commandId, const QString &reason, const QString &)
 {
     return m_service.cancel(commandId, reason);
 }

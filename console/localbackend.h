@@ -29,7 +29,7 @@ public:
     int pendingCount(const QString &botId) const override;
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
                      std::chrono::milliseconds timeout, const QString &commandId = {}) override;
-    bool cancel(const QString &commandId, const QString &reason) override;
+    bool cancel(const QString &commandId, const QString &reason, const QString &hub = {}) override;
 
     CommandService &service() const { return m_service; }
 

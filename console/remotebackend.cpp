@@ -390,6 +390,10 @@ void RemoteBackend::drain()
             m_botsSeen.clear();
             break;
         case Item::Bot:
+            if (m_bots.size() >= m_options.maxBots && !m_bots.contains(item.bot.botId)) {
+                ++m_stats.badRecords;
+                break;
+            }
             m_botsSeen.insert(item.bot.botId);
             item.bot.hub = m_address;
             m_bots.insert(item.bot.botId, item.bot);
@@ -636,7 +640,7 @@ SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSp
     return receipt;
 }
 
-bool RemoteBackend::cancel(const QString &commandId, const QString &reason)
+bool RemoteBackend::cancel(const QString &commandId, const QString &reason, const QString &)
 {
     if (m_link != Link::Live)
         return false;

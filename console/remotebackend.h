@@ -38,6 +38,8 @@ public:
         // Row order (CommandOutcome::sequence), shared by the backends of one HubSet so that
         // rows from several hubs are numbered in the order they were first seen. Own if null.
         std::shared_ptr<quint64> sequence;
+        // Bots remembered; more that a hub lists are dropped and counted as bad records.
+        int maxBots = 250'000;
     };
     struct Stats
     {
@@ -64,7 +66,7 @@ public:
     int pendingCount(const QString &botId) const override;
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
                      std::chrono::milliseconds timeout, const QString &commandId = {}) override;
-    bool cancel(const QString &commandId, const QString &reason) override;
+    bool cancel(const QString &commandId, const QString &reason, const QString &hub = {}) override;
 
     // A fan-out under an id the caller chose (the same id on several hubs: one tally).
     SendReceipt sendFanOut(const QStringList &botIds, const CommandSpec &spec,

@@ -95,8 +95,18 @@ QString FanOutTracker::apply(const CommandOutcome &record)
     Entry &entry = *it;
     const auto member = entry.members.find(record.commandId);
     if (member == entry.members.end()) {
-        entry.members.insert(record.commandId, {record.state, record.hasLateAck(), record.change});
-        entry.tally.add(record);
+        if (m_members >= m_maxMembers) {
+            // Room first from the oldest other fan-outs; a fan-out that is alone over the cap
+            // stops growing (its tally counts what it had).
+            while (m_members >= m_maxMembers && m_order.size() > 1)
+                evictOne(record.fanOut);
+            if (m_members >= m_maxMembers)
+                return {};
+        }
+        Entry &kept = m_fanOuts[record.fanOut]; // evicting may have moved the entry
+        kept.members.insert(record.commandId, {record.state, record.hasLateAck(), record.change});
+        ++m_members;
+        kept.tally.add(record);
         return record.fanOut;
     }
     if (record.change != 0 && record.change <= member->change)
@@ -117,6 +127,8 @@ void FanOutTracker::evictOne(const QString &keep)
         victim = m_order.front() != keep ? m_order.begin() : std::next(m_order.begin());
     const QString id = *victim;
     m_order.erase(victim);
+    if (const auto it = m_fanOuts.constFind(id); it != m_fanOuts.cend())
+        m_members -= it->members.size();
     m_fanOuts.remove(id);
     m_gone.insert(id);
     m_goneOrder.push_back(id);
@@ -146,6 +158,7 @@ void FanOutTracker::clear()
 {
     m_fanOuts.clear();
     m_order.clear();
+    m_members = 0;
     m_gone.clear();
     m_goneOrder.clear();
 }

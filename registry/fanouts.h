@@ -48,7 +48,14 @@ class FanOutTracker
 {
 public:
     static constexpr int DefaultMaxFanOuts = 256;
-    explicit FanOutTracker(int maxFanOuts = DefaultMaxFanOuts) : m_max(maxFanOuts) {}
+    // Members over every fan-out kept (about 130 bytes each); past it the oldest fan-outs go
+    // as past the count cap. One fan-out larger than this is tallied up to it.
+    static constexpr qsizetype DefaultMaxMembers = 500'000;
+    explicit FanOutTracker(int maxFanOuts = DefaultMaxFanOuts,
+                           qsizetype maxMembers = DefaultMaxMembers)
+        : m_max(maxFanOuts), m_maxMembers(maxMembers)
+    {}
+    qsizetype members() const { return m_members; }
 
     // The fan-out id whose tally changed, or empty (not part of a fan-out, or stale).
     QString apply(const CommandOutcome &record);
@@ -76,6 +83,8 @@ private:
     QSet<QString> m_gone;        // fan-outs evicted lately (bounded by m_goneOrder)
     std::deque<QString> m_goneOrder;
     int m_max;
+    qsizetype m_maxMembers;
+    qsizetype m_members = 0;
 };
 
 } // namespace opconsole

@@ -228,6 +228,19 @@ FanOut CommandService::sendToMany(const QStringList &botIds, const CommandSpec &
     FanOut fan;
     if (options.fanOut.isEmpty())
         options.fanOut = newFanOutId();
+    {
+        std::lock_guard lock(m_mutex);
+        if (!m_fanOutIds.insert(options.fanOut).second) {
+            fan.id = options.fanOut;
+            fan.refused = QStringLiteral("fan-out id %1 is in use").arg(options.fanOut);
+            return fan;
+        }
+        m_fanOutOrder.push_back(options.fanOut);
+        if (m_fanOutOrder.size() > MaxFanOutIds) {
+            m_fanOutIds.erase(m_fanOutOrder.front());
+            m_fanOutOrder.pop_front();
+        }
+    }
     fan.id = options.fanOut;
     tally->summary.id = fan.id;
     tally->summary.kind = spec.name();

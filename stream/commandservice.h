@@ -11,9 +11,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace opconsole {
@@ -39,6 +41,7 @@ struct FanOut
     QStringList commandIds;                 // one per bot, in the order of the bot ids given
     QList<QFuture<CommandOutcome>> futures; // each free for one continuation of the caller's
     QFuture<FanOutSummary> summary;         // finishes when every future has
+    QString refused; // the fan-out id is in use (nothing was sent); empty otherwise
 };
 
 // Send-and-wait (the seed's send_command_and_wait): registers the command BEFORE writing it,
@@ -107,6 +110,11 @@ private:
     // O(1), then the command in O(that bot's waiting commands)).
     std::unordered_map<QString, std::vector<Waiting>> m_waiting;
     std::unordered_map<QString, QString> m_waitingBot;
+    // Fan-out ids used lately (the newest MaxFanOutIds), reserved before anything registers:
+    // two sends with one id cannot both pass.
+    std::unordered_set<QString> m_fanOutIds;
+    std::deque<QString> m_fanOutOrder;
+    static constexpr size_t MaxFanOutIds = 100'000;
     size_t m_waitingCount = 0;
 };
 

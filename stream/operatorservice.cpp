@@ -361,12 +361,11 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
                 bots.append(bot.botId);
         }
     }
-    if (!checked.options.fanOut.isEmpty() && feed.fanOut(checked.options.fanOut)) {
-        writer->finish(
-            invalid(QStringLiteral("fan_out_id %1 is in use").arg(checked.options.fanOut)));
+    const FanOut fan = commands.sendToMany(bots, checked.spec, checked.timeout, checked.options);
+    if (!fan.refused.isEmpty()) {
+        writer->finish(invalid(fan.refused));
         return writer.get();
     }
-    const FanOut fan = commands.sendToMany(bots, checked.spec, checked.timeout, checked.options);
     if (request->no_wait()) {
         FanOutSummary now;
         now.id = fan.id;

@@ -69,6 +69,7 @@ class TestChangeFeed : public QObject
 private slots:
     void trackerMovesCommandsBetweenCountsAndIgnoresStale();
     void fanOutTextShowsLateAcks();
+    void trackerKeepsItsMembersBounded();
     void trackerKeepsOnlyTheNewestFanOuts();
     void everyTransitionIsNumberedInOrder();
     void sinceResumesWithoutGapOrDuplicate();
@@ -152,6 +153,28 @@ void TestChangeFeed::fanOutTextShowsLateAcks()
         tracker.apply(rec(id, pair, CommandState::Expired, ++change));
     tracker.apply(rec("e", pair, CommandState::Expired, ++change, true));
     QCOMPARE(tracker.find(pair)->text(), QStringLiteral("0/2 acked, 2 expired (1 late ack)"));
+}
+
+void TestChangeFeed::trackerKeepsItsMembersBounded()
+{
+    // Review finding: the hub's tracker kept every member of 256 fan-outs of up to 100,000
+    // bots each. Past the member cap the oldest fan-outs go; one alone over it stops growing.
+    FanOutTracker tracker(10, 4);
+    quint64 change = 0;
+    for (const char *id : {"a1", "a2", "a3"})
+        QCOMPARE(tracker.apply(rec(id, "fo-a", CommandState::Pending, ++change)), QString("fo-a"));
+    QCOMPARE(tracker.members(), 3);
+    tracker.apply(rec("b1", "fo-b", CommandState::Pending, ++change));
+    QCOMPARE(tracker.members(), 4);
+    tracker.apply(rec("b2", "fo-b", CommandState::Pending, ++change));
+    QVERIFY(!tracker.find("fo-a")); // went to make room
+    QCOMPARE(tracker.find("fo-b")->total, 2);
+    QCOMPARE(tracker.members(), 2);
+    for (const char *id : {"b3", "b4", "b5"})
+        tracker.apply(rec(id, "fo-b", CommandState::Pending, ++change));
+    QCOMPARE(tracker.find("fo-b")->total, 4); // alone at the cap: b5 is not counted
+    QCOMPARE(tracker.members(), 4);
+    QVERIFY(tracker.apply(rec("a1", "fo-a", CommandState::Acked, ++change)).isEmpty());
 }
 
 void TestChangeFeed::trackerKeepsOnlyTheNewestFanOuts()

@@ -877,6 +877,18 @@ void TestOperatorService::noWaitSendsAndFanOutIds()
     QTRY_VERIFY_WITH_TIMEOUT(rig.feed.fanOut("f-console-1").has_value(), 5000);
     QCOMPARE(rig.feed.fanOut("f-console-1")->total, 2);
 
+    // An id is reserved before anything registers: two sends with one new id, back to back
+    // (before the feed has seen either), cannot both pass.
+    for (int i = 0; i < 2; ++i) {
+        many.set_fan_out_id("f-back-to-back");
+        grpc::ClientContext context;
+        auto reader = rig.stub->SendToMany(&context, many);
+        v1::SendToManyEvent event;
+        while (reader->Read(&event)) {
+        }
+        QCOMPARE(reader->Finish().error_code(),
+                 i == 0 ? grpc::StatusCode::OK : grpc::StatusCode::INVALID_ARGUMENT);
+    }
     // The same fan-out id again, and a malformed one: refused.
     for (const std::string &bad : {std::string("f-console-1"), std::string("f\x1b[2J")}) {
         many.set_fan_out_id(bad);
@@ -887,7 +899,7 @@ void TestOperatorService::noWaitSendsAndFanOutIds()
         }
         QCOMPARE(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     }
-    QCOMPARE(rig.registry.pendingCount(), 3);
+    QCOMPARE(rig.registry.pendingCount(), 5);
 }
 
 void TestOperatorService::aReplayTooBigForTheBacklogBecomesAResync()

@@ -399,7 +399,7 @@ void MainWindow::cancelSelected()
     for (const QString &id : selectedCommandIds()) {
         const CommandOutcome *o = m_commands->record(id);
         if (o && o->state == CommandState::Pending)
-            asked += m_backend.cancel(id, tr("cancelled by the operator")) ? 1 : 0;
+            asked += m_backend.cancel(id, tr("cancelled by the operator"), o->hub) ? 1 : 0;
     }
     statusBar()->showMessage(tr("%1 command(s) cancelled").arg(asked), 3000);
 }

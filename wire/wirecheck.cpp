@@ -312,6 +312,9 @@ std::string checkRecord(const v1::CommandRecord &record)
             return std::string(name) + ": " + c.problem;
         if (ack->command_id() != record.command_id())
             return std::string(name) + ".command_id is not the record's command_id";
+        if (ack->result().size() > limits::ResultBytes)
+            return std::string(name) + ".result is over " + std::to_string(limits::ResultBytes) +
+                   " bytes";
     }
     int64_t ms = 0;
     for (const auto &[has, t, name] :
