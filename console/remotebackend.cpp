@@ -52,11 +52,24 @@ class RemoteLink
 public:
     static constexpr size_t MaxInbox = 200'000; // events read but not yet taken by the GUI
 
-    explicit RemoteLink(const QString &address)
-        : address(address),
-          channel(grpc::CreateChannel(toStd(address), grpc::InsecureChannelCredentials())),
+    RemoteLink(const QString &address, const RemoteBackend::Options &options)
+        : address(address), channel(makeChannel(address, options)),
           stub(v1::Operator::NewStub(channel))
     {}
+    // Keepalive pings find a hub that went silent without closing anything (a network that
+    // drops packets): the stream then fails and the banner shows, instead of a console that
+    // says Live while nothing arrives. The hub accepts pings this often (Hub::start).
+    static std::shared_ptr<grpc::Channel> makeChannel(const QString &address,
+                                                      const RemoteBackend::Options &options)
+    {
+        grpc::ChannelArguments args;
+        args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, int(options.keepaliveTime.count()));
+        args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, int(options.keepaliveTimeout.count()));
+        args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+        args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+        args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 8 * 1024 * 1024);
+        return grpc::CreateCustomChannel(toStd(address), grpc::InsecureChannelCredentials(), args);
+    }
 
     void post(RemoteBackend::Item item)
     {
@@ -294,7 +307,8 @@ RemoteBackend::RemoteBackend(const QString &address, QObject *parent)
 
 RemoteBackend::RemoteBackend(const QString &address, Options options, QObject *parent)
     : ConsoleBackend(parent), m_address(address), m_options(options),
-      m_net(std::make_shared<RemoteLink>(address)), m_calls(std::make_shared<CallBox>(this)),
+      m_net(std::make_shared<RemoteLink>(address, options)),
+      m_calls(std::make_shared<CallBox>(this)),
       m_sequence(options.sequence ? options.sequence : std::make_shared<quint64>(1)),
       m_idPrefix(QString::number(QRandomGenerator::global()->bounded(36 * 36 * 36 * 36), 36))
 {

@@ -40,6 +40,11 @@ public:
         std::shared_ptr<quint64> sequence;
         // Bots remembered; more that a hub lists are dropped and counted as bad records.
         int maxBots = 250'000;
+        // A silent hub is found by keepalive pings: one after keepaliveTime without data, the
+        // link is down when none is answered within keepaliveTimeout. The hub accepts pings
+        // every second at most (Hub::start), so neither may be under 1 s.
+        std::chrono::milliseconds keepaliveTime{15'000};
+        std::chrono::milliseconds keepaliveTimeout{10'000};
     };
     struct Stats
     {

@@ -489,6 +489,10 @@ bool Hub::start(QString *error)
                              &d->port);
     builder.RegisterService(d->service.get());
     builder.SetMaxReceiveMessageSize(d->options.maxMessageBytes);
+    // Consoles and bots may ping to find a dead peer (RemoteBackend pings every 15 s on a
+    // quiet Watch); more often than once a second is still refused as abuse.
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     for (const auto &extension : d->extensions)
         extension(builder);
     d->server = builder.BuildAndStart();

@@ -8,6 +8,7 @@
 #include "operatorservice.h"
 #include "rawbot.h"
 #include "remotebackend.h"
+#include "tcpproxy.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -198,6 +199,7 @@ private slots:
     void destroyedWithCallsInFlight();
     void aResyncCutShortIsNotARestart();
     void aCompleteSnapshotSettlesWhatFinishedMeanwhile();
+    void aSilentNetworkTakesTheLinkDown();
 };
 
 void TestRemoteBackend::resumesAfterTheServerRestartsWithNoGapOrDuplicate()
@@ -472,6 +474,31 @@ void TestRemoteBackend::aCompleteSnapshotSettlesWhatFinishedMeanwhile()
             QCOMPARE(backend.pendingCount("bot-1"), 2);
         }
     }
+}
+
+void TestRemoteBackend::aSilentNetworkTakesTheLinkDown()
+{
+    // Review finding: with no keepalive, a network that drops everything and closes nothing
+    // left the console Live forever. Keepalive pings (here every second, 1 s to answer) find it.
+    HubRig rig;
+    OperatorService api(*rig.service, rig.feed);
+    api.attachTo(*rig.hub);
+    QVERIFY(rig.start());
+    TcpProxy proxy(rig.hub->port());
+    RemoteBackend::Options options = quick();
+    options.keepaliveTime = 1s;
+    options.keepaliveTimeout = 1s;
+    RemoteBackend backend(QStringLiteral("127.0.0.1:%1").arg(proxy.port()), options);
+    QVERIFY(live(backend));
+    // Quiet and healthy for several ping intervals: the hub accepts the pings, still Live.
+    QTest::qWait(3500); // the interval under test: keepalive must not trip a healthy link
+    QCOMPARE(backend.link(), ConsoleBackend::Link::Live);
+    proxy.freeze(true);
+    QTRY_COMPARE_WITH_TIMEOUT(backend.link(), ConsoleBackend::Link::Down, 15'000);
+    QVERIFY(!backend.send({"bot-1"}, CommandSpec::of(CommandKind::Ping), 1s).ok());
+    proxy.freeze(false);
+    QVERIFY(live(backend, 20'000));
+    rig.hub->stop();
 }
 
 QTEST_GUILESS_MAIN(TestRemoteBackend)

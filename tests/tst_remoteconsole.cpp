@@ -40,12 +40,19 @@ struct Fleet
     QProcess process;
 };
 
+RemoteBackend::Options quick()
+{
+    RemoteBackend::Options o;
+    o.firstRetry = 50ms;
+    o.maxRetry = 400ms;
+    return o;
+}
+
 // One console: the hubs it is attached to and the window on them.
 struct Console
 {
     explicit Console(const QString &hub) : Console(QStringList{hub}) {}
-    explicit Console(const QStringList &hubs)
-        : backend(hubs, RemoteBackend::Options{50ms, 400ms, 200'000, {}}), window(backend)
+    explicit Console(const QStringList &hubs) : backend(hubs, quick()), window(backend)
     {
         window.show();
     }
