@@ -8,6 +8,7 @@
 #include "simfleet.h"
 
 #ifdef OPCONSOLE_GUI
+#include "connectdialog.h"
 #include "hubset.h"
 #include "localbackend.h"
 #include "mainwindow.h"
@@ -54,6 +55,11 @@ int runAttached(const QStringList &hubs, const QString &screenshot, QSocketNotif
 {
     HubSet backend(hubs);
     MainWindow window(backend);
+    // Remembered for the "Attach to hubs" dialog once attached (addresses only).
+    QObject::connect(&backend, &ConsoleBackend::linkChanged, &window, [&backend, hubs] {
+        if (backend.link() == ConsoleBackend::Link::Live)
+            ConnectDialog::remember(hubs);
+    });
     window.resize(1400, 860);
     window.show();
     QObject::connect(&signalNotifier, &QSocketNotifier::activated, &window, [] {

@@ -2,6 +2,7 @@
 
 #include "commandspanel.h"
 #include "commandtablemodel.h"
+#include "connectdialog.h"
 #include "detailsview.h"
 #include "fleetmodel.h"
 #include "fleetpanel.h"
@@ -15,6 +16,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenu>
+#include <QProcess>
 #include <QPushButton>
 #include <QSettings>
 #include <QShortcut>
@@ -247,6 +249,22 @@ void MainWindow::fitSendPanel()
     m_rightSplit->setSizes(sizes);
 }
 
+void MainWindow::attachToHubs()
+{
+    ConnectDialog dialog(this);
+    if (dialog.exec() != QDialog::Accepted || dialog.chosen().isEmpty())
+        return;
+    const QStringList hubs = dialog.chosen();
+    ConnectDialog::remember(hubs);
+    // Another console, so that this one (and its hub, if it hosts one) stays as it is.
+    const bool started =
+        QProcess::startDetached(QCoreApplication::applicationFilePath(),
+                                {QStringLiteral("--connect"), hubs.join(QLatin1Char(','))});
+    statusBar()->showMessage(started ? tr("Opening a console attached to %1").arg(hubs.join(", "))
+                                     : tr("Could not start another console"),
+                             5000);
+}
+
 void MainWindow::buildActions()
 {
     auto *toolbar = addToolBar(tr("Commands"));
@@ -294,6 +312,10 @@ void MainWindow::buildActions()
     for (QAction *a : {resend, copyOpctl})
         addAction(a);
     toolbar->addAction(cancel);
+    toolbar->addSeparator();
+    auto *attach = toolbar->addAction(tr("Attach to hubs…"), this, &MainWindow::attachToHubs);
+    attach->setShortcut(QKeySequence(QStringLiteral("Ctrl+Shift+O")));
+    attach->setToolTip(tr("Open another console on hubs that run elsewhere (Ctrl+Shift+O)"));
 
     auto *sendShortcut = new QShortcut(QKeySequence(QStringLiteral("Ctrl+Return")), this);
     connect(sendShortcut, &QShortcut::activated, m_send->sendButton(), &QPushButton::click);

@@ -76,6 +76,8 @@ public slots:
     void resendSelected();
     void copySelectedIds();
     void copySelectedAsOpctl();
+    // "Attach to hubs…": the connect dialog, then another console attached to the choice.
+    void attachToHubs();
 
 protected:
     void closeEvent(QCloseEvent *event) override;
