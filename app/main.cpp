@@ -82,7 +82,7 @@ int runAttached(const QStringList &hubs, const QString &screenshot, QSocketNotif
                 window.fleetView()->selectRow(0);
                 window.sendKindToSelection(CommandKind::Restart);
             });
-            QTimer::singleShot(3500, &window, shoot);
+            QTimer::singleShot(5000, &window, shoot);
         });
         QTimer::singleShot(30'000, &window, [] { QCoreApplication::exit(1); });
     }

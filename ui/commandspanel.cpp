@@ -164,6 +164,12 @@ void CommandsPanel::refreshCountdown()
 void CommandsPanel::setHubColumnVisible(bool visible)
 {
     m_view->setColumnHidden(CommandTableModel::Hub, !visible);
+    QHeaderView *header = m_view->horizontalHeader();
+    if (visible && header->visualIndex(CommandTableModel::Hub) == CommandTableModel::Hub) {
+        header->moveSection(header->visualIndex(CommandTableModel::Hub),
+                            CommandTableModel::Bot + 1);
+        fitColumn(m_view, CommandTableModel::Hub, QStringLiteral("127.0.0.1:50051"));
+    }
 }
 
 void CommandsPanel::saveSettings() const

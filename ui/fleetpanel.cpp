@@ -97,6 +97,12 @@ void FleetPanel::refreshLive(const QList<BotInfo> &bots)
 void FleetPanel::setHubColumnVisible(bool visible)
 {
     m_view->setColumnHidden(FleetModel::Hub, !visible);
+    // Where it is seen: next to the bot, unless the operator put it somewhere (saved layout).
+    QHeaderView *header = m_view->horizontalHeader();
+    if (visible && header->visualIndex(FleetModel::Hub) == FleetModel::Hub) {
+        header->moveSection(header->visualIndex(FleetModel::Hub), FleetModel::Bot + 1);
+        fitColumn(m_view, FleetModel::Hub, QStringLiteral("127.0.0.1:50051"));
+    }
 }
 
 void FleetPanel::saveSettings() const

@@ -330,6 +330,15 @@ void MainWindow::buildActions()
 
 void MainWindow::onChanged(const QList<CommandOutcome> &records)
 {
+    // The status line follows changes within a quarter of a second (not only at 1 Hz), so it
+    // never disagrees with the table for long.
+    if (!m_statusDue) {
+        m_statusDue = true;
+        QTimer::singleShot(250, this, [this] {
+            m_statusDue = false;
+            refreshStatus();
+        });
+    }
     // Counted before the table takes the records: the row still holds the previous state. A
     // command can change several times in one batch (registered and sent, often): each of its
     // records is compared with the one before it in the batch.

@@ -90,6 +90,7 @@ private:
     void send(const QStringList &bots, const CommandSpec &spec, std::chrono::milliseconds timeout);
     void showDetails();
     void refreshStatus();
+    bool m_statusDue = false; // a status refresh is scheduled
     void refreshCountdown();
     void saveSettings() const;
     void loadSettings();
