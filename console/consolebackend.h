@@ -48,6 +48,8 @@ public:
     virtual Link link() const = 0;
     // Why the link is down, and when the next attempt is; empty while live.
     virtual QString linkProblem() const = 0;
+    // Whether anything can be sent now (with several hubs: while any of them is attached).
+    virtual bool canSend() const { return link() == Link::Live; }
 
     // What is known now; afterwards, changes come through the signals.
     virtual QList<BotInfo> bots() const = 0;

@@ -44,6 +44,14 @@ ConsoleBackend::Link HubSet::link() const
     return worst;
 }
 
+bool HubSet::canSend() const
+{
+    for (const auto &hub : m_hubs)
+        if (hub->link() == Link::Live)
+            return true;
+    return false;
+}
+
 QString HubSet::linkProblem() const
 {
     QStringList problems;
@@ -74,15 +82,20 @@ QList<CommandOutcome> HubSet::commands() const
 
 int HubSet::hubOf(const QString &botId) const
 {
+    // Where it is connected by an attached hub's account; else where a hub that is not
+    // attached last saw it connected (a frozen view, trusted last); else where it was seen.
+    int stale = -1;
     int seen = -1;
     for (int i = 0; i < size(); ++i) {
         if (const BotInfo *bot = m_hubs[size_t(i)]->bot(botId)) {
-            if (bot->connected)
+            if (bot->connected && m_hubs[size_t(i)]->link() == Link::Live)
                 return i;
+            if (bot->connected && stale < 0)
+                stale = i;
             seen = i;
         }
     }
-    return seen;
+    return stale >= 0 ? stale : seen;
 }
 
 int HubSet::pendingCount(const QString &botId) const

@@ -30,6 +30,7 @@ public:
     bool isRemote() const override { return true; }
     Link link() const override;
     QString linkProblem() const override;
+    bool canSend() const override;
     QList<BotInfo> bots() const override;
     QList<CommandOutcome> commands() const override;
     int pendingCount(const QString &botId) const override;

@@ -501,6 +501,7 @@ void RemoteBackend::resyncFinished(bool newRun, bool complete, QList<CommandOutc
             continue;
         k.record.state = CommandState::Disconnected;
         k.record.reason = reason;
+        k.record.change = 0; // a change of this console's, newer than any it had: tallies apply it
         k.record.finishedAt = now;
         if (--m_pending[k.record.botId] <= 0)
             m_pending.remove(k.record.botId);
@@ -512,6 +513,14 @@ void RemoteBackend::forgetUnseenBots(QList<BotInfo> &out)
 {
     // The hub listed every bot it knows: one it did not list (it restarted) is not connected
     // to it, whatever the last word of the old run was.
+    // A disconnected bot the hub no longer lists is forgotten here too (memory follows the
+    // hub's); the window keeps its row.
+    for (auto it = m_bots.begin(); it != m_bots.end();) {
+        if (!m_botsSeen.contains(it.key()) && !it->connected)
+            it = m_bots.erase(it);
+        else
+            ++it;
+    }
     for (BotInfo &bot : m_bots) {
         if (m_botsSeen.contains(bot.botId) || !bot.connected)
             continue;

@@ -64,14 +64,28 @@ template <typename T> class Writer : public grpc::ServerWriteReactor<T>
 public:
     void start(std::shared_ptr<Writer> self) { m_self = std::move(self); }
 
+    // What a Watch gets at its start (the fleet, a snapshot or replay, markers) is bounded by
+    // what the hub holds and sized when it is built; it does not count against the backlog that
+    // live events may fill, so a large fleet or snapshot never ends a Watch before it starts.
+    void pushStart(T message)
+    {
+        {
+            std::lock_guard lock(m_mutex);
+            m_allowanceMessages += 1;
+            m_allowanceBytes += message.ByteSizeLong();
+        }
+        push(std::move(message));
+    }
+
     void push(T message)
     {
         std::unique_lock lock(m_mutex);
         if (m_finishing)
             return;
-        switch (m_writes.push(std::move(message),
-                              QueueLimits{size_t(OperatorService::MaxWatchBacklog),
-                                          size_t(OperatorService::MaxWatchBacklogBytes)})) {
+        switch (m_writes.push(
+            std::move(message),
+            QueueLimits{size_t(OperatorService::MaxWatchBacklog) + m_allowanceMessages,
+                        size_t(OperatorService::MaxWatchBacklogBytes) + m_allowanceBytes})) {
         case OutQueue<T>::Push::Full:
             m_writes.clear();
             finishLocked(lock, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -143,6 +157,8 @@ private:
 
     std::shared_ptr<Writer> m_self;
     std::mutex m_mutex;
+    size_t m_allowanceMessages = 0; // the start's size, on top of the backlog's limits
+    size_t m_allowanceBytes = 0;
     OutQueue<T> m_writes;
     bool m_finishing = false;
     bool m_finished = false;
@@ -609,23 +625,36 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
         // change comes again after it, and the client keeps the newest).
         from = feed.lastChange();
         const QList<CommandOutcome> records = commands.registry().snapshot();
-        // Every pending command (up to the event budget), and the newest finished ones up to
-        // MaxSnapshotCommands; newest first while choosing, sent oldest first.
-        size_t finished = 0;
+        // Every pending command first (up to the budget: `complete` says whether all fitted),
+        // then the newest finished ones, up to MaxSnapshotCommands, with what budget is left.
+        // Chosen newest first, sent in registration order.
+        std::vector<qsizetype> chosen;
         for (qsizetype i = records.size() - 1; i >= 0; --i) {
-            const CommandOutcome &o = records.at(i);
-            const bool pending = o.state == CommandState::Pending;
-            if (!pending && finished >= size_t(OperatorService::MaxSnapshotCommands))
+            if (records.at(i).state != CommandState::Pending)
                 continue;
-            if (prepared.size() >= StartEvents || bytes > StartBytes) {
-                complete = false; // not every pending command fits: the client is told
+            if (chosen.size() >= StartEvents || bytes > StartBytes) {
+                complete = false;
                 break;
             }
-            prepared.push_back(commandEvent(o, "snapshot_command"));
-            bytes += prepared.back().ByteSizeLong();
-            finished += pending ? 0 : 1;
+            chosen.push_back(i);
+            bytes += commandEvent(records.at(i), "snapshot_command").ByteSizeLong();
         }
-        std::reverse(prepared.begin(), prepared.end());
+        size_t finished = 0;
+        for (qsizetype i = records.size() - 1;
+             i >= 0 && finished < size_t(OperatorService::MaxSnapshotCommands) &&
+             chosen.size() < StartEvents && bytes <= StartBytes;
+             --i) {
+            if (records.at(i).state == CommandState::Pending)
+                continue;
+            chosen.push_back(i);
+            bytes += commandEvent(records.at(i), "snapshot_command").ByteSizeLong();
+            ++finished;
+        }
+        std::sort(chosen.begin(), chosen.end());
+        prepared.reserve(chosen.size());
+        for (const qsizetype i : chosen)
+            prepared.push_back(commandEvent(records.at(i), "snapshot_command"));
+
     } else if (!resumed) {
         from = feed.lastChange(); // live changes only, from now on
     }
@@ -642,22 +671,22 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
     // comes or goes now is either in this list or in an event after it, never lost.
     if (resumed) {
         pushBots(*writer);
-        writer->push(marker("resumed", request->resume_after()));
+        writer->pushStart(marker("resumed", request->resume_after()));
         for (v1::WatchEvent &event : prepared)
-            writer->push(std::move(event));
+            writer->pushStart(std::move(event));
     } else if (request->snapshot() || resuming) {
         if (resuming)
-            writer->push(marker("resync", feed.lastChange()));
+            writer->pushStart(marker("resync", feed.lastChange()));
         pushBots(*writer);
         for (v1::WatchEvent &event : prepared)
-            writer->push(std::move(event));
+            writer->pushStart(std::move(event));
         v1::WatchEvent end = marker("snapshot_end", from);
         end.set_complete(complete);
-        writer->push(std::move(end));
+        writer->pushStart(std::move(end));
     }
     writer->lastSent = from;
     for (const CommandOutcome &o : tail) {
-        writer->push(commandEvent(o));
+        writer->pushStart(commandEvent(o));
         writer->lastSent = o.change;
     }
     {
@@ -677,7 +706,7 @@ void OperatorServicePrivate::pushBots(WatchWriter &writer)
         v1::WatchEvent event;
         event.set_event("snapshot_bot");
         convert::fillBot(*event.mutable_bot(), bot, commands.registry().pendingCount(bot.botId));
-        writer.push(std::move(event));
+        writer.pushStart(std::move(event));
     }
 }
 

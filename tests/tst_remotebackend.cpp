@@ -3,6 +3,7 @@
 // (a real gRPC server whose Watch sends what each test tells it to: bad records, changes going
 // backwards, a run that changes under the console, calls that never answer).
 #include "changefeed.h"
+#include "fanouts.h"
 #include "hubrig.h"
 #include "opconsole/v1/operator.grpc.pb.h"
 #include "operatorservice.h"
@@ -447,13 +448,13 @@ void TestRemoteBackend::aCompleteSnapshotSettlesWhatFinishedMeanwhile()
         FakeHub fake([complete](int call, const v1::WatchRequest &) {
             WatchScript out;
             if (call == 1) {
-                out.events.push_back(record("x-1", v1::OUTCOME_PENDING, 1));
+                out.events.push_back(record("x-1", v1::OUTCOME_PENDING, 1, "f-9"));
                 out.events.push_back(marker("snapshot_end", 1, 5));
                 out.status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "blip");
                 return out;
             }
             out.events.push_back(marker("resync", 70'000, 5));
-            out.events.push_back(record("x-2", v1::OUTCOME_PENDING, 69'999));
+            out.events.push_back(record("x-2", v1::OUTCOME_PENDING, 69'999, "f-9"));
             v1::WatchEvent end = marker("snapshot_end", 70'000, 5);
             end.set_complete(complete);
             out.events.push_back(end);
@@ -461,6 +462,12 @@ void TestRemoteBackend::aCompleteSnapshotSettlesWhatFinishedMeanwhile()
             return out;
         });
         RemoteBackend backend(fake.address(), quick());
+        FanOutTracker tally; // as the window's fan-out list applies what the console emits
+        connect(&backend, &ConsoleBackend::commandsChanged, this,
+                [&tally](const QList<CommandOutcome> &records) {
+                    for (const CommandOutcome &o : records)
+                        tally.apply(o);
+                });
         QTRY_VERIFY_WITH_TIMEOUT(find(backend, "x-2").has_value() &&
                                      backend.link() == ConsoleBackend::Link::Live,
                                  10'000);
@@ -469,6 +476,8 @@ void TestRemoteBackend::aCompleteSnapshotSettlesWhatFinishedMeanwhile()
             QCOMPARE(x1.state, CommandState::Disconnected);
             QVERIFY2(x1.reason.contains("not attached"), qPrintable(x1.reason));
             QCOMPARE(backend.pendingCount("bot-1"), 1);
+            QCOMPARE(tally.find("f-9")->pending, 1); // the settled one left "pending" (review 2)
+            QCOMPARE(tally.find("f-9")->disconnected, 1);
         } else {
             QCOMPARE(x1.state, CommandState::Pending); // the hub could not list them all
             QCOMPARE(backend.pendingCount("bot-1"), 2);

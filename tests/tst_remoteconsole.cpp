@@ -6,9 +6,11 @@
 #include "hubprocess.h"
 #include "hubset.h"
 #include "mainwindow.h"
+#include "sendpanel.h"
 
 #include <QLabel>
 #include <QListView>
+#include <QPushButton>
 #include <QSet>
 #include <QStandardPaths>
 #include <QStatusBar>
@@ -314,6 +316,8 @@ void TestRemoteConsole::severalHubsOneFleetOneTally()
     QVERIFY(hubB->process.waitForFinished(10'000));
     QTRY_VERIFY_WITH_TIMEOUT(console.window.banner()->isVisible(), 10'000);
     QVERIFY(console.window.banner()->text().contains(b));
+    QVERIFY(console.backend.canSend()); // hub A still takes sends (second review)
+    QVERIFY(console.window.sendPanel()->sendButton()->isEnabled());
     const SendReceipt refused =
         console.backend.send({"a-1", "b-1"}, CommandSpec::of(CommandKind::Ping), 5s);
     QVERIFY(!refused.ok());

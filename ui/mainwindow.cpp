@@ -225,16 +225,22 @@ void MainWindow::onLinkChanged()
     const bool down = m_backend.link() != ConsoleBackend::Link::Live;
     if (down && m_banner->isHidden())
         m_staleSince = QTime::currentTime().toString(QStringLiteral("HH:mm:ss"));
+    const bool canSend = m_backend.canSend();
     m_banner->setText(
         m_backend.link() == ConsoleBackend::Link::Connecting
             ? tr("Attaching to %1…").arg(m_backend.address().toHtmlEscaped())
+        : canSend // several hubs, some attached
+            ? tr("<b>Not all hubs attached since %1</b>: %2. Their bots and commands are as of "
+                 "then; sends to them are refused, the other hubs work as usual.")
+                  .arg(m_staleSince, m_backend.linkProblem().toHtmlEscaped())
             : tr("<b>Not attached since %1</b>: %2. What you see is as of then; sending is off "
                  "until the console is attached again.")
                   .arg(m_staleSince, m_backend.linkProblem().toHtmlEscaped()));
     m_banner->setVisible(down);
     for (QTableView *view : {m_fleet->view(), m_commands->view()})
-        view->setStyleSheet(down ? QStringLiteral("QTableView { color: gray; }") : QString());
-    m_send->sendButton()->setEnabled(!down);
+        view->setStyleSheet(down && !canSend ? QStringLiteral("QTableView { color: gray; }")
+                                             : QString());
+    m_send->sendButton()->setEnabled(canSend);
 }
 
 void MainWindow::fitSendPanel()
