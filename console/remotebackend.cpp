@@ -11,9 +11,9 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <random>
-#include <set>
 #include <thread>
 
 namespace opconsole {
@@ -136,38 +136,67 @@ class CallBox
 {
 public:
     explicit CallBox(RemoteBackend *owner) : m_owner(owner) {}
-    void begin(grpc::ClientContext *context)
+    // The box owns every call object (its ClientContext holds the channel): callbacks only
+    // get raw pointers, and a finished call is destroyed on the console's thread, never on one
+    // of gRPC's.
+    template <typename Call> Call *begin(std::shared_ptr<Call> call)
     {
         std::lock_guard lock(m_mutex);
-        m_inFlight.insert(context);
+        Call *raw = call.get();
+        m_inFlight.emplace(&raw->ctx, std::move(call));
+        return raw;
     }
-    // Last thing a callback does with the box; `notice` (if any) goes to the console.
+    // Last thing a callback does with its call; `notice` (if any) goes to the console.
     void end(grpc::ClientContext *context, const QString &notice = {})
     {
         std::lock_guard lock(m_mutex);
-        if (!notice.isEmpty() && m_owner) {
-            RemoteBackend *b = m_owner;
-            QMetaObject::invokeMethod(
-                b, [b, notice] { emit b->notice(notice); }, Qt::QueuedConnection);
+        const auto it = m_inFlight.find(context);
+        if (it != m_inFlight.end()) {
+            m_done.push_back(std::move(it->second));
+            m_inFlight.erase(it);
         }
-        m_inFlight.erase(context);
+        if (RemoteBackend *b = m_owner) {
+            QMetaObject::invokeMethod(
+                b,
+                [b, notice] {
+                    b->m_calls->collect();
+                    if (!notice.isEmpty())
+                        emit b->notice(notice);
+                },
+                Qt::QueuedConnection);
+        }
         m_idle.notify_all();
     }
-    // The console is going: no more notices; cancel what is in flight and wait for it.
+    // On the console's thread: frees the calls that finished.
+    void collect()
+    {
+        std::vector<std::shared_ptr<void>> done;
+        {
+            std::lock_guard lock(m_mutex);
+            done.swap(m_done);
+        }
+    }
+    // The console is going: no more notices; cancel what is in flight, wait for it (bounded),
+    // free what finished. A call still in flight after the wait stays owned by the box, which
+    // its callback keeps alive.
     void close(milliseconds wait)
     {
         std::unique_lock lock(m_mutex);
         m_owner = nullptr;
-        for (grpc::ClientContext *context : m_inFlight)
+        for (auto &[context, call] : m_inFlight)
             context->TryCancel();
         m_idle.wait_for(lock, wait, [this] { return m_inFlight.empty(); });
+        std::vector<std::shared_ptr<void>> done;
+        done.swap(m_done);
+        lock.unlock();
     }
 
 private:
     std::mutex m_mutex;
     std::condition_variable m_idle;
     RemoteBackend *m_owner;
-    std::set<grpc::ClientContext *> m_inFlight;
+    std::map<grpc::ClientContext *, std::shared_ptr<void>> m_inFlight;
+    std::vector<std::shared_ptr<void>> m_done;
 };
 
 void RemoteLink::run(milliseconds firstRetry, milliseconds maxRetry)
@@ -592,10 +621,10 @@ SendReceipt RemoteBackend::send(const QStringList &botIds, const CommandSpec &sp
         call->ctx.set_deadline(system_clock::now() + seconds(30));
         const QString bot = botIds.first();
         const std::shared_ptr<CallBox> box = m_calls;
-        box->begin(&call->ctx);
+        Call *raw = box->begin(call);
         m_net->stub->async()->SendCommand(
-            &call->ctx, &call->request, &call->response,
-            [box, call, bot, what](const grpc::Status &status) {
+            &raw->ctx, &raw->request, &raw->response,
+            [box, call = raw, bot, what](const grpc::Status &status) {
                 QString problem;
                 if (!status.ok())
                     problem = fromStd(wire::cutText(status.error_message(), 512));
@@ -634,17 +663,19 @@ SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSp
             if (ok)
                 StartRead(&event);
         }
+        // The box owns this reactor and frees it on the console's thread once ended: nothing
+        // here touches a member after end().
         void OnDone(const grpc::Status &status) override
         {
-            box->end(&ctx,
-                     status.ok()
-                         ? QString()
-                         : RemoteBackend::tr("%1 not sent: %2")
-                               .arg(what, fromStd(wire::cutText(status.error_message(), 512))));
-            delete this;
+            const std::shared_ptr<CallBox> keep = box;
+            keep->end(&ctx,
+                      status.ok()
+                          ? QString()
+                          : RemoteBackend::tr("%1 not sent: %2")
+                                .arg(what, fromStd(wire::cutText(status.error_message(), 512))));
         }
     };
-    auto *call = new ManyCall;
+    ManyCall *call = m_calls->begin(std::make_shared<ManyCall>());
     call->box = m_calls;
     call->what = what;
     for (const QString &bot : botIds)
@@ -655,7 +686,6 @@ SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSp
     call->request.set_fan_out_id(toStd(fanOut));
     call->request.set_no_wait(true);
     call->ctx.set_deadline(system_clock::now() + seconds(60));
-    m_calls->begin(&call->ctx);
     m_net->stub->async()->SendToMany(&call->ctx, &call->request, call);
     call->StartRead(&call->event);
     call->StartCall();
@@ -678,9 +708,10 @@ bool RemoteBackend::cancel(const QString &commandId, const QString &reason, cons
     call->request.set_reason(toStd(reason.left(1000)));
     call->ctx.set_deadline(system_clock::now() + seconds(30));
     const std::shared_ptr<CallBox> box = m_calls;
-    box->begin(&call->ctx);
+    Call *raw = box->begin(call);
     m_net->stub->async()->CancelCommand(
-        &call->ctx, &call->request, &call->response, [box, call, commandId](const grpc::Status &s) {
+        &raw->ctx, &raw->request, &raw->response,
+        [box, call = raw, commandId](const grpc::Status &s) {
             box->end(&call->ctx,
                      s.ok() ? QString()
                             : RemoteBackend::tr("cancel of %1 failed: %2")

@@ -89,6 +89,7 @@ public:
 
 private:
     friend class RemoteLink;
+    friend class CallBox;
     struct Item; // one checked Watch event, in arrival order
     static constexpr size_t MaxPerDrain = 3000;
     void drain();
