@@ -46,6 +46,29 @@ double peakRssMb()
     return 0;
 }
 
+// Registers and acks `pairsPerMs` commands per millisecond, paced in 1 ms slices, for
+// `seconds` (plus one second's slack) or until `stop`; `sent` follows the count.
+void pacedLoad(CommandRegistry &registry, double pairsPerMs, double seconds,
+               const std::atomic<bool> &stop, std::atomic<quint64> &sent)
+{
+    CommandAckData ack;
+    ack.success = true;
+    ack.message = QStringLiteral("ok");
+    const auto start = steady_clock::now();
+    quint64 n = 0;
+    for (int slice = 1; !stop && slice <= int(seconds * 1000) + 1000; ++slice) {
+        const auto due = quint64(slice * pairsPerMs);
+        for (; n < due; ++n) {
+            const QString id = QStringLiteral("live-%1").arg(n);
+            const QString bot = QStringLiteral("bot-%1").arg(n % 50);
+            registry.trackCommand(id, bot, 30s, QStringLiteral("ping"));
+            registry.resolveCommand(id, bot, ack);
+        }
+        sent = n;
+        std::this_thread::sleep_until(start + milliseconds(slice)); // pacing, not syncing
+    }
+}
+
 // A 5 ms Qt::PreciseTimer on the GUI thread and how late each tick comes.
 struct StallProbe
 {
@@ -179,21 +202,8 @@ int runRemote(QApplication &app, int rows, int rate, double seconds, int pending
     StallProbe probe;
     stop = false;
     const quint64 before = received;
-    std::thread load([&] {
-        const auto start = steady_clock::now();
-        quint64 n = 0;
-        const double perMs = rate / 2000.0;
-        for (int slice = 1; !stop && slice <= int(seconds * 1000) + 1000; ++slice) {
-            const auto due = quint64(slice * perMs);
-            for (; n < due; ++n) {
-                const QString id = QStringLiteral("live-%1").arg(n);
-                const QString bot = QStringLiteral("bot-%1").arg(n % 50);
-                registry.trackCommand(id, bot, 30s, QStringLiteral("ping"));
-                registry.resolveCommand(id, bot, ack);
-            }
-            std::this_thread::sleep_until(start + milliseconds(slice)); // pacing, not syncing
-        }
-    });
+    std::atomic<quint64> paced{0};
+    std::thread load([&] { pacedLoad(registry, rate / 2000.0, seconds, stop, paced); });
     probe.start();
     QTimer::singleShot(int(seconds * 1000), &app, &QCoreApplication::quit);
     app.exec();
@@ -282,23 +292,8 @@ int main(int argc, char **argv)
 
     std::atomic<bool> stop{false};
     std::atomic<quint64> sent{0};
-    std::thread load([&] {
-        // Paced in 1 ms slices: rate/1000 register+ack pairs each.
-        const auto start = steady_clock::now();
-        quint64 n = 0;
-        const double perMs = rate / 1000.0;
-        for (int slice = 1; !stop && slice <= int(seconds * 1000) + 1000; ++slice) {
-            const auto due = quint64(slice * perMs);
-            for (; n < due; ++n) {
-                const QString id = QStringLiteral("live-%1").arg(n);
-                const QString bot = QStringLiteral("bot-%1").arg(n % 50);
-                registry.trackCommand(id, bot, 30s, QStringLiteral("ping"));
-                registry.resolveCommand(id, bot, ack);
-            }
-            sent = n;
-            std::this_thread::sleep_until(start + milliseconds(slice)); // pacing, not syncing
-        }
-    });
+    // rate/1000 register+ack pairs per 1 ms slice.
+    std::thread load([&] { pacedLoad(registry, rate / 1000.0, seconds, stop, sent); });
     probeClock.start();
     probe.start();
     QTimer::singleShot(int(seconds * 1000), &app, &QCoreApplication::quit);

@@ -319,12 +319,11 @@ bool RemoteLink::readStream(bool *wasLive, QString *problem)
         if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
             position = 0;
     }
-    const QString &hub = address;
     *problem = status.error_code() == grpc::StatusCode::UNAVAILABLE
                    ? QStringLiteral("hub %1 is unreachable (%2)")
-                         .arg(hub, fromStd(wire::cutText(status.error_message(), 300)))
+                         .arg(address, fromStd(wire::cutText(status.error_message(), 300)))
                    : QStringLiteral("hub %1 ended the Watch (%2: %3)")
-                         .arg(hub)
+                         .arg(address)
                          .arg(int(status.error_code()))
                          .arg(fromStd(wire::cutText(status.error_message(), 300)));
     return *wasLive;

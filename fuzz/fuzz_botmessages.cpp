@@ -596,15 +596,7 @@ private:
 
 } // namespace
 
-extern "C" int LLVMFuzzerInitialize(int *, char ***)
-{
-    google::protobuf::SetLogHandler(nullptr); // "invalid UTF-8" for every such input
-    static int argc = 1;
-    static char name[] = "fuzz_botmessages";
-    static char *argv[] = {name, nullptr};
-    static QCoreApplication app(argc, argv); // the registry posts its batches to this thread
-    return 0;
-}
+OPCONSOLE_FUZZER_INITIALIZE("fuzz_botmessages")
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

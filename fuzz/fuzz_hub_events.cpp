@@ -60,15 +60,7 @@ void checkAccepted(const CommandOutcome &o)
 
 } // namespace
 
-extern "C" int LLVMFuzzerInitialize(int *, char ***)
-{
-    google::protobuf::SetLogHandler(nullptr);
-    static int argc = 1;
-    static char name[] = "fuzz_hub_events";
-    static char *argv[] = {name, nullptr};
-    static QCoreApplication app(argc, argv);
-    return 0;
-}
+OPCONSOLE_FUZZER_INITIALIZE("fuzz_hub_events")
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

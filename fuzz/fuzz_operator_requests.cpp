@@ -230,15 +230,7 @@ void checkRawString(std::string_view s)
 
 } // namespace
 
-extern "C" int LLVMFuzzerInitialize(int *, char ***)
-{
-    google::protobuf::SetLogHandler(nullptr); // "invalid UTF-8" for every such input
-    static int argc = 1;
-    static char name[] = "fuzz_operator_requests";
-    static char *argv[] = {name, nullptr};
-    static QCoreApplication app(argc, argv);
-    return 0;
-}
+OPCONSOLE_FUZZER_INITIALIZE("fuzz_operator_requests")
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,6 +1,10 @@
 #pragma once
 // What every fuzzer here shares: REQUIRE(cond) aborts with the condition and its place, so
 // libFuzzer keeps the input as a crash.
+#include <QCoreApplication>
+
+#include <google/protobuf/stubs/logging.h>
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -10,6 +14,19 @@
     std::fflush(stderr);
     std::abort();
 }
+
+// What every fuzzer's LLVMFuzzerInitialize does: silence protobuf's log ("invalid UTF-8" for
+// every such input) and make the QCoreApplication the code under test posts events to.
+#define OPCONSOLE_FUZZER_INITIALIZE(name)                                                          \
+    extern "C" int LLVMFuzzerInitialize(int *, char ***)                                           \
+    {                                                                                              \
+        google::protobuf::SetLogHandler(nullptr);                                                  \
+        static int argc = 1;                                                                       \
+        static char program[] = name;                                                              \
+        static char *argv[] = {program, nullptr};                                                  \
+        static QCoreApplication app(argc, argv);                                                   \
+        return 0;                                                                                  \
+    }
 
 #define REQUIRE(cond)                                                                              \
     do {                                                                                           \

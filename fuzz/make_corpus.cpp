@@ -36,7 +36,9 @@ std::string serialize(const google::protobuf::MessageLite &m)
 
 // ---- botmessages: frames of a 2-byte little-endian header --------------------------------
 
-std::string frame(const v1::BotMessage &m)
+// A message behind its 2-byte little-endian length (what fuzz_botmessages and fuzz_hub_events
+// read).
+std::string lengthFramed(const google::protobuf::MessageLite &m)
 {
     const std::string bytes = serialize(m);
     std::string out;
@@ -81,7 +83,7 @@ std::string hello(const std::string &botId = "bot-1", uint32_t version = 1,
     m.mutable_hello()->set_bot_version("botsim 0.1.0");
     for (const auto &[k, v] : labels)
         (*m.mutable_hello()->mutable_labels())[k] = v;
-    return frame(m);
+    return lengthFramed(m);
 }
 
 v1::BotMessage ackMessage(const std::string &id, bool success, const std::string &message = {},
@@ -98,7 +100,7 @@ v1::BotMessage ackMessage(const std::string &id, bool success, const std::string
 std::string ack(const std::string &id, bool success = true, const std::string &message = {},
                 v1::AckErrorCode code = v1::ACK_ERROR_UNSPECIFIED)
 {
-    return frame(ackMessage(id, success, message, code));
+    return lengthFramed(ackMessage(id, success, message, code));
 }
 
 std::string progress(const std::string &id, uint32_t percent, const std::string &message = {})
@@ -107,7 +109,7 @@ std::string progress(const std::string &id, uint32_t percent, const std::string 
     m.mutable_progress()->set_command_id(id);
     m.mutable_progress()->set_percent(percent);
     m.mutable_progress()->set_message(message);
-    return frame(m);
+    return lengthFramed(m);
 }
 
 std::string heartbeat(uint64_t sequence, v1::BotState state)
@@ -115,7 +117,7 @@ std::string heartbeat(uint64_t sequence, v1::BotState state)
     v1::BotMessage m;
     m.mutable_heartbeat()->set_sequence(sequence);
     m.mutable_heartbeat()->set_state(state);
-    return frame(m);
+    return lengthFramed(m);
 }
 
 std::string status(v1::BotState state,
@@ -125,7 +127,7 @@ std::string status(v1::BotState state,
     m.mutable_status()->set_state(state);
     for (const auto &[k, v] : fields)
         (*m.mutable_status()->mutable_fields())[k] = v;
-    return frame(m);
+    return lengthFramed(m);
 }
 
 // ---- operator_requests: a type byte, then the message ------------------------------------
@@ -194,18 +196,18 @@ void botMessages(const fs::path &dir)
         m.mutable_ack()->mutable_completed_at()->set_seconds(1'700'000'001);
         m.mutable_ack()->mutable_completed_at()->set_nanos(250'000'000);
         m.mutable_ack()->set_result("{\"ok\":true}");
-        put("hello_ack_times_result", hello() + frame(m));
+        put("hello_ack_times_result", hello() + lengthFramed(m));
     }
     {
         v1::BotMessage m = ackMessage("c-2", true);
         m.mutable_ack()->mutable_received_at()->set_seconds(300'000'000'000); // past 9999-12-31
-        put("ack_received_at_year_9999_plus", hello() + frame(m));
+        put("ack_received_at_year_9999_plus", hello() + lengthFramed(m));
     }
     {
         v1::BotMessage m = ackMessage("c-4", true);
         m.mutable_ack()->mutable_completed_at()->set_seconds(-62'135'596'800); // 0001-01-01
         m.mutable_ack()->mutable_received_at()->set_nanos(-1);
-        put("ack_timestamp_edges", hello() + frame(m));
+        put("ack_timestamp_edges", hello() + lengthFramed(m));
     }
     put("ack_id_nel", hello() + ack("c-" + Nel));
     put("ack_unknown_error_code", hello() + ack("c-5", false, "?", v1::AckErrorCode(99)));
@@ -243,7 +245,7 @@ void botMessages(const fs::path &dir)
                               hub(Bulk, 0x21) + ack("b-3"));
     {
         v1::BotMessage empty;
-        put("second_hello_and_empty", hello() + hello("bot-9") + frame(empty) + ack("c-7"));
+        put("second_hello_and_empty", hello() + hello("bot-9") + lengthFramed(empty) + ack("c-7"));
     }
     put("broken_frame",
         hello() + ack("c-0") + std::string("\x05\x00\x0a\xff\xff\xff\xff", 7) + ack("c-1"));
@@ -365,15 +367,6 @@ void operatorRequests(const fs::path &dir)
 
 // ---- hub_events: frames of a 2-byte little-endian length and a WatchEvent -----------------
 
-std::string watchFrame(const v1::WatchEvent &e)
-{
-    const std::string bytes = serialize(e);
-    std::string out;
-    out += char(bytes.size() & 0xFF);
-    out += char(bytes.size() >> 8);
-    return out + bytes;
-}
-
 v1::WatchEvent commandEvent(const std::string &name, const std::string &id, v1::Outcome outcome,
                             uint64_t change, const std::string &fanOut = {})
 {
@@ -410,32 +403,33 @@ void hubEvents(const fs::path &dir)
         end.set_change(3);
         end.set_feed_id(77);
         put("snapshot",
-            watchFrame(bot) +
-                watchFrame(commandEvent("snapshot_command", "c-1", v1::OUTCOME_ACKED, 3)) +
-                watchFrame(end));
+            lengthFramed(bot) +
+                lengthFramed(commandEvent("snapshot_command", "c-1", v1::OUTCOME_ACKED, 3)) +
+                lengthFramed(end));
     }
     {
         std::string fan;
         uint64_t change = 10;
         for (const char *id : {"c-a", "c-b", "c-c"})
-            fan += watchFrame(commandEvent("registered", id, v1::OUTCOME_PENDING, ++change, "f-1"));
-        fan += watchFrame(commandEvent("acked", "c-a", v1::OUTCOME_ACKED, ++change, "f-1"));
-        fan += watchFrame(commandEvent("expired", "c-b", v1::OUTCOME_EXPIRED, ++change, "f-1"));
+            fan +=
+                lengthFramed(commandEvent("registered", id, v1::OUTCOME_PENDING, ++change, "f-1"));
+        fan += lengthFramed(commandEvent("acked", "c-a", v1::OUTCOME_ACKED, ++change, "f-1"));
+        fan += lengthFramed(commandEvent("expired", "c-b", v1::OUTCOME_EXPIRED, ++change, "f-1"));
         v1::WatchEvent late = commandEvent("late_ack", "c-b", v1::OUTCOME_EXPIRED, ++change, "f-1");
         late.mutable_command()->mutable_late_ack()->set_command_id("c-b");
         late.mutable_command()->mutable_late_ack()->set_success(true);
         late.mutable_command()->mutable_late_by()->set_seconds(2);
-        fan += watchFrame(late);
-        fan += watchFrame(commandEvent("acked", "c-a", v1::OUTCOME_ACKED, 5, "f-1")); // stale
+        fan += lengthFramed(late);
+        fan += lengthFramed(commandEvent("acked", "c-a", v1::OUTCOME_ACKED, 5, "f-1")); // stale
         put("fan_out_late_ack", fan);
     }
     {
         v1::WatchEvent bad = commandEvent("acked", "c-x", v1::OUTCOME_ACKED, 1);
         bad.mutable_command()->mutable_deadline()->set_seconds(253402300799LL);
         bad.mutable_command()->mutable_latency()->set_seconds(-5);
-        put("out_of_range", watchFrame(bad));
+        put("out_of_range", lengthFramed(bad));
         v1::WatchEvent nel = commandEvent("registered", "c" + Nel, v1::OUTCOME_PENDING, 2);
-        put("control_id", watchFrame(nel));
+        put("control_id", lengthFramed(nel));
     }
 }
 

@@ -628,7 +628,12 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
         // Every pending command first (up to the budget: `complete` says whether all fitted),
         // then the newest finished ones, up to MaxSnapshotCommands, with what budget is left.
         // Chosen newest first, sent in registration order.
-        std::vector<qsizetype> chosen;
+        // Each record converted once: (registration order, its event), sorted at the end.
+        std::vector<std::pair<qsizetype, v1::WatchEvent>> chosen;
+        auto take = [&](qsizetype i) {
+            chosen.emplace_back(i, commandEvent(records.at(i), "snapshot_command"));
+            bytes += chosen.back().second.ByteSizeLong();
+        };
         for (qsizetype i = records.size() - 1; i >= 0; --i) {
             if (records.at(i).state != CommandState::Pending)
                 continue;
@@ -636,8 +641,7 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
                 complete = false;
                 break;
             }
-            chosen.push_back(i);
-            bytes += commandEvent(records.at(i), "snapshot_command").ByteSizeLong();
+            take(i);
         }
         size_t finished = 0;
         for (qsizetype i = records.size() - 1;
@@ -646,14 +650,14 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
              --i) {
             if (records.at(i).state == CommandState::Pending)
                 continue;
-            chosen.push_back(i);
-            bytes += commandEvent(records.at(i), "snapshot_command").ByteSizeLong();
+            take(i);
             ++finished;
         }
-        std::sort(chosen.begin(), chosen.end());
+        std::sort(chosen.begin(), chosen.end(),
+                  [](const auto &a, const auto &b) { return a.first < b.first; });
         prepared.reserve(chosen.size());
-        for (const qsizetype i : chosen)
-            prepared.push_back(commandEvent(records.at(i), "snapshot_command"));
+        for (auto &[i, event] : chosen)
+            prepared.push_back(std::move(event));
 
     } else if (!resumed) {
         from = feed.lastChange(); // live changes only, from now on
