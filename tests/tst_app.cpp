@@ -41,6 +41,7 @@ class TestApp : public QObject
 private slots:
     void logLinesAreJsonAndCannotBeForged();
     void sigtermEndsEveryCallWithItsOutcomeAndLogsIt();
+    void connectRefusesWhatIsNotAListOfHubs();
 };
 
 void TestApp::logLinesAreJsonAndCannotBeForged()
@@ -265,6 +266,28 @@ void TestApp::sigtermEndsEveryCallWithItsOutcomeAndLogsIt()
         logged.erase("warm-up-" + std::to_string(i));
     QCOMPARE(logged.size(), ids.size());
     QVERIFY(logged == ids);
+}
+
+void TestApp::connectRefusesWhatIsNotAListOfHubs()
+{
+    // --connect's value crosses into the program from a shell: each bad one exits 64 with a
+    // message, before anything is attached to.
+    const QStringList bad[] = {{"--connect", "nocolon"},
+                               {"--connect", "a:1,a:1"},
+                               {"--connect", "a:1,,b:2"},
+                               {"--connect", QString(300, 'h') + ":1"},
+                               {"--connect", "a:1", "--headless"}};
+    for (const QStringList &args : bad) {
+        QProcess app;
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert("QT_QPA_PLATFORM", "offscreen");
+        app.setProcessEnvironment(env);
+        app.start(QCoreApplication::applicationDirPath() + QStringLiteral("/opconsole"), args);
+        QVERIFY(app.waitForFinished(20'000));
+        QCOMPARE(app.exitCode(), 64);
+        QVERIFY2(app.readAllStandardError().contains("--connect takes"),
+                 qPrintable(args.join(' ')));
+    }
 }
 
 QTEST_GUILESS_MAIN(TestApp)

@@ -316,6 +316,16 @@ void TestOperatorService::malformedRequestsAreInvalidArgument()
     QVERIFY(!reader->Read(&event));
     QCOMPARE(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     QCOMPARE(rig.registry.counters().registered, 0u); // nothing was registered
+
+    // ListCommands' fan-out filter is an id like any other: too long, a control character.
+    for (const std::string &bad : {std::string(200, 'f'), std::string("f-\x07")}) {
+        v1::ListCommandsRequest list;
+        list.set_fan_out_id(bad);
+        v1::ListCommandsResponse page;
+        grpc::ClientContext listContext;
+        QCOMPARE(rig.stub->ListCommands(&listContext, list, &page).error_code(),
+                 grpc::StatusCode::INVALID_ARGUMENT);
+    }
 }
 
 void TestOperatorService::fanOutStreamsEachResultThenSummary()
