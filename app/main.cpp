@@ -3,6 +3,7 @@
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "eventlog.h"
+#include "historystore.h"
 #include "hub.h"
 #include "operatorservice.h"
 #include "simfleet.h"
@@ -22,6 +23,7 @@
 #include <QDateTime>
 #include <QJsonObject>
 #include <QSocketNotifier>
+#include <QStandardPaths>
 #include <QTimer>
 
 #include <algorithm>
@@ -129,6 +131,21 @@ int main(int argc, char **argv)
         {QStringLiteral("screenshot"),
          QStringLiteral("GUI: drive some demo traffic, save the window to FILE and quit."),
          QStringLiteral("file")},
+        {QStringLiteral("data-dir"),
+         QStringLiteral("Where the command history is kept (default: the user's application "
+                        "data folder)."),
+         QStringLiteral("dir")},
+        {QStringLiteral("no-history"),
+         QStringLiteral("Keep no history: commands live in memory only, as before.")},
+        {QStringLiteral("history-days"),
+         QStringLiteral("Delete history older than this many days (default 30)."),
+         QStringLiteral("n"), QStringLiteral("30")},
+        {QStringLiteral("history-max-mb"),
+         QStringLiteral("Delete the oldest history past this size in MiB (default 1024)."),
+         QStringLiteral("n"), QStringLiteral("1024")},
+        {QStringLiteral("history-fsync"),
+         QStringLiteral("Sync every history commit to disk (survives a power loss, not only "
+                        "a crash; slower).")},
         {QStringLiteral("connect"),
          QStringLiteral("GUI: attach to running hubs (their Operator API) instead of hosting "
                         "one; several: a,b."),
@@ -189,9 +206,59 @@ int main(int argc, char **argv)
         return 64;
     }
 
+    const qint64 historyDays = parser.value(QStringLiteral("history-days")).toLongLong(&numberOk);
+    if (!numberOk || historyDays < 1 || historyDays > 3650) {
+        std::fprintf(stderr, "opconsole: --history-days takes 1 to 3650\n");
+        return 64;
+    }
+    const qint64 historyMb = parser.value(QStringLiteral("history-max-mb")).toLongLong(&numberOk);
+    if (!numberOk || historyMb < 1 || historyMb > 1024 * 1024) {
+        std::fprintf(stderr, "opconsole: --history-max-mb takes 1 to 1048576\n");
+        return 64;
+    }
+
     CommandRegistry registry;
     registry.setMaxTimeout(std::chrono::seconds(maxTimeoutS));
-    ChangeFeed feed(registry); // the one ordered feed: Watch, the GUI
+    ChangeFeed feed(registry); // the one ordered feed: Watch, the GUI, the log, history
+
+    // History: opened before anything can send, so what it restores is in the registry (and
+    // its ids taken) before the first command. Destroyed after the hub (declared before it):
+    // the hub's last outcomes are written on the way out.
+    std::unique_ptr<HistoryStore> history;
+    // The context of every connection into the store: gone (and the connections with it)
+    // before the store is.
+    std::unique_ptr<QObject> historyLink;
+    if (!parser.isSet(QStringLiteral("no-history"))) {
+        HistoryOptions ho;
+        ho.directory = parser.isSet(QStringLiteral("data-dir"))
+                           ? parser.value(QStringLiteral("data-dir"))
+                           : QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+        ho.maxAge = std::chrono::hours(24 * historyDays);
+        ho.maxBytes = historyMb * 1024 * 1024;
+        ho.syncFull = parser.isSet(QStringLiteral("history-fsync"));
+        QString why;
+        history = HistoryStore::open(ho, &why);
+        if (!history) {
+            log.error("error", {{QStringLiteral("what"), QStringLiteral("history: %1").arg(why)},
+                                {QStringLiteral("hint"),
+                                 QStringLiteral("use another --data-dir, or --no-history")}});
+            return 69;
+        }
+        const QList<CommandOutcome> restored = history->recent();
+        registry.restore(restored);
+        log.info("history_opened", {{QStringLiteral("path"), history->path()},
+                                    {QStringLiteral("run"), history->run()},
+                                    {QStringLiteral("restored"), qint64(restored.size())},
+                                    {QStringLiteral("unknown"), history->unknownAtOpen()}});
+        // Every change, in order, on the feed's thread; append() only queues.
+        historyLink = std::make_unique<QObject>();
+        QObject::connect(
+            &feed, &ChangeFeed::changes, historyLink.get(),
+            [store = history.get()](const QList<CommandOutcome> &records) {
+                store->append(records);
+            },
+            Qt::DirectConnection);
+    }
 
     HubOptions options;
     options.listenAddress = parser.value(QStringLiteral("listen"));
@@ -200,6 +267,24 @@ int main(int argc, char **argv)
     CommandService service(registry, hub);
     OperatorService operatorApi(service, feed);
     operatorApi.attachTo(hub); // the same commands for scripts (opctl) and operators
+    if (history) {
+        operatorApi.setHistory(history.get());
+        // Ids carry the run: never one an earlier run stored.
+        service.setIdPrefix(QStringLiteral("r") + QString::number(history->run(), 36));
+        auto fleetEvent = [store = history.get()](const char *event) {
+            return [store, event](const BotInfo &b) {
+                store->noteFleet({QDateTime::currentMSecsSinceEpoch(), b.botId,
+                                  QString::fromLatin1(event),
+                                  QString::fromLatin1(event) == QLatin1String("disconnected")
+                                      ? b.disconnectReason
+                                      : b.botVersion});
+            };
+        };
+        QObject::connect(&hub, &Hub::botConnected, historyLink.get(), fleetEvent("connected"),
+                         Qt::DirectConnection);
+        QObject::connect(&hub, &Hub::botDisconnected, historyLink.get(), fleetEvent("disconnected"),
+                         Qt::DirectConnection);
+    }
 
     // Log receivers run in this thread: events from gRPC threads arrive queued, and the last
     // of them are delivered after the event loop ends (sendPostedEvents below).
@@ -223,6 +308,8 @@ int main(int argc, char **argv)
     QObject::connect(
         &feed, &ChangeFeed::changes, &app, [&log](const QList<CommandOutcome> &records) {
             for (const CommandOutcome &o : records) {
+                if (o.event == ChangeEvent::Restored)
+                    continue; // from history: logged when it happened
                 if (o.hasLateAck()) {
                     log.warning("late_ack",
                                 {{QStringLiteral("id"), o.commandId},
@@ -276,7 +363,7 @@ int main(int argc, char **argv)
     std::unique_ptr<LocalBackend> localBackend;
     std::unique_ptr<MainWindow> window;
     if (!headless) {
-        localBackend = std::make_unique<LocalBackend>(registry, feed, hub, service);
+        localBackend = std::make_unique<LocalBackend>(registry, feed, hub, service, history.get());
         window = std::make_unique<MainWindow>(*localBackend);
         window->resize(1400, 860);
         window->show();
@@ -329,6 +416,18 @@ int main(int argc, char **argv)
     // The last outcomes (finished on gRPC threads as the hub stopped) were queued to this
     // thread; deliver them to the log before the final line.
     QCoreApplication::sendPostedEvents();
+    if (history) {
+        // Everything the feed delivered is written before the process ends.
+        registry.flushChanges();
+        const bool flushed = history->flush(std::chrono::seconds(30));
+        const HistoryStats s = history->stats();
+        log.write(flushed && s.lastError.isEmpty() ? LogLevel::Info : LogLevel::Warning,
+                  "history_closed",
+                  {{QStringLiteral("written"), qint64(s.written)},
+                   {QStringLiteral("dropped_progress"), qint64(s.droppedProgress)},
+                   {QStringLiteral("flushed"), flushed},
+                   {QStringLiteral("error"), s.lastError}});
+    }
     const RegistryCounters c = registry.counters();
     log.info("stopped", {{QStringLiteral("acked"), qint64(c.acked)},
                          {QStringLiteral("rejected"), qint64(c.rejected)},

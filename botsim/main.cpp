@@ -74,6 +74,8 @@ int main(int argc, char **argv)
          QStringLiteral("Send progress updates for commands slower than this (default 1000)."),
          QStringLiteral("ms"), QStringLiteral("1000")},
         {QStringLiteral("no-heartbeat"), QStringLiteral("Never send heartbeats (bots go silent).")},
+        {QStringLiteral("no-resend-acks"),
+         QStringLiteral("Do not repeat recent acks in Hello on reconnect (an old bot).")},
         {QStringLiteral("seed"), QStringLiteral("Random seed; the same seed repeats a run."),
          QStringLiteral("n"), QStringLiteral("1")},
         {QStringLiteral("journal"),
@@ -118,6 +120,7 @@ int main(int argc, char **argv)
         return 64;
     options.progressAboveMs = parser.value(QStringLiteral("progress-above")).toInt();
     options.heartbeats = !parser.isSet(QStringLiteral("no-heartbeat"));
+    options.resendAcks = !parser.isSet(QStringLiteral("no-resend-acks"));
     options.seed = parser.value(QStringLiteral("seed")).toULongLong();
     options.journalPath = parser.value(QStringLiteral("journal")).toStdString();
     const double duration = parser.isSet(QStringLiteral("duration"))

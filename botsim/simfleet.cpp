@@ -127,7 +127,7 @@ std::string SimStats::summary() const
         << " acks_ok=" << acksOk << " acks_failed=" << acksFailed << " dropped=" << dropped
         << " duplicate_acks=" << duplicatesSent << " late_acks=" << lateAcks
         << " progress=" << progressSent << " cancels=" << cancelsReceived
-        << " heartbeats=" << heartbeatsSent;
+        << " heartbeats=" << heartbeatsSent << " acks_resent=" << acksResent;
     return out.str();
 }
 
@@ -206,6 +206,11 @@ public:
         m_rng.seed(o.seed * 1'000'003u + uint64_t(index));
         grpc::ChannelArguments args;
         args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1); // its own connection, like a real bot
+        // gRPC's own reconnect back-off (1 s growing to 2 min) would otherwise make a bot wait
+        // far longer than its own back-off says after a hub restart.
+        args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, int(o.backoffBase.count()));
+        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, int(o.backoffBase.count()));
+        args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, int(o.backoffMax.count()));
         m_stub = v1::BotLink::NewStub(
             grpc::CreateCustomChannel(o.hub, grpc::InsecureChannelCredentials(), args));
     }
@@ -228,11 +233,11 @@ public:
     const std::string &id() const { return m_id; }
     bool connected() const { return m_connected; }
 
-    // Writes on the current stream if it is still generation `generation`.
+    // Writes on the current stream if it is still generation `generation` (any generation: 0).
     bool write(const v1::BotMessage &message, uint64_t generation)
     {
         std::lock_guard lock(m_writeMutex);
-        if (!m_stream || generation != m_generation)
+        if (!m_stream || (generation != 0 && generation != m_generation))
             return false;
         const bool written = m_stream->Write(message);
         if (written && message.has_ack())
@@ -266,6 +271,15 @@ public:
                 m_sentAcks[ack.command_id()] = ack;
             }
             *ack.mutable_completed_at() = nowStamp();
+            // Done, whether or not this stream still carries it: the next Hello says it again.
+            std::lock_guard lock(m_stateMutex);
+            m_recentAcks.emplace_back(steady_clock::now(), ack);
+            if (m_recentAcks.size() > size_t(opconsole::wire::limits::MaxResentAcks))
+                m_recentAcks.pop_front();
+            // An ack is the bot's, not the connection's: one done after a reconnect goes on the
+            // new stream (the hub takes it as a late ack if it lost track of the command).
+            write(item.message, 0);
+            return;
         }
         write(item.message, item.generation);
     }
@@ -283,6 +297,8 @@ private:
         auto backoff = o.backoffBase;
         while (!m_fleet->stopping) {
             grpc::ClientContext context;
+            // Waits for the channel to connect instead of failing at once while gRPC backs off.
+            context.set_wait_for_ready(true);
             {
                 std::lock_guard lock(m_contextMutex);
                 m_context = &context;
@@ -309,6 +325,8 @@ private:
         hello.mutable_hello()->set_bot_version("botsim/1");
         for (const auto &[k, v] : m_labels)
             (*hello.mutable_hello()->mutable_labels())[k] = v;
+        if (m_fleet->options.resendAcks)
+            addRecentAcks(*hello.mutable_hello());
         v1::HubMessage in;
         if (!stream->Write(hello) || !stream->Read(&in) || !in.has_welcome()) {
             if (in.has_reject())
@@ -472,6 +490,27 @@ private:
     }
 
     // Ids kept for dropped commands and cancels are bounded like the acks: the oldest go.
+    // The newest acks of the last 10 minutes, each id once, within a third of the hub's
+    // message limit.
+    void addRecentAcks(v1::Hello &hello)
+    {
+        std::lock_guard lock(m_stateMutex);
+        const auto since = steady_clock::now() - std::chrono::minutes(10);
+        std::unordered_set<std::string> ids;
+        size_t bytes = 0;
+        for (auto it = m_recentAcks.rbegin(); it != m_recentAcks.rend(); ++it) {
+            if (it->first < since ||
+                hello.recent_acks_size() >= opconsole::wire::limits::MaxResentAcks)
+                break;
+            bytes += it->second.ByteSizeLong() + 8;
+            if (bytes > 20 * 1024)
+                break;
+            if (ids.insert(it->second.command_id()).second)
+                *hello.add_recent_acks() = it->second;
+        }
+        m_fleet->stats.acksResent += uint64_t(hello.recent_acks_size());
+    }
+
     void holdLocked(const std::string &commandId)
     {
         m_held.push_back(commandId);
@@ -584,6 +623,8 @@ private:
     std::unordered_set<std::string> m_inProgress;
     std::unordered_set<std::string> m_cancelled;
     std::deque<std::string> m_held; // dropped and cancelled ids, oldest first (holdLocked)
+    // Acks done lately, oldest first, for the next Hello (addRecentAcks).
+    std::deque<std::pair<steady_clock::time_point, v1::CommandAck>> m_recentAcks;
     std::deque<std::string> m_order;
 };
 

@@ -43,6 +43,9 @@ struct SimOptions
     double disconnectRatio = 0; // drop the connection after a command, then reconnect
     int progressAboveMs = 1000; // send progress for commands slower than this
     bool heartbeats = true;     // false: go silent after Hello (liveness tests)
+    // Hello carries the acks of the latest commands (Hello.recent_acks: at most 256, from the
+    // last 10 minutes), so a hub that lost an ack with a connection or a restart learns it.
+    bool resendAcks = true;
     std::chrono::milliseconds backoffBase{100};
     std::chrono::milliseconds backoffMax{5000};
     uint64_t seed = 1;
@@ -69,6 +72,7 @@ struct SimStats
     std::atomic<uint64_t> progressSent{0};
     std::atomic<uint64_t> cancelsReceived{0};
     std::atomic<uint64_t> heartbeatsSent{0};
+    std::atomic<uint64_t> acksResent{0}; // acks carried again in a Hello
 
     std::string summary() const;
 };

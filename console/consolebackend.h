@@ -6,6 +6,9 @@
 #include "botinfo.h"
 #include "commandoutcome.h"
 #include "commandspec.h"
+#include "historyquery.h"
+
+#include <QFuture>
 
 #include <QList>
 #include <QObject>
@@ -66,6 +69,15 @@ public:
     virtual bool cancel(const QString &commandId, const QString &reason,
                         const QString &hub = {}) = 0;
 
+    // The hub's history: commands across restarts, searched on the hub (newest first, paged).
+    // Whether this console can search one (a remote hub may still answer that it keeps none).
+    virtual bool hasHistory() const { return false; }
+    // Finishes with HistoryPage::error set when the history cannot be read.
+    virtual QFuture<HistoryPage> queryHistory(const HistoryQuery &query);
+    // What the history keeps, in a line ("12,034 commands since 1 Nov, 35 MB of 1 GiB, 30
+    // days"); empty when not known.
+    virtual QString historySummary() const { return {}; }
+
 signals:
     // Every change of every command, in order; a record is never older than one given
     // before for the same command. CommandOutcome::sequence orders rows (first seen first).
@@ -76,5 +88,12 @@ signals:
     // A send or cancel that a remote hub refused after send() returned (e.g. a bad request).
     void notice(const QString &message);
 };
+
+inline QFuture<HistoryPage> ConsoleBackend::queryHistory(const HistoryQuery &)
+{
+    HistoryPage page;
+    page.error = tr("this console has no history");
+    return QtFuture::makeReadyFuture(page);
+}
 
 } // namespace opconsole

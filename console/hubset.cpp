@@ -1,5 +1,8 @@
 #include "hubset.h"
 
+#include <QJsonDocument>
+#include <QJsonObject>
+
 #include <QDateTime>
 #include <QRandomGenerator>
 
@@ -156,6 +159,59 @@ bool HubSet::cancel(const QString &commandId, const QString &reason, const QStri
         if (remote->knows(commandId))
             return remote->cancel(commandId, reason);
     return false;
+}
+
+QFuture<HistoryPage> HubSet::queryHistory(const HistoryQuery &query)
+{
+    if (m_hubs.size() == 1)
+        return m_hubs.front()->queryHistory(query);
+    // The token is each hub's own: {"0": "...", "2": "..."}; a hub missing from a token is done.
+    QJsonObject tokens;
+    if (!query.pageToken.isEmpty()) {
+        const QJsonDocument doc = QJsonDocument::fromJson(query.pageToken.toUtf8());
+        if (!doc.isObject() || query.pageToken.size() > 64 * 1024) {
+            HistoryPage bad;
+            bad.error = tr("malformed page token");
+            return QtFuture::makeReadyFuture(bad);
+        }
+        tokens = doc.object();
+    }
+    QList<QFuture<HistoryPage>> pages;
+    QList<int> asked;
+    for (int i = 0; i < int(m_hubs.size()); ++i) {
+        const QString key = QString::number(i);
+        if (!query.pageToken.isEmpty() && !tokens.contains(key))
+            continue;
+        HistoryQuery one = query;
+        one.pageToken = tokens.value(key).toString();
+        pages << m_hubs[size_t(i)]->queryHistory(one);
+        asked << i;
+    }
+    if (pages.isEmpty())
+        return QtFuture::makeReadyFuture(HistoryPage{});
+    return QtFuture::whenAll(pages.begin(), pages.end())
+        .then([asked](const QList<QFuture<HistoryPage>> &done) {
+            HistoryPage merged;
+            QJsonObject next;
+            QStringList errors;
+            for (qsizetype k = 0; k < done.size(); ++k) {
+                const HistoryPage page = done[k].result();
+                if (!page.error.isEmpty())
+                    errors << page.error;
+                merged.records += page.records;
+                if (!page.nextPageToken.isEmpty())
+                    next.insert(QString::number(asked[k]), page.nextPageToken);
+            }
+            std::stable_sort(merged.records.begin(), merged.records.end(),
+                             [](const CommandOutcome &a, const CommandOutcome &b) {
+                                 return a.registeredWallMs > b.registeredWallMs;
+                             });
+            if (!next.isEmpty())
+                merged.nextPageToken =
+                    QString::fromUtf8(QJsonDocument(next).toJson(QJsonDocument::Compact));
+            merged.error = errors.join(QStringLiteral("; "));
+            return merged;
+        });
 }
 
 } // namespace opconsole

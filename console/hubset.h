@@ -37,6 +37,10 @@ public:
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
                      std::chrono::milliseconds timeout, const QString &commandId = {}) override;
     bool cancel(const QString &commandId, const QString &reason, const QString &hub = {}) override;
+    // Every hub's page, merged newest first: a page holds up to query.pageSize records of
+    // each hub, and its token goes on with each hub where that hub's page ended.
+    bool hasHistory() const override { return true; }
+    QFuture<HistoryPage> queryHistory(const HistoryQuery &query) override;
 
     RemoteBackend &hub(int i) const { return *m_hubs[size_t(i)]; }
     int size() const { return int(m_hubs.size()); }

@@ -3,13 +3,26 @@
 #include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
+#include "historystore.h"
 #include "hub.h"
 
 namespace opconsole {
 
+namespace {
+// Who sends from this window, for the records and history (operator identities: issue 11).
+SendOptions fromConsole()
+{
+    SendOptions options;
+    options.issuer =
+        QStringLiteral("console:") + qEnvironmentVariable("USER", QStringLiteral("local")).left(64);
+    return options;
+}
+} // namespace
+
 LocalBackend::LocalBackend(CommandRegistry &registry, ChangeFeed &feed, Hub &hub,
-                           CommandService &service, QObject *parent)
-    : ConsoleBackend(parent), m_registry(registry), m_feed(feed), m_hub(hub), m_service(service)
+                           CommandService &service, HistoryStore *history, QObject *parent)
+    : ConsoleBackend(parent), m_registry(registry), m_feed(feed), m_hub(hub), m_service(service),
+      m_history(history)
 {
     connect(&feed, &ChangeFeed::changes, this, &ConsoleBackend::commandsChanged);
     auto one = [this](const BotInfo &bot) { emit botsChanged({bot}); };
@@ -49,7 +62,7 @@ SendReceipt LocalBackend::send(const QStringList &botIds, const CommandSpec &spe
     if (botIds.size() == 1) {
         const QString id = commandId.isEmpty() ? m_service.newCommandId() : commandId;
         const QFuture<CommandOutcome> future =
-            m_service.sendWithId(id, botIds.first(), spec, timeout);
+            m_service.sendWithId(id, botIds.first(), spec, timeout, fromConsole());
         // Refused before it was registered (in-flight cap, shutting down, id in use): no row
         // will show it, so the caller says it.
         if (future.isFinished() && future.result().state == CommandState::Refused &&
@@ -60,7 +73,7 @@ SendReceipt LocalBackend::send(const QStringList &botIds, const CommandSpec &spe
         receipt.commandIds << id;
         return receipt;
     }
-    const FanOut fan = m_service.sendToMany(botIds, spec, timeout);
+    const FanOut fan = m_service.sendToMany(botIds, spec, timeout, fromConsole());
     if (!fan.refused.isEmpty()) {
         receipt.error = fan.refused;
         return receipt;
@@ -68,6 +81,18 @@ SendReceipt LocalBackend::send(const QStringList &botIds, const CommandSpec &spe
     receipt.commandIds = fan.commandIds;
     receipt.fanOut = fan.id;
     return receipt;
+}
+
+QFuture<HistoryPage> LocalBackend::queryHistory(const HistoryQuery &query)
+{
+    if (!m_history)
+        return ConsoleBackend::queryHistory(query);
+    return m_history->query(query);
+}
+
+QString LocalBackend::historySummary() const
+{
+    return m_history ? summaryOf(m_history->stats()) : QString();
 }
 
 bool LocalBackend::cancel(const QString &commandId, const QString &reason, const QString &)

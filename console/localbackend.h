@@ -8,6 +8,7 @@ class ChangeFeed;
 class CommandRegistry;
 class CommandService;
 class Hub;
+class HistoryStore;
 
 // The console with its hub in the same process (scripts/run.sh, --demo): reads the change
 // feed and the hub's bot signals, sends through the CommandService. All in the GUI thread.
@@ -17,8 +18,9 @@ class LocalBackend final : public ConsoleBackend
     Q_DISABLE_COPY_MOVE(LocalBackend)
 
 public:
+    // `history` (may be null: --no-history) outlives the backend.
     LocalBackend(CommandRegistry &registry, ChangeFeed &feed, Hub &hub, CommandService &service,
-                 QObject *parent = nullptr);
+                 HistoryStore *history = nullptr, QObject *parent = nullptr);
 
     QString address() const override;
     bool isRemote() const override { return false; }
@@ -30,6 +32,9 @@ public:
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
                      std::chrono::milliseconds timeout, const QString &commandId = {}) override;
     bool cancel(const QString &commandId, const QString &reason, const QString &hub = {}) override;
+    bool hasHistory() const override { return m_history != nullptr; }
+    QFuture<HistoryPage> queryHistory(const HistoryQuery &query) override;
+    QString historySummary() const override;
 
     CommandService &service() const { return m_service; }
 
@@ -38,6 +43,7 @@ private:
     ChangeFeed &m_feed;
     Hub &m_hub;
     CommandService &m_service;
+    HistoryStore *m_history;
 };
 
 } // namespace opconsole

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <QDateTime>
+#include <QPromise>
 #include <QRandomGenerator>
 
 #include <condition_variable>
@@ -717,6 +718,70 @@ bool RemoteBackend::cancel(const QString &commandId, const QString &reason, cons
                                   .arg(commandId, fromStd(wire::cutText(s.error_message(), 512))));
         });
     return true;
+}
+
+QFuture<HistoryPage> RemoteBackend::queryHistory(const HistoryQuery &query)
+{
+    struct Call
+    {
+        grpc::ClientContext ctx;
+        v1::QueryHistoryRequest request;
+        v1::QueryHistoryResponse response;
+        QPromise<HistoryPage> promise;
+    };
+    auto call = std::make_shared<Call>();
+    QFuture<HistoryPage> future = call->promise.future();
+    call->promise.start();
+    v1::QueryHistoryRequest &r = call->request;
+    r.set_bot_id(toStd(query.botId));
+    r.set_kind(toStd(query.kind));
+    r.set_issuer(toStd(query.issuer));
+    r.set_fan_out_id(toStd(query.fanOut));
+    r.set_text(toStd(query.text));
+    for (const CommandState s : query.states)
+        r.add_outcomes(convert::outcome(s));
+    if (query.sinceMs > 0)
+        *r.mutable_since() = convert::timestampMs(query.sinceMs);
+    if (query.untilMs > 0)
+        *r.mutable_until() = convert::timestampMs(query.untilMs);
+    r.set_page_size(query.pageSize);
+    r.set_page_token(toStd(query.pageToken));
+    call->ctx.set_deadline(system_clock::now() + seconds(30));
+    const std::shared_ptr<CallBox> box = m_calls;
+    Call *raw = box->begin(call);
+    m_net->stub->async()->QueryHistory(
+        &raw->ctx, &raw->request, &raw->response,
+        [box, call = raw, hub = m_address](const grpc::Status &s) {
+            HistoryPage page;
+            if (!s.ok()) {
+                page.error = tr("%1: %2").arg(hub, fromStd(wire::cutText(s.error_message(), 512)));
+            } else {
+                const v1::QueryHistoryResponse &r = call->response;
+                if (r.commands_size() > HistoryQuery::MaxPageSize ||
+                    r.next_page_token().size() > 64) {
+                    page.error = tr("%1 answered with a page out of bounds").arg(hub);
+                } else {
+                    for (const v1::CommandRecord &record : r.commands()) {
+                        QString problem;
+                        std::optional<CommandOutcome> o = convert::toOutcome(record, &problem);
+                        if (!o) {
+                            page.error = tr("%1 sent a bad record: %2").arg(hub, problem);
+                            page.records.clear();
+                            break;
+                        }
+                        o->hub = hub;
+                        o->event = ChangeEvent::Restored;
+                        page.records.append(std::move(*o));
+                    }
+                    if (page.error.isEmpty())
+                        page.nextPageToken = fromStd(r.next_page_token());
+                }
+            }
+            call->promise.addResult(std::move(page));
+            call->promise.finish();
+            box->end(&call->ctx);
+        });
+    return future;
 }
 
 } // namespace opconsole

@@ -72,6 +72,9 @@ public:
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
                      std::chrono::milliseconds timeout, const QString &commandId = {}) override;
     bool cancel(const QString &commandId, const QString &reason, const QString &hub = {}) override;
+    // Through the hub's QueryHistory; its answer is checked like every record it sends.
+    bool hasHistory() const override { return true; }
+    QFuture<HistoryPage> queryHistory(const HistoryQuery &query) override;
 
     // A fan-out under an id the caller chose (the same id on several hubs: one tally).
     SendReceipt sendFanOut(const QStringList &botIds, const CommandSpec &spec,

@@ -493,7 +493,7 @@ public:
         v1::ListCommandsRequest request;
         for (const auto &s : args.values("state")) {
             if (s == "done" || s == "problems") {
-                for (int o = v1::OUTCOME_ACKED; o <= v1::OUTCOME_REFUSED; ++o)
+                for (int o = v1::OUTCOME_ACKED; o <= v1::OUTCOME_UNKNOWN; ++o)
                     if (s == "done" || o != v1::OUTCOME_ACKED)
                         request.add_outcomes(v1::Outcome(o));
                 continue;

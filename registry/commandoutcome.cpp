@@ -21,8 +21,29 @@ QString stateName(CommandState state)
         return QStringLiteral("cancelled");
     case CommandState::Refused:
         return QStringLiteral("refused");
+    case CommandState::Unknown:
+        return QStringLiteral("unknown");
     }
-    return QStringLiteral("unknown");
+    return QStringLiteral("invalid");
+}
+
+QString changeEventName(ChangeEvent event)
+{
+    switch (event) {
+    case ChangeEvent::Registered:
+        return QStringLiteral("registered");
+    case ChangeEvent::Sent:
+        return QStringLiteral("sent");
+    case ChangeEvent::Progress:
+        return QStringLiteral("progress");
+    case ChangeEvent::Finished:
+        return QStringLiteral("finished");
+    case ChangeEvent::LateAck:
+        return QStringLiteral("late ack");
+    case ChangeEvent::Restored:
+        return QStringLiteral("restored");
+    }
+    return QStringLiteral("invalid");
 }
 
 bool isFinal(CommandState state)

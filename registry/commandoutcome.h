@@ -14,6 +14,7 @@ namespace opconsole {
 // or extend anything (seed lesson 6).
 using Clock = std::chrono::steady_clock;
 
+// The values are stored in history databases: append new states, never renumber.
 enum class CommandState : quint8
 {
     Pending,      // registered, waiting for the bot's ack
@@ -24,7 +25,25 @@ enum class CommandState : quint8
     Disconnected, // the bot's connection dropped while the command was pending
     Cancelled,    // cancelled by an operator or caller (reason given)
     Refused,      // never sent: duplicate or empty id, bad timeout, full queue, shutting down
+    // The process holding it stopped (crash, kill -9, power loss) while it was pending: nobody
+    // knows whether the bot got it. Set only when history is reopened; a late ack (the bot
+    // resends its recent acks when it reconnects) tells what happened after all.
+    Unknown,
 };
+constexpr int CommandStateCount = int(CommandState::Unknown) + 1;
+
+// What the latest change of a record was (CommandOutcome::event). The history writer drops
+// Progress first when the disk falls behind; outcomes are never dropped.
+enum class ChangeEvent : quint8
+{
+    Registered,
+    Sent,
+    Progress,
+    Finished, // reached its final state
+    LateAck,  // a finished command got a late ack
+    Restored, // reloaded from history at start (not a new transition)
+};
+QString changeEventName(ChangeEvent event);
 
 QString stateName(CommandState state);
 bool isFinal(CommandState state);
@@ -74,8 +93,15 @@ struct CommandOutcome
     // gets the next number of its registry, so a consumer that has seen change n has nothing
     // to apply from a record with change <= n (see ChangeFeed).
     quint64 change = 0;
+    ChangeEvent event = ChangeEvent::Registered; // what the latest change was
     QString fanOut; // the fan-out it belongs to (one send to many bots); empty when none
-    QString hub;    // the hub that holds it, for a console attached to several; else empty
+    QString params; // the command's parameters as compact JSON (history, details); may be empty
+    QString issuer; // who sent it ("console", "opctl@127.0.0.1:5123", ...); may be empty
+    std::chrono::milliseconds timeout{0}; // the timeout it was registered with
+    QString hub; // the hub that holds it, for a console attached to several; else empty
+    // Where history keeps it, for a record restored from an earlier run (so a late ack updates
+    // that row); 0 for a command of this run.
+    quint64 historyId = 0;
     int progressPercent = -1; // last CommandProgress, -1 when none
     QString progressMessage;
     // Every CommandProgress in order, the newest MaxProgressSteps of them; older ones are
@@ -83,6 +109,9 @@ struct CommandOutcome
     QList<ProgressStep> progressSteps;
     int progressDropped = 0;
     static constexpr int MaxProgressSteps = 32;
+    // Longest params and issuer kept (longer ones are cut at a character boundary).
+    static constexpr int MaxParamsLength = 8192;
+    static constexpr int MaxIssuerLength = 256;
 
     bool ok() const { return state == CommandState::Acked; }
     bool finished() const { return isFinal(state); }
@@ -107,4 +136,5 @@ struct CommandOutcome
 } // namespace opconsole
 
 Q_DECLARE_METATYPE(opconsole::CommandAckData)
+Q_DECLARE_METATYPE(opconsole::ChangeEvent)
 Q_DECLARE_METATYPE(opconsole::CommandOutcome)

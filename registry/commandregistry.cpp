@@ -174,13 +174,33 @@ void CommandRegistry::runCompletions()
     }
 }
 
+namespace {
+// Cuts at most `max` UTF-16 units without splitting a surrogate pair.
+QString cut(const QString &text, qsizetype max)
+{
+    if (text.size() <= max)
+        return text;
+    qsizetype n = max;
+    if (n > 0 && text.at(n - 1).isHighSurrogate())
+        --n;
+    return text.left(n);
+}
+} // namespace
+
 QFuture<CommandOutcome> CommandRegistry::registerCommand(const QString &commandId,
                                                          const QString &botId, milliseconds timeout,
                                                          const QString &kind, const QString &fanOut)
 {
+    return registerCommand(commandId, botId, timeout, CommandLabels{kind, fanOut, {}, {}});
+}
+
+QFuture<CommandOutcome> CommandRegistry::registerCommand(const QString &commandId,
+                                                         const QString &botId, milliseconds timeout,
+                                                         const CommandLabels &labels)
+{
     QPromise<CommandOutcome> promise;
     QFuture<CommandOutcome> future = promise.future();
-    const QString refusal = insert(commandId, botId, timeout, kind, fanOut, &promise);
+    const QString refusal = insert(commandId, botId, timeout, labels, &promise);
     if (refusal.isEmpty())
         return future;
     // Refused: insert() took the promise only had it registered, so it is still ours.
@@ -188,8 +208,12 @@ QFuture<CommandOutcome> CommandRegistry::registerCommand(const QString &commandI
     outcome.state = CommandState::Refused;
     outcome.commandId = commandId;
     outcome.botId = botId;
-    outcome.kind = kind;
-    outcome.fanOut = fanOut;
+    outcome.kind = labels.kind;
+    outcome.fanOut = labels.fanOut;
+    outcome.params = cut(labels.params, CommandOutcome::MaxParamsLength);
+    outcome.issuer = cut(labels.issuer, CommandOutcome::MaxIssuerLength);
+    outcome.timeout = timeout;
+    outcome.event = ChangeEvent::Finished;
     outcome.reason = refusal;
     outcome.registeredAt = outcome.finishedAt = Clock::now();
     outcome.registeredWallMs = QDateTime::currentMSecsSinceEpoch();
@@ -202,14 +226,21 @@ bool CommandRegistry::trackCommand(const QString &commandId, const QString &botI
                                    milliseconds timeout, const QString &kind, QString *error,
                                    const QString &fanOut)
 {
-    const QString refusal = insert(commandId, botId, timeout, kind, fanOut, nullptr);
+    return trackCommand(commandId, botId, timeout, CommandLabels{kind, fanOut, {}, {}}, error);
+}
+
+bool CommandRegistry::trackCommand(const QString &commandId, const QString &botId,
+                                   milliseconds timeout, const CommandLabels &labels,
+                                   QString *error)
+{
+    const QString refusal = insert(commandId, botId, timeout, labels, nullptr);
     if (error)
         *error = refusal;
     return refusal.isEmpty();
 }
 
 QString CommandRegistry::insert(const QString &commandId, const QString &botId,
-                                milliseconds timeout, const QString &kind, const QString &fanOut,
+                                milliseconds timeout, const CommandLabels &labels,
                                 QPromise<CommandOutcome> *promise)
 {
     auto refuse = [&](const QString &reason) {
@@ -274,8 +305,11 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
         CommandOutcome &rec = entry.rec;
         rec.commandId = commandId;
         rec.botId = botId;
-        rec.kind = kind;
-        rec.fanOut = fanOut;
+        rec.kind = labels.kind;
+        rec.fanOut = labels.fanOut;
+        rec.params = cut(labels.params, CommandOutcome::MaxParamsLength);
+        rec.issuer = cut(labels.issuer, CommandOutcome::MaxIssuerLength);
+        rec.timeout = timeout;
         rec.registeredAt = now;
         rec.deadline = now + timeout;
         rec.registeredWallMs = wallMs;
@@ -289,7 +323,7 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
             m_armedFor = rec.deadline;
             wake = true;
         }
-        flush = noteChangeLocked(rec);
+        flush = noteChangeLocked(rec, ChangeEvent::Registered);
 
         entry.bot = &bot;
         bot.refs.push_back({rec.sequence, entry.slot});
@@ -323,6 +357,18 @@ QString CommandRegistry::insert(const QString &commandId, const QString &botId,
 ResolveResult CommandRegistry::resolveCommand(const QString &commandId, const QString &fromBotId,
                                               const CommandAckData &ack)
 {
+    return resolve(commandId, fromBotId, ack, false);
+}
+
+ResolveResult CommandRegistry::applyResentAck(const QString &commandId, const QString &fromBotId,
+                                              const CommandAckData &ack)
+{
+    return resolve(commandId, fromBotId, ack, true);
+}
+
+ResolveResult CommandRegistry::resolve(const QString &commandId, const QString &fromBotId,
+                                       const CommandAckData &ack, bool resent)
+{
     const quint32 tag = tagOf(commandId); // hashed before the lock
     const auto now = Clock::now();
     std::optional<Completion> completion;
@@ -333,26 +379,31 @@ ResolveResult CommandRegistry::resolveCommand(const QString &commandId, const QS
         std::lock_guard lock(m_mutex);
         Entry *entry = findLocked(commandId, tag);
         if (!entry) {
-            ++m_counters.unknownAcks;
+            ++(resent ? m_counters.resentAcksIgnored : m_counters.unknownAcks);
             result = ResolveResult::Unknown;
         } else if (entry->rec.botId != fromBotId) {
-            ++m_counters.wrongBotAcks;
+            ++(resent ? m_counters.resentAcksIgnored : m_counters.wrongBotAcks);
             result = ResolveResult::WrongBot;
         } else if (entry->rec.state == CommandState::Pending) {
+            if (resent)
+                ++m_counters.resentAcksApplied;
             entry->rec.ack = ack;
             const auto state = ack.success ? CommandState::Acked : CommandState::Rejected;
             completion.emplace(
                 finishLocked(*entry, state, ack.success ? QString() : ack.message, now, flush));
             forgetOldLocked(now);
             result = ResolveResult::Resolved;
-        } else if (entry->rec.ack || entry->rec.lateAck) {
-            ++m_counters.duplicateAcks;
+        } else if (entry->rec.ack || entry->rec.lateAck ||
+                   (resent && entry->rec.state == CommandState::Refused)) {
+            ++(resent ? m_counters.resentAcksIgnored : m_counters.duplicateAcks);
             result = ResolveResult::Duplicate;
         } else {
             entry->rec.lateAck = ack;
             entry->rec.lateAckAt = now;
             ++m_counters.lateAcks;
-            flush = noteChangeLocked(entry->rec);
+            if (resent)
+                ++m_counters.resentAcksApplied;
+            flush = noteChangeLocked(entry->rec, ChangeEvent::LateAck);
             late = entry->rec;
             result = ResolveResult::Late;
         }
@@ -363,9 +414,48 @@ ResolveResult CommandRegistry::resolveCommand(const QString &commandId, const QS
         complete(*completion);
     else if (late)
         emit lateAck(*late);
-    else
+    else if (!resent)
         emit ackRefused(commandId, fromBotId, result);
     return result;
+}
+
+int CommandRegistry::restore(const QList<CommandOutcome> &records)
+{
+    int restored = 0;
+    bool flush = false;
+    {
+        std::lock_guard lock(m_mutex);
+        const auto now = Clock::now();
+        for (const CommandOutcome &from : records) {
+            if (!from.finished() || from.commandId.isEmpty() ||
+                from.commandId.size() > MaxIdLength || from.botId.isEmpty())
+                continue;
+            const quint32 tag = tagOf(from.commandId);
+            const auto [cell, found] =
+                m_index.probe(from.commandId, tag,
+                              [this](quint32 slot) -> const QString & { return idAt(slot); });
+            if (found)
+                continue;
+            const quint32 slot = allocateSlotLocked();
+            m_index.place(cell, tag, slot);
+            Entry &entry = slotLocked(slot);
+            entry.slot = slot;
+            entry.tag = tag;
+            entry.rec = from;
+            entry.rec.sequence = m_nextSequence++;
+            entry.rec.hub.clear();
+            if (noteChangeLocked(entry.rec, ChangeEvent::Restored))
+                flush = true;
+            m_remembered.push_back({now, {entry.rec.sequence, slot}});
+            m_order.push_back({entry.rec.sequence, slot});
+            ++m_counters.restored;
+            ++restored;
+        }
+        forgetOldLocked(now);
+    }
+    if (flush)
+        scheduleFlush();
+    return restored;
 }
 
 bool CommandRegistry::markSent(const QString &commandId, quint64 session,
@@ -392,7 +482,7 @@ bool CommandRegistry::markSent(const QString &commandId, quint64 session,
                 wake = true;
             }
         }
-        flush = noteChangeLocked(entry->rec);
+        flush = noteChangeLocked(entry->rec, ChangeEvent::Sent);
     }
     if (wake)
         wakeTimer();
@@ -421,7 +511,7 @@ bool CommandRegistry::reportProgress(const QString &commandId, const QString &fr
             ++rec.progressDropped;
         }
         rec.progressSteps.append({Clock::now(), rec.progressPercent, message});
-        flush = noteChangeLocked(entry->rec);
+        flush = noteChangeLocked(entry->rec, ChangeEvent::Progress);
     }
     if (flush)
         scheduleFlush();
@@ -624,11 +714,12 @@ CommandRegistry::Completion CommandRegistry::finishLocked(Entry &entry, CommandS
         ++m_counters.notConnected;
         break;
     case CommandState::Refused:
+    case CommandState::Unknown:
     case CommandState::Pending:
         ++m_counters.failedOther;
         break;
     }
-    if (noteChangeLocked(rec))
+    if (noteChangeLocked(rec, ChangeEvent::Finished))
         flush = true;
     m_remembered.push_back({now, {rec.sequence, entry.slot}});
     Completion completion;
@@ -754,9 +845,10 @@ void CommandRegistry::releaseEmptyChunksLocked()
     std::make_heap(m_freeSlots.begin(), m_freeSlots.end(), std::greater<>{});
 }
 
-bool CommandRegistry::noteChangeLocked(CommandOutcome &rec)
+bool CommandRegistry::noteChangeLocked(CommandOutcome &rec, ChangeEvent event)
 {
     rec.change = ++m_lastChange;
+    rec.event = event;
     if (!listening(m_changedReceivers))
         return false; // nobody follows batches: collect nothing
     m_batch.append(rec);
@@ -795,6 +887,7 @@ void CommandRegistry::complete(Completion &completion)
     case CommandState::NotConnected:
     case CommandState::Disconnected:
     case CommandState::Refused:
+    case CommandState::Unknown:
     case CommandState::Pending:
         emit failed(outcome);
         break;

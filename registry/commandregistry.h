@@ -77,6 +77,19 @@ struct RegistryCounters
     quint64 lateAcks = 0;
     quint64 wrongBotAcks = 0;
     quint64 unknownProgress = 0;
+    quint64 restored = 0;          // finished records reloaded from history (restore())
+    quint64 resentAcksApplied = 0; // acks a bot resent on reconnect that told an outcome
+    quint64 resentAcksIgnored = 0; // resent acks with nothing to tell (already known, forgotten)
+};
+
+// What a command is, besides its id, bot and timeout: kept on its record (CommandOutcome) for
+// views and history. Over-long params and issuer are cut (CommandOutcome::MaxParamsLength).
+struct CommandLabels
+{
+    QString kind;   // start, stop, ...
+    QString fanOut; // the fan-out it belongs to
+    QString params; // compact JSON
+    QString issuer; // who sent it
 };
 
 // Turns fire-and-forget command streams into request/response: register a command id with
@@ -119,6 +132,26 @@ public:
     bool trackCommand(const QString &commandId, const QString &botId,
                       std::chrono::milliseconds timeout, const QString &kind = {},
                       QString *error = nullptr, const QString &fanOut = {});
+    // The same two with every label (params, issuer) for the record and history.
+    QFuture<CommandOutcome> registerCommand(const QString &commandId, const QString &botId,
+                                            std::chrono::milliseconds timeout,
+                                            const CommandLabels &labels);
+    bool trackCommand(const QString &commandId, const QString &botId,
+                      std::chrono::milliseconds timeout, const CommandLabels &labels,
+                      QString *error = nullptr);
+
+    // Reloads finished commands from history at start, oldest first: each is remembered as
+    // a finished command is (views, snapshots, late acks) for the late-ack window from now,
+    // gets a new sequence and change (ChangeEvent::Restored). Records that are not final or
+    // whose id is already known are skipped. Returns how many were restored.
+    int restore(const QList<CommandOutcome> &records);
+    // An ack a bot resent when it reconnected (its Hello lists its recent acks). It tells
+    // what happened to a command whose outcome the hub lost: a pending command resolves; a
+    // finished one with no ack (unknown, disconnected, expired, cancelled) gets it as a late
+    // ack. Anything else (already acked, forgotten, another bot's) is ignored without being
+    // counted as a violation. Returns the result, Late or Resolved when it told something.
+    ResolveResult applyResentAck(const QString &commandId, const QString &fromBotId,
+                                 const CommandAckData &ack);
 
     // The bot fromBotId acked commandId. Only the bot the command was registered for can
     // resolve it.
@@ -252,8 +285,10 @@ private:
 
     // Returns the refusal reason, empty when registered.
     QString insert(const QString &commandId, const QString &botId,
-                   std::chrono::milliseconds timeout, const QString &kind, const QString &fanOut,
+                   std::chrono::milliseconds timeout, const CommandLabels &labels,
                    QPromise<CommandOutcome> *promise);
+    ResolveResult resolve(const QString &commandId, const QString &fromBotId,
+                          const CommandAckData &ack, bool resent);
 
     // Under m_mutex.
     Completion finishLocked(Entry &entry, CommandState state, const QString &reason,
@@ -277,7 +312,7 @@ private:
     quint32 allocateSlotLocked();
     void forgetLocked(quint32 slot);
     void releaseEmptyChunksLocked();
-    bool noteChangeLocked(CommandOutcome &rec); // stamps rec.change
+    bool noteChangeLocked(CommandOutcome &rec, ChangeEvent event); // stamps change and event
     Clock::time_point nextWakeLocked();
 
     // Outside m_mutex.

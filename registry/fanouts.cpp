@@ -43,6 +43,9 @@ void FanOutSummary::add(CommandState state, bool lateAck, int delta)
     case CommandState::Refused:
         refused += delta;
         break;
+    case CommandState::Unknown:
+        unknown += delta;
+        break;
     }
     if (lateAck) {
         lateAcks += delta;
@@ -74,6 +77,7 @@ QString FanOutSummary::text() const
     add(disconnected, CommandState::Disconnected, "disconnected");
     add(cancelled, CommandState::Cancelled, "cancelled");
     add(refused, CommandState::Refused, "refused");
+    add(unknown, CommandState::Unknown, "unknown");
     return parts.join(QStringLiteral(", "));
 }
 

@@ -27,9 +27,10 @@ struct FanOutSummary
     int disconnected = 0;
     int cancelled = 0;
     int refused = 0;
+    int unknown = 0;
     int lateAcks = 0;
     // Late acks by the state they came after (Expired, Cancelled, Disconnected...).
-    std::array<int, 8> lateByState{};
+    std::array<int, CommandStateCount> lateByState{};
 
     // Counts one more command in `outcome`'s state.
     void add(const CommandOutcome &outcome);

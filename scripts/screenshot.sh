@@ -28,7 +28,7 @@ trap cleanup EXIT
 # Headless hubs on free ports; their addresses once they listen (10 s at most). Started here,
 # not in a $(...) subshell, so that the EXIT trap of this shell is the one that stops them.
 for n in 1 2; do
-    build/bin/opconsole --headless --listen 127.0.0.1:0 2>"$work/hub$n.log" &
+    build/bin/opconsole --headless --listen 127.0.0.1:0 --data-dir "$work/data$n" 2>"$work/hub$n.log" &
     pids+=($!)
 done
 hub_address() {

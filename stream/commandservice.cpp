@@ -105,8 +105,11 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
         options.connectTimeout > 0ms && timeout > 0ms && timeout <= m_registry.maxTimeout();
     const milliseconds registered =
         mayWait ? std::min(timeout + options.connectTimeout, m_registry.maxTimeout()) : timeout;
-    QFuture<CommandOutcome> future =
-        m_registry.registerCommand(commandId, botId, registered, spec.name(), options.fanOut);
+    QFuture<CommandOutcome> future = m_registry.registerCommand(
+        commandId, botId, registered,
+        CommandLabels{spec.name(), options.fanOut,
+                      options.params.isEmpty() ? spec.paramsJson() : options.params,
+                      options.issuer});
     if (future.isFinished())
         return future; // refused: duplicate id, bad timeout, ...
     if (const QString problem = spec.validate(); !problem.isEmpty()) {
@@ -252,6 +255,8 @@ FanOut CommandService::sendToMany(const QStringList &botIds, const CommandSpec &
         tally->promise.finish();
         return fan;
     }
+    if (options.params.isEmpty())
+        options.params = spec.paramsJson(); // once for every command
     for (const QString &botId : botIds) {
         const QString id = newCommandId();
         fan.commandIds.append(id);

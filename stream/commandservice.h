@@ -33,6 +33,12 @@ struct SendOptions
     // The fan-out the command belongs to (sendToMany sets it; a caller may choose it, e.g. one
     // id for a fan-out across several hubs). Must be a valid id; empty: none.
     QString fanOut;
+    // Who sends it, for the record and history ("console:alice", "operator@ipv4:..."); empty:
+    // not known.
+    QString issuer;
+    // The spec's parameters as JSON (CommandSpec::paramsJson()); computed when empty. A
+    // fan-out computes it once for all its commands.
+    QString params;
 };
 
 struct FanOut
@@ -76,6 +82,9 @@ public:
     QString newCommandId();
     // The same for fan-outs: "f-...".
     QString newFanOutId();
+    // The middle part of new ids (random by default). With history, the run number: ids then
+    // never repeat one stored by an earlier run. Before any send.
+    void setIdPrefix(const QString &prefix) { m_idPrefix = prefix; }
     // Commands in flight to one bot at most (0: no cap); more are refused at registration.
     void setMaxInFlightPerBot(int count);
 
@@ -103,7 +112,7 @@ private:
     CommandRegistry &m_registry;
     Hub &m_hub;
     std::atomic<quint64> m_counter{0};
-    const QString m_idPrefix;
+    QString m_idPrefix;
     std::mutex m_mutex;
     // Commands waiting for their bot to connect, by bot (a Hello takes its list in O(its
     // commands)), and which bot each waits for (a timeout or cancel finds its bot's list in

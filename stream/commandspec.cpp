@@ -1,6 +1,8 @@
 #include "commandspec.h"
 
+#include <QJsonArray>
 #include <QJsonDocument>
+#include <QJsonObject>
 #include <QJsonParseError>
 
 #include <array>
@@ -81,6 +83,40 @@ QString CommandSpec::validate() const
     default:
         return {};
     }
+}
+
+QString CommandSpec::paramsJson() const
+{
+    QJsonObject o;
+    switch (kind) {
+    case CommandKind::Stop:
+        o.insert(QStringLiteral("graceful"), graceful);
+        if (!stopReason.isEmpty())
+            o.insert(QStringLiteral("reason"), stopReason);
+        break;
+    case CommandKind::ConfigUpdate: {
+        QJsonObject values;
+        for (auto it = config.cbegin(); it != config.cend(); ++it)
+            values.insert(it.key(), it.value());
+        o.insert(QStringLiteral("version"), qint64(configVersion));
+        o.insert(QStringLiteral("config"), values);
+        break;
+    }
+    case CommandKind::Custom: {
+        o.insert(QStringLiteral("name"), customName);
+        const QJsonDocument payload = QJsonDocument::fromJson(jsonPayload);
+        if (payload.isObject())
+            o.insert(QStringLiteral("payload"), payload.object());
+        else if (payload.isArray())
+            o.insert(QStringLiteral("payload"), payload.array());
+        else if (!jsonPayload.isEmpty())
+            o.insert(QStringLiteral("payload"), QString::fromUtf8(jsonPayload));
+        break;
+    }
+    default:
+        return {};
+    }
+    return QString::fromUtf8(QJsonDocument(o).toJson(QJsonDocument::Compact));
 }
 
 } // namespace opconsole

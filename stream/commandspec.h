@@ -46,6 +46,10 @@ struct CommandSpec
     static QStringList kindNames();
     // Empty when the spec can be sent, else why not (e.g. the custom JSON does not parse).
     QString validate() const;
+    // The parameters as compact JSON, for the record and history ({"reason":..} for stop,
+    // {"version":..,"config":{..}} for config, {"name":..,"payload":..} for custom); empty
+    // for kinds without parameters.
+    QString paramsJson() const;
 };
 
 } // namespace opconsole

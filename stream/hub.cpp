@@ -221,6 +221,15 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
         replaced->finishStream(grpc::Status(grpc::StatusCode::ABORTED,
                                             "replaced by a newer connection of the same bot"));
     }
+    // The bot's recent acks, again: each tells the outcome of a command the hub lost track of
+    // (the old stream's, now disconnected; or unknown after a hub restart). Already known
+    // outcomes are ignored quietly.
+    for (const v1::CommandAck &ack : hello.recent_acks()) {
+        const wire::AckCheck checked = wire::checkAck(ack);
+        if (!checked.problem.empty())
+            continue; // checkHello refused bad ids; kept safe
+        registry.applyResentAck(fromStd(ack.command_id()), botId, convert::toAckData(ack, checked));
+    }
 }
 
 void HubPrivate::forgetOldBotsLocked()

@@ -91,4 +91,61 @@ QString checkSendToMany(const v1::SendToManyRequest &request, milliseconds maxTi
     return problem;
 }
 
+QString checkQueryHistory(const v1::QueryHistoryRequest &request, HistoryQuery *out)
+{
+    for (const auto &[value, name] :
+         {std::pair{&request.bot_id(), "bot_id"}, std::pair{&request.fan_out_id(), "fan_out_id"}}) {
+        if (!value->empty())
+            if (const std::string p = wire::checkId(*value, name); !p.empty())
+                return fromStd(p);
+    }
+    if (const std::string p = wire::checkLabel(request.kind(), "kind", wire::limits::IdBytes);
+        !p.empty())
+        return fromStd(p);
+    if (const std::string p =
+            wire::checkLabel(request.issuer(), "issuer", wire::limits::ShortTextBytes);
+        !p.empty())
+        return fromStd(p);
+    if (const std::string p =
+            wire::checkLabel(request.text(), "text", wire::limits::ShortTextBytes);
+        !p.empty())
+        return fromStd(p);
+    if (request.outcomes_size() > 16)
+        return QStringLiteral("outcomes has more than 16 entries");
+    for (int o : request.outcomes()) {
+        const auto state = v1::Outcome_IsValid(o) ? convert::stateOf(v1::Outcome(o)) : std::nullopt;
+        if (!state)
+            return QStringLiteral("unknown outcome %1").arg(o);
+        out->states.append(*state);
+    }
+    int64_t ms = 0;
+    if (request.has_since()) {
+        if (const std::string p = wire::checkTimestamp(request.since(), "since", &ms); !p.empty())
+            return fromStd(p);
+        out->sinceMs = std::max<int64_t>(1, ms);
+    }
+    if (request.has_until()) {
+        if (const std::string p = wire::checkTimestamp(request.until(), "until", &ms); !p.empty())
+            return fromStd(p);
+        out->untilMs = std::max<int64_t>(1, ms);
+    }
+    if (request.page_size() < 0 || request.page_size() > HistoryQuery::MaxPageSize)
+        return QStringLiteral("page_size must be 0 to %1").arg(HistoryQuery::MaxPageSize);
+    if (request.page_token().size() > 64)
+        return QStringLiteral("bad page_token");
+    out->botId = fromStd(request.bot_id());
+    out->fanOut = fromStd(request.fan_out_id());
+    out->kind = fromStd(request.kind());
+    out->issuer = fromStd(request.issuer());
+    out->text = fromStd(request.text());
+    out->pageSize = request.page_size() == 0 ? 100 : request.page_size();
+    out->pageToken = fromStd(request.page_token());
+    return {};
+}
+
+QString issuerOf(const std::string &peer)
+{
+    return QStringLiteral("operator@") + fromStd(peer).left(200);
+}
+
 } // namespace opconsole::api

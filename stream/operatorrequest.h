@@ -4,6 +4,7 @@
 
 #include "commandservice.h"
 #include "commandspec.h"
+#include "historystore.h"
 #include "opconsole/v1/operator.pb.h"
 
 #include <QString>
@@ -30,5 +31,8 @@ QString checkSendCommand(const v1::SendCommandRequest &request,
                          std::chrono::milliseconds maxTimeout, CommandRequest *out);
 QString checkSendToMany(const v1::SendToManyRequest &request, std::chrono::milliseconds maxTimeout,
                         CommandRequest *out);
+QString checkQueryHistory(const v1::QueryHistoryRequest &request, HistoryQuery *out);
+// Who made an API call, for the records it sends: "operator@<peer>".
+QString issuerOf(const std::string &peer);
 
 } // namespace opconsole::api

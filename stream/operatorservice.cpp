@@ -3,6 +3,7 @@
 #include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
+#include "historystore.h"
 #include "hub.h"
 #include "opconsole/v1/operator.grpc.pb.h"
 #include "operatorrequest.h"
@@ -238,6 +239,15 @@ private:
 
 class WatchWriter;
 
+// Runs fn once the outcome with this change is in history (at once without history).
+void whenDurable(HistoryStore *history, quint64 change, std::function<void()> fn)
+{
+    if (history && change > 0)
+        history->whenDurable(change, std::move(fn));
+    else
+        fn();
+}
+
 } // namespace
 
 class OperatorServicePrivate final : public v1::Operator::CallbackService
@@ -263,6 +273,9 @@ public:
                                             v1::CancelCommandResponse *response) override;
     grpc::ServerWriteReactor<v1::WatchEvent> *Watch(grpc::CallbackServerContext *context,
                                                     const v1::WatchRequest *request) override;
+    grpc::ServerUnaryReactor *QueryHistory(grpc::CallbackServerContext *context,
+                                           const v1::QueryHistoryRequest *request,
+                                           v1::QueryHistoryResponse *response) override;
 
     void broadcast(const v1::WatchEvent &event);
     // The feed's changes to every watcher, each change once and in order.
@@ -272,6 +285,7 @@ public:
 
     CommandService &commands;
     ChangeFeed &feed;
+    HistoryStore *history = nullptr;
     // Serialises a Watch's start (snapshot or replay, then joining) with the broadcast of the
     // feed's changes, so that each watcher gets every change after its start exactly once.
     // Only pushes happen under it (they never block, nor call back into this class).
@@ -313,7 +327,7 @@ QString eventName(const CommandOutcome &o)
 
 } // namespace
 
-grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServerContext *,
+grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServerContext *context,
                                                               const v1::SendCommandRequest *request,
                                                               v1::SendCommandResponse *response)
 {
@@ -325,6 +339,7 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
         reactor->Finish(invalid(problem));
         return reactor;
     }
+    checked.options.issuer = api::issuerOf(context->peer());
     const QString id = request->command().command_id().empty()
                            ? commands.newCommandId()
                            : fromStd(request->command().command_id());
@@ -344,8 +359,10 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
     // Every path finishes the reactor: the outcome, an error while building the response,
     // or a future cancelled without a result.
     future
-        .then([reactor, response](const CommandOutcome &o) {
-            finishWith(reactor, [&] { convert::fillRecord(*response->mutable_record(), o); });
+        .then([history = history, reactor, response](const CommandOutcome &o) {
+            whenDurable(history, o.change, [reactor, response, o] {
+                finishWith(reactor, [&] { convert::fillRecord(*response->mutable_record(), o); });
+            });
         })
         .onCanceled([reactor] {
             reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "the command was lost"));
@@ -354,7 +371,7 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
 }
 
 grpc::ServerWriteReactor<v1::SendToManyEvent> *
-OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
+OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *context,
                                    const v1::SendToManyRequest *request)
 {
     auto writer = std::make_shared<FanOutWriter>(commands);
@@ -366,6 +383,7 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
         writer->finish(invalid(problem));
         return writer.get();
     }
+    checked.options.issuer = api::issuerOf(context->peer());
     QStringList bots;
     if (request->bot_ids_size() > 0) {
         for (const auto &id : request->bot_ids())
@@ -416,16 +434,19 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *,
     const QFuture<FanOutSummary> summary = fan.summary;
     for (const auto &future : fan.futures) {
         QFuture<CommandOutcome>(future)
-            .then([writer, remaining, summary, pushSummary](const CommandOutcome &o) {
-                try {
-                    v1::SendToManyEvent event;
-                    convert::fillRecord(*event.mutable_result(), o);
-                    writer->push(std::move(event));
-                } catch (...) {
-                    writer->finish(grpc::Status(grpc::StatusCode::INTERNAL, "internal error"));
-                }
-                if (remaining->fetch_sub(1) == 1)
-                    pushSummary(summary.result()); // the tally finished before these futures
+            .then([history = history, writer, remaining, summary,
+                   pushSummary](const CommandOutcome &o) {
+                whenDurable(history, o.change, [writer, remaining, summary, pushSummary, o] {
+                    try {
+                        v1::SendToManyEvent event;
+                        convert::fillRecord(*event.mutable_result(), o);
+                        writer->push(std::move(event));
+                    } catch (...) {
+                        writer->finish(grpc::Status(grpc::StatusCode::INTERNAL, "internal error"));
+                    }
+                    if (remaining->fetch_sub(1) == 1)
+                        pushSummary(summary.result()); // the tally finished before these
+                });
             })
             .onCanceled([writer] {
                 writer->finish(grpc::Status(grpc::StatusCode::INTERNAL, "a command was lost"));
@@ -535,6 +556,57 @@ OperatorServicePrivate::ListCommands(grpc::CallbackServerContext *context,
         if (more)
             response->set_next_page_token(std::to_string(last));
     });
+    return reactor;
+}
+
+grpc::ServerUnaryReactor *
+OperatorServicePrivate::QueryHistory(grpc::CallbackServerContext *context,
+                                     const v1::QueryHistoryRequest *request,
+                                     v1::QueryHistoryResponse *response)
+{
+    auto *reactor = context->DefaultReactor();
+    if (!history) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                     "this hub keeps no history (started with --no-history)"));
+        return reactor;
+    }
+    HistoryQuery query;
+    if (const QString problem = api::checkQueryHistory(*request, &query); !problem.isEmpty()) {
+        reactor->Finish(invalid(problem));
+        return reactor;
+    }
+    // Read on the history's reader thread; the reply is built there.
+    history->query(query)
+        .then(QtFuture::Launch::Sync,
+              [reactor, response](const HistoryPage &page) {
+                  if (!page.error.isEmpty()) {
+                      reactor->Finish(invalid(page.error));
+                      return;
+                  }
+                  finishWith(reactor, [&] {
+                      // Records carry results of up to 64 KiB: a page ends early rather than
+                      // pass the caller's receive limit, and says where to go on.
+                      size_t bytes = 0;
+                      for (const CommandOutcome &o : page.records) {
+                          v1::CommandRecord record;
+                          convert::fillRecord(record, o);
+                          record.set_change(0); // a position in another run's feed means nothing
+                          const size_t size = record.ByteSizeLong();
+                          if (response->commands_size() > 0 &&
+                              bytes + size > OperatorService::MaxResponseBytes) {
+                              response->set_next_page_token(toStd(HistoryStore::tokenAfter(
+                                  page.records[response->commands_size() - 1])));
+                              return;
+                          }
+                          bytes += size;
+                          *response->add_commands() = std::move(record);
+                      }
+                      response->set_next_page_token(toStd(page.nextPageToken));
+                  });
+              })
+        .onCanceled([reactor] {
+            reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "history query lost"));
+        });
     return reactor;
 }
 
@@ -824,8 +896,16 @@ void OperatorService::attachTo(Hub &hub)
     // On stop, every outcome reaches the watchers before their streams end with the reason.
     hub.addStopStep(Hub::StopPhase::EndCalls, this, [this](const QString &reason) {
         d->commands.registry().flushChanges();
+        // The callers waiting for the last outcomes to be committed get them now.
+        if (d->history && !d->history->flush(std::chrono::seconds(5)))
+            qWarning("history: the last outcomes were not committed within 5 s");
         d->endWatches(grpc::Status(grpc::StatusCode::UNAVAILABLE, toStd(reason)));
     });
+}
+
+void OperatorService::setHistory(HistoryStore *history)
+{
+    d->history = history;
 }
 
 int OperatorService::watcherCount() const

@@ -8,6 +8,7 @@ namespace opconsole {
 
 class ChangeFeed;
 class CommandService;
+class HistoryStore;
 class Hub;
 class OperatorServicePrivate;
 
@@ -33,6 +34,10 @@ public:
 
     // Adds the service to the hub's server; before hub.start().
     void attachTo(Hub &hub);
+    // With history: QueryHistory answers from it, and SendCommand and SendToMany give a caller
+    // an outcome only once it is committed there (so a caller never knows an outcome that a
+    // crash could lose). Before hub.start(); the store outlives the hub's stop.
+    void setHistory(HistoryStore *history);
     int watcherCount() const;
 
 private:

@@ -181,6 +181,8 @@ v1::Outcome outcome(CommandState state)
         return v1::OUTCOME_CANCELLED;
     case CommandState::Refused:
         return v1::OUTCOME_REFUSED;
+    case CommandState::Unknown:
+        return v1::OUTCOME_UNKNOWN;
     }
     return v1::OUTCOME_UNSPECIFIED;
 }
@@ -189,7 +191,7 @@ std::optional<CommandState> stateOf(v1::Outcome o)
 {
     for (auto s : {CommandState::Pending, CommandState::Acked, CommandState::Rejected,
                    CommandState::Expired, CommandState::NotConnected, CommandState::Disconnected,
-                   CommandState::Cancelled, CommandState::Refused}) {
+                   CommandState::Cancelled, CommandState::Refused, CommandState::Unknown}) {
         if (outcome(s) == o)
             return s;
     }
@@ -221,6 +223,8 @@ void fillRecord(v1::CommandRecord &out, const CommandOutcome &o)
     out.set_progress_message(toStd(o.progressMessage));
     out.set_fan_out_id(toStd(o.fanOut));
     out.set_change(o.change);
+    out.set_params(toStd(o.params));
+    out.set_issuer(toStd(o.issuer));
 }
 
 void fillBot(v1::BotRecord &out, const BotInfo &b, int pending)
@@ -296,6 +300,8 @@ std::optional<CommandOutcome> toOutcome(const v1::CommandRecord &r, QString *pro
     o.reason = fromStd(r.reason());
     o.fanOut = fromStd(r.fan_out_id());
     o.change = r.change();
+    o.params = fromStd(r.params()).left(CommandOutcome::MaxParamsLength);
+    o.issuer = fromStd(r.issuer());
     if (r.has_ack())
         o.ack = ackOf(r.ack());
     if (r.has_late_ack())

@@ -4,6 +4,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QTemporaryDir>
 #include <QTest>
 
 #include <csignal>
@@ -19,7 +20,11 @@ struct HubProcess
                         const QStringList &extra = {"--heartbeat", "60000"})
     {
         process.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/opconsole"));
-        process.setArguments(QStringList{"--headless", "--listen", listen} + extra);
+        QStringList args = QStringList{"--headless", "--listen", listen} + extra;
+        // Its own history, never the user's (unless the test gives one).
+        if (!extra.contains("--data-dir") && !extra.contains("--no-history"))
+            args << "--data-dir" << dataDir.path();
+        process.setArguments(args);
         process.start();
     }
     ~HubProcess()
@@ -72,6 +77,7 @@ struct HubProcess
         return done;
     }
 
+    QTemporaryDir dataDir;
     QProcess process;
     QByteArray buffer;
     QList<QByteArray> lines;

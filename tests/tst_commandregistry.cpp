@@ -739,7 +739,7 @@ void TestCommandRegistry::timeoutsOverTheCapAreRefused()
     QVERIFY(over.result().reason.contains("over the limit"));
     // The largest representable timeout: refused, never an overflowed deadline.
     QString error;
-    QVERIFY(!registry.trackCommand("c2", "bot-a", milliseconds::max(), {}, &error));
+    QVERIFY(!registry.trackCommand("c2", "bot-a", milliseconds::max(), QString(), &error));
     QVERIFY(error.contains("over the limit"));
     registry.setMaxTimeout(1h);
     QVERIFY(!registry.trackCommand("c3", "bot-a", 2h));

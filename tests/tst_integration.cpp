@@ -136,7 +136,7 @@ void TestIntegration::disconnectingBotsReconnectWithBackoff()
     for (int i = 0; i < 200; ++i) {
         const QString bot = QStringLiteral("bot-%1").arg(i % 10 + 1);
         futures.append(rig.service->send(bot, CommandSpec::of(CommandKind::Ping), 3s,
-                                         {.connectTimeout = 5s, .fanOut = {}}));
+                                         {.connectTimeout = 5s, .fanOut = {}, .issuer = {}, .params = {}}));
     }
     QVERIFY(rig.allFinished(futures, 60'000));
     const auto counts = rig.tally(futures);

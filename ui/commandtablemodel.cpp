@@ -39,6 +39,7 @@ CommandTableModel::CommandTableModel(QObject *parent) : QAbstractTableModel(pare
         m_icons[int(CommandState::Disconnected)] = style->standardIcon(QStyle::SP_DriveNetIcon);
         m_icons[int(CommandState::Cancelled)] = style->standardIcon(QStyle::SP_DialogCancelButton);
         m_icons[int(CommandState::Refused)] = style->standardIcon(QStyle::SP_MessageBoxCritical);
+        m_icons[int(CommandState::Unknown)] = style->standardIcon(QStyle::SP_MessageBoxQuestion);
     }
 }
 
@@ -141,6 +142,7 @@ QVariant CommandTableModel::data(const QModelIndex &index, int role) const
         case CommandState::Disconnected:
         case CommandState::NotConnected:
         case CommandState::Refused:
+        case CommandState::Unknown:
             return QBrush(QColor(0xc0, 0x1c, 0x28));
         default:
             return {};

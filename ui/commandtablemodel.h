@@ -78,7 +78,7 @@ private:
     std::deque<Row> m_rows;
     QHash<QString, quint64> m_index; // id -> sequence of the rows shown
     int m_maxRows = DefaultMaxRows;
-    QIcon m_icons[8];
+    QIcon m_icons[CommandStateCount];
 };
 
 } // namespace opconsole

@@ -204,6 +204,12 @@ std::string checkHello(const v1::Hello &hello)
     if (std::string p = checkLabel(hello.bot_version(), "bot_version", limits::ShortTextBytes);
         !p.empty())
         return p;
+    if (hello.recent_acks_size() > limits::MaxResentAcks)
+        return "recent_acks has " + std::to_string(hello.recent_acks_size()) +
+               " entries, at most " + std::to_string(limits::MaxResentAcks);
+    for (const v1::CommandAck &ack : hello.recent_acks())
+        if (std::string p = checkId(ack.command_id(), "recent_acks command_id"); !p.empty())
+            return p;
     return checkLabels(hello.labels(), "labels");
 }
 
@@ -303,6 +309,10 @@ std::string checkRecord(const v1::CommandRecord &record)
     if (!record.fan_out_id().empty())
         if (std::string p = checkId(record.fan_out_id(), "fan_out_id"); !p.empty())
             return p;
+    if (std::string p = checkText(record.params(), "params", limits::ParamsBytes); !p.empty())
+        return p;
+    if (std::string p = checkLabel(record.issuer(), "issuer", limits::ShortTextBytes); !p.empty())
+        return p;
     for (const auto &[has, ack, name] :
          {std::tuple{record.has_ack(), &record.ack(), "ack"},
           std::tuple{record.has_late_ack(), &record.late_ack(), "late_ack"}}) {

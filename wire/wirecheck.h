@@ -21,9 +21,11 @@ constexpr size_t LabelKeyBytes = 64;   // label and status keys
 constexpr size_t MapEntries = 64;      // labels, status fields, label selectors
 constexpr size_t ConfigEntries = 256;  // values of one config update
 constexpr size_t ProgressTextBytes = 1024;
+constexpr size_t ParamsBytes = 32 * 1024;    // a record's params (JSON of up to 8192 characters)
 constexpr size_t ResultBytes = 64 * 1024;    // an ack's result, as a console accepts it
 constexpr size_t BotIdsPerRequest = 100'000; // SendToMany bot_ids
 constexpr uint32_t ProtocolVersion = 1;
+constexpr int MaxResentAcks = 256; // Hello.recent_acks
 } // namespace limits
 
 // Range of google.protobuf.Timestamp and Duration (what TimeUtil CHECK-fails outside of).

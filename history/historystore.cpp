@@ -1,0 +1,938 @@
+#include "historystore.h"
+
+#include "historyrows.h"
+#include "historyschema.h"
+
+#include <QCoreApplication>
+#include <QDateTime>
+#include <QDir>
+#include <QFileInfo>
+#include <QHash>
+#include <QLocale>
+#include <QLockFile>
+#include <QObject>
+#include <QPromise>
+#include <QSqlDatabase>
+#include <QSqlError>
+#include <QSqlQuery>
+#include <QSysInfo>
+#include <QVariant>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace opconsole {
+
+using namespace history;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr int RetentionSlice = 2000;         // rows deleted per step: a short lock
+constexpr milliseconds RetentionEvery{1000}; // between steps while there is work
+constexpr milliseconds RetryAfter{1000};     // after a failed commit
+
+qint64 nowMs()
+{
+    return QDateTime::currentMSecsSinceEpoch();
+}
+
+// A rough size of a record in the queue, to bound it in bytes.
+qint64 weigh(const CommandOutcome &r)
+{
+    qint64 bytes = qint64(sizeof(CommandOutcome)) + 64;
+    bytes += 2 * (r.commandId.size() + r.botId.size() + r.kind.size() + r.reason.size() +
+                  r.params.size() + r.issuer.size() + r.fanOut.size() + r.progressMessage.size());
+    for (const auto *ack : {&r.ack, &r.lateAck})
+        if (*ack)
+            bytes += 2 * (*ack)->message.size() + (*ack)->result.size() + 64;
+    bytes += r.progressSteps.size() * qint64(sizeof(ProgressStep) + 32);
+    return bytes;
+}
+
+// A database connection owned by the thread that made it; closed and removed there.
+class Connection
+{
+public:
+    explicit Connection(const QString &name) : m_name(name)
+    {
+        m_db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), name);
+    }
+    ~Connection()
+    {
+        m_db.close();
+        m_db = QSqlDatabase();
+        QSqlDatabase::removeDatabase(m_name);
+    }
+    QSqlDatabase &db() { return m_db; }
+
+private:
+    QString m_name;
+    QSqlDatabase m_db;
+};
+
+bool exec(QSqlDatabase &db, const QString &sql, QString *error)
+{
+    QSqlQuery q(db);
+    if (q.exec(sql))
+        return true;
+    if (error)
+        *error = QStringLiteral("%1 (in: %2)").arg(q.lastError().text(), sql.left(60));
+    return false;
+}
+
+qint64 scalar(QSqlDatabase &db, const QString &sql, qint64 fallback = 0)
+{
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    if (!q.exec(sql) || !q.next() || q.value(0).isNull())
+        return fallback;
+    return q.value(0).toLongLong();
+}
+
+bool openConnection(QSqlDatabase &db, const QString &path, bool syncFull, QString *error)
+{
+    db.setDatabaseName(path);
+    db.setConnectOptions(QStringLiteral("QSQLITE_BUSY_TIMEOUT=5000"));
+    if (!db.open()) {
+        *error = QStringLiteral("cannot open %1: %2").arg(path, db.lastError().text());
+        return false;
+    }
+    return exec(db, QStringLiteral("PRAGMA synchronous = %1").arg(syncFull ? "FULL" : "NORMAL"),
+                error);
+}
+
+} // namespace
+
+class HistoryStorePrivate
+{
+public:
+    struct Item
+    {
+        QList<CommandOutcome> records;
+        std::optional<FleetEvent> fleet;
+        qint64 bytes = 0;
+        quint64 lastChange = 0;
+    };
+
+    HistoryOptions options;
+    QString path;
+    // One process per data directory: a second hub opening it would take the first one's
+    // pending commands for a crashed run's.
+    std::unique_ptr<QLockFile> lock;
+    qint64 run = 0;
+    int unknownAtOpen = 0;
+
+    // The queue, between append() and the writer.
+    mutable std::mutex mutex;
+    std::condition_variable wake;    // the writer waits for work
+    std::condition_variable drained; // flush() waits for commits
+    std::deque<Item> queue;
+    qint64 queuedBytes = 0;
+    quint64 queuedChange = 0; // the newest change queued
+    quint64 durable = 0;      // the newest change committed (or given up on)
+    quint64 droppedProgress = 0;
+    quint64 written = 0;
+    quint64 retentionDeleted = 0;
+    qint64 rows = 0;
+    qint64 oldestMs = 0;
+    QString lastError;
+    bool stopping = false;
+    std::multimap<quint64, std::function<void()>> waiters;
+
+    std::thread writer;
+    std::atomic<bool> retentionWanted{true};
+
+    // The reader: its own connection and thread; tasks run in order.
+    std::mutex readMutex;
+    std::condition_variable readWake;
+    std::deque<std::function<void(QSqlDatabase &)>> reads;
+    bool readStopping = false;
+    std::thread reader;
+
+    // Writer thread.
+    bool openWriter(Connection &c, QString *error);
+    void writerLoop(std::promise<QString> opened);
+    bool commit(QSqlDatabase &db, std::deque<Item> &items, QString *error);
+    qint64 retentionStep(QSqlDatabase &db, qint64 now, QString *error);
+    void release(quint64 upTo);
+
+    void readerLoop(std::promise<QString> opened);
+    void read(std::function<void(QSqlDatabase &)> task) const;
+    HistoryPage runQuery(QSqlDatabase &db, const HistoryQuery &query) const;
+    QList<CommandOutcome> runRecent(QSqlDatabase &db) const;
+
+    // Prepared once on the writer's connection.
+    std::optional<QSqlQuery> upsert, progress, fleet, touchRun;
+};
+
+bool HistoryStorePrivate::openWriter(Connection &c, QString *error)
+{
+    QSqlDatabase &db = c.db();
+    if (!openConnection(db, path, options.syncFull, error))
+        return false;
+    // Before the first table: lets retention give pages back to the file system a slice at a
+    // time (incremental_vacuum). No effect on an existing file.
+    if (!exec(db, QStringLiteral("PRAGMA auto_vacuum = INCREMENTAL"), error))
+        return false;
+    QSqlQuery mode(db);
+    if (!mode.exec(QStringLiteral("PRAGMA journal_mode = WAL")) || !mode.next() ||
+        mode.value(0).toString().compare(QLatin1String("wal"), Qt::CaseInsensitive) != 0) {
+        *error = QStringLiteral("cannot switch %1 to WAL: %2").arg(path, mode.lastError().text());
+        return false;
+    }
+    mode.finish();
+    {
+        QSqlQuery q(db);
+        if (!q.exec(QStringLiteral("PRAGMA quick_check(1)")) || !q.next() ||
+            q.value(0).toString() != QLatin1String("ok")) {
+            *error = QStringLiteral("%1 is damaged (quick_check: %2); move it away to start a "
+                                    "new history")
+                         .arg(path, q.lastError().isValid() ? q.lastError().text()
+                                                            : q.value(0).toString());
+            return false;
+        }
+    }
+    if (!migrate(db, error))
+        return false;
+
+    const qint64 now = nowMs();
+    if (!exec(db, QStringLiteral("BEGIN IMMEDIATE"), error))
+        return false;
+    // Earlier runs' pending commands: that run stopped without telling their outcome.
+    QSqlQuery unknown(db);
+    unknown.prepare(QStringLiteral(
+        "UPDATE commands SET state = ?, reason = ?, change = 0,"
+        " finished_us = max(0, ((SELECT last_ms FROM runs WHERE runs.run = commands.run)"
+        " - registered_ms) * 1000) WHERE state = ?"));
+    unknown.addBindValue(int(CommandState::Unknown));
+    unknown.addBindValue(QStringLiteral("the hub stopped while this command was pending"));
+    unknown.addBindValue(int(CommandState::Pending));
+    QSqlQuery newRun(db);
+    newRun.prepare(
+        QStringLiteral("INSERT INTO runs(started_ms, last_ms, host, pid) VALUES(?, ?, ?, ?)"));
+    newRun.addBindValue(now);
+    newRun.addBindValue(now);
+    newRun.addBindValue(QSysInfo::machineHostName());
+    newRun.addBindValue(QCoreApplication::applicationPid());
+    // numRowsAffected() reads the connection's latest statement: right after each.
+    const bool marked = unknown.exec();
+    unknownAtOpen = marked ? unknown.numRowsAffected() : 0;
+    if (!marked || !newRun.exec()) {
+        *error = (marked ? newRun : unknown).lastError().text();
+        exec(db, QStringLiteral("ROLLBACK"), nullptr);
+        return false;
+    }
+    run = newRun.lastInsertId().toLongLong();
+    if (!exec(db, QStringLiteral("COMMIT"), error))
+        return false;
+    if (run <= 0 || run >= (qint64(1) << (63 - SequenceBits))) {
+        *error = QStringLiteral("run number %1 out of range").arg(run);
+        return false;
+    }
+    rows = scalar(db, QStringLiteral("SELECT count(*) FROM commands"));
+    oldestMs = scalar(db, QStringLiteral("SELECT min(registered_ms) FROM commands"));
+
+    upsert.emplace(db);
+    progress.emplace(db);
+    fleet.emplace(db);
+    touchRun.emplace(db);
+    if (!upsert->prepare(upsertCommandSql()) ||
+        !progress->prepare(QStringLiteral(
+            "INSERT INTO progress(command, at_ms, percent, message) VALUES(?, ?, ?, ?)")) ||
+        !fleet->prepare(QStringLiteral(
+            "INSERT INTO fleet(run, at_ms, bot, event, detail) VALUES(?, ?, ?, ?, ?)")) ||
+        !touchRun->prepare(QStringLiteral("UPDATE runs SET last_ms = ? WHERE run = ?"))) {
+        *error = QStringLiteral("cannot prepare statements: %1").arg(upsert->lastError().text());
+        return false;
+    }
+    return true;
+}
+
+void HistoryStorePrivate::release(quint64 upTo)
+{
+    std::vector<std::function<void()>> ready;
+    {
+        std::lock_guard lock(mutex);
+        durable = std::max(durable, upTo);
+        auto end = waiters.upper_bound(durable);
+        for (auto it = waiters.begin(); it != end; ++it)
+            ready.push_back(std::move(it->second));
+        waiters.erase(waiters.begin(), end);
+    }
+    drained.notify_all();
+    for (auto &fn : ready)
+        fn();
+}
+
+bool HistoryStorePrivate::commit(QSqlDatabase &db, std::deque<Item> &items, QString *error)
+{
+    // Several transitions of one command in a batch write its row once, in its latest state.
+    QHash<qint64, const CommandOutcome *> latest;
+    std::vector<qint64> order;
+    const qint64 base = commandKey(run, 0);
+    quint64 transitions = 0;
+    qint64 registered = 0;
+    if (!exec(db, QStringLiteral("BEGIN IMMEDIATE"), error))
+        return false;
+    auto fail = [&](const QSqlQuery &q) {
+        *error = q.lastError().text();
+        exec(db, QStringLiteral("ROLLBACK"), nullptr);
+        return false;
+    };
+    for (const Item &item : items) {
+        if (item.fleet) {
+            fleet->bindValue(0, run);
+            fleet->bindValue(1, item.fleet->atMs);
+            fleet->bindValue(2, item.fleet->botId);
+            fleet->bindValue(3, item.fleet->event);
+            fleet->bindValue(4, item.fleet->detail);
+            if (!fleet->exec())
+                return fail(*fleet);
+        }
+        for (const CommandOutcome &rec : item.records) {
+            const qint64 key = rec.historyId ? qint64(rec.historyId) : base + qint64(rec.sequence);
+            ++transitions;
+            registered += rec.event == ChangeEvent::Registered;
+            if (rec.event == ChangeEvent::Progress && !rec.progressSteps.isEmpty()) {
+                const ProgressStep &step = rec.progressSteps.last();
+                progress->bindValue(0, key);
+                progress->bindValue(1, rec.wallMs(step.at));
+                progress->bindValue(2, step.percent);
+                progress->bindValue(3, step.message);
+                if (!progress->exec())
+                    return fail(*progress);
+            }
+            auto it = latest.find(key);
+            if (it == latest.end()) {
+                latest.insert(key, &rec);
+                order.push_back(key);
+            } else {
+                it.value() = &rec;
+            }
+        }
+    }
+    for (const qint64 key : order) {
+        bindCommand(*upsert, key, *latest.value(key));
+        if (!upsert->exec())
+            return fail(*upsert);
+    }
+    touchRun->bindValue(0, nowMs());
+    touchRun->bindValue(1, run);
+    if (!touchRun->exec())
+        return fail(*touchRun);
+    if (!exec(db, QStringLiteral("COMMIT"), error)) {
+        exec(db, QStringLiteral("ROLLBACK"), nullptr);
+        return false;
+    }
+    std::lock_guard lock(mutex);
+    written += transitions;
+    rows += registered;
+    return true;
+}
+
+qint64 HistoryStorePrivate::retentionStep(QSqlDatabase &db, qint64 now, QString *error)
+{
+    qint64 deleted = 0;
+    auto slice = [&](const QString &sql, const QVariant &bound) -> qint64 {
+        QSqlQuery q(db);
+        q.prepare(sql);
+        if (bound.isValid())
+            q.addBindValue(bound);
+        if (!q.exec()) {
+            *error = q.lastError().text();
+            return -1;
+        }
+        return q.numRowsAffected();
+    };
+    const qint64 cutoff = now - qint64(options.maxAge.count());
+    const QString limit = QString::number(RetentionSlice);
+    // By age: the oldest slice of each table.
+    const qint64 old = slice(QStringLiteral("DELETE FROM commands WHERE id IN (SELECT id FROM "
+                                            "commands WHERE registered_ms < ? ORDER BY "
+                                            "registered_ms LIMIT %1)")
+                                 .arg(limit),
+                             cutoff);
+    if (old < 0)
+        return -1;
+    deleted += old;
+    if (slice(QStringLiteral("DELETE FROM progress WHERE id IN (SELECT id FROM progress WHERE "
+                             "at_ms < ? ORDER BY id LIMIT %1)")
+                  .arg(limit),
+              cutoff) < 0 ||
+        slice(QStringLiteral("DELETE FROM fleet WHERE id IN (SELECT id FROM fleet WHERE at_ms "
+                             "< ? ORDER BY at_ms LIMIT %1)")
+                  .arg(limit),
+              cutoff) < 0)
+        return -1;
+    // By size: the pages in use, not the free ones incremental_vacuum is giving back.
+    const qint64 pageSize = scalar(db, QStringLiteral("PRAGMA page_size"), 4096);
+    const qint64 used = (scalar(db, QStringLiteral("PRAGMA page_count")) -
+                         scalar(db, QStringLiteral("PRAGMA freelist_count"))) *
+                        pageSize;
+    if (used > options.maxBytes) {
+        // The share of the rows that is over, oldest first, at most a slice.
+        qint64 count = 0;
+        {
+            std::lock_guard lock(mutex);
+            count = rows;
+        }
+        const double share = double(used - options.maxBytes) / double(std::max<qint64>(1, used));
+        const qint64 n = std::clamp<qint64>(qint64(double(count) * share) + 1, 1, RetentionSlice);
+        const qint64 over = slice(QStringLiteral("DELETE FROM commands WHERE id IN (SELECT id FROM "
+                                                 "commands ORDER BY registered_ms LIMIT %1)")
+                                      .arg(n),
+                                  {});
+        if (over < 0)
+            return -1;
+        deleted += over;
+        const qint64 oldestKept =
+            scalar(db, QStringLiteral("SELECT min(registered_ms) FROM commands"));
+        if (slice(QStringLiteral("DELETE FROM progress WHERE id IN (SELECT id FROM progress WHERE "
+                                 "at_ms < ? ORDER BY id LIMIT %1)")
+                      .arg(limit),
+                  oldestKept) < 0 ||
+            slice(QStringLiteral("DELETE FROM fleet WHERE id IN (SELECT id FROM fleet WHERE at_ms "
+                                 "< ? ORDER BY at_ms LIMIT %1)")
+                      .arg(limit),
+                  oldestKept) < 0)
+            return -1;
+    }
+    if (scalar(db, QStringLiteral("PRAGMA freelist_count")) > 0)
+        exec(db, QStringLiteral("PRAGMA incremental_vacuum(%1)").arg(4 * RetentionSlice), nullptr);
+    const qint64 oldest = scalar(db, QStringLiteral("SELECT min(registered_ms) FROM commands"));
+    std::lock_guard lock(mutex);
+    rows = std::max<qint64>(0, rows - deleted);
+    oldestMs = oldest;
+    retentionDeleted += quint64(deleted);
+    return deleted;
+}
+
+void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
+{
+    auto connection = std::make_unique<Connection>(
+        QStringLiteral("history-writer-%1").arg(quintptr(this), 0, 16));
+    QString error;
+    if (!openWriter(*connection, &error)) {
+        upsert.reset();
+        progress.reset();
+        fleet.reset();
+        touchRun.reset();
+        connection.reset();
+        opened.set_value(error.isEmpty() ? QStringLiteral("cannot open the history") : error);
+        return;
+    }
+    opened.set_value({});
+    QSqlDatabase &db = connection->db();
+    auto nextRetention = std::chrono::steady_clock::now();
+    for (;;) {
+        std::deque<Item> items;
+        bool stop = false;
+        {
+            std::unique_lock lock(mutex);
+            wake.wait_until(lock, nextRetention, [&] { return stopping || !queue.empty(); });
+            items.swap(queue);
+            stop = stopping;
+        }
+        if (!items.empty()) {
+            quint64 upTo = 0;
+            qint64 bytes = 0;
+            for (const Item &item : items) {
+                upTo = std::max(upTo, item.lastChange);
+                bytes += item.bytes;
+            }
+            QString commitError;
+            bool ok = false;
+            for (int attempt = 0; attempt < 3 && !ok; ++attempt)
+                ok = commit(db, items, &commitError);
+            {
+                std::lock_guard lock(mutex);
+                queuedBytes -= bytes;
+                if (!ok)
+                    lastError = QStringLiteral("history write failed, %1 transitions lost: %2")
+                                    .arg(items.size())
+                                    .arg(commitError);
+                else if (lastError.startsWith(QLatin1String("history write failed")))
+                    lastError.clear();
+            }
+            if (!ok)
+                qWarning("history: %s", qPrintable(commitError));
+            // Released even on failure: a failing disk must not hang callers.
+            release(upTo);
+        }
+        if (stop) {
+            std::lock_guard lock(mutex);
+            if (queue.empty())
+                break;
+            continue;
+        }
+        if (std::chrono::steady_clock::now() >= nextRetention) {
+            QString retentionError;
+            const qint64 deleted = retentionStep(db, nowMs(), &retentionError);
+            if (deleted < 0) {
+                std::lock_guard lock(mutex);
+                lastError = QStringLiteral("retention failed: %1").arg(retentionError);
+            }
+            // More to delete: the next slice soon, after the writes waiting.
+            nextRetention = std::chrono::steady_clock::now() +
+                            (deleted >= RetentionSlice ? milliseconds(50) : RetentionEvery);
+        }
+    }
+    touchRun->bindValue(0, nowMs());
+    touchRun->bindValue(1, run);
+    touchRun->exec();
+    QSqlQuery stopped(db);
+    stopped.prepare(QStringLiteral("UPDATE runs SET stopped_ms = ? WHERE run = ?"));
+    stopped.addBindValue(nowMs());
+    stopped.addBindValue(run);
+    stopped.exec();
+    stopped.finish();
+    exec(db, QStringLiteral("PRAGMA wal_checkpoint(TRUNCATE)"), nullptr);
+    upsert.reset();
+    progress.reset();
+    fleet.reset();
+    touchRun.reset();
+}
+
+void HistoryStorePrivate::readerLoop(std::promise<QString> opened)
+{
+    auto connection = std::make_unique<Connection>(
+        QStringLiteral("history-reader-%1").arg(quintptr(this), 0, 16));
+    QString error;
+    if (!openConnection(connection->db(), path, false, &error) ||
+        !exec(connection->db(), QStringLiteral("PRAGMA query_only = 1"), &error)) {
+        connection.reset();
+        opened.set_value(error);
+        return;
+    }
+    opened.set_value({});
+    for (;;) {
+        std::function<void(QSqlDatabase &)> task;
+        {
+            std::unique_lock lock(readMutex);
+            readWake.wait(lock, [&] { return readStopping || !reads.empty(); });
+            if (reads.empty())
+                break;
+            task = std::move(reads.front());
+            reads.pop_front();
+        }
+        task(connection->db());
+    }
+}
+
+void HistoryStorePrivate::read(std::function<void(QSqlDatabase &)> task) const
+{
+    auto *self = const_cast<HistoryStorePrivate *>(this);
+    {
+        std::lock_guard lock(self->readMutex);
+        self->reads.push_back(std::move(task));
+    }
+    self->readWake.notify_one();
+}
+
+HistoryPage HistoryStorePrivate::runQuery(QSqlDatabase &db, const HistoryQuery &query) const
+{
+    HistoryPage page;
+    qint64 fromMs = std::numeric_limits<qint64>::max();
+    qint64 fromId = std::numeric_limits<qint64>::max();
+    if (!query.pageToken.isEmpty() && !decodeToken(query.pageToken, &fromMs, &fromId)) {
+        page.error = QStringLiteral("malformed page token");
+        return page;
+    }
+    if (query.untilMs > 0 && query.untilMs <= fromMs) {
+        fromMs = query.untilMs;
+        fromId = std::numeric_limits<qint64>::min();
+    }
+    // The window: commands in time order from the token back, bounded by bot and time (both
+    // served by an index), at most MaxExamined of them. The other filters apply within it.
+    QString window = QStringLiteral("(registered_ms, id) < (?, ?)");
+    QVariantList windowValues{fromMs, fromId};
+    if (!query.botId.isEmpty()) {
+        window += QStringLiteral(" AND bot = ?");
+        windowValues << query.botId;
+    }
+    if (query.sinceMs > 0) {
+        window += QStringLiteral(" AND registered_ms >= ?");
+        windowValues << query.sinceMs;
+    }
+    QStringList filters;
+    QVariantList filterValues;
+    if (!query.states.isEmpty()) {
+        QStringList states;
+        for (const CommandState s : query.states)
+            states << QString::number(int(s));
+        filters << QStringLiteral("state IN (%1)").arg(states.join(QLatin1Char(',')));
+    }
+    for (const auto &[column, value] : {std::pair{QStringLiteral("kind"), query.kind},
+                                        std::pair{QStringLiteral("issuer"), query.issuer},
+                                        std::pair{QStringLiteral("fan_out"), query.fanOut}}) {
+        if (!value.isEmpty()) {
+            filters << QStringLiteral("%1 = ?").arg(column);
+            filterValues << value;
+        }
+    }
+    if (!query.text.isEmpty()) {
+        QString pattern = query.text;
+        pattern.replace(QLatin1Char('\\'), QLatin1String("\\\\"))
+            .replace(QLatin1Char('%'), QLatin1String("\\%"))
+            .replace(QLatin1Char('_'), QLatin1String("\\_"));
+        pattern = QLatin1Char('%') + pattern + QLatin1Char('%');
+        QStringList ors;
+        for (const char *c : {"command_id", "bot", "reason", "ack_message", "late_message",
+                              "params", "kind", "issuer", "fan_out"}) {
+            ors << QStringLiteral("%1 LIKE ? ESCAPE '\\'").arg(QLatin1String(c));
+            filterValues << pattern;
+        }
+        filters << QLatin1Char('(') + ors.join(QStringLiteral(" OR ")) + QLatin1Char(')');
+    }
+    const int pageSize = std::clamp(query.pageSize, 1, HistoryQuery::MaxPageSize);
+    const QString inner =
+        QStringLiteral("SELECT * FROM commands WHERE %1 ORDER BY registered_ms DESC, id DESC "
+                       "LIMIT %2")
+            .arg(window)
+            .arg(HistoryQuery::MaxExamined);
+    QSqlQuery q(db);
+    q.setForwardOnly(true);
+    q.prepare(QStringLiteral("SELECT %1 FROM (%2)%3 ORDER BY registered_ms DESC, id DESC LIMIT %4")
+                  .arg(commandColumns(), inner,
+                       filters.isEmpty()
+                           ? QString()
+                           : QStringLiteral(" WHERE ") + filters.join(QStringLiteral(" AND ")))
+                  .arg(pageSize + 1));
+    int i = 0;
+    for (const QVariant &v : windowValues)
+        q.bindValue(i++, v);
+    for (const QVariant &v : filterValues)
+        q.bindValue(i++, v);
+    if (!q.exec()) {
+        page.error = q.lastError().text();
+        return page;
+    }
+    const auto steady = Clock::now();
+    const qint64 wall = nowMs();
+    qint64 lastMs = 0, lastId = 0;
+    while (q.next()) {
+        if (page.records.size() == pageSize) {
+            page.nextPageToken = encodeToken(lastMs, lastId);
+            break;
+        }
+        page.records.append(readCommand(q, steady, wall));
+        lastMs = q.value(11).toLongLong();
+        lastId = q.value(0).toLongLong();
+    }
+    q.finish();
+    if (page.nextPageToken.isEmpty()) {
+        // The page is short: go on after the window if it was full.
+        QSqlQuery end(db);
+        end.setForwardOnly(true);
+        end.prepare(QStringLiteral("SELECT registered_ms, id FROM commands WHERE %1 ORDER BY "
+                                   "registered_ms DESC, id DESC LIMIT 1 OFFSET %2")
+                        .arg(window)
+                        .arg(HistoryQuery::MaxExamined - 1));
+        int j = 0;
+        for (const QVariant &v : windowValues)
+            end.bindValue(j++, v);
+        if (end.exec() && end.next())
+            page.nextPageToken = encodeToken(end.value(0).toLongLong(), end.value(1).toLongLong());
+        end.finish();
+    }
+    return page;
+}
+
+QList<CommandOutcome> HistoryStorePrivate::runRecent(QSqlDatabase &db) const
+{
+    const auto steady = Clock::now();
+    const qint64 wall = nowMs();
+    QHash<quint64, CommandOutcome> byId;
+    auto collect = [&](QSqlQuery &q) {
+        q.setForwardOnly(true);
+        if (!q.exec()) {
+            qWarning("history: %s", qPrintable(q.lastError().text()));
+            return;
+        }
+        while (q.next()) {
+            CommandOutcome rec = readCommand(q, steady, wall);
+            byId.insert(rec.historyId, std::move(rec));
+        }
+        q.finish();
+    };
+    QSqlQuery newest(db);
+    newest.prepare(QStringLiteral("SELECT %1 FROM commands WHERE id < ? ORDER BY registered_ms "
+                                  "DESC, id DESC LIMIT %2")
+                       .arg(commandColumns())
+                       .arg(std::max(0, options.restoreLimit)));
+    newest.addBindValue(commandKey(run, 0));
+    collect(newest);
+    // The previous run's commands whose outcome a bot may still tell (rowid range: no scan of
+    // older runs).
+    QSqlQuery open(db);
+    open.prepare(QStringLiteral("SELECT %1 FROM commands WHERE id >= ? AND id < ? AND state IN "
+                                "(%2, %3) AND late_us IS NULL AND ack_success IS NULL LIMIT 50000")
+                     .arg(commandColumns())
+                     .arg(int(CommandState::Unknown))
+                     .arg(int(CommandState::Disconnected)));
+    open.addBindValue(commandKey(run - 1, 0));
+    open.addBindValue(commandKey(run, 0));
+    collect(open);
+    QList<CommandOutcome> out = byId.values();
+    std::sort(out.begin(), out.end(), [](const CommandOutcome &a, const CommandOutcome &b) {
+        return a.registeredWallMs != b.registeredWallMs ? a.registeredWallMs < b.registeredWallMs
+                                                        : a.historyId < b.historyId;
+    });
+    return out;
+}
+
+// ---- HistoryStore ------------------------------------------------------------------------
+
+HistoryStore::HistoryStore(std::unique_ptr<HistoryStorePrivate> p) : d(std::move(p)) {}
+
+std::unique_ptr<HistoryStore> HistoryStore::open(const HistoryOptions &options, QString *error)
+{
+    QString ignored;
+    QString &why = error ? *error : ignored;
+    if (options.directory.isEmpty()) {
+        why = QStringLiteral("no data directory given");
+        return nullptr;
+    }
+    if (!QDir().mkpath(options.directory)) {
+        why = QStringLiteral("cannot create the data directory %1").arg(options.directory);
+        return nullptr;
+    }
+    auto d = std::make_unique<HistoryStorePrivate>();
+    d->options = options;
+    d->path = QDir(options.directory).absoluteFilePath(QStringLiteral("history.sqlite"));
+    d->lock = std::make_unique<QLockFile>(d->path + QStringLiteral(".lock"));
+    d->lock->setStaleLockTime(0); // held for the whole run; a dead holder's lock is taken over
+    if (!d->lock->tryLock(0)) {
+        qint64 pid = 0;
+        QString host, app;
+        d->lock->getLockInfo(&pid, &host, &app);
+        why = d->lock->error() == QLockFile::LockFailedError
+                  ? QStringLiteral("%1 is in use by %2 (pid %3 on %4)")
+                        .arg(d->path, app.isEmpty() ? QStringLiteral("another process") : app)
+                        .arg(pid)
+                        .arg(host)
+                  : QStringLiteral("cannot lock %1 (permissions?)").arg(d->path);
+        return nullptr;
+    }
+    std::promise<QString> writerOpened;
+    auto writerResult = writerOpened.get_future();
+    d->writer = std::thread(&HistoryStorePrivate::writerLoop, d.get(), std::move(writerOpened));
+    why = writerResult.get();
+    if (!why.isEmpty()) {
+        d->writer.join();
+        return nullptr;
+    }
+    std::promise<QString> readerOpened;
+    auto readerResult = readerOpened.get_future();
+    d->reader = std::thread(&HistoryStorePrivate::readerLoop, d.get(), std::move(readerOpened));
+    why = readerResult.get();
+    std::unique_ptr<HistoryStore> store(new HistoryStore(std::move(d)));
+    if (!why.isEmpty())
+        return nullptr; // the destructor stops the writer
+    return store;
+}
+
+HistoryStore::~HistoryStore()
+{
+    {
+        std::lock_guard lock(d->readMutex);
+        d->readStopping = true;
+    }
+    d->readWake.notify_all();
+    if (d->reader.joinable())
+        d->reader.join();
+    {
+        std::lock_guard lock(d->mutex);
+        d->stopping = true;
+    }
+    d->wake.notify_all();
+    if (d->writer.joinable())
+        d->writer.join();
+    d->release(std::numeric_limits<quint64>::max());
+}
+
+QString HistoryStore::path() const
+{
+    return d->path;
+}
+
+qint64 HistoryStore::run() const
+{
+    return d->run;
+}
+
+int HistoryStore::unknownAtOpen() const
+{
+    return d->unknownAtOpen;
+}
+
+QList<CommandOutcome> HistoryStore::recent() const
+{
+    auto done = std::make_shared<std::promise<QList<CommandOutcome>>>();
+    auto result = done->get_future();
+    d->read([this, done](QSqlDatabase &db) { done->set_value(d->runRecent(db)); });
+    return result.get();
+}
+
+void HistoryStore::append(const QList<CommandOutcome> &records)
+{
+    HistoryStorePrivate::Item item;
+    item.records.reserve(records.size());
+    for (const CommandOutcome &r : records) {
+        if (r.event == ChangeEvent::Restored)
+            continue; // already in the database
+        item.lastChange = std::max(item.lastChange, r.change);
+        item.bytes += weigh(r);
+        item.records.append(r);
+    }
+    if (item.records.isEmpty())
+        return;
+    {
+        std::lock_guard lock(d->mutex);
+        if (d->stopping)
+            return;
+        if (d->queuedBytes + item.bytes > d->options.maxQueueBytes) {
+            // The disk is behind: progress goes first; outcomes and the rest are kept.
+            const auto before = item.records.size();
+            item.records.removeIf(
+                [](const CommandOutcome &r) { return r.event == ChangeEvent::Progress; });
+            d->droppedProgress += quint64(before - item.records.size());
+            item.bytes = 0;
+            for (const CommandOutcome &r : std::as_const(item.records))
+                item.bytes += weigh(r);
+        }
+        d->queuedBytes += item.bytes;
+        d->queuedChange = std::max(d->queuedChange, item.lastChange);
+        d->queue.push_back(std::move(item));
+    }
+    d->wake.notify_one();
+}
+
+void HistoryStore::noteFleet(const FleetEvent &event)
+{
+    HistoryStorePrivate::Item item;
+    item.fleet = event;
+    item.bytes = 2 * (event.botId.size() + event.event.size() + event.detail.size()) + 64;
+    {
+        std::lock_guard lock(d->mutex);
+        if (d->stopping || d->queuedBytes + item.bytes > 2 * d->options.maxQueueBytes)
+            return;
+        d->queuedBytes += item.bytes;
+        d->queue.push_back(std::move(item));
+    }
+    d->wake.notify_one();
+}
+
+quint64 HistoryStore::durableChange() const
+{
+    std::lock_guard lock(d->mutex);
+    return d->durable;
+}
+
+void HistoryStore::whenDurable(quint64 change, std::function<void()> fn)
+{
+    {
+        std::lock_guard lock(d->mutex);
+        if (change > d->durable && !d->stopping) {
+            d->waiters.emplace(change, std::move(fn));
+            return;
+        }
+    }
+    fn();
+}
+
+bool HistoryStore::flush(milliseconds timeout)
+{
+    std::unique_lock lock(d->mutex);
+    const quint64 target = d->queuedChange;
+    return d->drained.wait_for(lock, timeout, [&] {
+        return d->queue.empty() && d->queuedBytes <= 0 && d->durable >= target;
+    });
+}
+
+QFuture<HistoryPage> HistoryStore::query(const HistoryQuery &query) const
+{
+    auto promise = std::make_shared<QPromise<HistoryPage>>();
+    QFuture<HistoryPage> future = promise->future();
+    promise->start();
+    d->read([this, promise, query](QSqlDatabase &db) {
+        promise->addResult(d->runQuery(db, query));
+        promise->finish();
+    });
+    return future;
+}
+
+QString summaryOf(const HistoryStats &s)
+{
+    const QLocale c = QLocale::c();
+    auto bytes = [&](qint64 n) {
+        return c.formattedDataSize(n, 1, QLocale::DataSizeTraditionalFormat);
+    };
+    QString text = QObject::tr("%1 commands").arg(c.toString(s.commands));
+    if (s.oldestMs > 0)
+        text += QObject::tr(" since %1")
+                    .arg(QDateTime::fromMSecsSinceEpoch(s.oldestMs)
+                             .toString(QStringLiteral("d MMM yyyy")));
+    text += QObject::tr(" · %1 of %2 · kept %3 days")
+                .arg(bytes(s.fileBytes), bytes(s.maxBytes))
+                .arg(s.maxAgeMs / (24 * 3600 * 1000));
+    if (s.unknownAtOpen > 0)
+        text += QObject::tr(" · %1 unknown at start").arg(c.toString(s.unknownAtOpen));
+    if (s.droppedProgress > 0)
+        text += QObject::tr(" · %1 progress events not kept").arg(c.toString(s.droppedProgress));
+    if (!s.lastError.isEmpty())
+        text += QObject::tr(" · ERROR: %1").arg(s.lastError);
+    return text;
+}
+
+QString HistoryStore::tokenAfter(const CommandOutcome &record)
+{
+    return encodeToken(record.registeredWallMs, qint64(record.historyId));
+}
+
+HistoryStats HistoryStore::stats() const
+{
+    HistoryStats s;
+    s.path = d->path;
+    s.fileBytes = QFileInfo(d->path).size() + QFileInfo(d->path + QStringLiteral("-wal")).size();
+    s.run = d->run;
+    s.unknownAtOpen = d->unknownAtOpen;
+    s.maxAgeMs = d->options.maxAge.count();
+    s.maxBytes = d->options.maxBytes;
+    std::lock_guard lock(d->mutex);
+    s.commands = d->rows;
+    s.oldestMs = d->oldestMs;
+    s.written = d->written;
+    s.droppedProgress = d->droppedProgress;
+    s.retentionDeleted = d->retentionDeleted;
+    s.queuedBytes = d->queuedBytes;
+    s.durableChange = d->durable;
+    s.lastError = d->lastError;
+    return s;
+}
+
+qint64 HistoryStore::enforceRetention(qint64 nowMsValue)
+{
+    // On a connection of its own in this thread: the writer keeps writing meanwhile.
+    Connection c(QStringLiteral("history-retention-%1").arg(quintptr(this), 0, 16));
+    QString error;
+    qint64 total = 0;
+    if (openConnection(c.db(), d->path, d->options.syncFull, &error)) {
+        for (int step = 0; step < 10'000; ++step) {
+            const qint64 n = d->retentionStep(c.db(), nowMsValue, &error);
+            if (n <= 0)
+                break;
+            total += n;
+        }
+    }
+    return total;
+}
+
+} // namespace opconsole
