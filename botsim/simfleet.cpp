@@ -274,6 +274,7 @@ public:
             // Done, whether or not this stream still carries it: the next Hello says it again.
             std::lock_guard lock(m_stateMutex);
             m_recentAcks.emplace_back(steady_clock::now(), ack);
+            ++m_fleet->stats.acksDone;
             if (m_recentAcks.size() > size_t(opconsole::wire::limits::MaxResentAcks))
                 m_recentAcks.pop_front();
             // An ack is the bot's, not the connection's: one done after a reconnect goes on the

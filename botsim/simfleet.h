@@ -72,6 +72,7 @@ struct SimStats
     std::atomic<uint64_t> progressSent{0};
     std::atomic<uint64_t> cancelsReceived{0};
     std::atomic<uint64_t> heartbeatsSent{0};
+    std::atomic<uint64_t> acksDone{0};   // acks whose time came (written, or not: no stream)
     std::atomic<uint64_t> acksResent{0}; // acks carried again in a Hello
 
     std::string summary() const;

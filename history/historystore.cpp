@@ -786,13 +786,14 @@ void HistoryStore::append(const QList<CommandOutcome> &records)
     HistoryStorePrivate::Item item;
     item.records.reserve(records.size());
     for (const CommandOutcome &r : records) {
+        // Counted even when not written, so that whenDurable() of any change comes true.
+        item.lastChange = std::max(item.lastChange, r.change);
         if (r.event == ChangeEvent::Restored)
             continue; // already in the database
-        item.lastChange = std::max(item.lastChange, r.change);
         item.bytes += weigh(r);
         item.records.append(r);
     }
-    if (item.records.isEmpty())
+    if (item.lastChange == 0)
         return;
     {
         std::lock_guard lock(d->mutex);

@@ -3,6 +3,7 @@
 #include "wirecheck.h"
 
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -43,6 +44,7 @@ commands:
   send       send a command and wait         opctl send BOT COMMAND [options]
              fan out with a live tally       opctl send --all|--label k=v COMMAND [options]
   commands   list commands                  opctl commands [--state S] [--bot B] [--fan-out F]
+  history    search the hub's history       opctl history [--bot B] [--state S] [--since 24h]
   cancel     cancel a pending command       opctl cancel ID [--reason TEXT]
   watch      follow commands and bots live  opctl watch [--snapshot] [--count N]
   help       help on a command              opctl help send
@@ -95,6 +97,28 @@ finished one) or problems (every finished one but acked), as in the console's fi
 --fan-out lists the commands of one fan-out (its id is in opctl send's summary).
 )";
 
+const char *const HistoryHelp =
+    R"(usage: opctl history [filters] [--limit N] [--json | --csv]
+
+Commands kept in the hub's history database, across restarts, newest first.
+
+filters (all optional, combined with AND):
+  --bot BOT        one bot
+  --kind KIND      start, stop, restart, pause, resume, ping, config or custom
+  --state S        as in opctl commands, plus unknown (the hub stopped while it was
+                   pending); repeatable; done and problems as there
+  --text TEXT      in the id, bot, reason, ack messages or parameters (any case)
+  --issuer WHO     who sent it (console:<user>, operator@<address>)
+  --fan-out ID     the commands of one fan-out
+  --since WHEN     registered at or after WHEN: 2026-11-28T10:00:00Z, or 30m, 24h, 7d ago
+  --until WHEN     registered before WHEN
+  --limit N        print at most N (default 1000)
+
+--csv prints a header and one row per command (fields that a spreadsheet would run as a
+formula are prefixed with '); --json one CommandRecord per line. The hub pages the
+search: a page looks at 20,000 commands at most, however large the history.
+)";
+
 const char *const CancelHelp = R"(usage: opctl cancel ID [--reason TEXT]
 
 Releases whoever waits for the command (it finishes as cancelled) and tells the bot.
@@ -137,7 +161,7 @@ public:
 Args parse(int argc, char **argv)
 {
     static const std::vector<std::string> flagNames = {
-        "json", "connected", "all", "no-graceful", "snapshot", "help", "h"};
+        "json", "csv", "connected", "all", "no-graceful", "snapshot", "help", "h"};
     Args args;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -194,6 +218,44 @@ int64_t durationMs(const std::string &text, const char *what)
     if (ms > maxMs)
         throw UsageError(std::string(what) + " of '" + text + "' is over a year");
     return int64_t(ms);
+}
+
+// --since/--until: an RFC 3339 time, or a duration ago (30m, 24h, 7d).
+google::protobuf::Timestamp timeArgument(const std::string &text, const char *what)
+{
+    google::protobuf::Timestamp t;
+    if (text.size() < 64 && google::protobuf::util::TimeUtil::FromString(text, &t))
+        return t;
+    size_t used = 0;
+    double v = -1;
+    try {
+        v = std::stod(text, &used);
+    } catch (...) {
+    }
+    const std::string unit = used > 0 ? text.substr(used) : "";
+    const double perUnit = unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+    if (!(v >= 0) || perUnit == 0 || v * perUnit > 100.0 * 365 * 86400)
+        throw UsageError(std::string("bad ") + what + ": '" + text +
+                         "' (use 2026-11-28T10:00:00Z, or 30m, 24h, 7d ago)");
+    const auto at = system_clock::now() - milliseconds(int64_t(v * perUnit * 1000));
+    return opconsole::wire::timestampFromMs(
+        duration_cast<milliseconds>(at.time_since_epoch()).count());
+}
+
+// One CSV field (RFC 4180); a leading = + - @ gets a ' so a spreadsheet shows, not runs, it.
+std::string csvField(std::string s)
+{
+    if (!s.empty() && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@'))
+        s.insert(s.begin(), '\'');
+    if (s.find_first_of(",\"\r\n") == std::string::npos)
+        return s;
+    std::string out = "\"";
+    for (const char c : s) {
+        if (c == '"')
+            out += '"';
+        out += c;
+    }
+    return out + "\"";
 }
 
 std::pair<std::string, std::string> keyValue(const std::string &text, const char *what)
@@ -527,6 +589,86 @@ public:
         return ExitAcked;
     }
 
+    int history(const Args &args)
+    {
+        v1::QueryHistoryRequest request;
+        for (const auto &s : args.values("state")) {
+            if (s == "done" || s == "problems") {
+                for (int o = v1::OUTCOME_ACKED; o <= v1::OUTCOME_UNKNOWN; ++o)
+                    if (s == "done" || o != v1::OUTCOME_ACKED)
+                        request.add_outcomes(v1::Outcome(o));
+                continue;
+            }
+            const auto o = outcomeFromName(s);
+            if (!o)
+                throw UsageError("unknown state '" + s + "' (see opctl history --help)");
+            request.add_outcomes(*o);
+        }
+        request.set_bot_id(args.value("bot").value_or(""));
+        request.set_kind(args.value("kind").value_or(""));
+        request.set_text(args.value("text").value_or(""));
+        request.set_issuer(args.value("issuer").value_or(""));
+        request.set_fan_out_id(args.value("fan-out").value_or(""));
+        if (const auto since = args.value("since"))
+            *request.mutable_since() = timeArgument(*since, "--since");
+        if (const auto until = args.value("until"))
+            *request.mutable_until() = timeArgument(*until, "--until");
+        const int limit = std::stoi(args.value("limit").value_or("1000"));
+        if (limit <= 0)
+            throw UsageError("--limit must be positive");
+        const bool csv = args.flag("csv");
+        if (csv && m_json)
+            throw UsageError("--csv and --json: choose one");
+        requireHub();
+        if (csv)
+            std::puts("id,bot,kind,state,reason,issuer,fan_out,registered_at,latency_ms,"
+                      "ack_success,ack_message,late_ack_message,params");
+        int printed = 0;
+        // Pages of a sparse search may be short or empty: bounded by pages, not only rows.
+        for (int pages = 0; pages < 100'000 && printed < limit; ++pages) {
+            request.set_page_size(std::min(1000, limit - printed));
+            v1::QueryHistoryResponse response;
+            const auto status = quickCall(&v1::Operator::Stub::QueryHistory, request, &response);
+            if (!status.ok())
+                return failed(status);
+            for (const auto &r : response.commands()) {
+                if (printed >= limit)
+                    break;
+                if (csv) {
+                    using google::protobuf::util::TimeUtil;
+                    const std::vector<std::string> fields = {
+                        r.command_id(),
+                        r.bot_id(),
+                        r.kind(),
+                        outcomeName(r.outcome()),
+                        r.reason(),
+                        r.issuer(),
+                        r.fan_out_id(),
+                        r.has_registered_at() ? TimeUtil::ToString(r.registered_at()) : "",
+                        r.has_latency()
+                            ? std::to_string(double(TimeUtil::DurationToMicroseconds(r.latency())) /
+                                             1000)
+                            : "",
+                        r.has_ack() ? (r.ack().success() ? "true" : "false") : "",
+                        r.has_ack() ? r.ack().message() : "",
+                        r.has_late_ack() ? r.late_ack().message() : "",
+                        r.params()};
+                    std::string line;
+                    for (size_t i = 0; i < fields.size(); ++i)
+                        line += (i ? "," : "") + csvField(fields[i]);
+                    std::puts(line.c_str());
+                } else {
+                    std::puts(m_json ? toJson(r).c_str() : describe(r).c_str());
+                }
+                ++printed;
+            }
+            if (response.next_page_token().empty())
+                break;
+            request.set_page_token(response.next_page_token());
+        }
+        return ExitAcked;
+    }
+
     int cancel(const Args &args)
     {
         if (args.words.size() != 2)
@@ -599,7 +741,7 @@ int main(int argc, char **argv)
         const std::string command = args.words.empty() ? "" : args.words[0];
         const std::map<std::string, const char *> helps = {
             {"send", SendHelp},     {"bots", BotsHelp},   {"commands", CommandsHelp},
-            {"cancel", CancelHelp}, {"watch", WatchHelp},
+            {"cancel", CancelHelp}, {"watch", WatchHelp}, {"history", HistoryHelp},
         };
         if (command.empty() || command == "help") {
             const bool usage = command.empty() && !args.flag("help") && !args.flag("h");
@@ -626,6 +768,8 @@ int main(int argc, char **argv)
             return client.commands(args);
         if (command == "cancel")
             return client.cancel(args);
+        if (command == "history")
+            return client.history(args);
         return client.watch(args);
     } catch (const UsageError &e) {
         std::cerr << "opctl: " << e.what() << "\n";

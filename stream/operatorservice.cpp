@@ -346,11 +346,18 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
     QFuture<CommandOutcome> future = commands.sendWithId(
         id, fromStd(request->bot_id()), checked.spec, checked.timeout, checked.options);
     if (request->no_wait()) {
-        finishWith(reactor, [&] {
-            if (future.isFinished())
-                convert::fillRecord(*response->mutable_record(), future.result());
-            else if (const auto record = commands.registry().find(id))
-                convert::fillRecord(*response->mutable_record(), *record);
+        std::optional<CommandOutcome> record;
+        if (future.isFinished())
+            record = future.result();
+        else
+            record = commands.registry().find(id);
+        // Answered once the command is in history: an id the caller holds is never lost to a
+        // crash (it is at least "unknown" afterwards).
+        whenDurable(history, record ? record->change : 0, [reactor, response, record] {
+            finishWith(reactor, [&] {
+                if (record)
+                    convert::fillRecord(*response->mutable_record(), *record);
+            });
         });
         return reactor;
     }
@@ -412,8 +419,12 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *context,
         }
         v1::SendToManyEvent event;
         convert::fillTally(*event.mutable_summary(), now);
-        writer->push(std::move(event));
-        writer->finish(grpc::Status::OK);
+        // Answered once every command of it is in history (see SendCommand).
+        whenDurable(history, commands.registry().lastChange(),
+                    [writer, event = std::move(event)]() mutable {
+                        writer->push(std::move(event));
+                        writer->finish(grpc::Status::OK);
+                    });
         return writer.get();
     }
     writer->setCommands(fan.commandIds);
