@@ -5,6 +5,7 @@
 #include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
+#include "historystore.h"
 #include "hub.h"
 #include "opconsole/v1/botlink.grpc.pb.h"
 #include "opconsole/v1/operator.grpc.pb.h"
@@ -14,6 +15,7 @@
 #include <QCoreApplication>
 #include <QElapsedTimer>
 #include <QProcess>
+#include <QTemporaryDir>
 #include <QTest>
 
 #include <grpcpp/grpcpp.h>
@@ -248,8 +250,21 @@ void stopBotsim(QProcess &proc)
 // A hub (optionally with the Operator API) and a botsim process whose bots have connected.
 struct HubRun
 {
-    HubRun(int bots, const QString &prefix, bool withApi)
+    HubRun(int bots, const QString &prefix, bool withApi, bool withHistory = false)
     {
+        if (withHistory) {
+            // As app/main.cpp wires it: every change of the feed, appended on its thread.
+            HistoryOptions ho;
+            ho.directory = dataDir.path();
+            QString error;
+            history = HistoryStore::open(ho, &error);
+            if (!history)
+                qFatal("history: %s", qPrintable(error));
+            QObject::connect(
+                &feed, &ChangeFeed::changes, &feed,
+                [store = history.get()](const QList<CommandOutcome> &r) { store->append(r); },
+                Qt::DirectConnection);
+        }
         HubOptions options;
         options.listenAddress = QStringLiteral("127.0.0.1:0");
         hub = std::make_unique<Hub>(registry, options);
@@ -257,6 +272,7 @@ struct HubRun
         if (withApi) {
             api = std::make_unique<OperatorService>(*service, feed);
             api->attachTo(*hub);
+            api->setHistory(history.get());
         }
         if (!hub->start())
             qFatal("hub did not start");
@@ -270,8 +286,25 @@ struct HubRun
     {
         stopBotsim(botsim);
         api.reset(); // stops the hub before the service goes
+        hub->stop(QStringLiteral("bench over"));
+        if (history) {
+            registry.flushChanges();
+            if (!history->flush(seconds(60)))
+                std::fprintf(stderr, "stream_bench: history not flushed in 60 s\n");
+            const HistoryStats s = history->stats();
+            std::fprintf(stderr,
+                         "stream_bench: history wrote %llu transitions, dropped %llu "
+                         "progress, %s\n",
+                         static_cast<unsigned long long>(s.written),
+                         static_cast<unsigned long long>(s.droppedProgress),
+                         qPrintable(summaryOf(s)));
+            QObject::disconnect(&feed, &ChangeFeed::changes, &feed, nullptr);
+            history.reset();
+        }
     }
 
+    QTemporaryDir dataDir;
+    std::unique_ptr<HistoryStore> history;
     CommandRegistry registry;
     ChangeFeed feed{registry};
     std::unique_ptr<Hub> hub;
@@ -281,9 +314,10 @@ struct HubRun
     QStringList ids;
 };
 
-Figures runHub(int bots, int concurrency, double seconds)
+Figures runHub(int bots, int concurrency, double seconds, bool withHistory = false)
 {
-    HubRun run(bots, QStringLiteral("hb-"), false);
+    HubRun run(bots, withHistory ? QStringLiteral("hh-") : QStringLiteral("hb-"), false,
+               withHistory);
     CommandService &service = *run.service;
     const QStringList &ids = run.ids;
     ClosedLoop loop;
@@ -306,9 +340,10 @@ Figures runHub(int bots, int concurrency, double seconds)
 }
 
 // The same load through the Operator API: each caller is a gRPC client of SendCommand.
-Figures runViaApi(int bots, int concurrency, double seconds)
+Figures runViaApi(int bots, int concurrency, double seconds, bool withHistory = false)
 {
-    HubRun run(bots, QStringLiteral("api-"), true);
+    HubRun run(bots, withHistory ? QStringLiteral("apih-") : QStringLiteral("api-"), true,
+               withHistory);
     const QStringList &ids = run.ids;
     auto stub = v1::Operator::NewStub(
         grpc::CreateChannel(run.hub->address().toStdString(), grpc::InsecureChannelCredentials()));
@@ -393,6 +428,9 @@ int main(int argc, char **argv)
         {QStringLiteral("seconds"), QStringLiteral("Seconds per run."), QStringLiteral("s"), "5"},
         {QStringLiteral("via-api"),
          QStringLiteral("Also send the same load through the Operator API (SendCommand).")},
+        {QStringLiteral("history"),
+         QStringLiteral("Also run the hub (and the API, with --via-api) with history on: a "
+                        "SQLite database in a temporary directory, as opconsole has it.")},
         {QStringLiteral("hub-only"),
          QStringLiteral("Run the hub alone, without the raw echo (for profiling).")},
     });
@@ -419,10 +457,24 @@ int main(int argc, char **argv)
     printRun(QStringLiteral("raw"), raw);
     print("rate_ratio_hub_vs_raw" + tag, hub.perSecond / raw.perSecond, "x");
     print("p50_ratio_hub_vs_raw" + tag, hub.p50 / raw.p50, "x");
+    const bool withHistory = parser.isSet(QStringLiteral("history"));
+    if (withHistory) {
+        // Side by side in one run: the same load with history on.
+        const Figures hubHistory = runHub(bots, concurrency, seconds, true);
+        printRun(QStringLiteral("hub_history"), hubHistory);
+        print("rate_ratio_history_vs_hub" + tag, hubHistory.perSecond / hub.perSecond, "x");
+        print("cpu_ratio_history_vs_hub" + tag, hubHistory.cpuUsPerCommand / hub.cpuUsPerCommand,
+              "x");
+    }
     if (parser.isSet(QStringLiteral("via-api"))) {
         const Figures api = runViaApi(bots, concurrency, seconds);
         printRun(QStringLiteral("api"), api);
         print("rate_ratio_api_vs_hub" + tag, api.perSecond / hub.perSecond, "x");
+        if (withHistory) {
+            const Figures apiHistory = runViaApi(bots, concurrency, seconds, true);
+            printRun(QStringLiteral("api_history"), apiHistory);
+            print("rate_ratio_api_history_vs_api" + tag, apiHistory.perSecond / api.perSecond, "x");
+        }
     }
     return 0;
 }

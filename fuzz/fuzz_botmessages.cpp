@@ -189,6 +189,7 @@ public:
                          });
 
         // As HubPrivate::sessionHello records the bot.
+        recentAcks.assign(hello.recent_acks().begin(), hello.recent_acks().end());
         botId = fromStd(hello.bot_id());
         bot.botId = botId;
         bot.session = session;
@@ -250,6 +251,7 @@ private:
 
     std::map<quint64, int> finishedTimes; // by sequence: the finished signal per command
     std::map<quint64, QFuture<CommandOutcome>> futures;
+    std::vector<v1::CommandAck> recentAcks;    // the Hello's, told again on a reconnect
     std::unique_ptr<CommandRegistry> registry; // after what its signals touch: destroyed first
 
 public:
@@ -404,6 +406,29 @@ void Session::hubEvent(unsigned action, unsigned arg)
         ++session;
         bot.session = session;
         ++bot.connects;
+        // Its Hello (the first one, again) tells its recent acks: applied as the hub does,
+        // never counted as violations, at most one outcome or late ack per command.
+        const RegistryCounters before = registry->counters();
+        for (const v1::CommandAck &resent : recentAcks) {
+            const wire::AckCheck checked = wire::checkAck(resent);
+            REQUIRE(checked.problem.empty()); // checkHello refused bad ids
+            const QString id = fromStd(resent.command_id());
+            const auto was = registry->find(id);
+            const ResolveResult r =
+                registry->applyResentAck(id, botId, convert::toAckData(resent, checked));
+            const auto now = registry->find(id);
+            if (r == ResolveResult::Resolved || r == ResolveResult::Late) {
+                REQUIRE(was && now && was->botId == botId);
+                REQUIRE(r == ResolveResult::Late ? (!was->ack && !was->lateAck && now->lateAck)
+                                                 : now->ack.has_value());
+            }
+        }
+        const RegistryCounters after = registry->counters();
+        REQUIRE(after.unknownAcks == before.unknownAcks);
+        REQUIRE(after.duplicateAcks == before.duplicateAcks);
+        REQUIRE(after.wrongBotAcks == before.wrongBotAcks);
+        REQUIRE(after.resentAcksApplied + after.resentAcksIgnored ==
+                before.resentAcksApplied + before.resentAcksIgnored + quint64(recentAcks.size()));
         break;
     }
     case 6:

@@ -1,7 +1,9 @@
 // libFuzzer target: Operator API requests as the hub checks them (docs/fuzzing.md).
 //
 // Input: the first byte picks the request type (byte % 6: SendCommandRequest, SendToManyRequest,
-// ListCommandsRequest, CancelCommandRequest, ListBotsRequest, WatchRequest); the rest is parsed
+// ListCommandsRequest, CancelCommandRequest, ListBotsRequest, WatchRequest; 252..255:
+// QueryHistoryRequest, checked by api::checkQueryHistory, its page token decoded as the
+// history store does); the rest is parsed
 // as that message. A request that parses is validated the way stream/operatorservice.cpp does it
 // (its helpers are file-local there, so the same sequence of public checks is rebuilt here:
 // wire::checkId, checkDuration, checkLabels, checkTimestamp, convert::specFromCommand). A command
@@ -13,6 +15,7 @@
 #include "botinfo.h"
 #include "commandregistry.h" // CommandRegistry::DefaultMaxTimeout
 #include "fuzzsupport.h"
+#include "historyrows.h"
 #include "operatorrequest.h"
 #include "operatorservice.h" // OperatorService::MaxPageSize
 #include "protoconvert.h"
@@ -232,6 +235,31 @@ void checkRawString(std::string_view s)
 
 OPCONSOLE_FUZZER_INITIALIZE("fuzz_operator_requests")
 
+void queryHistory(const v1::QueryHistoryRequest &r)
+{
+    // Whatever the token, decoding it never fails loudly, and a decoded one encodes back to
+    // itself.
+    qint64 ms = 0, id = 0;
+    const QString token = fromStd(r.page_token());
+    if (history::decodeToken(token, &ms, &id)) {
+        qint64 ms2 = 0, id2 = 0;
+        REQUIRE(history::decodeToken(history::encodeToken(ms, id), &ms2, &id2));
+        REQUIRE(ms2 == ms && id2 == id);
+    }
+    HistoryQuery q;
+    if (!api::checkQueryHistory(r, &q).isEmpty())
+        return;
+    REQUIRE(q.pageSize >= 1 && q.pageSize <= HistoryQuery::MaxPageSize);
+    REQUIRE(q.states.size() == r.outcomes_size());
+    for (int i = 0; i < r.outcomes_size(); ++i)
+        REQUIRE(convert::outcome(q.states[i]) == r.outcomes(i));
+    REQUIRE((q.sinceMs > 0) == r.has_since());
+    REQUIRE((q.untilMs > 0) == r.has_until());
+    REQUIRE(q.pageToken.size() <= 64);
+    REQUIRE(q.botId.isEmpty() || wire::checkId(r.bot_id(), "bot_id").empty());
+    REQUIRE(wire::checkLabel(toStd(q.text), "text", wire::limits::ShortTextBytes).empty());
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -239,6 +267,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const auto *payload = reinterpret_cast<const char *>(data + 1);
     const int n = int(size - 1);
     checkRawString(std::string_view(payload, size_t(n)));
+    if (data[0] >= 252) {
+        v1::QueryHistoryRequest r;
+        if (r.ParseFromArray(payload, n))
+            queryHistory(r);
+        return 0;
+    }
     switch (data[0] % 6) {
     case 0: {
         v1::SendCommandRequest r;

@@ -140,6 +140,7 @@ enum RequestType : char
     CancelCommandRequest = 3,
     ListBots = 4,
     Watch = 5,
+    QueryHistory = char(252),
 };
 
 std::string request(RequestType type, const google::protobuf::MessageLite &m)
@@ -225,6 +226,21 @@ void botMessages(const fs::path &dir)
     put("late_and_duplicate_ack",
         hello() + hub(Cancel, 3) + ack("c-3") + ack("c-3", false) + ack("c-0") + ack("c-0"));
     put("wrong_bot_and_unknown", hello() + ack("o-0") + ack("c-99") + progress("o-0", 5));
+    {
+        // A reconnect whose Hello repeats the bot's recent acks (docs/protocol.md rule 13).
+        v1::BotMessage m;
+        m.mutable_hello()->set_bot_id("bot-1");
+        m.mutable_hello()->set_protocol_version(1);
+        for (const auto &[id, ok] :
+             {std::pair{"c-0", true}, std::pair{"c-1", false}, std::pair{"c-99", true}}) {
+            v1::CommandAck *a = m.mutable_hello()->add_recent_acks();
+            a->set_command_id(id);
+            a->set_success(ok);
+            a->set_message(ok ? "done" : "busy");
+        }
+        put("hello_recent_acks_replaced",
+            lengthFramed(m) + hub(MarkSent, 0) + hub(Cancel, 1) + hub(Replace, 0) + ack("c-0"));
+    }
     put("session_replaced",
         hello() + hub(Replace, 0) + ack("c-0") + hub(MarkSent, 6) + hub(FailBot, 0) + ack("c-6"));
     put("register_fuzzed_id", hello() + ack("job-\xE2\x9C\x93") + hub(RegisterFuzzedId, 0x20) +
@@ -255,6 +271,21 @@ void operatorRequests(const fs::path &dir)
 {
     Writer put(dir);
     put("send_ping", request(SendCommand, sendPing()));
+    {
+        v1::QueryHistoryRequest q;
+        q.set_bot_id("bot-7");
+        q.add_outcomes(v1::OUTCOME_UNKNOWN);
+        q.add_outcomes(v1::OUTCOME_ACKED);
+        q.set_text("disk 100%_");
+        q.mutable_since()->set_seconds(1'780'000'000);
+        q.set_page_size(50);
+        q.set_page_token("h1.1780000000000.1099511627777");
+        put("query_history", request(QueryHistory, q));
+        v1::QueryHistoryRequest bad;
+        bad.set_page_token("h1.-9223372036854775808.9223372036854775807");
+        bad.set_page_size(1001);
+        put("query_history_bad", request(QueryHistory, bad));
+    }
     {
         v1::SendCommandRequest r = sendPing();
         r.mutable_command()->set_command_id("op-42");

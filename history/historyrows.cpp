@@ -5,6 +5,8 @@
 #include <QStringList>
 #include <QVariant>
 
+#include <sqlite3.h>
+
 #include <algorithm>
 
 namespace opconsole::history {
@@ -54,35 +56,63 @@ const QStringList &columns()
     return names;
 }
 
-// Offset of t from registration in µs; NULL for an unset time point.
-QVariant offset(const CommandOutcome &rec, Clock::time_point t)
+// Offset of t from registration in µs; none for an unset time point.
+std::optional<qint64> offset(const CommandOutcome &rec, Clock::time_point t)
 {
     if (t == Clock::time_point{})
-        return QVariant(QMetaType::fromType<qint64>());
+        return std::nullopt;
     return qint64(duration_cast<microseconds>(t - rec.registeredAt).count());
 }
 
-QVariant text(const QString &s)
+// Positional binding into one statement, 1-based as SQLite counts.
+class Binder
 {
-    return s.isNull() ? QVariant(QMetaType::fromType<QString>()) : QVariant(s);
-}
-
-void bindAck(QSqlQuery &q, int &i, const std::optional<CommandAckData> &ack)
-{
-    const QVariant none(QMetaType::fromType<qint64>());
-    if (!ack) {
-        for (int n = 0; n < 6; ++n)
-            q.bindValue(i++, none);
-        return;
+public:
+    explicit Binder(sqlite3_stmt *stmt) : m_stmt(stmt) {}
+    void integer(qint64 v) { sqlite3_bind_int64(m_stmt, m_i++, v); }
+    void integer(const std::optional<qint64> &v)
+    {
+        if (v)
+            integer(*v);
+        else
+            null();
     }
-    q.bindValue(i++, int(ack->success));
-    q.bindValue(i++, ack->message);
-    q.bindValue(i++, ack->errorCode);
-    q.bindValue(i++, ack->result.isEmpty() ? QVariant(QMetaType::fromType<QByteArray>())
-                                           : QVariant(ack->result));
-    q.bindValue(i++, ack->botReceivedAtMs ? QVariant(ack->botReceivedAtMs) : none);
-    q.bindValue(i++, ack->botCompletedAtMs ? QVariant(ack->botCompletedAtMs) : none);
-}
+    void null() { sqlite3_bind_null(m_stmt, m_i++); }
+    // Null strings stay NULL; others as UTF-16, no copy.
+    void text(const QString &s)
+    {
+        if (s.isNull())
+            null();
+        else
+            sqlite3_bind_text16(m_stmt, m_i++, s.utf16(), int(s.size() * 2), SQLITE_STATIC);
+    }
+    void blob(const QByteArray &b)
+    {
+        if (b.isEmpty())
+            null();
+        else
+            sqlite3_bind_blob(m_stmt, m_i++, b.constData(), int(b.size()), SQLITE_STATIC);
+    }
+    void ack(const std::optional<CommandAckData> &ack)
+    {
+        if (!ack) {
+            for (int n = 0; n < 6; ++n)
+                null();
+            return;
+        }
+        integer(ack->success ? 1 : 0);
+        text(ack->message.isNull() ? QStringLiteral("") : ack->message);
+        integer(ack->errorCode);
+        blob(ack->result);
+        integer(ack->botReceivedAtMs ? std::optional<qint64>(ack->botReceivedAtMs) : std::nullopt);
+        integer(ack->botCompletedAtMs ? std::optional<qint64>(ack->botCompletedAtMs)
+                                      : std::nullopt);
+    }
+
+private:
+    sqlite3_stmt *m_stmt;
+    int m_i = 1;
+};
 
 std::optional<CommandAckData> readAck(const QSqlQuery &q, int i)
 {
@@ -119,39 +149,50 @@ QString upsertCommandSql()
     QStringList marks, updates;
     for (const QString &c : columns()) {
         marks << QStringLiteral("?");
-        if (c != QLatin1String("id") && c != QLatin1String("run") &&
-            c != QLatin1String("registered_ms"))
+        // What a command's later transitions change; its identity, labels and indexed columns
+        // never do, so an update touches no index.
+        static const QStringList fixed = {QStringLiteral("id"),
+                                          QStringLiteral("run"),
+                                          QStringLiteral("registered_ms"),
+                                          QStringLiteral("bot"),
+                                          QStringLiteral("command_id"),
+                                          QStringLiteral("kind"),
+                                          QStringLiteral("params"),
+                                          QStringLiteral("issuer"),
+                                          QStringLiteral("fan_out"),
+                                          QStringLiteral("timeout_ms")};
+        if (!fixed.contains(c))
             updates << QStringLiteral("%1 = excluded.%1").arg(c);
     }
     return QStringLiteral("INSERT INTO commands(%1) VALUES(%2) ON CONFLICT(id) DO UPDATE SET %3")
         .arg(commandColumns(), marks.join(QLatin1Char(',')), updates.join(QStringLiteral(", ")));
 }
 
-void bindCommand(QSqlQuery &q, qint64 key, const CommandOutcome &rec)
+void bindCommand(sqlite3_stmt *stmt, qint64 key, const CommandOutcome &rec)
 {
-    int i = 0;
-    q.bindValue(i++, key);
-    q.bindValue(i++, key >> SequenceBits);
-    q.bindValue(i++, qint64(rec.change));
-    q.bindValue(i++, rec.commandId);
-    q.bindValue(i++, rec.botId);
-    q.bindValue(i++, text(rec.kind));
-    q.bindValue(i++, text(rec.params));
-    q.bindValue(i++, text(rec.issuer));
-    q.bindValue(i++, text(rec.fanOut));
-    q.bindValue(i++, int(rec.state));
-    q.bindValue(i++, text(rec.reason));
-    q.bindValue(i++, rec.registeredWallMs);
-    q.bindValue(i++, qint64(rec.timeout.count()));
-    q.bindValue(i++, offset(rec, rec.sentAt));
-    q.bindValue(i++, offset(rec, rec.finishedAt));
-    q.bindValue(i++, offset(rec, rec.deadline));
-    q.bindValue(i++, qint64(rec.session));
-    bindAck(q, i, rec.ack);
-    q.bindValue(i++, offset(rec, rec.lateAckAt));
-    bindAck(q, i, rec.lateAck);
-    q.bindValue(i++, rec.progressPercent);
-    q.bindValue(i++, text(rec.progressMessage));
+    Binder b(stmt);
+    b.integer(key);
+    b.integer(key >> SequenceBits);
+    b.integer(qint64(rec.change));
+    b.text(rec.commandId);
+    b.text(rec.botId);
+    b.text(rec.kind);
+    b.text(rec.params);
+    b.text(rec.issuer);
+    b.text(rec.fanOut);
+    b.integer(int(rec.state));
+    b.text(rec.reason);
+    b.integer(rec.registeredWallMs);
+    b.integer(qint64(rec.timeout.count()));
+    b.integer(offset(rec, rec.sentAt));
+    b.integer(offset(rec, rec.finishedAt));
+    b.integer(offset(rec, rec.deadline));
+    b.integer(qint64(rec.session));
+    b.ack(rec.ack);
+    b.integer(rec.lateAck ? offset(rec, rec.lateAckAt) : std::nullopt);
+    b.ack(rec.lateAck);
+    b.integer(rec.progressPercent);
+    b.text(rec.progressMessage);
 }
 
 CommandOutcome readCommand(const QSqlQuery &q, Clock::time_point nowSteady, qint64 nowWallMs)

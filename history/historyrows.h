@@ -5,6 +5,7 @@
 #include <QString>
 
 class QSqlQuery;
+struct sqlite3_stmt;
 
 namespace opconsole::history {
 
@@ -12,7 +13,10 @@ namespace opconsole::history {
 QString commandColumns();
 // INSERT ... ON CONFLICT DO UPDATE of one command row; bindCommand() fills its parameters.
 QString upsertCommandSql();
-void bindCommand(QSqlQuery &q, qint64 key, const CommandOutcome &rec);
+// Binds straight into SQLite's statement (the writer's hot path: QSqlQuery's QVariant binding
+// cost more than the insert itself). Texts are bound without a copy: `rec` must outlive the
+// step.
+void bindCommand(sqlite3_stmt *stmt, qint64 key, const CommandOutcome &rec);
 
 // A row selected with commandColumns(), as a record on this process's clocks: wall-clock times
 // are kept, monotonic times are placed so that durations are exact. A state value this build

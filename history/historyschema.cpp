@@ -30,7 +30,6 @@ const QStringList &version1()
             " progress_percent INTEGER, progress_message TEXT)"),
         QStringLiteral("CREATE INDEX commands_time ON commands(registered_ms, id)"),
         QStringLiteral("CREATE INDEX commands_bot ON commands(bot, registered_ms, id)"),
-        QStringLiteral("CREATE INDEX commands_command_id ON commands(command_id)"),
         QStringLiteral("CREATE TABLE progress(id INTEGER PRIMARY KEY, command INTEGER NOT NULL,"
                        " at_ms INTEGER NOT NULL, percent INTEGER, message TEXT)"),
         QStringLiteral("CREATE INDEX progress_command ON progress(command)"),

@@ -13,6 +13,7 @@
 #include <QObject>
 #include <QPromise>
 #include <QSqlDatabase>
+#include <QSqlDriver>
 #include <QSqlError>
 #include <QSqlQuery>
 #include <QSysInfo>
@@ -27,6 +28,8 @@
 #include <mutex>
 #include <thread>
 
+#include <sqlite3.h>
+
 namespace opconsole {
 
 using namespace history;
@@ -36,7 +39,11 @@ namespace {
 
 constexpr int RetentionSlice = 2000;         // rows deleted per step: a short lock
 constexpr milliseconds RetentionEvery{1000}; // between steps while there is work
-constexpr milliseconds RetryAfter{1000};     // after a failed commit
+// A commit gathers what comes within this long of the previous one (or this many bytes):
+// bigger transactions, and the transitions of a fast command (registered, sent, acked) become
+// one row write. It is the most a caller waiting for durability waits on top of the commit.
+constexpr milliseconds GatherFor{4};
+constexpr qint64 GatherBytes = 4 << 20;
 
 qint64 nowMs()
 {
@@ -132,6 +139,7 @@ public:
     // The queue, between append() and the writer.
     mutable std::mutex mutex;
     std::condition_variable wake;    // the writer waits for work
+    bool writerIdle = false;         // under mutex: waiting for work (append wakes it)
     std::condition_variable drained; // flush() waits for commits
     std::deque<Item> queue;
     qint64 queuedBytes = 0;
@@ -168,8 +176,30 @@ public:
     HistoryPage runQuery(QSqlDatabase &db, const HistoryQuery &query) const;
     QList<CommandOutcome> runRecent(QSqlDatabase &db) const;
 
-    // Prepared once on the writer's connection.
-    std::optional<QSqlQuery> upsert, progress, fleet, touchRun;
+    // Prepared once on the writer's connection. The two per-transition statements go straight
+    // to SQLite (see bindCommand); they are finalized before the connection closes.
+    sqlite3 *handle = nullptr;
+    sqlite3_stmt *upsert = nullptr;
+    sqlite3_stmt *progress = nullptr;
+    std::optional<QSqlQuery> fleet, touchRun;
+    void finalize()
+    {
+        sqlite3_finalize(upsert);
+        sqlite3_finalize(progress);
+        upsert = progress = nullptr;
+        fleet.reset();
+        touchRun.reset();
+    }
+    // Runs a bound statement once and resets it; false with *error on failure.
+    bool step(sqlite3_stmt *stmt, QString *error)
+    {
+        const int rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        if (rc == SQLITE_DONE)
+            return true;
+        *error = QString::fromUtf8(sqlite3_errmsg(handle));
+        return false;
+    }
 };
 
 bool HistoryStorePrivate::openWriter(Connection &c, QString *error)
@@ -239,17 +269,29 @@ bool HistoryStorePrivate::openWriter(Connection &c, QString *error)
     rows = scalar(db, QStringLiteral("SELECT count(*) FROM commands"));
     oldestMs = scalar(db, QStringLiteral("SELECT min(registered_ms) FROM commands"));
 
-    upsert.emplace(db);
-    progress.emplace(db);
+    const QVariant h = db.driver()->handle();
+    if (!h.isValid() || qstrcmp(h.typeName(), "sqlite3*") != 0 ||
+        !(handle = *static_cast<sqlite3 *const *>(h.constData()))) {
+        *error = QStringLiteral("the QSQLITE driver gave no SQLite handle");
+        return false;
+    }
+    const QByteArray upsertSql = upsertCommandSql().toUtf8();
+    const char *progressSql =
+        "INSERT INTO progress(command, at_ms, percent, message) VALUES(?, ?, ?, ?)";
+    if (sqlite3_prepare_v3(handle, upsertSql.constData(), int(upsertSql.size()),
+                           SQLITE_PREPARE_PERSISTENT, &upsert, nullptr) != SQLITE_OK ||
+        sqlite3_prepare_v3(handle, progressSql, -1, SQLITE_PREPARE_PERSISTENT, &progress,
+                           nullptr) != SQLITE_OK) {
+        *error = QStringLiteral("cannot prepare statements: %1")
+                     .arg(QString::fromUtf8(sqlite3_errmsg(handle)));
+        return false;
+    }
     fleet.emplace(db);
     touchRun.emplace(db);
-    if (!upsert->prepare(upsertCommandSql()) ||
-        !progress->prepare(QStringLiteral(
-            "INSERT INTO progress(command, at_ms, percent, message) VALUES(?, ?, ?, ?)")) ||
-        !fleet->prepare(QStringLiteral(
+    if (!fleet->prepare(QStringLiteral(
             "INSERT INTO fleet(run, at_ms, bot, event, detail) VALUES(?, ?, ?, ?, ?)")) ||
         !touchRun->prepare(QStringLiteral("UPDATE runs SET last_ms = ? WHERE run = ?"))) {
-        *error = QStringLiteral("cannot prepare statements: %1").arg(upsert->lastError().text());
+        *error = QStringLiteral("cannot prepare statements: %1").arg(fleet->lastError().text());
         return false;
     }
     return true;
@@ -286,6 +328,10 @@ bool HistoryStorePrivate::commit(QSqlDatabase &db, std::deque<Item> &items, QStr
         exec(db, QStringLiteral("ROLLBACK"), nullptr);
         return false;
     };
+    auto failed = [&] {
+        exec(db, QStringLiteral("ROLLBACK"), nullptr);
+        return false;
+    };
     for (const Item &item : items) {
         if (item.fleet) {
             fleet->bindValue(0, run);
@@ -302,12 +348,13 @@ bool HistoryStorePrivate::commit(QSqlDatabase &db, std::deque<Item> &items, QStr
             registered += rec.event == ChangeEvent::Registered;
             if (rec.event == ChangeEvent::Progress && !rec.progressSteps.isEmpty()) {
                 const ProgressStep &step = rec.progressSteps.last();
-                progress->bindValue(0, key);
-                progress->bindValue(1, rec.wallMs(step.at));
-                progress->bindValue(2, step.percent);
-                progress->bindValue(3, step.message);
-                if (!progress->exec())
-                    return fail(*progress);
+                sqlite3_bind_int64(progress, 1, key);
+                sqlite3_bind_int64(progress, 2, rec.wallMs(step.at));
+                sqlite3_bind_int(progress, 3, step.percent);
+                sqlite3_bind_text16(progress, 4, step.message.utf16(), int(step.message.size() * 2),
+                                    SQLITE_STATIC);
+                if (!this->step(progress, error))
+                    return failed();
             }
             auto it = latest.find(key);
             if (it == latest.end()) {
@@ -319,9 +366,9 @@ bool HistoryStorePrivate::commit(QSqlDatabase &db, std::deque<Item> &items, QStr
         }
     }
     for (const qint64 key : order) {
-        bindCommand(*upsert, key, *latest.value(key));
-        if (!upsert->exec())
-            return fail(*upsert);
+        bindCommand(upsert, key, *latest.value(key));
+        if (!step(upsert, error))
+            return failed();
     }
     touchRun->bindValue(0, nowMs());
     touchRun->bindValue(1, run);
@@ -420,10 +467,7 @@ void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
         QStringLiteral("history-writer-%1").arg(quintptr(this), 0, 16));
     QString error;
     if (!openWriter(*connection, &error)) {
-        upsert.reset();
-        progress.reset();
-        fleet.reset();
-        touchRun.reset();
+        finalize();
         connection.reset();
         opened.set_value(error.isEmpty() ? QStringLiteral("cannot open the history") : error);
         return;
@@ -431,12 +475,18 @@ void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
     opened.set_value({});
     QSqlDatabase &db = connection->db();
     auto nextRetention = std::chrono::steady_clock::now();
+    auto lastCommit = std::chrono::steady_clock::now();
     for (;;) {
         std::deque<Item> items;
         bool stop = false;
         {
             std::unique_lock lock(mutex);
+            writerIdle = true;
             wake.wait_until(lock, nextRetention, [&] { return stopping || !queue.empty(); });
+            writerIdle = false;
+            if (!stopping && !queue.empty())
+                wake.wait_until(lock, lastCommit + GatherFor,
+                                [&] { return stopping || queuedBytes >= GatherBytes; });
             items.swap(queue);
             stop = stopping;
         }
@@ -461,6 +511,7 @@ void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
                 else if (lastError.startsWith(QLatin1String("history write failed")))
                     lastError.clear();
             }
+            lastCommit = std::chrono::steady_clock::now();
             if (!ok)
                 qWarning("history: %s", qPrintable(commitError));
             // Released even on failure: a failing disk must not hang callers.
@@ -494,10 +545,7 @@ void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
     stopped.exec();
     stopped.finish();
     exec(db, QStringLiteral("PRAGMA wal_checkpoint(TRUNCATE)"), nullptr);
-    upsert.reset();
-    progress.reset();
-    fleet.reset();
-    touchRun.reset();
+    finalize();
 }
 
 void HistoryStorePrivate::readerLoop(std::promise<QString> opened)
@@ -599,12 +647,16 @@ HistoryPage HistoryStorePrivate::runQuery(QSqlDatabase &db, const HistoryQuery &
             .arg(HistoryQuery::MaxExamined);
     QSqlQuery q(db);
     q.setForwardOnly(true);
-    q.prepare(QStringLiteral("SELECT %1 FROM (%2)%3 ORDER BY registered_ms DESC, id DESC LIMIT %4")
-                  .arg(commandColumns(), inner,
-                       filters.isEmpty()
-                           ? QString()
-                           : QStringLiteral(" WHERE ") + filters.join(QStringLiteral(" AND ")))
-                  .arg(pageSize + 1));
+    if (filters.isEmpty()) // the index walk is the page: no window needed
+        q.prepare(QStringLiteral("SELECT %1 FROM commands WHERE %2 ORDER BY registered_ms DESC, "
+                                 "id DESC LIMIT %3")
+                      .arg(commandColumns(), window)
+                      .arg(pageSize + 1));
+    else
+        q.prepare(QStringLiteral("SELECT %1 FROM (%2) WHERE %3 ORDER BY registered_ms DESC, id "
+                                 "DESC LIMIT %4")
+                      .arg(commandColumns(), inner, filters.join(QStringLiteral(" AND ")))
+                      .arg(pageSize + 1));
     int i = 0;
     for (const QVariant &v : windowValues)
         q.bindValue(i++, v);
@@ -784,14 +836,23 @@ QList<CommandOutcome> HistoryStore::recent() const
 void HistoryStore::append(const QList<CommandOutcome> &records)
 {
     HistoryStorePrivate::Item item;
-    item.records.reserve(records.size());
+    bool restored = false;
     for (const CommandOutcome &r : records) {
         // Counted even when not written, so that whenDurable() of any change comes true.
         item.lastChange = std::max(item.lastChange, r.change);
-        if (r.event == ChangeEvent::Restored)
-            continue; // already in the database
+        restored = restored || r.event == ChangeEvent::Restored;
         item.bytes += weigh(r);
-        item.records.append(r);
+    }
+    if (!restored) {
+        item.records = records; // shared, not copied
+    } else {
+        item.bytes = 0;
+        for (const CommandOutcome &r : records) {
+            if (r.event == ChangeEvent::Restored)
+                continue; // already in the database
+            item.bytes += weigh(r);
+            item.records.append(r);
+        }
     }
     if (item.lastChange == 0)
         return;
@@ -812,6 +873,9 @@ void HistoryStore::append(const QList<CommandOutcome> &records)
         d->queuedBytes += item.bytes;
         d->queuedChange = std::max(d->queuedChange, item.lastChange);
         d->queue.push_back(std::move(item));
+        // A gathering writer wakes by itself; only an idle one (or a full gather) is woken.
+        if (!d->writerIdle && d->queuedBytes < GatherBytes)
+            return;
     }
     d->wake.notify_one();
 }
@@ -896,6 +960,12 @@ QString summaryOf(const HistoryStats &s)
 QString HistoryStore::tokenAfter(const CommandOutcome &record)
 {
     return encodeToken(record.registeredWallMs, qint64(record.historyId));
+}
+
+qint64 HistoryStore::queuedBytes() const
+{
+    std::lock_guard lock(d->mutex);
+    return d->queuedBytes;
 }
 
 HistoryStats HistoryStore::stats() const

@@ -74,6 +74,7 @@ public:
     // The token of a page that ends after this record (a caller that cuts a page short).
     static QString tokenAfter(const CommandOutcome &record);
     HistoryStats stats() const;
+    qint64 queuedBytes() const; // cheap (stats() looks at the files)
 
     // Retention now, for tests and the GUI's button: slices until nothing is left to delete
     // (bounded). Returns the commands deleted.

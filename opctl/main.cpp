@@ -277,6 +277,7 @@ int exitFor(v1::Outcome outcome)
         return ExitExpired;
     case v1::OUTCOME_NOT_CONNECTED:
     case v1::OUTCOME_DISCONNECTED:
+    case v1::OUTCOME_UNKNOWN:
         return ExitNotConnected;
     case v1::OUTCOME_CANCELLED:
         return ExitCancelled;

@@ -6,7 +6,7 @@ packages=(
     cmake ninja-build g++ pkg-config
     qt6-base-dev libgl-dev
     libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-    libqt6sql6-sqlite fonts-dejavu-core
+    libqt6sql6-sqlite libsqlite3-dev fonts-dejavu-core
 )
 if [ "${OPCONSOLE_WITH_XVFB:-0}" = 1 ]; then
     packages+=(xvfb xauth)
