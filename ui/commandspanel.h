@@ -40,6 +40,8 @@ public:
     void addBot(const QString &botId);
     // The command's record as shown, null when it is not in the table.
     const CommandOutcome *record(const QString &commandId) const;
+    // The records the table shows now: through its filters, in the view's order (export).
+    QList<CommandOutcome> shownRecords() const;
 
     // The selected rows, or the current row when none is selected.
     QStringList selectedCommandIds() const;

@@ -30,17 +30,34 @@ double toMs(nanoseconds d)
 
 CommandTableModel::CommandTableModel(QObject *parent) : QAbstractTableModel(parent)
 {
-    if (auto *style = QApplication::style()) {
-        m_icons[int(CommandState::Pending)] = style->standardIcon(QStyle::SP_BrowserReload);
-        m_icons[int(CommandState::Acked)] = style->standardIcon(QStyle::SP_DialogApplyButton);
-        m_icons[int(CommandState::Rejected)] = style->standardIcon(QStyle::SP_MessageBoxCritical);
-        m_icons[int(CommandState::Expired)] = style->standardIcon(QStyle::SP_MessageBoxWarning);
-        m_icons[int(CommandState::NotConnected)] = style->standardIcon(QStyle::SP_DriveNetIcon);
-        m_icons[int(CommandState::Disconnected)] = style->standardIcon(QStyle::SP_DriveNetIcon);
-        m_icons[int(CommandState::Cancelled)] = style->standardIcon(QStyle::SP_DialogCancelButton);
-        m_icons[int(CommandState::Refused)] = style->standardIcon(QStyle::SP_MessageBoxCritical);
-        m_icons[int(CommandState::Unknown)] = style->standardIcon(QStyle::SP_MessageBoxQuestion);
+    for (int s = 0; s < CommandStateCount; ++s)
+        m_icons[s] = stateIcon(CommandState(s));
+}
+
+QIcon CommandTableModel::stateIcon(CommandState state)
+{
+    auto *style = QApplication::style();
+    if (!style)
+        return {};
+    switch (state) {
+    case CommandState::Pending:
+        return style->standardIcon(QStyle::SP_BrowserReload);
+    case CommandState::Acked:
+        return style->standardIcon(QStyle::SP_DialogApplyButton);
+    case CommandState::Rejected:
+    case CommandState::Refused:
+        return style->standardIcon(QStyle::SP_MessageBoxCritical);
+    case CommandState::Expired:
+        return style->standardIcon(QStyle::SP_MessageBoxWarning);
+    case CommandState::NotConnected:
+    case CommandState::Disconnected:
+        return style->standardIcon(QStyle::SP_DriveNetIcon);
+    case CommandState::Cancelled:
+        return style->standardIcon(QStyle::SP_DialogCancelButton);
+    case CommandState::Unknown:
+        return style->standardIcon(QStyle::SP_MessageBoxQuestion);
     }
+    return {};
 }
 
 int CommandTableModel::rowCount(const QModelIndex &parent) const
@@ -69,6 +86,43 @@ QString CommandTableModel::stateText(const CommandOutcome &o)
     return text;
 }
 
+QString CommandTableModel::latencyText(const CommandOutcome &o)
+{
+    const auto answered = o.answeredIn();
+    return !answered        ? QString()
+           : o.hasLateAck() ? formatMs(toMs(*answered)) + QStringLiteral(" (late)")
+                            : formatMs(toMs(*answered));
+}
+
+QString CommandTableModel::messageText(const CommandOutcome &o)
+{
+    if (o.hasLateAck())
+        return o.lateAck->message;
+    if (o.ack)
+        return o.ack->message;
+    if (o.state == CommandState::Pending)
+        return o.progressMessage;
+    return o.reason;
+}
+
+QVariant CommandTableModel::stateForeground(const CommandOutcome &o)
+{
+    // Colour marks only what needs a look; text and icon say it too.
+    if (o.hasLateAck())
+        return QBrush(QColor(0xb3, 0x5c, 0x00));
+    switch (o.state) {
+    case CommandState::Rejected:
+    case CommandState::Expired:
+    case CommandState::Disconnected:
+    case CommandState::NotConnected:
+    case CommandState::Refused:
+    case CommandState::Unknown:
+        return QBrush(QColor(0xc0, 0x1c, 0x28));
+    default:
+        return {};
+    }
+}
+
 void CommandTableModel::fill(Row &row)
 {
     const CommandOutcome &o = row.rec;
@@ -77,18 +131,8 @@ void CommandTableModel::fill(Row &row)
     row.sentAt = o.wasSent() ? QDateTime::fromMSecsSinceEpoch(o.wallMs(o.sentAt))
                                    .toString(QStringLiteral("HH:mm:ss.zzz"))
                              : QString();
-    const auto answered = o.answeredIn();
-    row.latency = !answered        ? QString()
-                  : o.hasLateAck() ? formatMs(toMs(*answered)) + QStringLiteral(" (late)")
-                                   : formatMs(toMs(*answered));
-    if (o.hasLateAck())
-        row.message = o.lateAck->message;
-    else if (o.ack)
-        row.message = o.ack->message;
-    else if (o.state == CommandState::Pending)
-        row.message = o.progressMessage;
-    else
-        row.message = o.reason;
+    row.latency = latencyText(o);
+    row.message = messageText(o);
     row.tooltip = o.commandId;
 }
 
@@ -131,22 +175,9 @@ QVariant CommandTableModel::data(const QModelIndex &index, int role) const
     case Qt::DecorationRole:
         return index.column() == State ? m_icons[int(o.state)] : QVariant();
     case Qt::ForegroundRole:
-        // Colour marks only what needs a look; text and icon say it too.
         if (index.column() != State && index.column() != Message)
             return {};
-        if (o.hasLateAck())
-            return QBrush(QColor(0xb3, 0x5c, 0x00));
-        switch (o.state) {
-        case CommandState::Rejected:
-        case CommandState::Expired:
-        case CommandState::Disconnected:
-        case CommandState::NotConnected:
-        case CommandState::Refused:
-        case CommandState::Unknown:
-            return QBrush(QColor(0xc0, 0x1c, 0x28));
-        default:
-            return {};
-        }
+        return stateForeground(o);
     case RecordRole:
         return QVariant::fromValue(o);
     case StateRole:

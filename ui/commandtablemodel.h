@@ -59,6 +59,16 @@ public:
 
     static QString stateText(const CommandOutcome &o);
     static QString shortId(const QString &id);
+    // How long the bot took to answer ("12.3 ms", "(late)" for a late ack); empty when it
+    // never answered. The Latency column, here and in the history.
+    static QString latencyText(const CommandOutcome &o);
+    // The Message column: the late ack's message, else the ack's, else the progress message
+    // while pending, else the reason.
+    static QString messageText(const CommandOutcome &o);
+    // The colour of the State and Message cells: only for what needs a look; none otherwise.
+    static QVariant stateForeground(const CommandOutcome &o);
+    // The State column's icons, made from the application's style (none without one).
+    static QIcon stateIcon(CommandState state);
 
 private:
     struct Row

@@ -81,7 +81,21 @@ QString detailsHtml(const CommandOutcome &o, const SentSpec *sent)
         params << tr("timeout: %1 ms").arg(sent->timeout.count());
         html +=
             QStringLiteral("<p><b>Command</b><br>%1</p>").arg(params.join(QStringLiteral("<br>")));
+    } else if (!o.params.isEmpty()) {
+        // Not sent from this window (another console, opctl, an earlier run): the parameters
+        // as the record keeps them.
+        html += QStringLiteral("<p><b>Parameters</b><pre>%1</pre></p>")
+                    .arg(escape(payloadText(o.params.toUtf8())));
     }
+    QStringList from;
+    if (!o.issuer.isEmpty())
+        from << tr("sent by %1").arg(escape(o.issuer));
+    if (!o.fanOut.isEmpty())
+        from << tr("fan-out %1").arg(escape(o.fanOut));
+    if (o.timeout.count() > 0 && !sent)
+        from << tr("timeout %1 ms").arg(o.timeout.count());
+    if (!from.isEmpty())
+        html += QStringLiteral("<p>%1</p>").arg(from.join(QStringLiteral(", ")));
     auto since = [&o](Clock::time_point t) {
         return QStringLiteral("+%1 ms").arg(
             double(duration_cast<microseconds>(t - o.registeredAt).count()) / 1000, 0, 'f', 1);

@@ -50,6 +50,25 @@ FleetPanel::FleetPanel(std::function<int(const QString &)> pendingOf, QWidget *p
             &QSortFilterProxyModel::setFilterFixedString);
     connect(m_view->selectionModel(), &QItemSelectionModel::selectionChanged, this,
             &FleetPanel::selectionChanged);
+    m_view->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(m_view, &QWidget::customContextMenuRequested, this, [this](const QPoint &pos) {
+        // The menu acts on the row under the pointer: current, and selected (alone, unless it
+        // already was, so that a right click keeps a multi-selection).
+        const QModelIndex index = m_view->indexAt(pos);
+        if (index.isValid()) {
+            QItemSelectionModel *selection = m_view->selectionModel();
+            if (!selection->isRowSelected(index.row(), {}))
+                selection->select(index,
+                                  QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+            selection->setCurrentIndex(index, QItemSelectionModel::NoUpdate);
+        }
+        emit contextMenuRequested(m_view->viewport()->mapToGlobal(pos));
+    });
+    connect(m_view, &QAbstractItemView::doubleClicked, this, [this](const QModelIndex &index) {
+        const QString bot = index.data(FleetModel::BotIdRole).toString();
+        if (!bot.isEmpty())
+            emit botActivated(bot);
+    });
 }
 
 QStringList FleetPanel::selectedBots() const
@@ -58,6 +77,15 @@ QStringList FleetPanel::selectedBots() const
     for (const QModelIndex &index : m_view->selectionModel()->selectedRows())
         bots << index.data(FleetModel::BotIdRole).toString();
     return bots;
+}
+
+QString FleetPanel::currentBot() const
+{
+    const QModelIndex current = m_view->currentIndex();
+    if (current.isValid() && m_view->selectionModel()->isRowSelected(current.row(), {}))
+        return current.data(FleetModel::BotIdRole).toString();
+    const QStringList bots = selectedBots();
+    return bots.isEmpty() ? QString() : bots.first();
 }
 
 void FleetPanel::selectBots(const QStringList &botIds)

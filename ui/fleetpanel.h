@@ -34,6 +34,9 @@ public:
 
     QStringList selectedBots() const;
     void selectBots(const QStringList &botIds); // those not shown (filtered out) stay unselected
+    // The bot an action on "this bot" means: the current row when it is selected (the one
+    // right-clicked or clicked last), else the first selected; empty when none is.
+    QString currentBot() const;
 
     // Returns the bots that were not listed before, in the order given.
     QStringList upsert(const QList<BotInfo> &bots);
@@ -47,6 +50,10 @@ public:
 
 signals:
     void selectionChanged();
+    // A right click on the table; the row under it is current and selected by then.
+    void contextMenuRequested(const QPoint &globalPos);
+    // A double click on a bot's row.
+    void botActivated(const QString &botId);
 
 private:
     FleetModel *m_model;

@@ -1,11 +1,13 @@
 #include "mainwindow.h"
 
+#include "commandfilterproxy.h"
 #include "commandspanel.h"
 #include "commandtablemodel.h"
 #include "connectdialog.h"
 #include "detailsview.h"
 #include "fleetmodel.h"
 #include "fleetpanel.h"
+#include "historypanel.h"
 #include "sendpanel.h"
 #include "statusline.h"
 
@@ -13,14 +15,22 @@
 #include <QApplication>
 #include <QClipboard>
 #include <QCloseEvent>
+#include <QDate>
+#include <QDir>
+#include <QDockWidget>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenu>
+#include <QMenuBar>
+#include <QMessageBox>
 #include <QProcess>
 #include <QPushButton>
 #include <QSettings>
 #include <QShortcut>
 #include <QSplitter>
+#include <QStandardPaths>
 #include <QStatusBar>
 #include <QTableView>
 #include <QTime>
@@ -72,13 +82,30 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     setCentralWidget(central);
     m_status = new StatusLine;
     statusBar()->addPermanentWidget(m_status, 1);
+    // What the history keeps; clipped when the window is narrow (the tooltip has it all).
+    m_historyLine = new QLabel;
+    m_historyLine->setObjectName(QStringLiteral("historyLine"));
+    m_historyLine->setMinimumWidth(60);
+    m_historyLine->hide();
+    statusBar()->addPermanentWidget(m_historyLine);
+
+    m_history = new HistoryPanel(backend);
+    m_historyDock = new QDockWidget(tr("History"), this);
+    m_historyDock->setObjectName(QStringLiteral("historyDock"));
+    m_historyDock->setWidget(m_history);
+    addDockWidget(Qt::BottomDockWidgetArea, m_historyDock);
+    m_historyDock->hide();
+    connect(m_history, &HistoryPanel::exportRequested, this,
+            [this] { exportTableAs(Table::History); });
 
     buildActions();
 
     // Data in: what the backend knows now, then its changes.
     auto upsertBots = [this](const QList<BotInfo> &bots) {
-        for (const QString &added : m_fleet->upsert(bots))
-            m_commands->addBot(added);
+        const QStringList added = m_fleet->upsert(bots);
+        for (const QString &bot : added)
+            m_commands->addBot(bot);
+        m_history->addBots(added);
     };
     upsertBots(backend.bots());
     onChanged(backend.commands());
@@ -102,6 +129,19 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     connect(m_commands, &CommandsPanel::currentChanged, this, &MainWindow::showDetails);
     connect(m_commands, &CommandsPanel::contextMenuRequested, this,
             [this](const QPoint &globalPos) { m_commandMenu->popup(globalPos); });
+    connect(m_fleet, &FleetPanel::contextMenuRequested, this,
+            [this](const QPoint &globalPos) { m_fleetMenu->popup(globalPos); });
+    connect(m_fleet, &FleetPanel::botActivated, this, &MainWindow::showBotHistory);
+    // File > Export writes the table used last: the one that had the focus last.
+    m_focusWatch =
+        connect(qApp, &QApplication::focusChanged, this, [this](QWidget *, QWidget *now) {
+            if (!now)
+                return;
+            if (m_history->isAncestorOf(now))
+                m_activeTable = Table::History;
+            else if (m_commands->isAncestorOf(now))
+                m_activeTable = Table::Commands;
+        });
 
     // Live parts: countdowns at 10 Hz (visible cells only), fleet ages and status at 1 Hz.
     auto *countdown = new QTimer(this);
@@ -113,6 +153,8 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     connect(slow, &QTimer::timeout, this, [this] {
         m_fleet->refreshLive(m_backend.bots());
         refreshStatus();
+        if (++m_slowTicks % 5 == 0) // the history's stats: every 5 s is plenty
+            refreshHistoryLine();
     });
     slow->start();
 
@@ -121,12 +163,21 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     const bool severalHubs = backend.hubs().size() > 1;
     m_fleet->setHubColumnVisible(severalHubs);
     m_commands->setHubColumnVisible(severalHubs);
+    m_history->setHubColumnVisible(severalHubs);
+    if (!backend.hasHistory())
+        m_historyDock->hide(); // a layout saved by a console with history
     fitSendPanel();
     onLinkChanged();
     refreshStatus();
+    refreshHistoryLine();
 }
 
-MainWindow::~MainWindow() = default;
+MainWindow::~MainWindow()
+{
+    // Children go before QObject's destructor disconnects anything, and their going moves
+    // the focus: the receiver must not run on a half-destroyed window.
+    disconnect(m_focusWatch);
+}
 
 QTableView *MainWindow::fleetView() const
 {
@@ -323,6 +374,36 @@ void MainWindow::buildActions()
     attach->setShortcut(QKeySequence(QStringLiteral("Ctrl+Shift+O")));
     attach->setToolTip(tr("Open another console on hubs that run elsewhere (Ctrl+Shift+O)"));
 
+    // History and export: a menu bar, the history also on the toolbar.
+    auto *fileMenu = menuBar()->addMenu(tr("&File"));
+    m_exportAction = fileMenu->addAction(tr("&Export…"), this, &MainWindow::exportActiveTable);
+    m_exportAction->setShortcut(QKeySequence(QStringLiteral("Ctrl+E")));
+    m_exportAction->setToolTip(tr("Write what the commands table (or the history, if you used "
+                                  "it last) shows to a CSV or JSON file (Ctrl+E)"));
+    fileMenu->addSeparator();
+    fileMenu->addAction(attach);
+    auto *viewMenu = menuBar()->addMenu(tr("&View"));
+    m_historyAction = viewMenu->addAction(tr("&History…"), this, &MainWindow::showHistory);
+    m_historyAction->setShortcut(QKeySequence(QStringLiteral("Ctrl+H")));
+    m_botHistoryAction =
+        viewMenu->addAction(tr("History of this bot"), this, &MainWindow::showSelectedBotHistory);
+    m_botHistoryAction->setShortcut(QKeySequence(QStringLiteral("Ctrl+Shift+H")));
+    const bool history = m_backend.hasHistory();
+    const QString noHistory = tr("No history: this console was started with --no-history");
+    m_historyAction->setToolTip(
+        history ? tr("Search the commands of this run and earlier ones (Ctrl+H)") : noHistory);
+    m_botHistoryAction->setToolTip(
+        history ? tr("Every command of the selected bot, across restarts (Ctrl+Shift+H, or "
+                     "double-click the bot)")
+                : noHistory);
+    for (QAction *a : {m_historyAction, m_botHistoryAction})
+        a->setEnabled(history);
+    viewMenu->setToolTipsVisible(true);
+    toolbar->addAction(m_historyAction);
+    m_fleetMenu = new QMenu(this);
+    m_fleetMenu->setToolTipsVisible(true);
+    m_fleetMenu->addAction(m_botHistoryAction);
+
     auto *sendShortcut = new QShortcut(QKeySequence(QStringLiteral("Ctrl+Return")), this);
     connect(sendShortcut, &QShortcut::activated, m_send->sendButton(), &QPushButton::click);
     auto *focusFilter = new QShortcut(QKeySequence(QStringLiteral("/")), this);
@@ -332,6 +413,114 @@ void MainWindow::buildActions()
     });
     auto *focusFleet = new QShortcut(QKeySequence(QStringLiteral("Ctrl+F")), this);
     connect(focusFleet, &QShortcut::activated, m_fleet->filter(), qOverload<>(&QWidget::setFocus));
+}
+
+void MainWindow::showHistory()
+{
+    if (!m_backend.hasHistory())
+        return;
+    revealHistory();
+    m_history->botField()->setFocus();
+}
+
+void MainWindow::revealHistory()
+{
+    const bool wasHidden = m_historyDock->isHidden();
+    m_historyDock->show();
+    m_historyDock->raise();
+    m_activeTable = Table::History;
+    // Docked under the tables the first time, it takes a third of the window, not what its
+    // contents would like (that leaves the fleet a row or two).
+    if (wasHidden && !m_historySized && !m_historyDock->isFloating() &&
+        dockWidgetArea(m_historyDock) == Qt::BottomDockWidgetArea)
+        resizeDocks({m_historyDock}, {height() / 3}, Qt::Vertical);
+    m_historySized = true;
+}
+
+void MainWindow::showBotHistory(const QString &botId)
+{
+    if (!m_backend.hasHistory())
+        return;
+    if (botId.isEmpty()) {
+        statusBar()->showMessage(tr("Select a bot in the fleet."), 5000);
+        return;
+    }
+    m_history->showBot(botId); // searches now: showing the dock does not search again
+    revealHistory();
+}
+
+void MainWindow::showSelectedBotHistory()
+{
+    showBotHistory(m_fleet->currentBot());
+}
+
+MainWindow::Table MainWindow::activeTable() const
+{
+    return m_activeTable == Table::History && m_historyDock->isVisible() ? Table::History
+                                                                         : Table::Commands;
+}
+
+QList<CommandOutcome> MainWindow::rowsOf(Table table) const
+{
+    return table == Table::History ? m_history->shownRecords() : m_commands->shownRecords();
+}
+
+bool MainWindow::exportTable(Table table, const QString &path, ExportFormat format, QString *error,
+                             int *rows)
+{
+    const QList<CommandOutcome> records = rowsOf(table);
+    if (rows)
+        *rows = int(records.size());
+    return writeExport(path, records, format, error);
+}
+
+void MainWindow::exportActiveTable()
+{
+    exportTableAs(activeTable());
+}
+
+void MainWindow::exportTableAs(Table table)
+{
+    const bool history = table == Table::History;
+    const QString csvFilter = tr("CSV (*.csv)");
+    const QString jsonFilter = tr("JSON (*.json)");
+    QSettings settings;
+    const bool json =
+        settings.value(QStringLiteral("export/format")).toString() == QLatin1String("json");
+    QString filter = json ? jsonFilter : csvFilter;
+    QString dir = settings.value(QStringLiteral("export/dir")).toString();
+    if (dir.isEmpty() || !QFileInfo(dir).isDir())
+        dir = QStandardPaths::writableLocation(QStandardPaths::DocumentsLocation);
+    const QString suggested = QDir(dir).filePath(
+        QStringLiteral("%1-%2.%3")
+            .arg(history ? QStringLiteral("history") : QStringLiteral("commands"),
+                 QDate::currentDate().toString(Qt::ISODate),
+                 json ? QStringLiteral("json") : QStringLiteral("csv")));
+    const int shown =
+        history ? m_history->view()->model()->rowCount() : m_commands->proxy()->rowCount();
+    QString path = QFileDialog::getSaveFileName(
+        this,
+        history ? tr("Export the history search (%1 rows)").arg(shown)
+                : tr("Export the commands table as filtered (%1 rows)").arg(shown),
+        suggested, csvFilter + QStringLiteral(";;") + jsonFilter, &filter);
+    if (path.isEmpty())
+        return;
+    std::optional<ExportFormat> format = exportFormatOf(path);
+    if (!format) {
+        format = filter == jsonFilter ? ExportFormat::Json : ExportFormat::Csv;
+        path += *format == ExportFormat::Json ? QStringLiteral(".json") : QStringLiteral(".csv");
+    }
+    QString error;
+    int rows = 0;
+    if (!exportTable(table, path, *format, &error, &rows)) {
+        QMessageBox::warning(this, tr("Export failed"), error);
+        return;
+    }
+    settings.setValue(QStringLiteral("export/dir"), QFileInfo(path).absolutePath());
+    settings.setValue(QStringLiteral("export/format"), *format == ExportFormat::Json
+                                                           ? QStringLiteral("json")
+                                                           : QStringLiteral("csv"));
+    statusBar()->showMessage(tr("%1 commands exported to %2").arg(rows).arg(path), 8000);
 }
 
 void MainWindow::onChanged(const QList<CommandOutcome> &records)
@@ -484,6 +673,19 @@ void MainWindow::refreshStatus()
     m_status->refresh(m_fleet->model()->connectedCount(), m_fleet->model()->rowCount());
 }
 
+void MainWindow::refreshHistoryLine()
+{
+    const QString summary = m_backend.historySummary();
+    m_historyLine->setVisible(!summary.isEmpty());
+    m_historyLine->setText(tr("history: %1").arg(summary));
+    m_historyLine->setToolTip(tr("What the command history keeps: %1").arg(summary));
+}
+
+QString MainWindow::historyStatusText() const
+{
+    return m_historyLine->isHidden() ? QString() : m_historyLine->text();
+}
+
 void MainWindow::refreshCountdown()
 {
     if (m_status->counts().pending() > 0)
@@ -506,6 +708,7 @@ void MainWindow::saveSettings() const
     m_fleet->saveSettings();
     m_commands->saveSettings();
     m_send->saveSettings();
+    m_history->saveSettings();
 }
 
 void MainWindow::loadSettings()
@@ -518,6 +721,7 @@ void MainWindow::loadSettings()
     m_fleet->loadSettings();
     m_commands->loadSettings();
     m_send->loadSettings();
+    m_history->loadSettings();
 }
 
 } // namespace opconsole

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "commandexport.h"
 #include "commandoutcome.h"
 #include "commandspec.h"
 #include "commandtext.h"
@@ -12,6 +13,7 @@
 #include <deque>
 
 class QComboBox;
+class QDockWidget;
 class QLabel;
 class QLineEdit;
 class QListView;
@@ -28,13 +30,15 @@ class DetailsView;
 class FanOutModel;
 class FleetModel;
 class FleetPanel;
+class HistoryPanel;
 class LatencyChart;
 class SendPanel;
 class StatusLine;
 
 // The operator's window: fleet, send panel, fan-outs, the live commands table, details,
-// status. Talks to a ConsoleBackend only: the hub in this process or one it is attached to.
-// The panels are widgets of their own; this assembles them, sends, and holds the actions.
+// status, and the history (a dock: searches across restarts, per bot). Talks to a
+// ConsoleBackend only: the hub in this process or one it is attached to. The panels are
+// widgets of their own; this assembles them, sends, exports, and holds the actions.
 class MainWindow final : public QMainWindow
 {
     Q_OBJECT
@@ -68,6 +72,33 @@ public:
     void selectBots(const QStringList &botIds);
     void selectCommand(const QString &commandId);
     QMenu *commandMenu() const { return m_commandMenu; }
+    // The fleet table's context menu ("History of this bot").
+    QMenu *fleetMenu() const { return m_fleetMenu; }
+    HistoryPanel *historyPanel() const { return m_history; }
+    QDockWidget *historyDock() const { return m_historyDock; }
+    QAction *historyAction() const { return m_historyAction; }       // View > History… Ctrl+H
+    QAction *botHistoryAction() const { return m_botHistoryAction; } // Ctrl+Shift+H
+    QAction *exportAction() const { return m_exportAction; }         // File > Export… Ctrl+E
+    // The status bar's line on what the history keeps; empty without history.
+    QString historyStatusText() const;
+
+    // The tables File > Export writes: the live commands or the history search's results.
+    enum class Table
+    {
+        Commands,
+        History
+    };
+    // The one the operator used last (focus): the history while its dock is shown and was
+    // used after the commands table; the commands table otherwise.
+    Table activeTable() const;
+    // What a table shows now: through its filters, in the view's order.
+    QList<CommandOutcome> rowsOf(Table table) const;
+    // Writes rowsOf(table) to path (what File > Export does once a file is chosen). False,
+    // with *error, when the file cannot be written; *rows: how many were written.
+    bool exportTable(Table table, const QString &path, ExportFormat format, QString *error,
+                     int *rows = nullptr);
+    // The file dialog for one table, then exportTable (File > Export…, the history's Export…).
+    void exportTableAs(Table table);
 
 public slots:
     void sendToSelection();
@@ -78,6 +109,15 @@ public slots:
     void copySelectedAsOpctl();
     // "Attach to hubs…": the connect dialog, then another console attached to the choice.
     void attachToHubs();
+    // View > History…: the history dock (searching the newest commands the first time).
+    void showHistory();
+    // The history of one bot, searched at once (fleet: double click, context menu).
+    void showBotHistory(const QString &botId);
+    // The same for the fleet's current bot (FleetPanel::currentBot).
+    void showSelectedBotHistory();
+    // File > Export…: asks where (CSV or JSON by the file's extension or the chosen filter),
+    // then exportTable(activeTable(), ...); a failure is shown in a message box.
+    void exportActiveTable();
 
 protected:
     void closeEvent(QCloseEvent *event) override;
@@ -90,6 +130,8 @@ private:
     void send(const QStringList &bots, const CommandSpec &spec, std::chrono::milliseconds timeout);
     void showDetails();
     void refreshStatus();
+    void refreshHistoryLine();
+    void revealHistory();     // shows the history dock at a sensible height
     bool m_statusDue = false; // a status refresh is scheduled
     void refreshCountdown();
     void saveSettings() const;
@@ -105,7 +147,18 @@ private:
     QSplitter *m_mainSplit;
     QSplitter *m_rightSplit;
     QMenu *m_commandMenu;
+    QMenu *m_fleetMenu = nullptr;
     StatusLine *m_status;
+    QLabel *m_historyLine;
+    HistoryPanel *m_history;
+    QDockWidget *m_historyDock;
+    QAction *m_historyAction = nullptr;
+    QAction *m_botHistoryAction = nullptr;
+    QAction *m_exportAction = nullptr;
+    Table m_activeTable = Table::Commands;
+    QMetaObject::Connection m_focusWatch; // undone first in the destructor
+    int m_slowTicks = 0;
+    bool m_historySized = false; // the dock was given its first height
 
     QHash<QString, SentSpec> m_sent; // what this window sent (by command or fan-out id)
     std::deque<QString> m_sentOrder;
