@@ -21,6 +21,7 @@
 #include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QDateTime>
+#include <QHash>
 #include <QJsonObject>
 #include <QSocketNotifier>
 #include <QStandardPaths>
@@ -31,6 +32,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -270,7 +272,8 @@ int main(int argc, char **argv)
     if (history) {
         operatorApi.setHistory(history.get());
         // Ids carry the run: never one an earlier run stored.
-        service.setIdPrefix(QStringLiteral("r") + QString::number(history->run(), 36));
+        service.setIdPrefix(service.idPrefix() + QStringLiteral("r") +
+                            QString::number(history->run(), 36));
         auto fleetEvent = [store = history.get()](const char *event) {
             return [store, event](const BotInfo &b) {
                 store->noteFleet({QDateTime::currentMSecsSinceEpoch(), b.botId,
@@ -284,6 +287,37 @@ int main(int argc, char **argv)
                          Qt::DirectConnection);
         QObject::connect(&hub, &Hub::botDisconnected, historyLink.get(), fleetEvent("disconnected"),
                          Qt::DirectConnection);
+        // State changes (running, paused, stopped), not every status report: the last state
+        // written per connected bot, from the hub's threads.
+        struct LastStates
+        {
+            std::mutex mutex;
+            QHash<QString, QString> byBot;
+        };
+        auto states = std::make_shared<LastStates>();
+        QObject::connect(
+            &hub, &Hub::botUpdated, historyLink.get(),
+            [store = history.get(), states](const BotInfo &b) {
+                {
+                    std::lock_guard lock(states->mutex);
+                    if (!b.connected || b.state.isEmpty())
+                        return;
+                    QString &last = states->byBot[b.botId];
+                    if (last == b.state)
+                        return;
+                    last = b.state;
+                }
+                store->noteFleet({QDateTime::currentMSecsSinceEpoch(), b.botId,
+                                  QStringLiteral("state"), b.state});
+            },
+            Qt::DirectConnection);
+        QObject::connect(
+            &hub, &Hub::botDisconnected, historyLink.get(),
+            [states](const BotInfo &b) {
+                std::lock_guard lock(states->mutex);
+                states->byBot.remove(b.botId);
+            },
+            Qt::DirectConnection);
     }
 
     // Log receivers run in this thread: events from gRPC threads arrive queued, and the last

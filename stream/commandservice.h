@@ -82,8 +82,10 @@ public:
     QString newCommandId();
     // The same for fan-outs: "f-...".
     QString newFanOutId();
-    // The middle part of new ids (random by default). With history, the run number: ids then
-    // never repeat one stored by an earlier run. Before any send.
+    // The middle part of new ids: random per process by default (so two hubs' ids differ).
+    // With history the run number is added: ids then never repeat one stored by an earlier
+    // run in the same data directory. Before any send.
+    QString idPrefix() const { return m_idPrefix; }
     void setIdPrefix(const QString &prefix) { m_idPrefix = prefix; }
     // Commands in flight to one bot at most (0: no cap); more are refused at registration.
     void setMaxInFlightPerBot(int count);
