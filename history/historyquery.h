@@ -37,6 +37,8 @@ struct HistoryPage
     // The query failed (bad token, database error); with several hubs, the records are those
     // of the hubs that answered.
     QString error;
+    bool badToken = false; // the error is the caller's page token
+    bool busy = false;     // the error is that too many searches wait: try again later
 };
 
 // A fleet event for the audit trail.
@@ -64,6 +66,8 @@ struct HistoryStats
     qint64 maxAgeMs = 0;
     qint64 maxBytes = 0;
     QString lastError; // of the writer; empty when all is well
+    quint64 lost = 0;  // transitions or fleet events dropped past the queue's hard cap (a disk
+                       // that stopped taking writes) or not written at close
 };
 
 // One line for the status bar: "12,034 commands since 1 Nov 2026 · 35.2 MB of 1.0 GiB · kept

@@ -42,6 +42,16 @@ const QStringList &version1()
     return statements;
 }
 
+// Version 2: retention deletes progress by its time, oldest first, through an index (without
+// it, each step scanned the whole table).
+const QStringList &version2()
+{
+    static const QStringList statements = {
+        QStringLiteral("CREATE INDEX progress_time ON progress(at_ms)"),
+    };
+    return statements;
+}
+
 bool run(QSqlDatabase &db, const QString &sql, QString *error)
 {
     QSqlQuery q(db);
@@ -70,7 +80,7 @@ bool migrate(QSqlDatabase &db, QString *error)
                      .arg(LatestVersion);
         return false;
     }
-    const QList<const QStringList *> migrations = {&version1()};
+    const QList<const QStringList *> migrations = {&version1(), &version2()};
     for (int v = version; v < LatestVersion; ++v) {
         if (!run(db, QStringLiteral("BEGIN IMMEDIATE"), error))
             return false;

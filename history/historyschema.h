@@ -15,7 +15,8 @@ namespace opconsole::history {
 //   commands(id, ...)  one row per command, its latest state; id = run << 40 | sequence
 //   progress(id, command, at_ms, percent, message)        progress steps (dropped first)
 //   fleet(id, run, at_ms, bot, event, detail)             bots connecting and leaving
-constexpr int LatestVersion = 1;
+// Version 2: an index on progress(at_ms) for retention.
+constexpr int LatestVersion = 2;
 constexpr int SequenceBits = 40;
 
 // The row id of a command: its run and its registry sequence.

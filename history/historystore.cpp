@@ -9,7 +9,6 @@
 #include <QFileInfo>
 #include <QHash>
 #include <QLocale>
-#include <QLockFile>
 #include <QObject>
 #include <QPromise>
 #include <QSqlDatabase>
@@ -24,9 +23,14 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -39,6 +43,7 @@ namespace {
 
 constexpr int RetentionSlice = 2000;         // rows deleted per step: a short lock
 constexpr milliseconds RetentionEvery{1000}; // between steps while there is work
+constexpr milliseconds RetryAfter{1000};     // after a failed commit
 // A commit gathers what comes within this long of the previous one (or this many bytes):
 // bigger transactions, and the transitions of a fast command (registered, sent, acked) become
 // one row write. It is the most a caller waiting for durability waits on top of the commit.
@@ -132,7 +137,14 @@ public:
     QString path;
     // One process per data directory: a second hub opening it would take the first one's
     // pending commands for a crashed run's.
-    std::unique_ptr<QLockFile> lock;
+    // flock() on <file>.lock, held by the kernel for as long as this process lives (a killed
+    // process's lock goes with it, whatever pid the next one gets); -1 when not held.
+    int lockFd = -1;
+    ~HistoryStorePrivate()
+    {
+        if (lockFd >= 0)
+            ::close(lockFd); // releases the lock
+    }
     qint64 run = 0;
     int unknownAtOpen = 0;
 
@@ -153,6 +165,30 @@ public:
     QString lastError;
     bool stopping = false;
     std::multimap<quint64, std::function<void()>> waiters;
+    bool releasing = false;        // stopWaiting(): callbacks run at once from now on
+    quint64 lostTransitions = 0;   // dropped past the hard cap, or not written at close
+    int failuresWhileStopping = 0; // writer thread only
+    qint64 lastRetentionWork = 0;  // rows the last retention step deleted, every table
+    // Past this many bytes queued (a disk that stopped taking writes), the oldest are dropped
+    // and counted: memory stays bounded.
+    qint64 hardCap() const { return std::max<qint64>(4 * options.maxQueueBytes, 256LL << 20); }
+    quint64 shedChange = 0; // the newest change dropped by shedLocked: released by the writer
+    void shedLocked()
+    {
+        while (queuedBytes > hardCap() && !queue.empty()) {
+            const Item &oldest = queue.front();
+            lostTransitions += quint64(oldest.records.size()) + (oldest.fleet ? 1 : 0);
+            shedChange = std::max(shedChange, oldest.lastChange);
+            queuedBytes -= oldest.bytes;
+            queue.pop_front();
+            lastError = QStringLiteral("the history queue passed %1 MiB: the oldest changes were "
+                                       "dropped (%2 so far)")
+                            .arg(hardCap() >> 20)
+                            .arg(lostTransitions);
+        }
+    }
+    int readsQueued = 0; // under readMutex
+    static constexpr int MaxReadsQueued = 32;
 
     std::thread writer;
     std::atomic<bool> retentionWanted{true};
@@ -172,7 +208,9 @@ public:
     void release(quint64 upTo);
 
     void readerLoop(std::promise<QString> opened);
-    void read(std::function<void(QSqlDatabase &)> task) const;
+    // Queues a read; false when `bounded` and MaxReadsQueued are already waiting (a caller
+    // looping on searches must not starve the others without end).
+    bool read(std::function<void(QSqlDatabase &)> task, bool bounded = true) const;
     HistoryPage runQuery(QSqlDatabase &db, const HistoryQuery &query) const;
     QList<CommandOutcome> runRecent(QSqlDatabase &db) const;
 
@@ -207,17 +245,7 @@ bool HistoryStorePrivate::openWriter(Connection &c, QString *error)
     QSqlDatabase &db = c.db();
     if (!openConnection(db, path, options.syncFull, error))
         return false;
-    // Before the first table: lets retention give pages back to the file system a slice at a
-    // time (incremental_vacuum). No effect on an existing file.
-    if (!exec(db, QStringLiteral("PRAGMA auto_vacuum = INCREMENTAL"), error))
-        return false;
-    QSqlQuery mode(db);
-    if (!mode.exec(QStringLiteral("PRAGMA journal_mode = WAL")) || !mode.next() ||
-        mode.value(0).toString().compare(QLatin1String("wal"), Qt::CaseInsensitive) != 0) {
-        *error = QStringLiteral("cannot switch %1 to WAL: %2").arg(path, mode.lastError().text());
-        return false;
-    }
-    mode.finish();
+    // Read-only checks first: a file that is refused is never changed.
     {
         QSqlQuery q(db);
         if (!q.exec(QStringLiteral("PRAGMA quick_check(1)")) || !q.next() ||
@@ -229,6 +257,27 @@ bool HistoryStorePrivate::openWriter(Connection &c, QString *error)
             return false;
         }
     }
+    if (const qint64 version = scalar(db, QStringLiteral("PRAGMA user_version"));
+        version > LatestVersion) {
+        *error = QStringLiteral("the history database %1 has schema version %2, newer than this "
+                                "opconsole understands (%3): use a newer opconsole or another "
+                                "--data-dir")
+                     .arg(path)
+                     .arg(version)
+                     .arg(LatestVersion);
+        return false;
+    }
+    // Before the first table: lets retention give pages back to the file system a slice at a
+    // time (incremental_vacuum). No effect on an existing file.
+    if (!exec(db, QStringLiteral("PRAGMA auto_vacuum = INCREMENTAL"), error))
+        return false;
+    QSqlQuery mode(db);
+    if (!mode.exec(QStringLiteral("PRAGMA journal_mode = WAL")) || !mode.next() ||
+        mode.value(0).toString().compare(QLatin1String("wal"), Qt::CaseInsensitive) != 0) {
+        *error = QStringLiteral("cannot switch %1 to WAL: %2").arg(path, mode.lastError().text());
+        return false;
+    }
+    mode.finish();
     if (!migrate(db, error))
         return false;
 
@@ -409,15 +458,19 @@ qint64 HistoryStorePrivate::retentionStep(QSqlDatabase &db, qint64 now, QString 
     if (old < 0)
         return -1;
     deleted += old;
-    if (slice(QStringLiteral("DELETE FROM progress WHERE id IN (SELECT id FROM progress WHERE "
-                             "at_ms < ? ORDER BY id LIMIT %1)")
-                  .arg(limit),
-              cutoff) < 0 ||
-        slice(QStringLiteral("DELETE FROM fleet WHERE id IN (SELECT id FROM fleet WHERE at_ms "
-                             "< ? ORDER BY at_ms LIMIT %1)")
-                  .arg(limit),
-              cutoff) < 0)
+    // progress and fleet by their own time (indexed since schema version 2).
+    const QString progressOlder =
+        QStringLiteral("DELETE FROM progress WHERE id IN (SELECT id FROM "
+                       "progress WHERE at_ms < ? ORDER BY at_ms LIMIT %1)")
+            .arg(limit);
+    const QString fleetOlder = QStringLiteral("DELETE FROM fleet WHERE id IN (SELECT id FROM fleet "
+                                              "WHERE at_ms < ? ORDER BY at_ms LIMIT %1)")
+                                   .arg(limit);
+    const qint64 oldProgress = slice(progressOlder, cutoff);
+    const qint64 oldFleet = oldProgress < 0 ? -1 : slice(fleetOlder, cutoff);
+    if (oldFleet < 0)
         return -1;
+    qint64 work = old + oldProgress + oldFleet; // rows deleted by this step, every table
     // By size: the pages in use, not the free ones incremental_vacuum is giving back.
     const qint64 pageSize = scalar(db, QStringLiteral("PRAGMA page_size"), 4096);
     const qint64 used = (scalar(db, QStringLiteral("PRAGMA page_count")) -
@@ -432,6 +485,9 @@ qint64 HistoryStorePrivate::retentionStep(QSqlDatabase &db, qint64 now, QString 
         }
         const double share = double(used - options.maxBytes) / double(std::max<qint64>(1, used));
         const qint64 n = std::clamp<qint64>(qint64(double(count) * share) + 1, 1, RetentionSlice);
+        // The same share of the oldest commands, then progress and fleet rows older than the
+        // oldest command kept; when commands do not hold the space (a flapping fleet), the
+        // oldest slice of progress and fleet rows goes too, so the cap is always met.
         const qint64 over = slice(QStringLiteral("DELETE FROM commands WHERE id IN (SELECT id FROM "
                                                  "commands ORDER BY registered_ms LIMIT %1)")
                                       .arg(n),
@@ -440,16 +496,29 @@ qint64 HistoryStorePrivate::retentionStep(QSqlDatabase &db, qint64 now, QString 
             return -1;
         deleted += over;
         const qint64 oldestKept =
-            scalar(db, QStringLiteral("SELECT min(registered_ms) FROM commands"));
-        if (slice(QStringLiteral("DELETE FROM progress WHERE id IN (SELECT id FROM progress WHERE "
-                                 "at_ms < ? ORDER BY id LIMIT %1)")
-                      .arg(limit),
-                  oldestKept) < 0 ||
-            slice(QStringLiteral("DELETE FROM fleet WHERE id IN (SELECT id FROM fleet WHERE at_ms "
-                                 "< ? ORDER BY at_ms LIMIT %1)")
-                      .arg(limit),
-                  oldestKept) < 0)
+            scalar(db, QStringLiteral("SELECT min(registered_ms) FROM commands"),
+                   std::numeric_limits<qint64>::max());
+        const qint64 p = slice(progressOlder, oldestKept);
+        const qint64 f = p < 0 ? -1 : slice(fleetOlder, oldestKept);
+        if (f < 0)
             return -1;
+        work += over + p + f;
+        if (p + f == 0) {
+            const qint64 p2 =
+                slice(QStringLiteral("DELETE FROM progress WHERE id IN (SELECT id FROM "
+                                     "progress ORDER BY at_ms LIMIT %1)")
+                          .arg(n),
+                      {});
+            const qint64 f2 = p2 < 0
+                                  ? -1
+                                  : slice(QStringLiteral("DELETE FROM fleet WHERE id IN (SELECT "
+                                                         "id FROM fleet ORDER BY at_ms LIMIT %1)")
+                                              .arg(n),
+                                          {});
+            if (f2 < 0)
+                return -1;
+            work += p2 + f2;
+        }
     }
     if (scalar(db, QStringLiteral("PRAGMA freelist_count")) > 0)
         exec(db, QStringLiteral("PRAGMA incremental_vacuum(%1)").arg(4 * RetentionSlice), nullptr);
@@ -458,6 +527,7 @@ qint64 HistoryStorePrivate::retentionStep(QSqlDatabase &db, qint64 now, QString 
     rows = std::max<qint64>(0, rows - deleted);
     oldestMs = oldest;
     retentionDeleted += quint64(deleted);
+    lastRetentionWork = work;
     return deleted;
 }
 
@@ -479,6 +549,7 @@ void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
     for (;;) {
         std::deque<Item> items;
         bool stop = false;
+        quint64 shed = 0;
         {
             std::unique_lock lock(mutex);
             writerIdle = true;
@@ -489,7 +560,10 @@ void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
                                 [&] { return stopping || queuedBytes >= GatherBytes; });
             items.swap(queue);
             stop = stopping;
+            shed = std::exchange(shedChange, 0);
         }
+        if (shed > 0)
+            release(shed); // their waiters must not hang
         if (!items.empty()) {
             quint64 upTo = 0;
             qint64 bytes = 0;
@@ -498,24 +572,47 @@ void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
                 bytes += item.bytes;
             }
             QString commitError;
-            bool ok = false;
-            for (int attempt = 0; attempt < 3 && !ok; ++attempt)
-                ok = commit(db, items, &commitError);
-            {
-                std::lock_guard lock(mutex);
-                queuedBytes -= bytes;
-                if (!ok)
-                    lastError = QStringLiteral("history write failed, %1 transitions lost: %2")
-                                    .arg(items.size())
-                                    .arg(commitError);
-                else if (lastError.startsWith(QLatin1String("history write failed")))
-                    lastError.clear();
-            }
+            const bool ok = commit(db, items, &commitError);
             lastCommit = std::chrono::steady_clock::now();
-            if (!ok)
-                qWarning("history: %s", qPrintable(commitError));
-            // Released even on failure: a failing disk must not hang callers.
-            release(upTo);
+            if (ok) {
+                {
+                    std::lock_guard lock(mutex);
+                    queuedBytes -= bytes;
+                    if (lastError.startsWith(QLatin1String("history write failed")))
+                        lastError.clear();
+                }
+                release(upTo);
+            } else {
+                // Kept and tried again (a full disk, a lock held by another program): nothing
+                // is lost while the queue has room. Waiters are released (a failing disk must
+                // not hang callers) and the status says why.
+                quint64 transitions = 0;
+                for (const Item &item : items)
+                    transitions += quint64(item.records.size()) + (item.fleet ? 1 : 0);
+                qWarning("history: write failed, %llu transitions kept to retry: %s",
+                         static_cast<unsigned long long>(transitions), qPrintable(commitError));
+                release(upTo);
+                std::unique_lock lock(mutex);
+                lastError = QStringLiteral("history write failed (%1 transitions waiting): %2")
+                                .arg(transitions)
+                                .arg(commitError);
+                // Back at the front, in order (their bytes are still counted).
+                for (auto it = items.rbegin(); it != items.rend(); ++it)
+                    queue.push_front(std::move(*it));
+                shedLocked();
+                if (stopping && ++failuresWhileStopping >= 3) {
+                    // Closing: three tries, then what is left is lost, counted and said.
+                    for (const Item &item : queue)
+                        lostTransitions += quint64(item.records.size()) + (item.fleet ? 1 : 0);
+                    queue.clear();
+                    queuedBytes = 0;
+                    lastError += QStringLiteral("; closed with %1 transitions not written")
+                                     .arg(lostTransitions);
+                    break;
+                }
+                wake.wait_for(lock, stopping ? milliseconds(100) : RetryAfter,
+                              [&] { return stopping && failuresWhileStopping == 0; });
+            }
         }
         if (stop) {
             std::lock_guard lock(mutex);
@@ -530,9 +627,15 @@ void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
                 std::lock_guard lock(mutex);
                 lastError = QStringLiteral("retention failed: %1").arg(retentionError);
             }
+            qint64 work = 0;
+            {
+                std::lock_guard lock(mutex);
+                work = lastRetentionWork;
+            }
             // More to delete: the next slice soon, after the writes waiting.
-            nextRetention = std::chrono::steady_clock::now() +
-                            (deleted >= RetentionSlice ? milliseconds(50) : RetentionEvery);
+            nextRetention =
+                std::chrono::steady_clock::now() +
+                (deleted < 0 || work < RetentionSlice ? RetentionEvery : milliseconds(50));
         }
     }
     touchRun->bindValue(0, nowMs());
@@ -569,19 +672,24 @@ void HistoryStorePrivate::readerLoop(std::promise<QString> opened)
                 break;
             task = std::move(reads.front());
             reads.pop_front();
+            --readsQueued;
         }
         task(connection->db());
     }
 }
 
-void HistoryStorePrivate::read(std::function<void(QSqlDatabase &)> task) const
+bool HistoryStorePrivate::read(std::function<void(QSqlDatabase &)> task, bool bounded) const
 {
     auto *self = const_cast<HistoryStorePrivate *>(this);
     {
         std::lock_guard lock(self->readMutex);
+        if (bounded && self->readsQueued >= MaxReadsQueued)
+            return false;
+        ++self->readsQueued;
         self->reads.push_back(std::move(task));
     }
     self->readWake.notify_one();
+    return true;
 }
 
 HistoryPage HistoryStorePrivate::runQuery(QSqlDatabase &db, const HistoryQuery &query) const
@@ -591,6 +699,7 @@ HistoryPage HistoryStorePrivate::runQuery(QSqlDatabase &db, const HistoryQuery &
     qint64 fromId = std::numeric_limits<qint64>::max();
     if (!query.pageToken.isEmpty() && !decodeToken(query.pageToken, &fromMs, &fromId)) {
         page.error = QStringLiteral("malformed page token");
+        page.badToken = true;
         return page;
     }
     if (query.untilMs > 0 && query.untilMs <= fromMs) {
@@ -759,19 +868,30 @@ std::unique_ptr<HistoryStore> HistoryStore::open(const HistoryOptions &options, 
     auto d = std::make_unique<HistoryStorePrivate>();
     d->options = options;
     d->path = QDir(options.directory).absoluteFilePath(QStringLiteral("history.sqlite"));
-    d->lock = std::make_unique<QLockFile>(d->path + QStringLiteral(".lock"));
-    d->lock->setStaleLockTime(0); // held for the whole run; a dead holder's lock is taken over
-    if (!d->lock->tryLock(0)) {
-        qint64 pid = 0;
-        QString host, app;
-        d->lock->getLockInfo(&pid, &host, &app);
-        why = d->lock->error() == QLockFile::LockFailedError
-                  ? QStringLiteral("%1 is in use by %2 (pid %3 on %4)")
-                        .arg(d->path, app.isEmpty() ? QStringLiteral("another process") : app)
-                        .arg(pid)
-                        .arg(host)
-                  : QStringLiteral("cannot lock %1 (permissions?)").arg(d->path);
+    const QByteArray lockPath = QFile::encodeName(d->path + QStringLiteral(".lock"));
+    d->lockFd = ::open(lockPath.constData(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (d->lockFd < 0) {
+        why = QStringLiteral("cannot open %1: %2")
+                  .arg(QString::fromLocal8Bit(lockPath), QString::fromLocal8Bit(strerror(errno)));
         return nullptr;
+    }
+    if (::flock(d->lockFd, LOCK_EX | LOCK_NB) != 0) {
+        char holder[128] = {};
+        const ssize_t n = ::pread(d->lockFd, holder, sizeof holder - 1, 0);
+        why = QStringLiteral("%1 is in use by another hub or console (%2); give each its own "
+                             "--data-dir")
+                  .arg(d->path, n > 0 ? QString::fromUtf8(holder, int(n)).trimmed()
+                                      : QStringLiteral("holder unknown"));
+        return nullptr;
+    }
+    {
+        // Who holds it, for the message another process shows.
+        const QByteArray who = QStringLiteral("pid %1 on %2")
+                                   .arg(QCoreApplication::applicationPid())
+                                   .arg(QSysInfo::machineHostName())
+                                   .toUtf8();
+        if (::ftruncate(d->lockFd, 0) == 0)
+            (void)!::pwrite(d->lockFd, who.constData(), size_t(who.size()), 0);
     }
     std::promise<QString> writerOpened;
     auto writerResult = writerOpened.get_future();
@@ -829,7 +949,7 @@ QList<CommandOutcome> HistoryStore::recent() const
 {
     auto done = std::make_shared<std::promise<QList<CommandOutcome>>>();
     auto result = done->get_future();
-    d->read([this, done](QSqlDatabase &db) { done->set_value(d->runRecent(db)); });
+    d->read([this, done](QSqlDatabase &db) { done->set_value(d->runRecent(db)); }, false);
     return result.get();
 }
 
@@ -873,6 +993,7 @@ void HistoryStore::append(const QList<CommandOutcome> &records)
         d->queuedBytes += item.bytes;
         d->queuedChange = std::max(d->queuedChange, item.lastChange);
         d->queue.push_back(std::move(item));
+        d->shedLocked();
         // A gathering writer wakes by itself; only an idle one (or a full gather) is woken.
         if (!d->writerIdle && d->queuedBytes < GatherBytes)
             return;
@@ -887,8 +1008,12 @@ void HistoryStore::noteFleet(const FleetEvent &event)
     item.bytes = 2 * (event.botId.size() + event.event.size() + event.detail.size()) + 64;
     {
         std::lock_guard lock(d->mutex);
-        if (d->stopping || d->queuedBytes + item.bytes > 2 * d->options.maxQueueBytes)
+        if (d->stopping)
             return;
+        if (d->queuedBytes + item.bytes > d->options.maxQueueBytes) {
+            ++d->lostTransitions; // fleet events go before outcomes
+            return;
+        }
         d->queuedBytes += item.bytes;
         d->queue.push_back(std::move(item));
     }
@@ -901,11 +1026,29 @@ quint64 HistoryStore::durableChange() const
     return d->durable;
 }
 
+void HistoryStore::stopWaiting()
+{
+    {
+        std::lock_guard lock(d->mutex);
+        d->releasing = true;
+    }
+    d->release(0);
+    std::vector<std::function<void()>> rest;
+    {
+        std::lock_guard lock(d->mutex);
+        for (auto &[change, fn] : d->waiters)
+            rest.push_back(std::move(fn));
+        d->waiters.clear();
+    }
+    for (auto &fn : rest)
+        fn();
+}
+
 void HistoryStore::whenDurable(quint64 change, std::function<void()> fn)
 {
     {
         std::lock_guard lock(d->mutex);
-        if (change > d->durable && !d->stopping) {
+        if (change > d->durable && !d->stopping && !d->releasing) {
             d->waiters.emplace(change, std::move(fn));
             return;
         }
@@ -927,10 +1070,18 @@ QFuture<HistoryPage> HistoryStore::query(const HistoryQuery &query) const
     auto promise = std::make_shared<QPromise<HistoryPage>>();
     QFuture<HistoryPage> future = promise->future();
     promise->start();
-    d->read([this, promise, query](QSqlDatabase &db) {
+    const bool queued = d->read([this, promise, query](QSqlDatabase &db) {
         promise->addResult(d->runQuery(db, query));
         promise->finish();
     });
+    if (!queued) {
+        HistoryPage busy;
+        busy.error = QStringLiteral("the history is busy (%1 searches waiting); try again")
+                         .arg(HistoryStorePrivate::MaxReadsQueued);
+        busy.busy = true;
+        promise->addResult(busy);
+        promise->finish();
+    }
     return future;
 }
 
@@ -986,6 +1137,7 @@ HistoryStats HistoryStore::stats() const
     s.queuedBytes = d->queuedBytes;
     s.durableChange = d->durable;
     s.lastError = d->lastError;
+    s.lost = d->lostTransitions;
     return s;
 }
 
@@ -998,9 +1150,12 @@ qint64 HistoryStore::enforceRetention(qint64 nowMsValue)
     if (openConnection(c.db(), d->path, d->options.syncFull, &error)) {
         for (int step = 0; step < 10'000; ++step) {
             const qint64 n = d->retentionStep(c.db(), nowMsValue, &error);
-            if (n <= 0)
+            if (n < 0)
                 break;
             total += n;
+            std::lock_guard lock(d->mutex);
+            if (d->lastRetentionWork == 0)
+                break;
         }
     }
     return total;

@@ -38,7 +38,7 @@ class HistoryStorePrivate;
 class HistoryStore
 {
 public:
-    static constexpr int SchemaVersion = 1;
+    static constexpr int SchemaVersion = 2;
 
     // Opens (creating, or migrating an older schema) and starts a new run. Null, with *error,
     // when the database cannot be used (unwritable directory, corrupt file, newer schema).
@@ -67,6 +67,10 @@ public:
     // Runs fn (on the writer thread, or now) once `change` is committed, or once the writer
     // has given up on it (a failing disk must not hang callers; stats().lastError tells).
     void whenDurable(quint64 change, std::function<void()> fn);
+    // From now on whenDurable() runs its callback at once, and those waiting run now: for a
+    // hub that is stopping, whose last changes may never reach the feed (its thread is busy
+    // stopping the server). What was flushed before stays durable.
+    void stopWaiting();
     // Waits until everything queued so far is committed; false after `timeout`.
     bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

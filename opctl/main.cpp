@@ -242,10 +242,12 @@ google::protobuf::Timestamp timeArgument(const std::string &text, const char *wh
         duration_cast<milliseconds>(at.time_since_epoch()).count());
 }
 
-// One CSV field (RFC 4180); a leading = + - @ gets a ' so a spreadsheet shows, not runs, it.
+// One CSV field (RFC 4180); a leading = + - @ tab or CR gets a ' so a spreadsheet shows, not
+// runs, it (as the console's File > Export does).
 std::string csvField(std::string s)
 {
-    if (!s.empty() && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@'))
+    if (!s.empty() &&
+        (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r'))
         s.insert(s.begin(), '\'');
     if (s.find_first_of(",\"\r\n") == std::string::npos)
         return s;
@@ -622,8 +624,9 @@ public:
             throw UsageError("--csv and --json: choose one");
         requireHub();
         if (csv)
-            std::puts("id,bot,kind,state,reason,issuer,fan_out,registered_at,latency_ms,"
-                      "ack_success,ack_message,late_ack_message,params");
+            std::fputs("id,bot,kind,state,reason,issuer,fan_out,registered_at,latency_ms,"
+                       "ack_success,ack_message,late_ack_message,params\r\n",
+                       stdout);
         int printed = 0;
         // Pages of a sparse search may be short or empty: bounded by pages, not only rows.
         for (int pages = 0; pages < 100'000 && printed < limit; ++pages) {
@@ -657,7 +660,8 @@ public:
                     std::string line;
                     for (size_t i = 0; i < fields.size(); ++i)
                         line += (i ? "," : "") + csvField(fields[i]);
-                    std::puts(line.c_str());
+                    line += "\r\n"; // RFC 4180 line ends
+                    std::fputs(line.c_str(), stdout);
                 } else {
                     std::puts(m_json ? toJson(r).c_str() : describe(r).c_str());
                 }

@@ -394,7 +394,10 @@ ResolveResult CommandRegistry::resolve(const QString &commandId, const QString &
             forgetOldLocked(now);
             result = ResolveResult::Resolved;
         } else if (entry->rec.ack || entry->rec.lateAck ||
-                   (resent && entry->rec.state == CommandState::Refused)) {
+                   (resent && (entry->rec.state == CommandState::Refused ||
+                               entry->rec.state == CommandState::NotConnected))) {
+            // (Refused and not connected commands were never sent: a resent ack cannot be
+            // theirs.)
             ++(resent ? m_counters.resentAcksIgnored : m_counters.duplicateAcks);
             result = ResolveResult::Duplicate;
         } else {

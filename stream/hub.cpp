@@ -214,21 +214,22 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
     }
     emit q->botConnected(info);
     order.unlock(); // failing commands runs their continuations: not under the event lock
+    // The bot's recent acks, again (docs/protocol.md rule 13), before the replaced stream's
+    // commands fail: an ack lost with that stream resolves its command as it should have; one
+    // for a command the hub lost track of (disconnected, unknown after a restart) becomes its
+    // late ack. Already known outcomes are ignored quietly.
+    for (const v1::CommandAck &ack : hello.recent_acks()) {
+        const wire::AckCheck checked = wire::checkAck(ack);
+        if (!checked.problem.empty())
+            continue; // checkHello refused bad ids; kept safe
+        registry.applyResentAck(fromStd(ack.command_id()), botId, convert::toAckData(ack, checked));
+    }
     if (replacedHere) {
         // Only commands sent on the old stream fail; the new session's are untouched.
         registry.failBot(botId, QStringLiteral("connection replaced by a newer session"),
                          replaced->id());
         replaced->finishStream(grpc::Status(grpc::StatusCode::ABORTED,
                                             "replaced by a newer connection of the same bot"));
-    }
-    // The bot's recent acks, again: each tells the outcome of a command the hub lost track of
-    // (the old stream's, now disconnected; or unknown after a hub restart). Already known
-    // outcomes are ignored quietly.
-    for (const v1::CommandAck &ack : hello.recent_acks()) {
-        const wire::AckCheck checked = wire::checkAck(ack);
-        if (!checked.problem.empty())
-            continue; // checkHello refused bad ids; kept safe
-        registry.applyResentAck(fromStd(ack.command_id()), botId, convert::toAckData(ack, checked));
     }
 }
 

@@ -591,7 +591,14 @@ OperatorServicePrivate::QueryHistory(grpc::CallbackServerContext *context,
         .then(QtFuture::Launch::Sync,
               [reactor, response](const HistoryPage &page) {
                   if (!page.error.isEmpty()) {
-                      reactor->Finish(invalid(page.error));
+                      // The caller's token is the caller's problem; a busy or failing database
+                      // is not (opctl exits 69 for UNAVAILABLE, 64 for INVALID_ARGUMENT).
+                      reactor->Finish(
+                          page.badToken
+                              ? invalid(page.error)
+                              : grpc::Status(page.busy ? grpc::StatusCode::RESOURCE_EXHAUSTED
+                                                       : grpc::StatusCode::UNAVAILABLE,
+                                             toStd(QStringLiteral("history: ") + page.error)));
                       return;
                   }
                   finishWith(reactor, [&] {
@@ -634,15 +641,20 @@ OperatorServicePrivate::CancelCommand(grpc::CallbackServerContext *context,
         reactor->Finish(invalid(problem));
         return reactor;
     }
-    finishWith(reactor, [&] {
-        const QString id = fromStd(request->command_id());
-        const QString reason = request->reason().empty()
-                                   ? QStringLiteral("cancelled through the API")
-                                   : fromStd(request->reason());
-        response->set_cancelled(commands.cancel(id, reason));
-        if (const auto record = commands.registry().find(id))
-            convert::fillRecord(*response->mutable_record(), *record);
-    });
+    const QString id = fromStd(request->command_id());
+    const QString reason = request->reason().empty() ? QStringLiteral("cancelled through the API")
+                                                     : fromStd(request->reason());
+    const bool cancelled = commands.cancel(id, reason);
+    const std::optional<CommandOutcome> record = commands.registry().find(id);
+    // Answered once the cancel is in history, as an outcome is (docs/protocol.md rule 14).
+    whenDurable(history, cancelled && record ? record->change : 0,
+                [reactor, response, cancelled, record] {
+                    finishWith(reactor, [&] {
+                        response->set_cancelled(cancelled);
+                        if (record)
+                            convert::fillRecord(*response->mutable_record(), *record);
+                    });
+                });
     return reactor;
 }
 
@@ -907,9 +919,14 @@ void OperatorService::attachTo(Hub &hub)
     // On stop, every outcome reaches the watchers before their streams end with the reason.
     hub.addStopStep(Hub::StopPhase::EndCalls, this, [this](const QString &reason) {
         d->commands.registry().flushChanges();
-        // The callers waiting for the last outcomes to be committed get them now.
-        if (d->history && !d->history->flush(std::chrono::seconds(5)))
-            qWarning("history: the last outcomes were not committed within 5 s");
+        // The callers waiting for the last outcomes to be committed get them now. A call that
+        // comes later (until the server is down) is answered at once: its change may never
+        // reach the feed, whose thread is here stopping the server.
+        if (d->history) {
+            if (!d->history->flush(std::chrono::seconds(5)))
+                qWarning("history: the last outcomes were not committed within 5 s");
+            d->history->stopWaiting();
+        }
         d->endWatches(grpc::Status(grpc::StatusCode::UNAVAILABLE, toStd(reason)));
     });
 }

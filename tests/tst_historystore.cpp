@@ -100,6 +100,9 @@ private slots:
     void whenDurableRunsAfterTheCommit();
     void fleetEventsAreKept();
     void oneProcessPerDataDirectory();
+    void olderSchemaIsMigrated();
+    void sizeCapIsMetWhenFleetEventsHoldTheSpace();
+    void stopWaitingReleasesEveryWaiter();
 };
 
 void TestHistoryStore::outcomesSurviveAReopenWithTheirDetails()
@@ -416,6 +419,7 @@ void TestHistoryStore::newerSchemaIsRefusedUntouched()
         QVERIFY(rig.store);
     }
     const QString path = dir.filePath("history.sqlite");
+    QFile(path + "-wal").remove(); // closed cleanly: checkpointed
     {
         auto db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("bump"));
         db.setDatabaseName(path);
@@ -426,9 +430,15 @@ void TestHistoryStore::newerSchemaIsRefusedUntouched()
         db.close();
     }
     QSqlDatabase::removeDatabase(QStringLiteral("bump"));
+    auto bytesOf = [](const QString &file) {
+        QFile f(file);
+        return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+    };
+    const QByteArray before = bytesOf(path);
     QString error;
     QVERIFY(!HistoryStore::open(optionsIn(dir), &error));
     QVERIFY2(error.contains("newer"), qPrintable(error));
+    QCOMPARE(bytesOf(path), before); // refused, and not changed (not even switched to WAL)
     QCOMPARE(columnText(path, "PRAGMA user_version"), QStringLiteral("99"));
     QCOMPARE(columnText(path, "SELECT count(*) FROM runs"), QStringLiteral("1"));
 
@@ -488,6 +498,82 @@ void TestHistoryStore::oneProcessPerDataDirectory()
     QVERIFY2(error.contains("in use"), qPrintable(error));
     first.reset();
     QVERIFY2(HistoryStore::open(optionsIn(dir), &error), qPrintable(error));
+}
+
+void TestHistoryStore::olderSchemaIsMigrated()
+{
+    QTemporaryDir dir;
+    {
+        Rig rig(optionsIn(dir));
+        QVERIFY(rig.registry.trackCommand("old-1", "bot", 60s, QStringLiteral("ping")));
+        QCOMPARE(rig.registry.resolveCommand("old-1", "bot", ack(true)), ResolveResult::Resolved);
+        QVERIFY(rig.settle());
+    }
+    const QString path = dir.filePath("history.sqlite");
+    {
+        // Made a version 1 file again: no progress_time index, user_version 1.
+        auto db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("v1"));
+        db.setDatabaseName(path);
+        QVERIFY(db.open());
+        QSqlQuery q(db);
+        QVERIFY(q.exec("DROP INDEX progress_time"));
+        QVERIFY(q.exec("PRAGMA user_version = 1"));
+        q.finish();
+        db.close();
+    }
+    QSqlDatabase::removeDatabase(QStringLiteral("v1"));
+    Rig rig(optionsIn(dir));
+    QVERIFY(rig.store);
+    QCOMPARE(columnText(path, "PRAGMA user_version"), QString::number(HistoryStore::SchemaVersion));
+    QCOMPARE(columnText(path, "SELECT count(*) FROM sqlite_master WHERE name = 'progress_time'"),
+             QStringLiteral("1"));
+    QCOMPARE(rig.store->recent().size(), 1); // the data came through
+}
+
+void TestHistoryStore::sizeCapIsMetWhenFleetEventsHoldTheSpace()
+{
+    QTemporaryDir dir;
+    HistoryOptions o = optionsIn(dir);
+    o.maxBytes = 1 << 20;
+    Rig rig(o);
+    for (int i = 0; i < 20; ++i) {
+        const QString id = QStringLiteral("few-%1").arg(i);
+        QVERIFY(rig.registry.trackCommand(id, "bot", 60s));
+        QCOMPARE(rig.registry.resolveCommand(id, "bot", ack(true)), ResolveResult::Resolved);
+    }
+    QVERIFY(rig.settle());
+    // A flapping fleet: far more bytes of fleet events than of commands.
+    const qint64 t0 = QDateTime::currentMSecsSinceEpoch() - 60'000;
+    const QString detail(200, QLatin1Char('d'));
+    for (int i = 0; i < 20'000; ++i)
+        rig.store->noteFleet(
+            {t0 + i, QStringLiteral("bot-%1").arg(i % 50), "disconnected", detail});
+    QVERIFY(rig.store->flush());
+    rig.store->enforceRetention(QDateTime::currentMSecsSinceEpoch());
+    const qint64 pages = columnText(rig.store->path(), "PRAGMA page_count").toLongLong() -
+                         columnText(rig.store->path(), "PRAGMA freelist_count").toLongLong();
+    const qint64 pageSize = columnText(rig.store->path(), "PRAGMA page_size").toLongLong();
+    QVERIFY2(pages * pageSize <= o.maxBytes, qPrintable(QString::number(pages * pageSize)));
+    // The oldest fleet events went; the newest stay.
+    const qint64 fleet = columnText(rig.store->path(), "SELECT count(*) FROM fleet").toLongLong();
+    QVERIFY2(fleet > 0 && fleet < 20'000, qPrintable(QString::number(fleet)));
+    QCOMPARE(columnText(rig.store->path(), "SELECT max(at_ms) FROM fleet"),
+             QString::number(t0 + 19'999));
+}
+
+void TestHistoryStore::stopWaitingReleasesEveryWaiter()
+{
+    QTemporaryDir dir;
+    Rig rig(optionsIn(dir));
+    std::atomic<int> ran{0};
+    // Changes that never reach the store (a hub stopping whose feed thread is busy).
+    rig.store->whenDurable(1'000'000, [&] { ++ran; });
+    rig.store->whenDurable(2'000'000, [&] { ++ran; });
+    QCOMPARE(ran.load(), 0);
+    rig.store->stopWaiting();
+    QCOMPARE(ran.load(), 2);
+    rig.store->whenDurable(3'000'000, [&] { ++ran; }); // at once from now on
+    QCOMPARE(ran.load(), 3);
 }
 
 QTEST_GUILESS_MAIN(TestHistoryStore)
