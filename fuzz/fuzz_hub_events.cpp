@@ -29,10 +29,10 @@ namespace {
 void checkTally(const FanOutSummary &s)
 {
     for (int n : {s.pending, s.acked, s.rejected, s.expired, s.notConnected, s.disconnected,
-                  s.cancelled, s.refused, s.lateAcks})
+                  s.cancelled, s.refused, s.unknown, s.lateAcks})
         REQUIRE(n >= 0);
     REQUIRE(s.pending + s.acked + s.rejected + s.expired + s.notConnected + s.disconnected +
-                s.cancelled + s.refused ==
+                s.cancelled + s.refused + s.unknown ==
             s.total);
     REQUIRE(s.lateAcks <= s.total);
     REQUIRE(!s.text().isEmpty());

@@ -259,6 +259,7 @@ void fillTally(v1::FanOutTally &out, const FanOutSummary &s)
     out.set_disconnected(s.disconnected);
     out.set_cancelled(s.cancelled);
     out.set_refused(s.refused);
+    out.set_unknown(s.unknown);
     out.set_pending(s.pending);
     out.set_late_acks(s.lateAcks);
     out.set_fan_out_id(toStd(s.id));
