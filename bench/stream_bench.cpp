@@ -294,9 +294,11 @@ struct HubRun
             const HistoryStats s = history->stats();
             std::fprintf(stderr,
                          "stream_bench: history wrote %llu transitions, dropped %llu "
-                         "progress, %s\n",
+                         "progress, writer CPU %lld ms (%.2f us per transition), %s\n",
                          static_cast<unsigned long long>(s.written),
                          static_cast<unsigned long long>(s.droppedProgress),
+                         static_cast<long long>(s.writerCpuMs),
+                         1000.0 * double(s.writerCpuMs) / double(std::max<quint64>(1, s.written)),
                          qPrintable(summaryOf(s)));
             QObject::disconnect(&feed, &ChangeFeed::changes, &feed, nullptr);
             history.reset();

@@ -66,6 +66,7 @@ struct HistoryStats
     qint64 maxAgeMs = 0;
     qint64 maxBytes = 0;
     QString lastError; // of the writer; empty when all is well
+    qint64 writerCpuMs = 0; // CPU time of the writer thread so far
     quint64 lost = 0;  // transitions or fleet events dropped past the queue's hard cap (a disk
                        // that stopped taking writes) or not written at close
 };

@@ -30,6 +30,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -168,6 +169,7 @@ public:
     bool releasing = false;        // stopWaiting(): callbacks run at once from now on
     quint64 lostTransitions = 0;   // dropped past the hard cap, or not written at close
     int failuresWhileStopping = 0; // writer thread only
+    std::atomic<qint64> writerCpuUs{0}; // the writer thread's CPU time, updated per commit
     qint64 lastRetentionWork = 0;  // rows the last retention step deleted, every table
     // Past this many bytes queued (a disk that stopped taking writes), the oldest are dropped
     // and counted: memory stays bounded.
@@ -278,6 +280,9 @@ bool HistoryStorePrivate::openWriter(Connection &c, QString *error)
         return false;
     }
     mode.finish();
+    // Checkpoints (the WAL copied back into the file, with an fsync) every ~40 MiB of WAL
+    // instead of SQLite's 4 MiB: a page written by many commits is copied back once.
+    exec(db, QStringLiteral("PRAGMA wal_autocheckpoint = 10000"), nullptr);
     if (!migrate(db, error))
         return false;
 
@@ -574,6 +579,10 @@ void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
             QString commitError;
             const bool ok = commit(db, items, &commitError);
             lastCommit = std::chrono::steady_clock::now();
+            rusage usage{};
+            if (::getrusage(RUSAGE_THREAD, &usage) == 0)
+                writerCpuUs = qint64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000 +
+                              usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
             if (ok) {
                 {
                     std::lock_guard lock(mutex);
@@ -1138,6 +1147,7 @@ HistoryStats HistoryStore::stats() const
     s.durableChange = d->durable;
     s.lastError = d->lastError;
     s.lost = d->lostTransitions;
+    s.writerCpuMs = d->writerCpuUs.load() / 1000;
     return s;
 }
 
