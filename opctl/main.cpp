@@ -553,9 +553,10 @@ public:
         return worst;
     }
 
-    int commands(const Args &args)
+    // --state S ...: an outcome name, or done (every final one) or problems (all but acked).
+    template <typename Request>
+    static void addStates(Request &request, const Args &args, const std::string &command)
     {
-        v1::ListCommandsRequest request;
         for (const auto &s : args.values("state")) {
             if (s == "done" || s == "problems") {
                 for (int o = v1::OUTCOME_ACKED; o <= v1::OUTCOME_UNKNOWN; ++o)
@@ -565,9 +566,15 @@ public:
             }
             const auto o = outcomeFromName(s);
             if (!o)
-                throw UsageError("unknown state '" + s + "' (see opctl commands --help)");
+                throw UsageError("unknown state '" + s + "' (see opctl " + command + " --help)");
             request.add_outcomes(*o);
         }
+    }
+
+    int commands(const Args &args)
+    {
+        v1::ListCommandsRequest request;
+        addStates(request, args, "commands");
         if (const auto bot = args.value("bot"))
             request.set_bot_id(*bot);
         if (const auto fan = args.value("fan-out"))
@@ -595,18 +602,7 @@ public:
     int history(const Args &args)
     {
         v1::QueryHistoryRequest request;
-        for (const auto &s : args.values("state")) {
-            if (s == "done" || s == "problems") {
-                for (int o = v1::OUTCOME_ACKED; o <= v1::OUTCOME_UNKNOWN; ++o)
-                    if (s == "done" || o != v1::OUTCOME_ACKED)
-                        request.add_outcomes(v1::Outcome(o));
-                continue;
-            }
-            const auto o = outcomeFromName(s);
-            if (!o)
-                throw UsageError("unknown state '" + s + "' (see opctl history --help)");
-            request.add_outcomes(*o);
-        }
+        addStates(request, args, "history");
         request.set_bot_id(args.value("bot").value_or(""));
         request.set_kind(args.value("kind").value_or(""));
         request.set_text(args.value("text").value_or(""));

@@ -345,6 +345,24 @@ void TestHistoryCrash::unknownCommandGetsTheAckTheBotResendsAfterRestart()
     QVERIFY(r.reason().find("stopped while this command was pending") != std::string::npos);
     QVERIFY(r.late_ack().success());
     QCOMPARE(r.issuer().rfind("operator@", 0), 0u);
+
+    // The same through opctl, as a spreadsheet gets it.
+    QProcess opctl;
+    opctl.start(
+        QCoreApplication::applicationDirPath() + "/opctl",
+        {"--hub", QString::fromStdString(address), "history", "--state", "unknown", "--csv"});
+    QVERIFY(opctl.waitForFinished(20'000));
+    QCOMPARE(opctl.exitCode(), 0);
+    const QList<QByteArray> lines = opctl.readAllStandardOutput().split('\n');
+    QCOMPARE(lines.size(), 3); // header, the row, the end
+    QVERIFY(lines[0].startsWith("id,bot,kind,state,"));
+    QVERIFY2(lines[1].startsWith("restart-1,bot-1,restart,unknown,"), lines[1].constData());
+    QVERIFY(lines[1].endsWith("\r")); // RFC 4180 line ends
+    opctl.start(QCoreApplication::applicationDirPath() + "/opctl",
+                {"--hub", QString::fromStdString(address), "history", "--since", "yesterday"});
+    QVERIFY(opctl.waitForFinished(20'000));
+    QCOMPARE(opctl.exitCode(), 64); // a usage error, said
+    QVERIFY(opctl.readAllStandardError().contains("--since"));
     fleet.stop();
     QVERIFY(hub->terminate());
 }
