@@ -29,6 +29,7 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -538,6 +539,7 @@ qint64 HistoryStorePrivate::retentionStep(QSqlDatabase &db, qint64 now, QString 
 
 void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
 {
+    pthread_setname_np(pthread_self(), "history-writer"); // for top, perf and gdb
     auto connection = std::make_unique<Connection>(
         QStringLiteral("history-writer-%1").arg(quintptr(this), 0, 16));
     QString error;
@@ -662,6 +664,7 @@ void HistoryStorePrivate::writerLoop(std::promise<QString> opened)
 
 void HistoryStorePrivate::readerLoop(std::promise<QString> opened)
 {
+    pthread_setname_np(pthread_self(), "history-reader");
     auto connection = std::make_unique<Connection>(
         QStringLiteral("history-reader-%1").arg(quintptr(this), 0, 16));
     QString error;
