@@ -1101,7 +1101,7 @@ QString summaryOf(const HistoryStats &s)
 {
     const QLocale c = QLocale::c();
     auto bytes = [&](qint64 n) {
-        return c.formattedDataSize(n, 1, QLocale::DataSizeTraditionalFormat);
+        return c.formattedDataSize(n, 1, QLocale::DataSizeIecFormat);
     };
     QString text = QObject::tr("%1 commands").arg(c.toString(s.commands));
     if (s.oldestMs > 0)
