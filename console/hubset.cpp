@@ -3,6 +3,8 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
+#include <limits>
+
 #include <QDateTime>
 #include <QRandomGenerator>
 
@@ -165,42 +167,103 @@ QFuture<HistoryPage> HubSet::queryHistory(const HistoryQuery &query)
 {
     if (m_hubs.size() == 1)
         return m_hubs.front()->queryHistory(query);
-    // The token is each hub's own: {"0": "...", "2": "..."}; a hub missing from a token is done.
-    QJsonObject tokens;
-    if (!query.pageToken.isEmpty()) {
+    // The token says, per hub index, where that hub goes on: {"0": {"t": "<its token>"},
+    // "1": {"u": <before this ms>}}; a hub missing from a token is done. An empty token: every
+    // hub from its newest.
+    struct Ask
+    {
+        int hub;
+        QJsonObject at; // what it was asked with, to ask again after a failure
+    };
+    QList<Ask> asks;
+    if (query.pageToken.isEmpty()) {
+        for (int i = 0; i < int(m_hubs.size()); ++i)
+            asks.append({i, QJsonObject{{QStringLiteral("t"), QString()}}});
+    } else {
+        auto bad = [] {
+            HistoryPage page;
+            page.error = tr("malformed page token");
+            page.badToken = true;
+            return QtFuture::makeReadyFuture(page);
+        };
+        if (query.pageToken.size() > 4096)
+            return bad();
         const QJsonDocument doc = QJsonDocument::fromJson(query.pageToken.toUtf8());
-        if (!doc.isObject() || query.pageToken.size() > 64 * 1024) {
-            HistoryPage bad;
-            bad.error = tr("malformed page token");
-            return QtFuture::makeReadyFuture(bad);
+        if (!doc.isObject())
+            return bad();
+        const QJsonObject tokens = doc.object();
+        for (auto it = tokens.begin(); it != tokens.end(); ++it) {
+            bool ok = false;
+            const int hub = it.key().toInt(&ok);
+            const QJsonObject at = it.value().toObject();
+            const bool token = at.size() == 1 && at.value(QStringLiteral("t")).isString() &&
+                               at.value(QStringLiteral("t")).toString().size() <= 64;
+            const double until = at.value(QStringLiteral("u")).toDouble(-1);
+            const bool before =
+                at.size() == 1 && until >= 1 && until < 9e15 && until == double(qint64(until));
+            if (!ok || hub < 0 || hub >= int(m_hubs.size()) || !(token || before))
+                return bad();
+            asks.append({hub, at});
         }
-        tokens = doc.object();
     }
     QList<QFuture<HistoryPage>> pages;
-    QList<int> asked;
-    for (int i = 0; i < int(m_hubs.size()); ++i) {
-        const QString key = QString::number(i);
-        if (!query.pageToken.isEmpty() && !tokens.contains(key))
-            continue;
+    for (const Ask &ask : std::as_const(asks)) {
         HistoryQuery one = query;
-        one.pageToken = tokens.value(key).toString();
-        pages << m_hubs[size_t(i)]->queryHistory(one);
-        asked << i;
+        one.pageToken = ask.at.value(QStringLiteral("t")).toString();
+        if (ask.at.contains(QStringLiteral("u"))) {
+            const auto before = qint64(ask.at.value(QStringLiteral("u")).toDouble());
+            one.untilMs = query.untilMs > 0 ? std::min(query.untilMs, before) : before;
+        }
+        pages << m_hubs[size_t(ask.hub)]->queryHistory(one);
     }
     if (pages.isEmpty())
         return QtFuture::makeReadyFuture(HistoryPage{});
     return QtFuture::whenAll(pages.begin(), pages.end())
-        .then([asked](const QList<QFuture<HistoryPage>> &done) {
+        .then([asks](const QList<QFuture<HistoryPage>> &done) {
+            // A k-way merge that stays in time order across pages: records older than the
+            // oldest one of any hub that has more to give are held back (that hub may still
+            // have newer ones); their hub goes on from just before that time next page.
+            QList<HistoryPage> got;
+            for (const auto &f : done)
+                got << (f.resultCount() > 0 ? f.result()
+                                            : HistoryPage{QList<CommandOutcome>{}, QString(),
+                                                          QStringLiteral("not answered")});
+            qint64 cut = std::numeric_limits<qint64>::min();
+            for (const HistoryPage &page : std::as_const(got)) {
+                if (!page.error.isEmpty() || page.nextPageToken.isEmpty())
+                    continue;
+                // A hub with more to give: nothing older than its last record is safe to
+                // show yet (an empty page of a sparse search: nothing at all is).
+                cut = std::max(cut, page.records.isEmpty() ? std::numeric_limits<qint64>::max()
+                                                           : page.records.last().registeredWallMs);
+            }
             HistoryPage merged;
             QJsonObject next;
             QStringList errors;
-            for (qsizetype k = 0; k < done.size(); ++k) {
-                const HistoryPage page = done[k].result();
+            for (qsizetype k = 0; k < got.size(); ++k) {
+                const HistoryPage &page = got[k];
+                const QString key = QString::number(asks[k].hub);
                 if (!page.error.isEmpty())
                     errors << page.error;
-                merged.records += page.records;
-                if (!page.nextPageToken.isEmpty())
-                    next.insert(QString::number(asked[k]), page.nextPageToken);
+                if (!page.error.isEmpty() && page.records.isEmpty()) {
+                    next.insert(key, asks[k].at); // asked again on the next page
+                    continue;
+                }
+                qsizetype kept = 0;
+                for (const CommandOutcome &o : page.records) {
+                    if (o.registeredWallMs < cut)
+                        break; // newest first: the rest is older still
+                    merged.records.append(o);
+                    ++kept;
+                }
+                if (kept < page.records.size()) {
+                    if (cut == std::numeric_limits<qint64>::max())
+                        next.insert(key, asks[k].at); // nothing shown: the same page again
+                    else
+                        next.insert(key, QJsonObject{{QStringLiteral("u"), double(cut)}});
+                } else if (!page.nextPageToken.isEmpty()) {
+                    next.insert(key, QJsonObject{{QStringLiteral("t"), page.nextPageToken}});
+                }
             }
             std::stable_sort(merged.records.begin(), merged.records.end(),
                              [](const CommandOutcome &a, const CommandOutcome &b) {

@@ -761,20 +761,29 @@ QFuture<HistoryPage> RemoteBackend::queryHistory(const HistoryQuery &query)
                     r.next_page_token().size() > 64) {
                     page.error = tr("%1 answered with a page out of bounds").arg(hub);
                 } else {
+                    // A record that breaks a rule is dropped and counted, as on Watch; the
+                    // good ones and the way on are kept (one bad record must not end every
+                    // search that reaches it).
+                    int bad = 0;
+                    QString firstProblem;
                     for (const v1::CommandRecord &record : r.commands()) {
                         QString problem;
                         std::optional<CommandOutcome> o = convert::toOutcome(record, &problem);
                         if (!o) {
-                            page.error = tr("%1 sent a bad record: %2").arg(hub, problem);
-                            page.records.clear();
-                            break;
+                            if (bad++ == 0)
+                                firstProblem = problem;
+                            continue;
                         }
                         o->hub = hub;
                         o->event = ChangeEvent::Restored;
                         page.records.append(std::move(*o));
                     }
-                    if (page.error.isEmpty())
-                        page.nextPageToken = fromStd(r.next_page_token());
+                    if (bad > 0)
+                        page.error = tr("%1 sent %2 bad records, not shown (first: %3)")
+                                         .arg(hub)
+                                         .arg(bad)
+                                         .arg(firstProblem);
+                    page.nextPageToken = fromStd(r.next_page_token());
                 }
             }
             call->promise.addResult(std::move(page));

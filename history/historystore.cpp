@@ -167,11 +167,11 @@ public:
     QString lastError;
     bool stopping = false;
     std::multimap<quint64, std::function<void()>> waiters;
-    bool releasing = false;        // stopWaiting(): callbacks run at once from now on
-    quint64 lostTransitions = 0;   // dropped past the hard cap, or not written at close
-    int failuresWhileStopping = 0; // writer thread only
+    bool releasing = false;             // stopWaiting(): callbacks run at once from now on
+    quint64 lostTransitions = 0;        // dropped past the hard cap, or not written at close
+    int failuresWhileStopping = 0;      // writer thread only
     std::atomic<qint64> writerCpuUs{0}; // the writer thread's CPU time, updated per commit
-    qint64 lastRetentionWork = 0;  // rows the last retention step deleted, every table
+    qint64 lastRetentionWork = 0;       // rows the last retention step deleted, every table
     // Past this many bytes queued (a disk that stopped taking writes), the oldest are dropped
     // and counted: memory stays bounded.
     qint64 hardCap() const { return std::max<qint64>(4 * options.maxQueueBytes, 256LL << 20); }
@@ -1083,7 +1083,8 @@ QFuture<HistoryPage> HistoryStore::query(const HistoryQuery &query) const
     QFuture<HistoryPage> future = promise->future();
     promise->start();
     const bool queued = d->read([this, promise, query](QSqlDatabase &db) {
-        promise->addResult(d->runQuery(db, query));
+        if (!promise->isCanceled()) // replaced by a newer search before its turn: skipped
+            promise->addResult(d->runQuery(db, query));
         promise->finish();
     });
     if (!queued) {
@@ -1100,9 +1101,7 @@ QFuture<HistoryPage> HistoryStore::query(const HistoryQuery &query) const
 QString summaryOf(const HistoryStats &s)
 {
     const QLocale c = QLocale::c();
-    auto bytes = [&](qint64 n) {
-        return c.formattedDataSize(n, 1, QLocale::DataSizeIecFormat);
-    };
+    auto bytes = [&](qint64 n) { return c.formattedDataSize(n, 1, QLocale::DataSizeIecFormat); };
     QString text = QObject::tr("%1 commands").arg(c.toString(s.commands));
     if (s.oldestMs > 0)
         text += QObject::tr(" since %1")

@@ -76,7 +76,14 @@ std::chrono::nanoseconds CommandOutcome::lateBy() const
 {
     if (!lateAck)
         return {};
-    return lateAckAt - deadline;
+    return lateAckAt - lateFrom();
+}
+
+Clock::time_point CommandOutcome::lateFrom() const
+{
+    // Ended without an answer at its deadline, or before it: cancelled, disconnected, or the
+    // hub stopped (unknown). Late is counted from whichever came first.
+    return finishedAt != Clock::time_point{} ? std::min(deadline, finishedAt) : deadline;
 }
 
 qint64 CommandOutcome::wallMs(Clock::time_point t) const

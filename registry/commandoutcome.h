@@ -129,6 +129,10 @@ struct CommandOutcome
     std::chrono::nanoseconds latency() const;
     // From the deadline to the late ack; zero when there is none.
     std::chrono::nanoseconds lateBy() const;
+    // When the command stopped waiting for its ack: its deadline, or the moment it ended
+    // before it (cancelled, disconnected, unknown). lateBy() counts from here, so it is never
+    // negative.
+    Clock::time_point lateFrom() const;
     // Wall-clock time (ms since epoch) of a monotonic time point of this command, for display.
     qint64 wallMs(Clock::time_point t) const;
 };

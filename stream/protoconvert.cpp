@@ -335,7 +335,7 @@ std::optional<CommandOutcome> toOutcome(const v1::CommandRecord &r, QString *pro
                                         from + hours(24 * 365));
     }
     if (o.lateAck)
-        o.lateAckAt = o.deadline + duration_cast<Clock::duration>(durationOf(r.late_by()));
+        o.lateAckAt = o.lateFrom() + duration_cast<Clock::duration>(durationOf(r.late_by()));
     o.progressPercent = r.progress_percent();
     o.progressMessage = fromStd(r.progress_message());
     return o;

@@ -90,7 +90,7 @@ void TestCommandTableModel::lateAckShowsOnTheExpiredRow()
     ack.success = true;
     ack.message = QStringLiteral("done after all");
     o.lateAck = ack;
-    o.lateAckAt = o.deadline + 7300ms;
+    o.lateAckAt = o.lateFrom() + 7300ms; // from when it stopped waiting
     model.applyChanges({o});
     QCOMPARE(model.rowCount(), 1);
     QCOMPARE(model.index(0, CommandTableModel::State).data().toString(),

@@ -115,6 +115,7 @@ private slots:
     void twoConsolesSeeEachOthersCommandsAndOpctlFanOuts();
     void badAddressShowsTheBannerAndRefusesSends();
     void severalHubsOneFleetOneTally();
+    void historyAcrossHubsPagesInTimeOrder();
 };
 
 void TestRemoteConsole::attachSendFanOutCancelAndLateAcks()
@@ -330,6 +331,80 @@ void TestRemoteConsole::severalHubsOneFleetOneTally()
     bool unique = false;
     QCOMPARE(console.ids(&unique).size(), 5);
     QVERIFY(unique);
+}
+
+// A console attached to two hubs searches both histories as one: pages newest first across
+// page boundaries, every command once (a busy hub's records are not shown below a quiet hub's
+// older ones; second review).
+void TestRemoteConsole::historyAcrossHubsPagesInTimeOrder()
+{
+    HubProcess hubA(QStringLiteral("127.0.0.1:0"), {});
+    HubProcess hubB(QStringLiteral("127.0.0.1:0"), {});
+    const QString a = address(hubA), b = address(hubB);
+    QVERIFY(!a.isEmpty() && !b.isEmpty());
+    Fleet fleetA(a, 2, "a-", 10), fleetB(b, 1, "b-", 10);
+    Console console({a, b});
+    QVERIFY(console.live());
+    QVERIFY(console.bots(3));
+    // The quiet hub's commands first (older), then the busy hub's.
+    QStringList ids;
+    auto sendAndWait = [&](const QString &bot) {
+        const SendReceipt r = console.backend.send({bot}, CommandSpec::of(CommandKind::Ping), 5s);
+        if (!r.ok())
+            return false;
+        ids << r.commandIds.value(0);
+        return QTest::qWaitFor([&] { return console.stateOf(ids.last()) == "acked"; }, 10'000);
+    };
+    for (int i = 0; i < 3; ++i)
+        QVERIFY(sendAndWait("b-1"));
+    for (int i = 0; i < 12; ++i)
+        QVERIFY(sendAndWait(i % 2 ? "a-1" : "a-2"));
+
+    auto everything = [&](int pageSize, int *pages) {
+        QList<CommandOutcome> all;
+        HistoryQuery q;
+        q.pageSize = pageSize;
+        for (*pages = 0; *pages < 50; ++*pages) {
+            QFuture<HistoryPage> f = console.backend.queryHistory(q);
+            if (!QTest::qWaitFor([&] { return f.isFinished(); }, 10'000) || f.resultCount() < 1)
+                return QList<CommandOutcome>{};
+            const HistoryPage page = f.result();
+            if (!page.error.isEmpty())
+                qWarning("%s", qPrintable(page.error));
+            all += page.records;
+            if (page.nextPageToken.isEmpty())
+                break;
+            q.pageToken = page.nextPageToken;
+        }
+        return all;
+    };
+    int pages = 0;
+    QList<CommandOutcome> all;
+    // Outcomes reach each hub's history within milliseconds of the console: asked until all 15.
+    QVERIFY(QTest::qWaitFor([&] { return (all = everything(4, &pages)).size() >= 15; }, 10'000));
+    QCOMPARE(all.size(), 15);
+    QVERIFY2(pages >= 2, qPrintable(QString::number(pages))); // three pages at least
+    QSet<QString> seen;
+    for (qsizetype i = 0; i < all.size(); ++i) {
+        QVERIFY(!all[i].hub.isEmpty());
+        QVERIFY(!seen.contains(all[i].hub + all[i].commandId));
+        seen.insert(all[i].hub + all[i].commandId);
+        if (i > 0) // newest first, across page boundaries
+            QVERIFY2(all[i].registeredWallMs <= all[i - 1].registeredWallMs,
+                     qPrintable(QString::number(i)));
+    }
+    QCOMPARE(all.first().commandId, ids.last());
+    QCOMPARE(all.last().commandId, ids.first());
+
+    // A token that was not given: refused as such, never taken for "done".
+    for (const QString &token : {QStringLiteral("{}x"), QStringLiteral("{\"7\":{\"t\":\"x\"}}"),
+                                 QStringLiteral("{\"0\":5}"), QStringLiteral("[]")}) {
+        HistoryQuery q;
+        q.pageToken = token;
+        QFuture<HistoryPage> f = console.backend.queryHistory(q);
+        QVERIFY(QTest::qWaitFor([&] { return f.isFinished(); }, 10'000));
+        QVERIFY2(f.result().badToken, qPrintable(token));
+    }
 }
 
 QTEST_MAIN(TestRemoteConsole)

@@ -316,6 +316,9 @@ void HistoryPanel::more()
 
 void HistoryPanel::request(const HistoryQuery &query, bool append)
 {
+    // A replaced search is cancelled: the hub's reader skips it if it has not started, so
+    // holding Enter does not fill the history's queue of searches (second review).
+    m_pending.cancel();
     const quint64 generation = ++m_generation;
     m_busy = true;
     m_error.clear();
@@ -342,7 +345,8 @@ void HistoryPanel::request(const HistoryQuery &query, bool append)
         refreshSummary();
         emit pageLoaded();
     });
-    watcher->setFuture(m_backend.queryHistory(query));
+    m_pending = m_backend.queryHistory(query);
+    watcher->setFuture(m_pending);
 }
 
 QList<CommandOutcome> HistoryPanel::shownRecords() const

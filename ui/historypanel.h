@@ -3,6 +3,7 @@
 #include "commandoutcome.h"
 #include "historyquery.h"
 
+#include <QFuture>
 #include <QWidget>
 
 class QCheckBox;
@@ -125,8 +126,9 @@ private:
     QTimer *m_summaryTimer;
 
     int m_pageSize = DefaultPageSize;
-    HistoryQuery m_query;     // the last search, its token the next page's
-    quint64 m_generation = 0; // of the newest request; older answers are dropped
+    HistoryQuery m_query;           // the last search, its token the next page's
+    quint64 m_generation = 0;       // of the newest request; older answers are dropped
+    QFuture<HistoryPage> m_pending; // the newest request's answer, cancelled when replaced
     bool m_busy = false;
     QString m_error;   // of the last answer
     QString m_summary; // what the history keeps
