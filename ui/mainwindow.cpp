@@ -509,6 +509,11 @@ void MainWindow::exportTableAs(Table table)
     if (!format) {
         format = filter == jsonFilter ? ExportFormat::Json : ExportFormat::Csv;
         path += *format == ExportFormat::Json ? QStringLiteral(".json") : QStringLiteral(".csv");
+        // The dialog asked about the name as typed, not with the extension added.
+        if (QFileInfo::exists(path) &&
+            QMessageBox::question(this, tr("Replace the file?"),
+                                  tr("%1 exists. Replace it?").arg(path)) != QMessageBox::Yes)
+            return;
     }
     QString error;
     int rows = 0;
