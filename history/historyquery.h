@@ -65,10 +65,10 @@ struct HistoryStats
     quint64 durableChange = 0;
     qint64 maxAgeMs = 0;
     qint64 maxBytes = 0;
-    QString lastError; // of the writer; empty when all is well
+    QString lastError;      // of the writer; empty when all is well
     qint64 writerCpuMs = 0; // CPU time of the writer thread so far
-    quint64 lost = 0;  // transitions or fleet events dropped past the queue's hard cap (a disk
-                       // that stopped taking writes) or not written at close
+    quint64 lost = 0;       // transitions or fleet events dropped past the queue's hard cap (a disk
+                            // that stopped taking writes) or not written at close
 };
 
 // One line for the status bar: "12,034 commands since 1 Nov 2026 · 35.2 MB of 1.0 GiB · kept
