@@ -117,15 +117,7 @@ const CommandOutcome *CommandsPanel::record(const QString &commandId) const
 
 QList<CommandOutcome> CommandsPanel::shownRecords() const
 {
-    QList<CommandOutcome> out;
-    const int rows = m_proxy->rowCount();
-    out.reserve(rows);
-    for (int r = 0; r < rows; ++r) {
-        const QModelIndex source = m_proxy->mapToSource(m_proxy->index(r, 0));
-        if (const CommandOutcome *o = m_model->record(source.row()))
-            out.append(*o);
-    }
-    return out;
+    return recordsInViewOrder(*m_proxy, *m_model);
 }
 
 QStringList CommandsPanel::selectedCommandIds() const

@@ -351,15 +351,7 @@ void HistoryPanel::request(const HistoryQuery &query, bool append)
 
 QList<CommandOutcome> HistoryPanel::shownRecords() const
 {
-    QList<CommandOutcome> out;
-    const int rows = m_proxy->rowCount();
-    out.reserve(rows);
-    for (int r = 0; r < rows; ++r) {
-        const QModelIndex source = m_proxy->mapToSource(m_proxy->index(r, 0));
-        if (const CommandOutcome *o = m_model->record(source.row()))
-            out.append(*o);
-    }
-    return out;
+    return recordsInViewOrder(*m_proxy, *m_model);
 }
 
 void HistoryPanel::setHubColumnVisible(bool visible)

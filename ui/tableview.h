@@ -1,5 +1,9 @@
 #pragma once
 
+#include "commandoutcome.h"
+
+#include <QAbstractProxyModel>
+#include <QList>
 #include <QStyledItemDelegate>
 
 class QAbstractItemModel;
@@ -20,5 +24,20 @@ QTableView *makeTable(QAbstractItemModel *model, QWidget *parent);
 
 // Sizes a column to its header or a typical value, whichever is wider, in the view's font.
 void fitColumn(QTableView *view, int column, const QString &typical);
+
+// The records a proxy shows, in its order (what File > Export writes), from a model with
+// record(row) (CommandTableModel, HistoryModel).
+template <typename Model>
+QList<CommandOutcome> recordsInViewOrder(const QAbstractProxyModel &proxy, const Model &model)
+{
+    QList<CommandOutcome> out;
+    const int rows = proxy.rowCount();
+    out.reserve(rows);
+    for (int r = 0; r < rows; ++r) {
+        if (const CommandOutcome *o = model.record(proxy.mapToSource(proxy.index(r, 0)).row()))
+            out.append(*o);
+    }
+    return out;
+}
 
 } // namespace opconsole
