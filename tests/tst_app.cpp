@@ -42,6 +42,7 @@ private slots:
     void logLinesAreJsonAndCannotBeForged();
     void sigtermEndsEveryCallWithItsOutcomeAndLogsIt();
     void connectRefusesWhatIsNotAListOfHubs();
+    void historyOptionsRefuseBadValues();
 };
 
 void TestApp::logLinesAreJsonAndCannotBeForged()
@@ -287,6 +288,37 @@ void TestApp::connectRefusesWhatIsNotAListOfHubs()
         QCOMPARE(app.exitCode(), 64);
         QVERIFY2(app.readAllStandardError().contains("--connect takes"),
                  qPrintable(args.join(' ')));
+    }
+}
+
+void TestApp::historyOptionsRefuseBadValues()
+{
+    QTemporaryDir dir;
+    QFile file(dir.filePath("a-file"));
+    QVERIFY(file.open(QIODevice::WriteOnly));
+    file.close();
+    struct Case
+    {
+        QStringList args;
+        int exit;
+        const char *says;
+    };
+    const Case cases[] = {
+        {{"--history-days", "0"}, 64, "--history-days takes"},
+        {{"--history-days", "3651"}, 64, "--history-days takes"},
+        {{"--history-days", "ten"}, 64, "--history-days takes"},
+        {{"--history-max-mb", "-1"}, 64, "--history-max-mb takes"},
+        {{"--history-max-mb", "1e9"}, 64, "--history-max-mb takes"},
+        // A data directory that cannot be one: a clear error, nothing started.
+        {{"--data-dir", file.fileName()}, 69, "cannot create the data directory"},
+    };
+    for (const Case &c : cases) {
+        QProcess app;
+        app.start(QCoreApplication::applicationDirPath() + QStringLiteral("/opconsole"),
+                  QStringList{"--headless", "--listen", "127.0.0.1:0"} + c.args);
+        QVERIFY(app.waitForFinished(20'000));
+        QCOMPARE(app.exitCode(), c.exit);
+        QVERIFY2(app.readAllStandardError().contains(c.says), qPrintable(c.args.join(' ')));
     }
 }
 

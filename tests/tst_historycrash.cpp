@@ -197,6 +197,7 @@ private slots:
     void killMidBurstLosesNoOutcomeAndMarksThePendingUnknown();
     void unknownCommandGetsTheAckTheBotResendsAfterRestart();
     void sigtermWhileCallersSendNeverHangs();
+    void queryHistoryRefusesHostileRequests();
 };
 
 void TestHistoryCrash::killMidBurstLosesNoOutcomeAndMarksThePendingUnknown()
@@ -418,6 +419,52 @@ void TestHistoryCrash::sigtermWhileCallersSendNeverHangs()
         const QJsonObject last = QJsonDocument::fromJson(hub.lines.last()).object();
         QCOMPARE(last.value("event").toString(), QStringLiteral("stopped"));
     }
+}
+
+// QueryHistory's fields cross the wire: each that breaks a rule is INVALID_ARGUMENT with the
+// reason; a hub without history says FAILED_PRECONDITION; the hub keeps answering.
+void TestHistoryCrash::queryHistoryRefusesHostileRequests()
+{
+    HubProcess hub(QStringLiteral("127.0.0.1:0"), {"--heartbeat", "60000"});
+    const std::string address = hub.address();
+    QVERIFY(!address.empty());
+    auto stub =
+        v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto ask = [&](const v1::QueryHistoryRequest &q) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(system_clock::now() + seconds(10));
+        v1::QueryHistoryResponse r;
+        return stub->QueryHistory(&ctx, q, &r);
+    };
+    std::vector<std::pair<const char *, v1::QueryHistoryRequest>> bad;
+    auto add = [&](const char *says, auto &&set) {
+        v1::QueryHistoryRequest q;
+        set(q);
+        bad.emplace_back(says, q);
+    };
+    add("page_size", [](auto &q) { q.set_page_size(1001); });
+    add("page_size", [](auto &q) { q.set_page_size(-1); });
+    add("bot_id", [](auto &q) { q.set_bot_id(std::string("bot\x07")); });
+    add("bot_id", [](auto &q) { q.set_bot_id(std::string(200, 'b')); });
+    add("text", [](auto &q) { q.set_text(std::string(300, 't')); });
+    add("issuer", [](auto &q) { q.set_issuer(std::string("a\nb")); });
+    add("unknown outcome", [](auto &q) { q.add_outcomes(v1::Outcome(99)); });
+    add("since", [](auto &q) { q.mutable_since()->set_seconds(-70'000'000'000LL); });
+    add("page token", [](auto &q) { q.set_page_token("h1.x.1"); });
+    add("page_token", [](auto &q) { q.set_page_token(std::string(100, '9')); });
+    for (const auto &[says, q] : bad) {
+        const grpc::Status s = ask(q);
+        QCOMPARE(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+        QVERIFY2(s.error_message().find(says) != std::string::npos, s.error_message().c_str());
+    }
+    QVERIFY(ask(v1::QueryHistoryRequest{}).ok()); // still answering
+
+    HubProcess bare(QStringLiteral("127.0.0.1:0"), {"--no-history"});
+    const std::string bareAddress = bare.address();
+    QVERIFY(!bareAddress.empty());
+    stub =
+        v1::Operator::NewStub(grpc::CreateChannel(bareAddress, grpc::InsecureChannelCredentials()));
+    QCOMPARE(ask(v1::QueryHistoryRequest{}).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 QTEST_GUILESS_MAIN(TestHistoryCrash)

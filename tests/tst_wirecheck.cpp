@@ -14,6 +14,7 @@ class TestWireCheck : public QObject
 
 private slots:
     void ids();
+    void helloRecentAcks();
     void texts();
     void timestamps();
     void durations();
@@ -146,6 +147,30 @@ void TestWireCheck::commandActions()
     QVERIFY(!wire::checkCommandAction(c).empty());
     c.mutable_custom()->set_name("");
     QVERIFY(!wire::checkCommandAction(c).empty());
+}
+
+// Hello.recent_acks (docs/protocol.md rule 13): at most 256, each with a valid id; the rest of
+// each ack is checked as any ack is when it is applied.
+void TestWireCheck::helloRecentAcks()
+{
+    v1::Hello hello;
+    hello.set_bot_id("bot-1");
+    hello.set_protocol_version(1);
+    for (int i = 0; i < wire::limits::MaxResentAcks; ++i)
+        hello.add_recent_acks()->set_command_id("c-" + std::to_string(i));
+    QVERIFY(wire::checkHello(hello).empty());
+    hello.add_recent_acks()->set_command_id("one-too-many");
+    QVERIFY(wire::checkHello(hello).find("at most 256") != std::string::npos);
+    for (const std::string &badId : {std::string(), std::string(200, 'x'), std::string("c\x01"),
+                                     std::string("c\xE2\x80\xAE")}) {
+        v1::Hello h;
+        h.set_bot_id("bot-1");
+        h.set_protocol_version(1);
+        h.add_recent_acks()->set_command_id("fine");
+        h.add_recent_acks()->set_command_id(badId);
+        QVERIFY2(wire::checkHello(h).find("recent_acks command_id") != std::string::npos,
+                 badId.c_str());
+    }
 }
 
 QTEST_APPLESS_MAIN(TestWireCheck)
