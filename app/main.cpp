@@ -1,4 +1,5 @@
 // opconsole: the operator console. GUI by default, --headless for servers.
+#include "admission.h"
 #include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
@@ -7,6 +8,8 @@
 #include "hub.h"
 #include "operatorservice.h"
 #include "simfleet.h"
+#include "tlscredentials.h"
+#include "tokens.h"
 
 #ifdef OPCONSOLE_GUI
 #include "connectdialog.h"
@@ -21,6 +24,7 @@
 #include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QDateTime>
+#include <QDir>
 #include <QHash>
 #include <QJsonObject>
 #include <QSocketNotifier>
@@ -152,6 +156,50 @@ int main(int argc, char **argv)
          QStringLiteral("GUI: attach to running hubs (their Operator API) instead of hosting "
                         "one; several: a,b."),
          QStringLiteral("host:port[,host:port]")},
+        {QStringLiteral("operator-listen"),
+         QStringLiteral("Address of the Operator API (opctl, consoles): host:port or "
+                        "unix:/path (made 0600). Default 127.0.0.1:50052."),
+         QStringLiteral("address"), QStringLiteral("127.0.0.1:50052")},
+        {QStringLiteral("tls-cert"),
+         QStringLiteral("TLS certificate of both listeners (PEM); with --connect: the client "
+                        "certificate."),
+         QStringLiteral("file")},
+        {QStringLiteral("tls-key"), QStringLiteral("Private key of --tls-cert (PEM)."),
+         QStringLiteral("file")},
+        {QStringLiteral("tls-client-ca"),
+         QStringLiteral("Verify client certificates against this CA; a bot's certificate then "
+                        "names the bot ids it may use."),
+         QStringLiteral("file")},
+        {QStringLiteral("tls-ca"),
+         QStringLiteral("With --connect: trust this CA for the hubs' certificates (TLS)."),
+         QStringLiteral("file")},
+        {QStringLiteral("tls-server-name"),
+         QStringLiteral("With --connect: the name to expect in the hubs' certificates."),
+         QStringLiteral("name")},
+        {QStringLiteral("token-file"),
+         QStringLiteral("With --connect: the operator token to present (a 0600 file); else "
+                        "OPCONSOLE_TOKEN."),
+         QStringLiteral("file")},
+        {QStringLiteral("operators"),
+         QStringLiteral("Operator tokens, roles and scopes (docs/security.md); without it "
+                        "every local caller of the Operator API is an admin."),
+         QStringLiteral("file")},
+        {QStringLiteral("bot-tokens"),
+         QStringLiteral("Bot tokens and the bot ids each may use (docs/security.md)."),
+         QStringLiteral("file")},
+        {QStringLiteral("admission"),
+         QStringLiteral("open: bots with a valid credential are admitted; approve: new ones "
+                        "wait for an admin (default open)."),
+         QStringLiteral("mode"), QStringLiteral("open")},
+        {QStringLiteral("operator-rate"),
+         QStringLiteral("Sends per second allowed to each operator token (default 50)."),
+         QStringLiteral("n"), QStringLiteral("50")},
+        {QStringLiteral("max-streams-per-credential"),
+         QStringLiteral("Open bot streams per certificate or token (default 1000)."),
+         QStringLiteral("n"), QStringLiteral("1000")},
+        {QStringLiteral("insecure"),
+         QStringLiteral("Allow a listener that other machines reach without TLS (or the "
+                        "Operator API there without --operators). Logged every hour.")},
     });
     parser.process(app);
 
@@ -219,6 +267,106 @@ int main(int argc, char **argv)
         return 64;
     }
 
+    // Security (docs/security.md), checked before anything listens: a mistake is one line here.
+    const auto option = [&parser](const char *name) {
+        return parser.value(QString::fromLatin1(name));
+    };
+    const bool insecure = parser.isSet(QStringLiteral("insecure"));
+    const QString listen = option("listen");
+    const QString operatorListen = option("operator-listen");
+    const security::ServerTls tls{option("tls-cert"), option("tls-key"), option("tls-client-ca")};
+    QString why;
+    const auto botCredentials = security::serverCredentials(tls, &why);
+    const auto operatorCredentials =
+        botCredentials ? security::serverCredentials(tls, &why) : nullptr;
+    if (!botCredentials || !operatorCredentials) {
+        std::fprintf(stderr, "opconsole: %s\n", qPrintable(why));
+        return 64;
+    }
+    std::shared_ptr<const security::OperatorDirectory> operators;
+    if (parser.isSet(QStringLiteral("operators"))) {
+        operators = security::OperatorDirectory::load(option("operators"), &why);
+        if (!operators) {
+            std::fprintf(stderr, "opconsole: --operators: %s\n", qPrintable(why));
+            return 64;
+        }
+    }
+    std::shared_ptr<const security::BotTokens> botTokens;
+    if (parser.isSet(QStringLiteral("bot-tokens"))) {
+        botTokens = security::BotTokens::load(option("bot-tokens"), &why);
+        if (!botTokens) {
+            std::fprintf(stderr, "opconsole: --bot-tokens: %s\n", qPrintable(why));
+            return 64;
+        }
+    }
+    const QString admissionMode = option("admission");
+    if (admissionMode != QLatin1String("open") && admissionMode != QLatin1String("approve")) {
+        std::fprintf(stderr, "opconsole: --admission is open or approve\n");
+        return 64;
+    }
+    const bool approveNew = admissionMode == QLatin1String("approve");
+    if (approveNew && tls.clientCa.isEmpty() && !botTokens) {
+        std::fprintf(stderr, "opconsole: --admission approve needs bot identities to approve: "
+                             "--tls-client-ca (certificates) or --bot-tokens\n");
+        return 64;
+    }
+    const double operatorRate = option("operator-rate").toDouble(&numberOk);
+    if (!numberOk || operatorRate < 0 || operatorRate > 1e6) {
+        std::fprintf(stderr, "opconsole: --operator-rate takes 0 (no limit) to 1000000\n");
+        return 64;
+    }
+    const int streamsPerCredential = option("max-streams-per-credential").toInt(&numberOk);
+    if (!numberOk || streamsPerCredential < 1 || streamsPerCredential > 1'000'000) {
+        std::fprintf(stderr, "opconsole: --max-streams-per-credential takes 1 to 1000000\n");
+        return 64;
+    }
+    if (!insecure) {
+        // Safe by default: nothing another machine reaches goes in plaintext, and nobody there
+        // commands the fleet without a token.
+        for (const auto &[name, address] :
+             {std::pair{"--listen", listen}, std::pair{"--operator-listen", operatorListen}}) {
+            if (!tls.enabled() && !security::isLoopbackListen(address)) {
+                std::fprintf(stderr,
+                             "opconsole: %s %s reaches other machines: give --tls-cert and "
+                             "--tls-key (docs/security.md), or --insecure to allow plaintext\n",
+                             name, qPrintable(address));
+                return 64;
+            }
+        }
+        if (!operators && !security::isLoopbackListen(operatorListen)) {
+            std::fprintf(stderr,
+                         "opconsole: --operator-listen %s reaches other machines: give "
+                         "--operators FILE so that callers need a token, or --insecure\n",
+                         qPrintable(operatorListen));
+            return 64;
+        }
+    }
+    if (parser.value(QStringLiteral("demo")).toInt() > 0 &&
+        (tls.enabled() || botTokens || !tls.clientCa.isEmpty())) {
+        std::fprintf(stderr, "opconsole: --demo runs bots without credentials: use it on a hub "
+                             "without --tls-cert and --bot-tokens\n");
+        return 64;
+    }
+    const QString dataDir = parser.isSet(QStringLiteral("data-dir"))
+                                ? parser.value(QStringLiteral("data-dir"))
+                                : QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+    // Admission decisions persist beside the history (also with --no-history).
+    std::unique_ptr<security::AdmissionStore> admission;
+    {
+        const QString path = QDir(dataDir).filePath(QStringLiteral("admission.json"));
+        if (!QDir().mkpath(dataDir) || !(admission = security::AdmissionStore::open(path, &why))) {
+            log.error(
+                "error",
+                {{QStringLiteral("what"),
+                  QStringLiteral("admission decisions: %1")
+                      .arg(why.isEmpty()
+                               ? QStringLiteral("cannot create the data directory %1").arg(dataDir)
+                               : why)},
+                 {QStringLiteral("hint"), QStringLiteral("use another --data-dir")}});
+            return 69;
+        }
+    }
+
     CommandRegistry registry;
     registry.setMaxTimeout(std::chrono::seconds(maxTimeoutS));
     ChangeFeed feed(registry); // the one ordered feed: Watch, the GUI, the log, history
@@ -232,9 +380,7 @@ int main(int argc, char **argv)
     std::unique_ptr<QObject> historyLink;
     if (!parser.isSet(QStringLiteral("no-history"))) {
         HistoryOptions ho;
-        ho.directory = parser.isSet(QStringLiteral("data-dir"))
-                           ? parser.value(QStringLiteral("data-dir"))
-                           : QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+        ho.directory = dataDir;
         ho.maxAge = std::chrono::hours(24 * historyDays);
         ho.maxBytes = historyMb * 1024 * 1024;
         ho.syncFull = parser.isSet(QStringLiteral("history-fsync"));
@@ -263,11 +409,20 @@ int main(int argc, char **argv)
     }
 
     HubOptions options;
-    options.listenAddress = parser.value(QStringLiteral("listen"));
+    options.listenAddress = listen;
+    options.operatorListenAddress = operatorListen;
     options.heartbeatInterval = std::chrono::milliseconds(heartbeatMs);
+    options.botCredentials = botCredentials;
+    options.operatorCredentials = operatorCredentials;
+    options.security.tokens = botTokens;
+    options.security.certificates = !tls.clientCa.isEmpty();
+    options.security.admission = admission.get();
+    options.security.approveNew = approveNew;
+    options.security.maxStreamsPerCredential = streamsPerCredential;
     Hub hub(registry, options);
     CommandService service(registry, hub);
     OperatorService operatorApi(service, feed);
+    operatorApi.setAccess({operators, operatorRate});
     operatorApi.attachTo(hub); // the same commands for scripts (opctl) and operators
     if (history) {
         operatorApi.setHistory(history.get());
@@ -332,6 +487,18 @@ int main(int argc, char **argv)
         f.insert(QStringLiteral("reason"), b.disconnectReason);
         log.info("bot_disconnected", f);
     });
+    QObject::connect(&hub, &Hub::botRefused, &app,
+                     [&log](const QString &bot, const QString &credential, const QString &why) {
+                         log.warning("bot_refused", {{QStringLiteral("bot"), bot},
+                                                     {QStringLiteral("credential"), credential},
+                                                     {QStringLiteral("why"), why}});
+                     });
+    QObject::connect(&operatorApi, &OperatorService::accessRefused, &app,
+                     [&log](const QString &caller, const QString &method, const QString &why) {
+                         log.warning("access_refused", {{QStringLiteral("caller"), caller},
+                                                        {QStringLiteral("method"), method},
+                                                        {QStringLiteral("why"), why}});
+                     });
     QObject::connect(
         &hub, &Hub::protocolViolation, &app, [&log](const QString &bot, const QString &what) {
             log.warning("protocol_violation",
@@ -377,7 +544,32 @@ int main(int argc, char **argv)
         log.error("error", {{QStringLiteral("what"), error}});
         return 69;
     }
-    log.info("hub_started", {{QStringLiteral("address"), hub.address()}});
+    log.info("hub_started", {{QStringLiteral("address"), hub.address()},
+                             {QStringLiteral("operator_address"), hub.operatorAddress()},
+                             {QStringLiteral("tls"), tls.enabled()},
+                             {QStringLiteral("client_certificates"), !tls.clientCa.isEmpty()},
+                             {QStringLiteral("bot_tokens"), botTokens ? botTokens->size() : 0},
+                             {QStringLiteral("operators"), operators ? operators->size() : 0},
+                             {QStringLiteral("admission"), admissionMode},
+                             {QStringLiteral("admission_file"), admission->path()}});
+    // --insecure is said at start and every hour, as long as it matters.
+    QTimer insecureReminder;
+    const bool exposed =
+        !security::isLoopbackListen(listen) || !security::isLoopbackListen(operatorListen);
+    if (insecure && exposed && (!tls.enabled() || !operators)) {
+        auto warn = [&log, &tls, &operators] {
+            log.warning("insecure",
+                        {{QStringLiteral("what"),
+                          QStringLiteral("a listener reaches other machines %1")
+                              .arg(!tls.enabled() ? QStringLiteral("in plaintext")
+                                                  : QStringLiteral("and asks operators no token"))},
+                         {QStringLiteral("tls"), tls.enabled()},
+                         {QStringLiteral("operators"), operators != nullptr}});
+        };
+        warn();
+        QObject::connect(&insecureReminder, &QTimer::timeout, &app, warn);
+        insecureReminder.start(std::chrono::hours(1));
+    }
 
     std::unique_ptr<botsim::Fleet> demo;
     if (const int n = parser.value(QStringLiteral("demo")).toInt(); n > 0) {

@@ -6,6 +6,14 @@
 
 namespace opconsole {
 
+// Whether commands may reach a bot (docs/security.md, "Admission").
+enum class BotAdmission : quint8
+{
+    Accepted, // admitted (by its credential, an admin, or an open hub)
+    Awaiting, // connected with a valid credential, held until an admin decides; no commands
+    Rejected, // refused whenever it connects
+};
+
 // What the hub knows of one bot, for views and the Operator API. Every bot that connected
 // during this run is kept, connected or not.
 struct BotInfo
@@ -23,6 +31,8 @@ struct BotInfo
     QString disconnectReason;
     int connects = 0; // how many sessions this run
     QString hub;      // the hub that reported it, for a console attached to several; else empty
+    BotAdmission admission = BotAdmission::Accepted;
+    QString credential; // what it connected with: "cert:<sha-256 prefix>", "token:<name>", "none"
 
     bool matches(const QMap<QString, QString> &selector) const
     {

@@ -17,13 +17,19 @@ qint64 steadyNs()
 }
 } // namespace
 
-BotSession::BotSession(SessionHost *host, quint64 id)
-    : m_host(host), m_id(id), m_startedAt(steady_clock::now()),
+BotSession::BotSession(SessionHost *host, quint64 id, BotCredential credential)
+    : m_host(host), m_id(id), m_credential(std::move(credential)), m_startedAt(steady_clock::now()),
       m_progressTokens(2.0 * host->sessionOptions().maxProgressPerSecond),
       m_statusTokens(2.0 * host->sessionOptions().maxStatusPerSecond),
       m_progressRefilled(m_startedAt), m_statusRefilled(m_startedAt)
 {
     m_lastSeenNs.store(steadyNs());
+}
+
+BotSession::~BotSession()
+{
+    if (m_credential.streams)
+        m_credential.streams->fetch_sub(1);
 }
 
 void BotSession::begin(std::shared_ptr<BotSession> self)
@@ -49,7 +55,7 @@ bool BotSession::goLive(const QString &botId, v1::HubMessage welcome)
     bool startWrite = false;
     {
         std::lock_guard lock(m_mutex);
-        if (m_state != State::Handshaking)
+        if (m_state != State::Handshaking && m_state != State::Held)
             return false;
         m_state = State::Live;
         m_botId = botId;
@@ -57,6 +63,22 @@ bool BotSession::goLive(const QString &botId, v1::HubMessage welcome)
     }
     if (startWrite)
         StartWrite(m_writes.out()); // Finish waits for this write
+    return true;
+}
+
+bool BotSession::hold(const QString &botId, v1::HubMessage held)
+{
+    bool startWrite = false;
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_state != State::Handshaking)
+            return false;
+        m_state = State::Held;
+        m_botId = botId;
+        pushLocked(std::move(held), startWrite);
+    }
+    if (startWrite)
+        StartWrite(m_writes.out());
     return true;
 }
 
@@ -185,7 +207,7 @@ void BotSession::reject(const QString &reason, const grpc::Status &status)
     bool startWrite = false;
     {
         std::lock_guard lock(m_mutex);
-        if (m_state == State::Handshaking)
+        if (m_state == State::Handshaking || m_state == State::Held)
             pushLocked(std::move(message), startWrite);
     }
     if (startWrite)
@@ -253,8 +275,9 @@ void BotSession::OnReadDone(bool ok)
             }
         }
     }
+    // A held bot's messages are read and dropped: nothing of it counts until it is accepted.
     std::lock_guard lock(m_mutex);
-    if (m_state == State::Handshaking || m_state == State::Live)
+    if (m_state == State::Handshaking || m_state == State::Held || m_state == State::Live)
         StartRead(&m_in);
 }
 
@@ -295,7 +318,7 @@ void BotSession::OnDone()
     bool open;
     {
         std::lock_guard lock(m_mutex);
-        open = m_state == State::Handshaking || m_state == State::Live;
+        open = m_state == State::Handshaking || m_state == State::Held || m_state == State::Live;
         m_state = State::Done;
     }
     if (open)

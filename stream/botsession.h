@@ -1,8 +1,11 @@
 #pragma once
 // Internal to stream/: one bot's BotLink stream, with an explicit state machine.
 //
-//   Handshaking --Hello accepted--> Live --end, replace, silence, stop--> Closing --OnDone--> Done
-//        \____________bad or no Hello, cancel, stop_____________________/
+//   Handshaking --Hello accepted--> Live --end, replace, silence, stop, revoke--> Closing
+//   --OnDone--> Done
+//        |  \________bad or no Hello, refused credential, cancel, stop_______/
+//        '--Hello of a bot awaiting approval--> Held --accepted--> Live
+//                                                 \--rejected, end, stop--> Closing
 //
 // Every transition and every command write happens under the session's one mutex, so a
 // command is written at most once, only while it is pending (CommandRegistry::markSent says
@@ -10,6 +13,7 @@
 // refuses sends, and the commands it did take are failed by its teardown. The hub's session
 // table (HubPrivate) owns which session is current for a bot and the replacement rules.
 
+#include "botcredential.h"
 #include "hub.h"
 #include "opconsole/v1/botlink.grpc.pb.h"
 #include "outqueue.h"
@@ -58,16 +62,19 @@ public:
     enum class State : quint8
     {
         Handshaking, // waiting for Hello
+        Held,        // said Hello; its identity awaits an admin's approval: no commands
         Live,        // published in the hub's table: commands may be written
         Closing,     // Finish requested (maybe after draining); refuses every send
         Done,        // gRPC is done with the stream (OnDone)
     };
 
-    BotSession(SessionHost *host, quint64 id);
+    BotSession(SessionHost *host, quint64 id, BotCredential credential = {});
+    ~BotSession() override;
 
     void begin(std::shared_ptr<BotSession> self);
 
     quint64 id() const { return m_id; }
+    const BotCredential &credential() const { return m_credential; }
     // Set once by goLive(), before the session is published to other threads.
     QString botId() const;
     State state() const;
@@ -77,6 +84,8 @@ public:
     // Handshaking -> Live, with Welcome queued in the same step; false (nothing changes) when
     // the session is no longer handshaking (cancelled meanwhile).
     bool goLive(const QString &botId, v1::HubMessage welcome);
+    // Handshaking -> Held, with Held queued; false when no longer handshaking.
+    bool hold(const QString &botId, v1::HubMessage held);
 
     // Marks the command sent with this session and queues it, in one step under the session's
     // mutex: NotConnected unless Live, NotPending when the registry no longer has it pending
@@ -99,7 +108,8 @@ public:
     bool detach();
     // Ends the stream (after detach()).
     void finishStream(const grpc::Status &status, bool drain = false);
-    // Refuses a handshaking stream: Reject{reason} goes out, then the stream ends with status.
+    // Refuses a handshaking or held stream: Reject{reason} goes out, then the stream ends with
+    // status (a live one just ends with it).
     void reject(const QString &reason, const grpc::Status &status);
 
     // grpc reactions
@@ -123,6 +133,7 @@ private:
 
     SessionHost *const m_host;
     const quint64 m_id;
+    const BotCredential m_credential;
     const std::chrono::steady_clock::time_point m_startedAt;
     std::atomic<qint64> m_lastSeenNs{0};
     v1::BotMessage m_in;

@@ -116,6 +116,12 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
         m_registry.failCommand(commandId, CommandState::Refused, problem);
         return future;
     }
+    if (options.admit) {
+        if (const QString refusal = options.admit(botId); !refusal.isEmpty()) {
+            m_registry.failCommand(commandId, CommandState::Refused, refusal);
+            return future;
+        }
+    }
     if (options.connectTimeout > 0ms && !m_hub.isConnected(botId)) {
         QString refusal;
         {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -39,6 +40,10 @@ struct SendOptions
     // The spec's parameters as JSON (CommandSpec::paramsJson()); computed when empty. A
     // fan-out computes it once for all its commands.
     QString params;
+    // Asked for each bot before its command is sent: a non-empty answer refuses that bot's
+    // command (registered, then Refused with the answer as its reason), e.g. a bot outside
+    // the operator's scope. Empty function: every bot is admitted.
+    std::function<QString(const QString &botId)> admit;
 };
 
 struct FanOut

@@ -1,15 +1,21 @@
 #include "hub.h"
 
+#include "admission.h"
 #include "botsession.h"
 #include "commandregistry.h"
 #include "opconsole/v1/botlink.grpc.pb.h"
 #include "protoconvert.h"
+#include "tlscredentials.h"
+#include "tokens.h"
 #include "wirecheck.h"
 
 #include <QDateTime>
+#include <QFile>
 #include <QPointer>
 
 #include <grpcpp/grpcpp.h>
+
+#include <sys/stat.h>
 
 #include <condition_variable>
 #include <mutex>
@@ -46,7 +52,14 @@ class HubPrivate final : public SessionHost
 public:
     HubPrivate(Hub *q, CommandRegistry &registry, HubOptions options)
         : q(q), registry(registry), options(std::move(options))
-    {}
+    {
+        if (!this->options.security.admission) {
+            QString unused;
+            ownAdmission = security::AdmissionStore::open(QString(), &unused);
+            this->options.security.admission = ownAdmission.get();
+        }
+        admission = this->options.security.admission;
+    }
 
     // SessionHost
     const HubOptions &sessionOptions() const override { return options; }
@@ -60,7 +73,10 @@ public:
     void forgetOldBotsLocked();
     int forgetAgainAt = 0; // under mutex
 
-    void accept(const std::shared_ptr<BotSession> &session);
+    // What the stream's caller proved (certificate, token); not OK: refuse the stream.
+    grpc::Status identify(grpc::CallbackServerContext &context, BotCredential *credential);
+    void accept(const std::shared_ptr<BotSession> &session, grpc::Status refuse);
+    void refused(const QString &botId, const QString &credential, const QString &why);
     void livenessLoop();
     std::shared_ptr<BotSession> current(const QString &botId) const; // the live session
 
@@ -77,7 +93,13 @@ public:
     std::vector<StopStep> stopSteps;
     std::unique_ptr<v1::BotLink::CallbackService> service;
     std::unique_ptr<grpc::Server> server;
+    std::unique_ptr<grpc::Server> operatorServer;
     int port = 0;
+    int operatorPort = 0;
+    std::unique_ptr<security::AdmissionStore> ownAdmission;
+    security::AdmissionStore *admission = nullptr;
+    std::mutex credentialMutex;
+    std::unordered_map<QString, std::shared_ptr<std::atomic<int>>> streamsByCredential;
     std::atomic<bool> running{false};
     std::atomic<bool> stopping{false};
     std::atomic<quint64> nextSession{1};
@@ -93,7 +115,10 @@ public:
     };
     std::mutex violationMutex;
     std::unordered_map<QString, Bucket> violationBudget; // by bot id; "" before Hello
-    std::mutex lifecycle; // start() and stop() one at a time, each to its end
+    std::mutex refusalMutex;
+    Bucket refusalBudget{20,
+                         steady_clock::now()}; // refusals reported per second (twice in a burst)
+    std::mutex lifecycle;                      // start() and stop() one at a time, each to its end
     // The thread inside start() or stop(): a call from it again (a stop step, a continuation
     // or a receiver that runs inline) returns at once instead of locking itself out.
     std::atomic<std::thread::id> lifecycleOwner{};
@@ -101,6 +126,12 @@ public:
     mutable std::mutex mutex; // guards everything below; taken before a session's mutex
     std::unordered_map<QString, std::shared_ptr<BotSession>> live; // bot id -> current session
     std::unordered_map<quint64, std::shared_ptr<BotSession>> handshaking; // no Hello yet
+    struct HeldBot
+    {
+        std::shared_ptr<BotSession> session;
+        v1::Hello hello; // said again (sessionHello) when an admin accepts the bot
+    };
+    std::unordered_map<QString, HeldBot> held; // awaiting approval, by bot id
     QMap<QString, BotInfo> bots;
 
     // Counted without the lock: the ack and send paths take no hub-wide lock for them.
@@ -109,7 +140,8 @@ public:
         std::atomic<quint64> streamsAccepted{0}, streamsRejected{0}, sessionsReplaced{0},
             heartbeatTimeouts{0}, protocolViolations{0}, streamErrors{0}, queueFull{0},
             messagesIn{0}, messagesOut{0}, helloTimeouts{0}, rateLimited{0}, notPendingSkipped{0},
-            violationsUnreported{0};
+            violationsUnreported{0}, unauthenticated{0}, permissionDenied{0}, credentialLimited{0},
+            held{0};
     } counters;
 
     std::mutex livenessMutex;
@@ -123,10 +155,13 @@ public:
     explicit BotLinkService(HubPrivate *hub) : m_hub(hub) {}
 
     grpc::ServerBidiReactor<v1::BotMessage, v1::HubMessage> *
-    Connect(grpc::CallbackServerContext *) override
+    Connect(grpc::CallbackServerContext *context) override
     {
-        auto session = std::make_shared<BotSession>(m_hub, m_hub->nextSession.fetch_add(1));
-        m_hub->accept(session);
+        BotCredential credential;
+        grpc::Status refuse = m_hub->identify(*context, &credential);
+        auto session = std::make_shared<BotSession>(m_hub, m_hub->nextSession.fetch_add(1),
+                                                    std::move(credential));
+        m_hub->accept(session, std::move(refuse));
         return session.get();
     }
 
@@ -134,10 +169,83 @@ private:
     HubPrivate *m_hub;
 };
 
-void HubPrivate::accept(const std::shared_ptr<BotSession> &session)
+grpc::Status HubPrivate::identify(grpc::CallbackServerContext &context, BotCredential *credential)
 {
-    grpc::Status refuse;
+    const BotSecurity &security = options.security;
+    if (!security.requiresIdentity())
+        return grpc::Status::OK; // "none": any id (a loopback or --insecure hub)
+    QStringList keys;
+    if (security.certificates) {
+        if (const auto auth = context.auth_context()) {
+            const security::PeerCertificate peer = security::peerCertificate(*auth);
+            if (peer.present) {
+                credential->hasCertificate = true;
+                credential->certificateNames = peer.names;
+                keys << QStringLiteral("cert:") + peer.fingerprint.left(16);
+            }
+        }
+    }
+    if (security.tokens) {
+        const auto &metadata = context.client_metadata();
+        if (const auto it = metadata.find("authorization"); it != metadata.end()) {
+            const QByteArray token =
+                security::bearerToken(std::string_view(it->second.data(), it->second.size()));
+            const security::BotTokenEntry *entry =
+                token.isEmpty() ? nullptr : security.tokens->find(token);
+            if (!entry) {
+                ++counters.unauthenticated;
+                refused(QString(), QString(), QStringLiteral("unknown or malformed bot token"));
+                return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown bot token");
+            }
+            credential->hasToken = true;
+            credential->token = *entry;
+            keys << QStringLiteral("token:") + entry->name;
+        }
+    }
+    if (keys.isEmpty()) {
+        ++counters.unauthenticated;
+        const char *needs = security.certificates && security.tokens
+                                ? "this hub needs a client certificate or a bot token"
+                            : security.certificates ? "this hub needs a client certificate"
+                                                    : "this hub needs a bot token";
+        refused(QString(), QString(), QString::fromLatin1(needs));
+        return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, needs);
+    }
+    credential->key = keys.join(QLatin1Char('+'));
     {
+        std::lock_guard lock(credentialMutex);
+        auto &slot = streamsByCredential[credential->key];
+        if (!slot)
+            slot = std::make_shared<std::atomic<int>>(0);
+        credential->streams = slot; // the session's destructor gives it back
+        if (slot->fetch_add(1) >= security.maxStreamsPerCredential) {
+            ++counters.credentialLimited;
+            const QString why = QStringLiteral("credential %1 has %2 streams open already")
+                                    .arg(credential->key)
+                                    .arg(security.maxStreamsPerCredential);
+            refused(QString(), credential->key, why);
+            return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, toStd(why));
+        }
+    }
+    return grpc::Status::OK;
+}
+
+void HubPrivate::refused(const QString &botId, const QString &credential, const QString &why)
+{
+    bool report;
+    {
+        std::lock_guard lock(refusalMutex);
+        report = BotSession::allowed(refusalBudget.tokens, refusalBudget.refilled, 20);
+    }
+    if (report)
+        emit q->botRefused(botId, credential, why);
+    else
+        ++counters.violationsUnreported;
+}
+
+void HubPrivate::accept(const std::shared_ptr<BotSession> &session, grpc::Status refuse)
+{
+    if (refuse.ok()) { // else refused for its credential (identify)
         std::lock_guard lock(mutex);
         if (stopping)
             refuse = grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down");
@@ -157,19 +265,84 @@ void HubPrivate::accept(const std::shared_ptr<BotSession> &session)
 void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const v1::Hello &hello)
 {
     const QString botId = fromStd(hello.bot_id());
+    const BotCredential &credential = session->credential();
     std::unique_lock order(eventOrder);
-    std::shared_ptr<BotSession> replaced;
+    std::shared_ptr<BotSession> replaced, heldBefore;
     bool replacedHere = false;
+    bool heldNow = false;
     BotInfo info;
-    grpc::Status refused;
+    grpc::Status refusal;
+    // Read before the table's lock: the store has its own, and a decision taken meanwhile is
+    // applied by decideBot to whatever session it then finds.
+    const security::AdmissionRecord decision = admission->find(botId);
     {
         std::lock_guard lock(mutex);
         handshaking.erase(session->id());
+        const auto current = live.find(botId);
         if (stopping) {
-            refused = grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down");
-        } else if (live.size() >= size_t(options.maxLiveSessions) && !live.count(botId)) {
-            refused = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+            refusal = grpc::Status(grpc::StatusCode::UNAVAILABLE, "hub shutting down");
+        } else if (!credential.covers(botId)) {
+            ++counters.permissionDenied;
+            refusal = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                   toStd(QStringLiteral("credential %1 does not cover bot id %2")
+                                             .arg(credential.key, botId)));
+        } else if (decision.decision == security::AdmissionDecision::Rejected) {
+            ++counters.permissionDenied;
+            refusal = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                   toStd(QStringLiteral("bot %1 was rejected by %2%3")
+                                             .arg(botId, decision.by,
+                                                  decision.reason.isEmpty()
+                                                      ? QString()
+                                                      : QStringLiteral(": ") + decision.reason)));
+        } else if (current != live.end() && current->second != session &&
+                   current->second->credential().key != credential.key) {
+            // Never replaced by another credential: an impostor cannot kick the bot off.
+            ++counters.permissionDenied;
+            refusal = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                   toStd(QStringLiteral("bot %1 is connected with another "
+                                                        "credential")
+                                             .arg(botId)));
+        } else if (live.size() >= size_t(options.maxLiveSessions) && current == live.end()) {
+            refusal = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                    "the hub holds its maximum of connected bots");
+        } else if ((options.security.approveNew ||
+                    decision.decision == security::AdmissionDecision::Accepted) &&
+                   !(decision.decision == security::AdmissionDecision::Accepted &&
+                     decision.credential == credential.key)) {
+            // Awaiting approval: a new identity on an approving hub, or another credential
+            // than the one an admin accepted.
+            const auto before = held.find(botId);
+            if (before == held.end() && held.size() >= size_t(options.security.maxHeld)) {
+                refusal = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                       "too many bots awaiting approval");
+            } else {
+                v1::HubMessage message;
+                message.mutable_held()->set_reason(
+                    decision.decision == security::AdmissionDecision::Accepted
+                        ? "connected with another credential than the accepted one: "
+                          "awaiting approval"
+                        : "awaiting approval by an admin");
+                if (!session->hold(botId, std::move(message)))
+                    return; // cancelled meanwhile
+                HeldBot &slot = held[botId];
+                heldBefore = std::exchange(slot.session, session);
+                slot.hello = hello;
+                BotInfo &bot = bots[botId];
+                bot.botId = botId;
+                bot.botVersion = fromStd(hello.bot_version());
+                bot.labels.clear();
+                for (const auto &[key, value] : hello.labels())
+                    bot.labels.insert(fromStd(key), fromStd(value));
+                bot.lastSeenMs = nowMs();
+                if (!bot.connected) {
+                    bot.admission = BotAdmission::Awaiting;
+                    bot.credential = credential.key;
+                }
+                ++counters.held;
+                ++counters.messagesIn;
+                info = bot;
+                heldNow = true;
+            }
         } else {
             // Welcome is queued in the same step that publishes the session: it is the first
             // message on the stream, and once the bot has it, the hub can reach the bot.
@@ -180,6 +353,8 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
             welcome.mutable_welcome()->set_protocol_version(wire::limits::ProtocolVersion);
             if (!session->goLive(botId, std::move(welcome)))
                 return; // the stream was cancelled meanwhile: never published
+            if (const auto h = held.find(botId); h != held.end() && h->second.session == session)
+                held.erase(h);
             auto &slot = live[botId];
             replaced = std::move(slot);
             slot = session;
@@ -190,6 +365,8 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
             bot.botId = botId;
             bot.session = session->id();
             bot.connected = true;
+            bot.admission = BotAdmission::Accepted;
+            bot.credential = credential.key;
             bot.botVersion = fromStd(hello.bot_version());
             bot.labels.clear();
             for (const auto &[key, value] : hello.labels())
@@ -207,9 +384,19 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
                 forgetOldBotsLocked();
         }
     }
-    if (!refused.ok()) {
+    if (!refusal.ok()) {
         ++counters.streamsRejected;
-        session->reject(fromStd(refused.error_message()), refused);
+        if (refusal.error_code() == grpc::StatusCode::PERMISSION_DENIED)
+            refused(botId, credential.key, fromStd(refusal.error_message()));
+        session->reject(fromStd(refusal.error_message()), refusal);
+        return;
+    }
+    if (heldNow) {
+        if (heldBefore && heldBefore != session)
+            heldBefore->close(QStringLiteral("replaced by a newer connection awaiting approval"),
+                              grpc::Status(grpc::StatusCode::ABORTED,
+                                           "replaced by a newer connection awaiting approval"));
+        emit q->botUpdated(info);
         return;
     }
     emit q->botConnected(info);
@@ -261,6 +448,7 @@ void HubPrivate::sessionEnded(BotSession &session, const QString &reason)
     std::unique_lock order(eventOrder);
     BotInfo info;
     bool wasCurrent = false;
+    bool wasHeld = false;
     QString botId;
     {
         std::lock_guard lock(mutex);
@@ -268,6 +456,15 @@ void HubPrivate::sessionEnded(BotSession &session, const QString &reason)
         botId = session.botId();
         if (botId.isEmpty())
             return; // never said Hello: nothing was published
+        if (const auto h = held.find(botId);
+            h != held.end() && h->second.session.get() == &session) {
+            held.erase(h);
+            BotInfo &bot = bots[botId];
+            bot.disconnectedAtMs = nowMs();
+            bot.disconnectReason = reason;
+            info = bot;
+            wasHeld = true;
+        }
         const auto it = live.find(botId);
         if (it != live.end() && it->second.get() == &session) {
             live.erase(it);
@@ -281,6 +478,10 @@ void HubPrivate::sessionEnded(BotSession &session, const QString &reason)
     }
     if (wasCurrent)
         emit q->botDisconnected(info);
+    if (wasHeld) {
+        emit q->botUpdated(info); // no longer waiting; an admin may still decide on it
+        return;                   // never live: no commands
+    }
     order.unlock(); // failing commands runs their continuations: not under the event lock
     registry.failBot(botId, QStringLiteral("bot disconnected: %1").arg(reason), session.id());
 }
@@ -493,24 +694,58 @@ bool Hub::start(QString *error)
     if (d->running)
         return true;
     d->stopping = false;
+    // Both listeners are built, secured and started here, and shut down in stopLocked().
     d->service = std::make_unique<BotLinkService>(d.get());
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(toStd(d->options.listenAddress), grpc::InsecureServerCredentials(),
-                             &d->port);
-    builder.RegisterService(d->service.get());
-    builder.SetMaxReceiveMessageSize(d->options.maxMessageBytes);
+    const auto credentialsOf = [](const std::shared_ptr<grpc::ServerCredentials> &c) {
+        return c ? c : grpc::InsecureServerCredentials();
+    };
     // Consoles and bots may ping to find a dead peer (RemoteBackend pings every 15 s on a
     // quiet Watch); more often than once a second is still refused as abuse.
-    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
-    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-    for (const auto &extension : d->extensions)
-        extension(builder);
+    const auto allowPings = [](grpc::ServerBuilder &builder) {
+        builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+        builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    };
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(toStd(d->options.listenAddress),
+                             credentialsOf(d->options.botCredentials), &d->port);
+    builder.RegisterService(d->service.get());
+    builder.SetMaxReceiveMessageSize(d->options.maxMessageBytes);
+    allowPings(builder);
     d->server = builder.BuildAndStart();
     if (!d->server || d->port == 0) {
         if (error)
             *error = QStringLiteral("cannot listen on %1").arg(d->options.listenAddress);
         d->server.reset();
         return false;
+    }
+    if (!d->extensions.empty()) {
+        const QString address = d->options.operatorListenAddress;
+        const bool unixSocket = address.startsWith(QLatin1String("unix:"));
+        grpc::ServerBuilder operators;
+        operators.AddListeningPort(toStd(address), credentialsOf(d->options.operatorCredentials),
+                                   unixSocket ? nullptr : &d->operatorPort);
+        allowPings(operators);
+        for (const auto &extension : d->extensions)
+            extension(operators);
+        // A socket is made 0600: only this user reaches the API through it. The mask covers
+        // the moment between bind and chmod.
+        const mode_t mask = unixSocket ? ::umask(0177) : 0;
+        d->operatorServer = operators.BuildAndStart();
+        if (unixSocket)
+            ::umask(mask);
+        bool ok = d->operatorServer && (unixSocket || d->operatorPort != 0);
+        if (ok && unixSocket)
+            ok = ::chmod(QFile::encodeName(address.mid(5)).constData(), 0600) == 0;
+        if (!ok) {
+            if (error)
+                *error = QStringLiteral("cannot listen for operators on %1").arg(address);
+            if (d->operatorServer)
+                d->operatorServer->Shutdown();
+            d->operatorServer.reset();
+            d->server->Shutdown();
+            d->server.reset();
+            return false;
+        }
     }
     d->running = true;
     d->liveness = std::thread([this] { d->livenessLoop(); });
@@ -530,6 +765,19 @@ bool Hub::isStopping() const
 int Hub::port() const
 {
     return d->port;
+}
+
+QString Hub::operatorAddress() const
+{
+    if (!d->operatorServer && !d->running)
+        return {};
+    const QString address = d->options.operatorListenAddress;
+    if (address.startsWith(QLatin1String("unix:")))
+        return address;
+    QString host = address.section(QLatin1Char(':'), 0, -2);
+    if (host.isEmpty() || host == QLatin1String("0.0.0.0") || host == QLatin1String("[::]"))
+        host = QStringLiteral("127.0.0.1");
+    return QStringLiteral("%1:%2").arg(host).arg(d->operatorPort);
 }
 
 QString Hub::address() const
@@ -590,6 +838,9 @@ QList<BotInfo> Hub::stopLocked(const QString &reason)
         for (auto &[id, session] : d->handshaking)
             waiting.push_back(session);
         d->handshaking.clear();
+        for (auto &[botId, h] : d->held)
+            waiting.push_back(h.session);
+        d->held.clear();
     }
     const grpc::Status unavailable(grpc::StatusCode::UNAVAILABLE, toStd(reason));
     for (const auto &session : sessions) {
@@ -611,7 +862,12 @@ QList<BotInfo> Hub::stopLocked(const QString &reason)
     d->registry.failAll(CommandState::Disconnected, reason);
     runSteps(StopPhase::EndCalls);
 
-    // 4. The server: every call was told to end, so this takes a grace period at most.
+    // 4. The servers: every call was told to end, so this takes a grace period at most.
+    if (d->operatorServer) {
+        d->operatorServer->Shutdown(system_clock::now() + ShutdownGrace);
+        d->operatorServer->Wait();
+        d->operatorServer.reset();
+    }
     d->server->Shutdown(system_clock::now() + ShutdownGrace);
     d->server->Wait();
     d->server.reset();
@@ -672,6 +928,98 @@ SendResult Hub::sendCancel(const QString &botId, const QString &commandId, const
     return session->send(std::move(message));
 }
 
+DecisionResult Hub::decideBot(const QString &botId, AdmissionAction action, const QString &by,
+                              const QString &reason)
+{
+    using security::AdmissionDecision;
+    DecisionResult result;
+    std::shared_ptr<BotSession> heldSession, liveSession;
+    v1::Hello hello;
+    QString credential;
+    bool known = false;
+    {
+        std::lock_guard lock(d->mutex);
+        if (const auto h = d->held.find(botId); h != d->held.end()) {
+            heldSession = h->second.session;
+            hello = h->second.hello;
+        }
+        if (const auto l = d->live.find(botId); l != d->live.end())
+            liveSession = l->second;
+        if (const auto b = d->bots.constFind(botId); b != d->bots.cend()) {
+            known = true;
+            credential = b->credential;
+        }
+        if (heldSession)
+            credential = heldSession->credential().key;
+        else if (liveSession)
+            credential = liveSession->credential().key;
+    }
+    const security::AdmissionRecord before = d->admission->find(botId);
+    security::AdmissionRecord record;
+    record.by = by;
+    record.reason = reason;
+    record.atMs = nowMs();
+    record.credential = credential;
+    if (action == AdmissionAction::Accept) {
+        if (before.decision == AdmissionDecision::Rejected && !heldSession && !liveSession) {
+            record.decision = AdmissionDecision::None; // let in again: held or admitted next time
+            result.message = QStringLiteral("rejection of %1 lifted").arg(botId);
+        } else if (!known || credential.isEmpty()) {
+            result.error = DecisionResult::Error::NotFound;
+            result.message = QStringLiteral("bot %1 is not awaiting approval").arg(botId);
+            return result;
+        } else {
+            record.decision = AdmissionDecision::Accepted;
+            result.message = QStringLiteral("%1 accepted with %2").arg(botId, credential);
+        }
+    } else {
+        record.decision = AdmissionDecision::Rejected;
+        result.message = QStringLiteral("%1 %2").arg(botId, action == AdmissionAction::Revoke
+                                                                ? QStringLiteral("revoked")
+                                                                : QStringLiteral("rejected"));
+    }
+    QString why;
+    if (!d->admission->decide(botId, record, &why)) {
+        result.error = DecisionResult::Error::StoreFailed;
+        result.message = QStringLiteral("the decision was not recorded: %1").arg(why);
+        return result;
+    }
+    if (record.decision == AdmissionDecision::Accepted && heldSession) {
+        // Said again, now accepted: the held session goes live as any Hello would.
+        d->sessionHello(heldSession, hello);
+    } else if (record.decision == AdmissionDecision::Rejected) {
+        const QString told =
+            QStringLiteral("%1 by %2%3")
+                .arg(action == AdmissionAction::Revoke ? QStringLiteral("revoked")
+                                                       : QStringLiteral("rejected"),
+                     by, reason.isEmpty() ? QString() : QStringLiteral(": ") + reason);
+        const grpc::Status denied(grpc::StatusCode::PERMISSION_DENIED, toStd(told));
+        if (heldSession)
+            heldSession->reject(told, denied);
+        if (liveSession)
+            liveSession->close(told, denied); // its commands fail as disconnected
+    }
+    std::optional<BotInfo> info;
+    {
+        std::unique_lock order(d->eventOrder);
+        {
+            std::lock_guard lock(d->mutex);
+            if (const auto b = d->bots.find(botId); b != d->bots.end()) {
+                if (record.decision == AdmissionDecision::Rejected)
+                    b->admission = BotAdmission::Rejected;
+                else if (record.decision == AdmissionDecision::None && !b->connected)
+                    b->admission = d->options.security.approveNew ? BotAdmission::Awaiting
+                                                                  : BotAdmission::Accepted;
+                info = *b;
+            }
+        }
+        if (info)
+            emit botUpdated(*info);
+    }
+    result.bot = info;
+    return result;
+}
+
 bool Hub::isConnected(const QString &botId) const
 {
     std::lock_guard lock(d->mutex);
@@ -720,6 +1068,10 @@ HubCounters Hub::counters() const
     out.rateLimited = c.rateLimited;
     out.notPendingSkipped = c.notPendingSkipped;
     out.violationsUnreported = c.violationsUnreported;
+    out.unauthenticated = c.unauthenticated;
+    out.permissionDenied = c.permissionDenied;
+    out.credentialLimited = c.credentialLimited;
+    out.held = c.held;
     return out;
 }
 

@@ -14,18 +14,48 @@
 
 namespace grpc {
 class ServerBuilder;
-}
+class ServerCredentials;
+} // namespace grpc
+
+namespace opconsole::security {
+class AdmissionStore;
+class BotTokens;
+} // namespace opconsole::security
 
 namespace opconsole {
 
 class CommandRegistry;
 class HubPrivate;
 
+// Who may connect as which bot, and who decides (docs/security.md).
+struct BotSecurity
+{
+    // Bearer tokens bots may present (metadata "authorization: Bearer <token>"); null: none.
+    std::shared_ptr<const security::BotTokens> tokens;
+    // Client certificates name bots (a client CA verifies them): a Hello's id must be the
+    // certificate's common name or one of its DNS names.
+    bool certificates = false;
+    // Admission decisions (accept, reject, revoke), persisted there; null: in memory only.
+    security::AdmissionStore *admission = nullptr;
+    // A bot whose identity no admin accepted is held "awaiting approval" (else admitted).
+    bool approveNew = false;
+    int maxStreamsPerCredential = 1000; // open streams of one certificate or token
+    int maxHeld = 10'000;               // bots awaiting approval at once
+    bool requiresIdentity() const { return certificates || tokens; }
+};
+
 struct HubOptions
 {
     QString listenAddress = QStringLiteral("127.0.0.1:50051"); // port 0 picks a free port
-    std::chrono::milliseconds heartbeatInterval{2000};         // told to bots in Welcome
-    int missedHeartbeats = 3;                      // silent this many intervals: disconnected
+    // The Operator API's own listener ("host:port" or "unix:/path", made 0600): bots never
+    // reach it through theirs. Built only when a service is added (addServerExtension).
+    QString operatorListenAddress = QStringLiteral("127.0.0.1:0");
+    // TLS of each listener (security::serverCredentials); null: plaintext.
+    std::shared_ptr<grpc::ServerCredentials> botCredentials;
+    std::shared_ptr<grpc::ServerCredentials> operatorCredentials;
+    BotSecurity security;
+    std::chrono::milliseconds heartbeatInterval{2000}; // told to bots in Welcome
+    int missedHeartbeats = 3;                          // silent this many intervals: disconnected
     int maxQueuedPerBot = 4096;                    // outgoing messages waiting for one bot's stream
     qint64 maxQueuedBytesPerBot = 4 * 1024 * 1024; // and their bytes
     int maxMessageBytes = 64 * 1024;               // larger messages from a bot close its stream
@@ -64,6 +94,32 @@ struct HubCounters
     quint64 violationsUnreported = 0; // counted, not signalled: the bot's budget was spent
     quint64 messagesIn = 0;
     quint64 messagesOut = 0;
+    quint64 unauthenticated = 0;   // streams with no credential, or an unknown token
+    quint64 permissionDenied = 0;  // Hellos for an id the credential does not cover, rejected
+                                   // bots, impostors of a live session
+    quint64 credentialLimited = 0; // streams over a credential's limit
+    quint64 held = 0;              // Hellos held for approval
+};
+
+// An admin's decision on a bot (Hub::decideBot).
+enum class AdmissionAction : quint8
+{
+    Accept, // a held bot goes live (its credential is remembered); a rejected one is let in again
+    Reject, // refused from now on; a held or live session ends
+    Revoke, // the same for an accepted bot: disconnected at once
+};
+
+struct DecisionResult
+{
+    enum class Error : quint8
+    {
+        None,
+        NotFound,    // nothing known of the bot to accept
+        StoreFailed, // the decision could not be written: not taken
+    };
+    Error error = Error::None;
+    QString message;
+    std::optional<BotInfo> bot; // the bot afterwards, when known
 };
 
 // Result of handing one message to a bot's stream.
@@ -88,7 +144,7 @@ public:
     // Stops the hub (see stop()).
     ~Hub() override;
 
-    // Another gRPC service to serve on the same port (the Operator API); before start().
+    // A gRPC service for the operator listener (the Operator API); before start().
     void addServerExtension(std::function<void(grpc::ServerBuilder &)> extension);
     // Steps of stop(), run after every bot stream has ended and before the server shuts
     // down, in registration order within a phase; skipped once `context` is destroyed.
@@ -106,6 +162,8 @@ public:
     bool isStopping() const;
     int port() const;        // the bound port once started
     QString address() const; // host:port as bound
+    // The operator listener's address as bound ("unix:/path" for a socket); empty without one.
+    QString operatorAddress() const;
     const HubOptions &options() const;
 
     // Shutdown, in one place and this order: stop accepting streams and Hellos; end every
@@ -127,6 +185,10 @@ public:
     // Tells the bot to stop working on a command (the waiter was released already).
     SendResult sendCancel(const QString &botId, const QString &commandId, const QString &reason);
 
+    // Admission (docs/security.md): recorded (and persisted) before it takes effect.
+    DecisionResult decideBot(const QString &botId, AdmissionAction action, const QString &by,
+                             const QString &reason);
+
     bool isConnected(const QString &botId) const;
     std::optional<BotInfo> bot(const QString &botId) const;
     QList<BotInfo> bots() const; // every bot seen this run, by id
@@ -139,6 +201,9 @@ signals:
     void botUpdated(const opconsole::BotInfo &info);      // state or status changed
     // A bot sent something that was ignored or closed its stream; for logs.
     void protocolViolation(const QString &botId, const QString &what);
+    // A stream refused for its credential (unauthenticated, not covering the id, an impostor,
+    // rejected, over its limit); for logs, within a budget (the rest are counted only).
+    void botRefused(const QString &botId, const QString &credential, const QString &why);
 
 private:
     QList<BotInfo> stopLocked(const QString &reason); // stop()'s steps; the bots that went

@@ -1,5 +1,7 @@
 #include "operatorservice.h"
 
+#include "operatoraccess.h"
+
 #include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
@@ -276,6 +278,12 @@ public:
     grpc::ServerUnaryReactor *QueryHistory(grpc::CallbackServerContext *context,
                                            const v1::QueryHistoryRequest *request,
                                            v1::QueryHistoryResponse *response) override;
+    grpc::ServerUnaryReactor *WhoAmI(grpc::CallbackServerContext *context,
+                                     const v1::WhoAmIRequest *request,
+                                     v1::WhoAmIResponse *response) override;
+    grpc::ServerUnaryReactor *DecideBot(grpc::CallbackServerContext *context,
+                                        const v1::DecideBotRequest *request,
+                                        v1::DecideBotResponse *response) override;
 
     void broadcast(const v1::WatchEvent &event);
     // The feed's changes to every watcher, each change once and in order.
@@ -286,6 +294,7 @@ public:
     CommandService &commands;
     ChangeFeed &feed;
     HistoryStore *history = nullptr;
+    OperatorAccess access;
     // Serialises a Watch's start (snapshot or replay, then joining) with the broadcast of the
     // feed's changes, so that each watcher gets every change after its start exactly once.
     // Only pushes happen under it (they never block, nor call back into this class).
@@ -332,6 +341,13 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
                                                               v1::SendCommandResponse *response)
 {
     auto *reactor = new SendReactor(commands);
+    Caller caller;
+    if (grpc::Status s =
+            access.authorize(*context, security::Role::Operator, "SendCommand", &caller);
+        !s.ok()) {
+        reactor->Finish(s);
+        return reactor;
+    }
     api::CommandRequest checked;
     const QString problem =
         api::checkSendCommand(*request, commands.registry().maxTimeout(), &checked);
@@ -339,12 +355,22 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
         reactor->Finish(invalid(problem));
         return reactor;
     }
-    checked.options.issuer = api::issuerOf(context->peer());
+    const QString botId = fromStd(request->bot_id());
+    if (const QString why = OperatorAccess::outOfScope(caller, botId, commands.hub().bot(botId));
+        !why.isEmpty()) {
+        reactor->Finish(access.denied(caller, "SendCommand", why));
+        return reactor;
+    }
+    if (grpc::Status s = access.chargeSend(caller, "SendCommand"); !s.ok()) {
+        reactor->Finish(s);
+        return reactor;
+    }
+    checked.options.issuer = caller.name;
     const QString id = request->command().command_id().empty()
                            ? commands.newCommandId()
                            : fromStd(request->command().command_id());
-    QFuture<CommandOutcome> future = commands.sendWithId(
-        id, fromStd(request->bot_id()), checked.spec, checked.timeout, checked.options);
+    QFuture<CommandOutcome> future =
+        commands.sendWithId(id, botId, checked.spec, checked.timeout, checked.options);
     if (request->no_wait()) {
         std::optional<CommandOutcome> record;
         if (future.isFinished())
@@ -383,6 +409,13 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *context,
 {
     auto writer = std::make_shared<FanOutWriter>(commands);
     writer->start(writer);
+    Caller caller;
+    if (grpc::Status s =
+            access.authorize(*context, security::Role::Operator, "SendToMany", &caller);
+        !s.ok()) {
+        writer->finish(s);
+        return writer.get();
+    }
     api::CommandRequest checked;
     const QString problem =
         api::checkSendToMany(*request, commands.registry().maxTimeout(), &checked);
@@ -390,7 +423,20 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *context,
         writer->finish(invalid(problem));
         return writer.get();
     }
-    checked.options.issuer = api::issuerOf(context->peer());
+    if (grpc::Status s = access.chargeSend(caller, "SendToMany"); !s.ok()) {
+        writer->finish(s);
+        return writer.get();
+    }
+    checked.options.issuer = caller.name;
+    if (!caller.scope.isEmpty()) {
+        // Bots outside the operator's scope get a refusal row each; the others go.
+        checked.options.admit = [this, caller, &hub = commands.hub()](const QString &botId) {
+            QString why = OperatorAccess::outOfScope(caller, botId, hub.bot(botId));
+            if (!why.isEmpty())
+                access.denied(caller, "SendToMany", why);
+            return why;
+        };
+    }
     QStringList bots;
     if (request->bot_ids_size() > 0) {
         for (const auto &id : request->bot_ids())
@@ -471,6 +517,12 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::ListBots(grpc::CallbackServerC
                                                            v1::ListBotsResponse *response)
 {
     auto *reactor = context->DefaultReactor();
+    Caller caller;
+    if (grpc::Status s = access.authorize(*context, security::Role::Viewer, "ListBots", &caller);
+        !s.ok()) {
+        reactor->Finish(s);
+        return reactor;
+    }
     if (const std::string p = wire::checkLabels(request->label_selector(), "label_selector");
         !p.empty()) {
         reactor->Finish(invalid(fromStd(p)));
@@ -494,6 +546,13 @@ OperatorServicePrivate::ListCommands(grpc::CallbackServerContext *context,
                                      v1::ListCommandsResponse *response)
 {
     auto *reactor = context->DefaultReactor();
+    Caller caller;
+    if (grpc::Status s =
+            access.authorize(*context, security::Role::Viewer, "ListCommands", &caller);
+        !s.ok()) {
+        reactor->Finish(s);
+        return reactor;
+    }
     QSet<CommandState> states;
     for (int o : request->outcomes()) {
         const auto state = v1::Outcome_IsValid(o) ? convert::stateOf(v1::Outcome(o)) : std::nullopt;
@@ -576,6 +635,13 @@ OperatorServicePrivate::QueryHistory(grpc::CallbackServerContext *context,
                                      v1::QueryHistoryResponse *response)
 {
     auto *reactor = context->DefaultReactor();
+    Caller caller;
+    if (grpc::Status s =
+            access.authorize(*context, security::Role::Viewer, "QueryHistory", &caller);
+        !s.ok()) {
+        reactor->Finish(s);
+        return reactor;
+    }
     if (!history) {
         reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                                      "this hub keeps no history (started with --no-history)"));
@@ -634,6 +700,13 @@ OperatorServicePrivate::CancelCommand(grpc::CallbackServerContext *context,
                                       v1::CancelCommandResponse *response)
 {
     auto *reactor = context->DefaultReactor();
+    Caller caller;
+    if (grpc::Status s =
+            access.authorize(*context, security::Role::Operator, "CancelCommand", &caller);
+        !s.ok()) {
+        reactor->Finish(s);
+        return reactor;
+    }
     QString problem = problemOf(wire::checkId(request->command_id(), "command_id"));
     if (problem.isEmpty())
         problem = problemOf(wire::checkText(request->reason(), "reason", wire::limits::TextBytes));
@@ -642,8 +715,17 @@ OperatorServicePrivate::CancelCommand(grpc::CallbackServerContext *context,
         return reactor;
     }
     const QString id = fromStd(request->command_id());
-    const QString reason = request->reason().empty() ? QStringLiteral("cancelled through the API")
-                                                     : fromStd(request->reason());
+    if (const auto before = commands.registry().find(id); before && !caller.scope.isEmpty()) {
+        if (const QString why = OperatorAccess::outOfScope(caller, before->botId,
+                                                           commands.hub().bot(before->botId));
+            !why.isEmpty()) {
+            reactor->Finish(access.denied(caller, "CancelCommand", why));
+            return reactor;
+        }
+    }
+    const QString reason = request->reason().empty()
+                               ? QStringLiteral("cancelled by %1").arg(caller.name)
+                               : fromStd(request->reason());
     const bool cancelled = commands.cancel(id, reason);
     const std::optional<CommandOutcome> record = commands.registry().find(id);
     // Answered once the cancel is in history, as an outcome is (docs/protocol.md rule 14).
@@ -659,10 +741,16 @@ OperatorServicePrivate::CancelCommand(grpc::CallbackServerContext *context,
 }
 
 grpc::ServerWriteReactor<v1::WatchEvent> *
-OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequest *request)
+OperatorServicePrivate::Watch(grpc::CallbackServerContext *context, const v1::WatchRequest *request)
 {
     auto writer = std::make_shared<WatchWriter>(this);
     writer->start(writer);
+    Caller caller;
+    if (grpc::Status s = access.authorize(*context, security::Role::Viewer, "Watch", &caller);
+        !s.ok()) {
+        writer->finish(s);
+        return writer.get();
+    }
     {
         std::lock_guard lock(watchersMutex);
         if (stopping) {
@@ -799,6 +887,82 @@ OperatorServicePrivate::Watch(grpc::CallbackServerContext *, const v1::WatchRequ
     return writer.get();
 }
 
+grpc::ServerUnaryReactor *OperatorServicePrivate::WhoAmI(grpc::CallbackServerContext *context,
+                                                         const v1::WhoAmIRequest *,
+                                                         v1::WhoAmIResponse *response)
+{
+    auto *reactor = context->DefaultReactor();
+    Caller caller;
+    if (grpc::Status s = access.authorize(*context, security::Role::Viewer, "WhoAmI", &caller);
+        !s.ok()) {
+        reactor->Finish(s);
+        return reactor;
+    }
+    finishWith(reactor, [&] {
+        response->set_name(toStd(caller.name));
+        response->set_role(convert::toProtoRole(caller.role));
+        for (auto it = caller.scope.cbegin(); it != caller.scope.cend(); ++it)
+            (*response->mutable_scope())[toStd(it.key())] = toStd(it.value());
+        response->set_authenticated(caller.authenticated);
+    });
+    return reactor;
+}
+
+grpc::ServerUnaryReactor *OperatorServicePrivate::DecideBot(grpc::CallbackServerContext *context,
+                                                            const v1::DecideBotRequest *request,
+                                                            v1::DecideBotResponse *response)
+{
+    auto *reactor = context->DefaultReactor();
+    Caller caller;
+    if (grpc::Status s = access.authorize(*context, security::Role::Admin, "DecideBot", &caller);
+        !s.ok()) {
+        reactor->Finish(s);
+        return reactor;
+    }
+    QString problem = problemOf(wire::checkId(request->bot_id(), "bot_id"));
+    if (problem.isEmpty())
+        problem = problemOf(wire::checkText(request->reason(), "reason", wire::limits::TextBytes));
+    AdmissionAction action = AdmissionAction::Accept;
+    switch (request->decision()) {
+    case v1::DECISION_ACCEPT:
+        break;
+    case v1::DECISION_REJECT:
+        action = AdmissionAction::Reject;
+        break;
+    case v1::DECISION_REVOKE:
+        action = AdmissionAction::Revoke;
+        break;
+    default:
+        if (problem.isEmpty())
+            problem = QStringLiteral("decision must be accept, reject or revoke");
+    }
+    if (!problem.isEmpty()) {
+        reactor->Finish(invalid(problem));
+        return reactor;
+    }
+    const QString botId = fromStd(request->bot_id());
+    const DecisionResult result =
+        commands.hub().decideBot(botId, action, caller.name, fromStd(request->reason()));
+    switch (result.error) {
+    case DecisionResult::Error::NotFound:
+        reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, toStd(result.message)));
+        return reactor;
+    case DecisionResult::Error::StoreFailed:
+        reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, toStd(result.message)));
+        return reactor;
+    case DecisionResult::Error::None:
+        break;
+    }
+    finishWith(reactor, [&] {
+        if (result.bot)
+            convert::fillBot(*response->mutable_bot(), *result.bot,
+                             commands.registry().pendingCount(botId));
+        else
+            response->mutable_bot()->set_bot_id(toStd(botId));
+    });
+    return reactor;
+}
+
 void OperatorServicePrivate::pushBots(WatchWriter &writer)
 {
     for (const BotInfo &bot : commands.hub().bots()) {
@@ -892,6 +1056,9 @@ OperatorService::OperatorService(CommandService &commands, ChangeFeed &feed, QOb
             d->broadcast(event);
         };
     };
+    d->access.onRefused = [this](const QString &caller, const QString &method, const QString &why) {
+        emit accessRefused(caller, method, why);
+    };
     Hub &hub = commands.hub();
     connect(&hub, &Hub::botConnected, this, botEvent("bot_connected"), Qt::DirectConnection);
     connect(&hub, &Hub::botDisconnected, this, botEvent("bot_disconnected"), Qt::DirectConnection);
@@ -934,6 +1101,16 @@ void OperatorService::attachTo(Hub &hub)
 void OperatorService::setHistory(HistoryStore *history)
 {
     d->history = history;
+}
+
+void OperatorService::setAccess(OperatorAccessOptions access)
+{
+    d->access.configure(std::move(access));
+}
+
+OperatorAccessCounters OperatorService::accessCounters() const
+{
+    return d->access.counters();
 }
 
 int OperatorService::watcherCount() const

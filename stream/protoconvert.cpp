@@ -247,6 +247,33 @@ void fillBot(v1::BotRecord &out, const BotInfo &b, int pending)
     out.set_disconnect_reason(toStd(b.disconnectReason));
     out.set_connects(b.connects);
     out.set_pending(pending);
+    switch (b.admission) {
+    case BotAdmission::Accepted:
+        out.set_admission(v1::ADMISSION_ACCEPTED);
+        break;
+    case BotAdmission::Awaiting:
+        out.set_admission(v1::ADMISSION_AWAITING);
+        break;
+    case BotAdmission::Rejected:
+        out.set_admission(v1::ADMISSION_REJECTED);
+        break;
+    }
+    out.set_credential(toStd(b.credential));
+}
+
+v1::Role toProtoRole(security::Role role)
+{
+    switch (role) {
+    case security::Role::Viewer:
+        return v1::ROLE_VIEWER;
+    case security::Role::Operator:
+        return v1::ROLE_OPERATOR;
+    case security::Role::Admin:
+        return v1::ROLE_ADMIN;
+    case security::Role::None:
+        break;
+    }
+    return v1::ROLE_UNSPECIFIED;
 }
 
 void fillTally(v1::FanOutTally &out, const FanOutSummary &s)
@@ -369,6 +396,10 @@ std::optional<BotInfo> toBotInfo(const v1::BotRecord &b, int *pending, QString *
         info.lastSeenMs = ms(b.last_seen());
     info.disconnectReason = fromStd(b.disconnect_reason());
     info.connects = b.connects();
+    info.admission = b.admission() == v1::ADMISSION_AWAITING   ? BotAdmission::Awaiting
+                     : b.admission() == v1::ADMISSION_REJECTED ? BotAdmission::Rejected
+                                                               : BotAdmission::Accepted;
+    info.credential = fromStd(b.credential());
     if (pending)
         *pending = b.pending();
     return info;

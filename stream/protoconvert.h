@@ -8,6 +8,7 @@
 #include "fanouts.h"
 #include "opconsole/v1/botlink.pb.h"
 #include "opconsole/v1/operator.pb.h"
+#include "tokens.h"
 
 #include <chrono>
 #include <string>
@@ -39,6 +40,7 @@ v1::Outcome outcome(CommandState state);
 std::optional<CommandState> stateOf(v1::Outcome outcome);
 void fillRecord(v1::CommandRecord &out, const CommandOutcome &o);
 void fillBot(v1::BotRecord &out, const BotInfo &b, int pending);
+v1::Role toProtoRole(security::Role role);
 void fillTally(v1::FanOutTally &out, const FanOutSummary &s);
 
 // A record as a console receives it, checked by wire::checkRecord (std::nullopt and *problem

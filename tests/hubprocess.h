@@ -24,6 +24,10 @@ struct HubProcess
         // Its own history, never the user's (unless the test gives one).
         if (!extra.contains("--data-dir") && !extra.contains("--no-history"))
             args << "--data-dir" << dataDir.path();
+        // Its operator listener on a free port too (the default is a fixed one).
+        if (!extra.contains("--operator-listen"))
+            args << "--operator-listen"
+                 << "127.0.0.1:0";
         process.setArguments(args);
         process.start();
     }
@@ -60,10 +64,18 @@ struct HubProcess
             ms);
         return found;
     }
+    // Where bots connect.
     std::string address()
     {
         const auto started = waitFor("hub_started");
         return started ? started->value("address").toString().toStdString() : std::string();
+    }
+    // Where the Operator API is (opctl --hub, consoles).
+    std::string operatorAddress()
+    {
+        const auto started = waitFor("hub_started");
+        return started ? started->value("operator_address").toString().toStdString()
+                       : std::string();
     }
     bool terminate(int ms = 10'000)
     {

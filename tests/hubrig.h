@@ -18,7 +18,9 @@ struct HubRig
         service = std::make_unique<opconsole::CommandService>(registry, *hub);
     }
     bool start() { return started = hub->start(); }
-    std::string address() const { return hub->address().toStdString(); }
+    std::string address() const { return hub->address().toStdString(); } // bots
+    // The Operator API's listener (built when an OperatorService is attached).
+    std::string operatorAddress() const { return hub->operatorAddress().toStdString(); }
 
     opconsole::CommandRegistry registry;
     opconsole::ChangeFeed feed{registry}; // what the Operator API's Watch and the GUI read

@@ -14,16 +14,29 @@
 #include <string>
 #include <thread>
 
+// How a RawBot reaches a hub that asks for credentials (default: plaintext, none).
+struct RawBotCredentials
+{
+    std::shared_ptr<grpc::ChannelCredentials> channel; // TLS (security::channelCredentials)
+    std::string token;                                 // sent as "authorization: Bearer <token>"
+    std::string serverName;                            // TLS name override
+};
+
 class RawBot
 {
 public:
-    explicit RawBot(const std::string &address)
+    explicit RawBot(const std::string &address, const RawBotCredentials &credentials = {})
     {
         grpc::ChannelArguments args;
         args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
         args.SetMaxSendMessageSize(16 * 1024 * 1024);
-        m_stub = opconsole::v1::BotLink::NewStub(
-            grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+        if (!credentials.serverName.empty())
+            args.SetSslTargetNameOverride(credentials.serverName);
+        if (!credentials.token.empty())
+            m_context.AddMetadata("authorization", "Bearer " + credentials.token);
+        m_stub = opconsole::v1::BotLink::NewStub(grpc::CreateCustomChannel(
+            address, credentials.channel ? credentials.channel : grpc::InsecureChannelCredentials(),
+            args));
         m_stream = m_stub->Connect(&m_context);
         m_reader = std::thread([this] {
             opconsole::v1::HubMessage message;
@@ -53,6 +66,14 @@ public:
     // Says Hello and waits for Welcome; false on Reject or a closed stream.
     bool hello(const std::string &botId, std::map<std::string, std::string> labels = {})
     {
+        const auto reply = sayHello(botId, std::move(labels));
+        return reply && reply->has_welcome();
+    }
+
+    // Says Hello and returns the hub's first answer (Welcome, Held or Reject), if any.
+    std::optional<opconsole::v1::HubMessage>
+    sayHello(const std::string &botId, std::map<std::string, std::string> labels = {})
+    {
         opconsole::v1::BotMessage message;
         message.mutable_hello()->set_bot_id(botId);
         message.mutable_hello()->set_protocol_version(1);
@@ -62,7 +83,7 @@ public:
         const auto reply = read();
         if (reply && reply->has_welcome())
             welcome = reply->welcome();
-        return reply && reply->has_welcome();
+        return reply;
     }
 
     bool heartbeat(uint64_t sequence = 1)

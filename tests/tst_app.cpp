@@ -2,6 +2,8 @@
 #include "hubprocess.h"
 #include "opconsole/v1/operator.grpc.pb.h"
 #include "rawbot.h"
+#include "testcerts.h"
+#include "tokens.h"
 
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -13,6 +15,7 @@
 #include <csignal>
 #include <mutex>
 #include <set>
+#include <sys/stat.h>
 
 using namespace opconsole;
 using namespace std::chrono;
@@ -43,6 +46,9 @@ private slots:
     void sigtermEndsEveryCallWithItsOutcomeAndLogsIt();
     void connectRefusesWhatIsNotAListOfHubs();
     void historyOptionsRefuseBadValues();
+    void unsafeOrBrokenSecurityOptionsAreRefused();
+    void insecureIsAllowedAndSaidOutLoud();
+    void operatorSocketIsPrivate();
 };
 
 void TestApp::logLinesAreJsonAndCannotBeForged()
@@ -52,8 +58,8 @@ void TestApp::logLinesAreJsonAndCannotBeForged()
     QVERIFY(!address.empty());
     RawBot bot(address);
     QVERIFY(bot.hello("bot-1"));
-    auto stub =
-        v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub = v1::Operator::NewStub(
+        grpc::CreateChannel(hub.operatorAddress(), grpc::InsecureChannelCredentials()));
     v1::SendCommandResponse response;
     grpc::Status status;
     std::thread caller([&] {
@@ -95,8 +101,8 @@ void TestApp::sigtermEndsEveryCallWithItsOutcomeAndLogsIt()
     QVERIFY(!address.empty());
     RawBot bot(address); // takes commands and never answers
     QVERIFY(bot.hello("busy"));
-    auto stub =
-        v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub = v1::Operator::NewStub(
+        grpc::CreateChannel(hub.operatorAddress(), grpc::InsecureChannelCredentials()));
 
     constexpr int pending = 1000, waiters = 10, watchers = 5;
     struct Call
@@ -320,6 +326,99 @@ void TestApp::historyOptionsRefuseBadValues()
         QCOMPARE(app.exitCode(), c.exit);
         QVERIFY2(app.readAllStandardError().contains(c.says), qPrintable(c.args.join(' ')));
     }
+}
+
+void TestApp::unsafeOrBrokenSecurityOptionsAreRefused()
+{
+    TestCerts certs;
+    QString error;
+    QVERIFY2(certs.make({"bot-1"}, {}, &error), qPrintable(error));
+    QTemporaryDir dir;
+    auto write = [&](const char *name, const QByteArray &text, QFile::Permissions mode) {
+        QFile f(dir.filePath(QString::fromLatin1(name)));
+        if (!f.open(QIODevice::WriteOnly) || f.write(text) != text.size())
+            return QString();
+        f.close();
+        f.setPermissions(mode);
+        return f.fileName();
+    };
+    const auto owner = QFile::ReadOwner | QFile::WriteOwner;
+    const QString hash = security::tokenHash("x");
+    const QString shared =
+        write("shared", ("alice admin " + hash + "\n").toUtf8(), owner | QFile::WriteOther);
+    const QString malformed = write("bad", "alice admin not-a-hash\n", owner);
+    const QString unknownRole = write("role", ("alice boss " + hash + "\n").toUtf8(), owner);
+    const QString botTokens = write("bots", ("rack bot-* " + hash + "\n").toUtf8(), owner);
+    const QStringList tls{"--tls-cert", certs.hubCert(), "--tls-key", certs.hubKey()};
+    struct Case
+    {
+        QStringList args;
+        const char *says;
+    };
+    const Case cases[] = {
+        {{"--listen", "0.0.0.0:0"}, "--listen 0.0.0.0:0 reaches other machines"},
+        {{"--listen", "[::]:0"}, "reaches other machines"},
+        {{"--operator-listen", "0.0.0.0:0"}, "--operator-listen 0.0.0.0:0 reaches other machines"},
+        {QStringList{"--operator-listen", "0.0.0.0:0"} + tls, "give --operators FILE"},
+        {{"--tls-cert", dir.filePath("missing.pem"), "--tls-key", certs.hubKey()}, "missing.pem"},
+        {{"--tls-cert", certs.hubCert()}, "needs both --tls-cert and --tls-key"},
+        {{"--tls-cert", certs.hubCert(), "--tls-key", certs.botKey("bot-1")}, "does not belong"},
+        {{"--tls-client-ca", certs.ca()}, "--tls-client-ca needs --tls-cert"},
+        {{"--admission", "approve"}, "needs bot identities"},
+        {{"--admission", "maybe"}, "--admission is open or approve"},
+        {{"--operators", shared}, "writable by every user"},
+        {{"--operators", malformed}, ":1: the hash must be"},
+        {{"--operators", unknownRole}, "role 'boss'"},
+        {{"--operators", dir.filePath("absent")}, "not a readable file"},
+        {{"--demo", "3", "--bot-tokens", botTokens}, "--demo runs bots without credentials"},
+        {{"--operator-rate", "-1"}, "--operator-rate takes"},
+        {{"--max-streams-per-credential", "0"}, "--max-streams-per-credential takes"},
+    };
+    for (const Case &c : cases) {
+        QProcess app;
+        app.start(QCoreApplication::applicationDirPath() + QStringLiteral("/opconsole"),
+                  QStringList{"--headless", "--listen", "127.0.0.1:0", "--operator-listen",
+                              "127.0.0.1:0", "--data-dir", dir.path()} +
+                      c.args);
+        QVERIFY(app.waitForFinished(20'000));
+        const QByteArray err = app.readAllStandardError();
+        QVERIFY2(app.exitCode() == 64, qPrintable(c.args.join(' ') + ": " + err));
+        QVERIFY2(err.contains(c.says), qPrintable(c.args.join(' ') + ": " + err));
+    }
+}
+
+void TestApp::insecureIsAllowedAndSaidOutLoud()
+{
+    HubProcess hub(QStringLiteral("0.0.0.0:0"), {"--insecure", "--heartbeat", "60000"});
+    QVERIFY(!hub.address().empty());
+    const auto warning = hub.waitFor("insecure");
+    QVERIFY(warning);
+    QCOMPARE(warning->value("level").toString(), QStringLiteral("warning"));
+    QCOMPARE(warning->value("tls").toBool(), false);
+    QVERIFY(hub.terminate());
+}
+
+void TestApp::operatorSocketIsPrivate()
+{
+    QTemporaryDir dir;
+    const QString socket = dir.filePath(QStringLiteral("operators.sock"));
+    HubProcess hub(QStringLiteral("127.0.0.1:0"),
+                   {"--operator-listen", "unix:" + socket, "--heartbeat", "60000"});
+    QCOMPARE(QString::fromStdString(hub.operatorAddress()), "unix:" + socket);
+    struct stat st = {};
+    QCOMPARE(::stat(QFile::encodeName(socket).constData(), &st), 0);
+    QVERIFY(S_ISSOCK(st.st_mode));
+    QCOMPARE(int(st.st_mode & 0777), 0600);
+    // It serves the Operator API.
+    auto stub = v1::Operator::NewStub(
+        grpc::CreateChannel(hub.operatorAddress(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::WhoAmIResponse me;
+    QVERIFY(stub->WhoAmI(&context, {}, &me).ok());
+    QCOMPARE(me.authenticated(), false);
+    QCOMPARE(me.role(), v1::ROLE_ADMIN);
+    QVERIFY(hub.terminate());
 }
 
 QTEST_GUILESS_MAIN(TestApp)

@@ -222,7 +222,7 @@ void TestHistoryCrash::killMidBurstLosesNoOutcomeAndMarksThePendingUnknown()
         std::map<std::string, int> received;
         double lastSeconds = 1;
         {
-            Burst burst(hub->address(), fleet.botIds(), 24);
+            Burst burst(hub->operatorAddress(), fleet.botIds(), 24);
             // Let the burst run a random while, then kill the hub under it.
             const int runMs = 400 + int(QRandomGenerator::global()->bounded(600));
             QTest::qWait(runMs); // the load's duration, not a synchronisation
@@ -295,8 +295,8 @@ void TestHistoryCrash::unknownCommandGetsTheAckTheBotResendsAfterRestart()
     botsim::Fleet fleet(fleetOptions(QString::fromStdString(address), 1, "fixed:300"));
     fleet.start();
     QVERIFY(fleet.waitConnected(1, 20s));
-    auto stub =
-        v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub = v1::Operator::NewStub(
+        grpc::CreateChannel(hub->operatorAddress(), grpc::InsecureChannelCredentials()));
 
     auto sendNoWait = [&](const std::string &id) {
         grpc::ClientContext ctx;
@@ -327,7 +327,8 @@ void TestHistoryCrash::unknownCommandGetsTheAckTheBotResendsAfterRestart()
     QVERIFY(hub->waitFor("late_ack", 20'000));
     QVERIFY(fleet.stats().acksResent.load() >= 1);
 
-    stub = v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    stub = v1::Operator::NewStub(
+        grpc::CreateChannel(hub->operatorAddress(), grpc::InsecureChannelCredentials()));
     v1::QueryHistoryResponse page;
     const bool found = QTest::qWaitFor(
         [&] {
@@ -349,9 +350,9 @@ void TestHistoryCrash::unknownCommandGetsTheAckTheBotResendsAfterRestart()
 
     // The same through opctl, as a spreadsheet gets it.
     QProcess opctl;
-    opctl.start(
-        QCoreApplication::applicationDirPath() + "/opctl",
-        {"--hub", QString::fromStdString(address), "history", "--state", "unknown", "--csv"});
+    opctl.start(QCoreApplication::applicationDirPath() + "/opctl",
+                {"--hub", QString::fromStdString(hub->operatorAddress()), "history", "--state",
+                 "unknown", "--csv"});
     QVERIFY(opctl.waitForFinished(20'000));
     QCOMPARE(opctl.exitCode(), 0);
     const QList<QByteArray> lines = opctl.readAllStandardOutput().split('\n');
@@ -360,7 +361,8 @@ void TestHistoryCrash::unknownCommandGetsTheAckTheBotResendsAfterRestart()
     QVERIFY2(lines[1].startsWith("restart-1,bot-1,restart,unknown,"), lines[1].constData());
     QVERIFY(lines[1].endsWith("\r")); // RFC 4180 line ends
     opctl.start(QCoreApplication::applicationDirPath() + "/opctl",
-                {"--hub", QString::fromStdString(address), "history", "--since", "yesterday"});
+                {"--hub", QString::fromStdString(hub->operatorAddress()), "history", "--since",
+                 "yesterday"});
     QVERIFY(opctl.waitForFinished(20'000));
     QCOMPARE(opctl.exitCode(), 64); // a usage error, said
     QVERIFY(opctl.readAllStandardError().contains("--since"));
@@ -377,8 +379,8 @@ void TestHistoryCrash::sigtermWhileCallersSendNeverHangs()
         HubProcess hub(QStringLiteral("127.0.0.1:0"), {"--heartbeat", "60000"});
         const std::string address = hub.address();
         QVERIFY(!address.empty());
-        auto stub =
-            v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+        auto stub = v1::Operator::NewStub(
+            grpc::CreateChannel(hub.operatorAddress(), grpc::InsecureChannelCredentials()));
         struct Loop
         {
             std::atomic<int> inFlight{0};
@@ -428,8 +430,8 @@ void TestHistoryCrash::queryHistoryRefusesHostileRequests()
     HubProcess hub(QStringLiteral("127.0.0.1:0"), {"--heartbeat", "60000"});
     const std::string address = hub.address();
     QVERIFY(!address.empty());
-    auto stub =
-        v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub = v1::Operator::NewStub(
+        grpc::CreateChannel(hub.operatorAddress(), grpc::InsecureChannelCredentials()));
     auto ask = [&](const v1::QueryHistoryRequest &q) {
         grpc::ClientContext ctx;
         ctx.set_deadline(system_clock::now() + seconds(10));
@@ -462,8 +464,8 @@ void TestHistoryCrash::queryHistoryRefusesHostileRequests()
     HubProcess bare(QStringLiteral("127.0.0.1:0"), {"--no-history"});
     const std::string bareAddress = bare.address();
     QVERIFY(!bareAddress.empty());
-    stub =
-        v1::Operator::NewStub(grpc::CreateChannel(bareAddress, grpc::InsecureChannelCredentials()));
+    stub = v1::Operator::NewStub(
+        grpc::CreateChannel(bare.operatorAddress(), grpc::InsecureChannelCredentials()));
     QCOMPARE(ask(v1::QueryHistoryRequest{}).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
 

@@ -78,12 +78,12 @@ void TestHub::notConnectedAtOnce()
 void TestHub::connectTimeoutWaitsForTheBot()
 {
     Rig rig;
-    auto waiting =
-        rig.service->send("late-bot", CommandSpec::of(CommandKind::Ping), 10s,
-                          {.connectTimeout = 10s, .fanOut = {}, .issuer = {}, .params = {}});
-    auto giveUp =
-        rig.service->send("never-bot", CommandSpec::of(CommandKind::Ping), 10s,
-                          {.connectTimeout = 100ms, .fanOut = {}, .issuer = {}, .params = {}});
+    auto waiting = rig.service->send(
+        "late-bot", CommandSpec::of(CommandKind::Ping), 10s,
+        {.connectTimeout = 10s, .fanOut = {}, .issuer = {}, .params = {}, .admit = {}});
+    auto giveUp = rig.service->send(
+        "never-bot", CommandSpec::of(CommandKind::Ping), 10s,
+        {.connectTimeout = 100ms, .fanOut = {}, .issuer = {}, .params = {}, .admit = {}});
     QVERIFY(!waiting.isFinished());
     RawBot bot(rig.address());
     QVERIFY(bot.hello("late-bot"));

@@ -27,7 +27,7 @@ struct Rig : HubRig
         api = std::make_unique<OperatorService>(*service, feed);
         api->attachTo(*hub);
         start();
-        channel = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+        channel = grpc::CreateChannel(operatorAddress(), grpc::InsecureChannelCredentials());
         stub = v1::Operator::NewStub(channel);
     }
     ~Rig() { api.reset(); } // stops the hub first
@@ -103,7 +103,7 @@ void TestOperatorService::opctlExitCodesTellOutcomesApart()
     QVERIFY(rig.started);
     RawBot bot(rig.address());
     QVERIFY(bot.hello("bot-1"));
-    const QString hub = rig.hub->address();
+    const QString hub = rig.hub->operatorAddress();
 
     Opctl acked({"--hub", hub, "send", "bot-1", "start", "--timeout", "10s"});
     auto command = bot.readCommand(10s);
@@ -146,7 +146,7 @@ void TestOperatorService::opctlCancelledAndRefused()
     Rig rig;
     RawBot bot(rig.address());
     QVERIFY(bot.hello("bot-1"));
-    const QString hub = rig.hub->address();
+    const QString hub = rig.hub->operatorAddress();
     Opctl waiting({"--hub", hub, "send", "bot-1", "ping", "--timeout", "30s", "--id", "fixed-1"});
     QVERIFY(bot.readCommand(10s).has_value());
     Opctl cancel({"--hub", hub, "cancel", "fixed-1", "--reason", "changed my mind"});
@@ -181,7 +181,7 @@ void TestOperatorService::opctlUsageAndUnreachable()
     QVERIFY(unreachable.err.contains("cannot reach"));
 
     Rig rig;
-    Opctl invalid({"--hub", rig.hub->address(), "send", "bot-1", "custom", "--name", "x",
+    Opctl invalid({"--hub", rig.hub->operatorAddress(), "send", "bot-1", "custom", "--name", "x",
                    "--json-payload", "{broken"});
     QCOMPARE(invalid.wait(), 64); // INVALID_ARGUMENT from the hub
     QVERIFY(invalid.err.contains("JSON"));
@@ -193,7 +193,7 @@ void TestOperatorService::opctlBotsAndFanOut()
     RawBot a(rig.address()), b(rig.address());
     QVERIFY(a.hello("bot-a", {{"region", "eu"}}));
     QVERIFY(b.hello("bot-b", {{"region", "us"}}));
-    const QString hub = rig.hub->address();
+    const QString hub = rig.hub->operatorAddress();
     Opctl bots({"--hub", hub, "bots", "--label", "region=eu"});
     QCOMPARE(bots.wait(), 0);
     QVERIFY(bots.out.contains("bot-a"));
@@ -623,10 +623,10 @@ void TestOperatorService::stopEndsWaitersAndWatchersWithOutcomes()
 void TestOperatorService::opctlRefusesTimeoutsThatWouldOverflow()
 {
     Rig rig;
-    Opctl huge({"--hub", rig.hub->address(), "send", "b", "ping", "--timeout", "1e13"});
+    Opctl huge({"--hub", rig.hub->operatorAddress(), "send", "b", "ping", "--timeout", "1e13"});
     QCOMPARE(huge.wait(), 64);
     QVERIFY2(huge.err.contains("over a year"), qPrintable(huge.err));
-    Opctl overCap({"--hub", rig.hub->address(), "send", "b", "ping", "--timeout", "2000m"});
+    Opctl overCap({"--hub", rig.hub->operatorAddress(), "send", "b", "ping", "--timeout", "2000m"});
     QCOMPARE(overCap.wait(), 64); // the hub's INVALID_ARGUMENT: over its 24 h cap
     QVERIFY2(overCap.err.contains("limit"), qPrintable(overCap.err));
 }
@@ -637,7 +637,7 @@ void TestOperatorService::watchWorksAfterTheHubStartsAgain()
     rig.hub->stop();
     QVERIFY(rig.hub->start());
     auto stub = v1::Operator::NewStub(
-        grpc::CreateChannel(rig.address(), grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(rig.operatorAddress(), grpc::InsecureChannelCredentials()));
     grpc::ClientContext context;
     auto reader = stub->Watch(&context, v1::WatchRequest());
     QTRY_COMPARE_WITH_TIMEOUT(rig.api->watcherCount(), 1, 5000);

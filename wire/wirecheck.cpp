@@ -384,6 +384,11 @@ std::string checkBotRecord(const v1::BotRecord &bot)
     }
     if (bot.connects() < 0 || bot.pending() < 0)
         return "connects and pending must not be negative";
+    if (bot.admission() != v1::ADMISSION_UNSPECIFIED && !v1::Admission_IsValid(bot.admission()))
+        return "admission is not a known value";
+    if (std::string p = checkLabel(bot.credential(), "credential", limits::ShortTextBytes);
+        !p.empty())
+        return p;
     return {};
 }
 
