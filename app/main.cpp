@@ -534,6 +534,8 @@ int main(int argc, char **argv)
                     {QStringLiteral("change"), qint64(o.change)}};
                 if (!o.fanOut.isEmpty())
                     fields.insert(QStringLiteral("fan_out"), o.fanOut);
+                if (!o.issuer.isEmpty())
+                    fields.insert(QStringLiteral("issuer"), o.issuer);
                 log.write(isProblem(o.state) ? LogLevel::Warning : LogLevel::Info,
                           "command_finished", fields);
             }

@@ -466,12 +466,37 @@ void hubEvents(const fs::path &dir)
 
 } // namespace
 
+// ---- credentials: a selector byte (% 5) and the text or message ----------------------------
+
+void credentials(const fs::path &dir)
+{
+    Writer put(dir);
+    const std::string hash =
+        "hmac-sha256:fcf20c7b74a6bc0ab11bfca9fcef13562016862c2496ce4e2245ee1cacce700c";
+    put("header", std::string(1, '\0') + "Bearer opc_3q2-7wEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    put("header_bad", std::string(1, '\0') + "bearer a\tb");
+    put("operators", std::string(1, '\1') + "# ops\nalice admin " + hash +
+                         "\nsam operator " + hash.substr(0, hash.size() - 1) +
+                         "d group=a,region=eu\n");
+    put("operators_twice", std::string(1, '\1') + "a admin " + hash + "\nb viewer " + hash + "\n");
+    put("bot_tokens", std::string(1, '\2') + "rack bot-1,sim-*,* " + hash + "\n");
+    put("selector", std::string(1, '\3') + "group=a,region=eu,empty=");
+    v1::DecideBotRequest decide;
+    decide.set_bot_id("bot-7");
+    decide.set_decision(v1::DECISION_REVOKE);
+    decide.set_reason("key leaked");
+    put("decide", std::string(1, '\4') + serialize(decide));
+    decide.set_decision(v1::Decision(7));
+    put("decide_bad", std::string(1, '\4') + serialize(decide));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
         std::fprintf(stderr,
                      "usage: %s CORPUS_DIR (writes CORPUS_DIR/botmessages, "
-                     "CORPUS_DIR/operator_requests and CORPUS_DIR/hub_events)\n",
+                     "CORPUS_DIR/operator_requests, CORPUS_DIR/hub_events and "
+                     "CORPUS_DIR/credentials)\n",
                      argv[0]);
         return 2;
     }
@@ -479,5 +504,6 @@ int main(int argc, char **argv)
     botMessages(root / "botmessages");
     operatorRequests(root / "operator_requests");
     hubEvents(root / "hub_events");
+    credentials(root / "credentials");
     return 0;
 }

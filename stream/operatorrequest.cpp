@@ -148,4 +148,27 @@ QString issuerOf(const std::string &peer)
     return QStringLiteral("operator@") + fromStd(peer).left(200);
 }
 
+QString checkDecideBot(const v1::DecideBotRequest &request, AdmissionAction *out)
+{
+    if (const std::string p = wire::checkId(request.bot_id(), "bot_id"); !p.empty())
+        return fromStd(p);
+    if (const std::string p =
+            wire::checkText(request.reason(), "reason", wire::limits::TextBytes);
+        !p.empty())
+        return fromStd(p);
+    switch (request.decision()) {
+    case v1::DECISION_ACCEPT:
+        *out = AdmissionAction::Accept;
+        return {};
+    case v1::DECISION_REJECT:
+        *out = AdmissionAction::Reject;
+        return {};
+    case v1::DECISION_REVOKE:
+        *out = AdmissionAction::Revoke;
+        return {};
+    default:
+        return QStringLiteral("decision must be accept, reject or revoke");
+    }
+}
+
 } // namespace opconsole::api

@@ -5,6 +5,7 @@
 #include "commandservice.h"
 #include "commandspec.h"
 #include "historystore.h"
+#include "hub.h"
 #include "opconsole/v1/operator.pb.h"
 
 #include <QString>
@@ -32,6 +33,8 @@ QString checkSendCommand(const v1::SendCommandRequest &request,
 QString checkSendToMany(const v1::SendToManyRequest &request, std::chrono::milliseconds maxTimeout,
                         CommandRequest *out);
 QString checkQueryHistory(const v1::QueryHistoryRequest &request, HistoryQuery *out);
+// DecideBot: a valid bot id, a known decision, a reason within the text limit.
+QString checkDecideBot(const v1::DecideBotRequest &request, AdmissionAction *out);
 // Who made an API call, for the records it sends: "operator@<peer>".
 QString issuerOf(const std::string &peer);
 

@@ -919,24 +919,8 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::DecideBot(grpc::CallbackServer
         reactor->Finish(s);
         return reactor;
     }
-    QString problem = problemOf(wire::checkId(request->bot_id(), "bot_id"));
-    if (problem.isEmpty())
-        problem = problemOf(wire::checkText(request->reason(), "reason", wire::limits::TextBytes));
     AdmissionAction action = AdmissionAction::Accept;
-    switch (request->decision()) {
-    case v1::DECISION_ACCEPT:
-        break;
-    case v1::DECISION_REJECT:
-        action = AdmissionAction::Reject;
-        break;
-    case v1::DECISION_REVOKE:
-        action = AdmissionAction::Revoke;
-        break;
-    default:
-        if (problem.isEmpty())
-            problem = QStringLiteral("decision must be accept, reject or revoke");
-    }
-    if (!problem.isEmpty()) {
+    if (const QString problem = api::checkDecideBot(*request, &action); !problem.isEmpty()) {
         reactor->Finish(invalid(problem));
         return reactor;
     }
