@@ -40,7 +40,8 @@ void files(const QByteArray &text, bool operators)
 {
     QString error;
     if (operators) {
-        const auto directory = security::OperatorDirectory::parse(text, QStringLiteral("f"), &error);
+        const auto directory =
+            security::OperatorDirectory::parse(text, QStringLiteral("f"), &error);
         REQUIRE(directory || !error.isEmpty());
         if (!directory)
             return;
@@ -76,8 +77,8 @@ void decide(const char *data, int size)
     if (!api::checkDecideBot(request, &action).isEmpty())
         return;
     REQUIRE(wire::checkId(request.bot_id(), "bot_id").empty());
-    REQUIRE(request.decision() == v1::DECISION_ACCEPT || request.decision() == v1::DECISION_REJECT ||
-            request.decision() == v1::DECISION_REVOKE);
+    REQUIRE(request.decision() == v1::DECISION_ACCEPT ||
+            request.decision() == v1::DECISION_REJECT || request.decision() == v1::DECISION_REVOKE);
     REQUIRE((action == AdmissionAction::Accept) == (request.decision() == v1::DECISION_ACCEPT));
 }
 

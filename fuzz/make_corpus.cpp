@@ -475,9 +475,8 @@ void credentials(const fs::path &dir)
         "hmac-sha256:fcf20c7b74a6bc0ab11bfca9fcef13562016862c2496ce4e2245ee1cacce700c";
     put("header", std::string(1, '\0') + "Bearer opc_3q2-7wEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     put("header_bad", std::string(1, '\0') + "bearer a\tb");
-    put("operators", std::string(1, '\1') + "# ops\nalice admin " + hash +
-                         "\nsam operator " + hash.substr(0, hash.size() - 1) +
-                         "d group=a,region=eu\n");
+    put("operators", std::string(1, '\1') + "# ops\nalice admin " + hash + "\nsam operator " +
+                         hash.substr(0, hash.size() - 1) + "d group=a,region=eu\n");
     put("operators_twice", std::string(1, '\1') + "a admin " + hash + "\nb viewer " + hash + "\n");
     put("bot_tokens", std::string(1, '\2') + "rack bot-1,sim-*,* " + hash + "\n");
     put("selector", std::string(1, '\3') + "group=a,region=eu,empty=");
