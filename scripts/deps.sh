@@ -7,6 +7,7 @@ packages=(
     qt6-base-dev libgl-dev
     libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
     libqt6sql6-sqlite libsqlite3-dev fonts-dejavu-core
+    libssl-dev openssl
 )
 if [ "${OPCONSOLE_WITH_XVFB:-0}" = 1 ]; then
     packages+=(xvfb xauth)

@@ -13,19 +13,19 @@ echo "== tests (release build)"
 ctest --test-dir build --output-on-failure --timeout 600
 
 # Sanitizer builds cover the threaded core. ASan/UBSan/LSan: the registry, the hub and the
-# console's remote backend and the history store.
+# console's remote backend, the history store, and security (credentials, admission, TLS).
 # TSan: the registry and the history store (its own threads and locks; SQLite is used by one
 # thread per connection). Debian's gRPC and abseil are not built with TSan, so their locks are
 # invisible to it and every gRPC callback path reports false races (docs/architecture.md).
 tests_labelled() { sed -n "s/^opconsole_add_test(\([a-z_]*\) \($1\)[ )].*/\1/p" tests/CMakeLists.txt; }
-asan_targets=$(tests_labelled 'registry\|history\|stream\|console')
+asan_targets=$(tests_labelled 'registry\|history\|stream\|console\|security')
 tsan_targets=$(tests_labelled 'registry\|history')
 
 if [ "${OPCONSOLE_SKIP_SANITIZERS:-0}" != 1 ]; then
     echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
     PRESET=asan scripts/build.sh $asan_targets
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        ctest --test-dir build-asan --output-on-failure -L '^(registry|history|stream|console)$' --timeout 900
+        ctest --test-dir build-asan --output-on-failure -L '^(registry|history|stream|console|security)$' --timeout 900
 
     echo "== tests under ThreadSanitizer"
     PRESET=tsan scripts/build.sh $tsan_targets
