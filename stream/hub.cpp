@@ -426,7 +426,7 @@ void HubPrivate::forgetOldBotsLocked()
     // tenth of the cap's connects.
     std::vector<std::pair<qint64, QString>> gone;
     for (auto it = bots.cbegin(); it != bots.cend(); ++it) {
-        if (!it->connected)
+        if (!it->connected && !held.count(it.key())) // a held bot awaits a decision: kept
             gone.emplace_back(it->disconnectedAtMs, it.key());
     }
     std::sort(gone.begin(), gone.end());
@@ -964,7 +964,7 @@ DecisionResult Hub::decideBot(const QString &botId, AdmissionAction action, cons
         if (before.decision == AdmissionDecision::Rejected && !heldSession && !liveSession) {
             record.decision = AdmissionDecision::None; // let in again: held or admitted next time
             result.message = QStringLiteral("rejection of %1 lifted").arg(botId);
-        } else if (!known || credential.isEmpty()) {
+        } else if (!heldSession && !liveSession && (!known || credential.isEmpty())) {
             result.error = DecisionResult::Error::NotFound;
             result.message = QStringLiteral("bot %1 is not awaiting approval").arg(botId);
             return result;
