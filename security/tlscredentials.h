@@ -34,7 +34,10 @@ struct ClientTls
     QString ca;         // trust this CA (empty with TLS on: the system's roots)
     QString cert, key;  // a client certificate, for mTLS
     QString serverName; // expect this name in the server's certificate (default: the host)
-    bool enabled() const { return !ca.isEmpty() || !cert.isEmpty() || !serverName.isEmpty(); }
+    bool enabled() const
+    {
+        return !ca.isEmpty() || !cert.isEmpty() || !key.isEmpty() || !serverName.isEmpty();
+    }
 };
 
 std::shared_ptr<grpc::ChannelCredentials> channelCredentials(const ClientTls &tls, QString *error);

@@ -163,7 +163,7 @@ bool parseSelector(const QString &text, QMap<QString, QString> *out, QString *er
     if (text.isEmpty())
         return true;
     static const QRegularExpression part(
-        QStringLiteral("^([A-Za-z0-9._/-]{1,64})=([^,=\\s]{0,256})$"));
+        QStringLiteral("^([A-Za-z0-9._/-]{1,64})=([^,=#\\s]{0,256})$"));
     for (const QString &item : text.split(QLatin1Char(','))) {
         const auto m = part.match(item);
         if (!m.hasMatch()) {

@@ -337,6 +337,9 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
                 if (!bot.connected) {
                     bot.admission = BotAdmission::Awaiting;
                     bot.credential = credential.key;
+                    // Its stream is open (though not live) until sessionEnded says otherwise.
+                    bot.disconnectedAtMs = 0;
+                    bot.disconnectReason.clear();
                 }
                 ++counters.held;
                 ++counters.messagesIn;
@@ -769,7 +772,7 @@ int Hub::port() const
 
 QString Hub::operatorAddress() const
 {
-    if (!d->operatorServer && !d->running)
+    if (!d->operatorServer)
         return {};
     const QString address = d->options.operatorListenAddress;
     if (address.startsWith(QLatin1String("unix:")))

@@ -137,7 +137,7 @@ void TestIntegration::disconnectingBotsReconnectWithBackoff()
         const QString bot = QStringLiteral("bot-%1").arg(i % 10 + 1);
         futures.append(
             rig.service->send(bot, CommandSpec::of(CommandKind::Ping), 3s,
-                              {.connectTimeout = 5s, .fanOut = {}, .issuer = {}, .params = {}}));
+                              {.connectTimeout = 5s, .fanOut = {}, .issuer = {}, .params = {}, .admit = {}}));
     }
     QVERIFY(rig.allFinished(futures, 60'000));
     const auto counts = rig.tally(futures);
