@@ -87,7 +87,8 @@ qint64 rssKb(qint64 pid)
     return 0;
 }
 
-// One caller: send-and-wait, cancel some, fan out now and then.
+// One caller of the Operator API (at `address`, the operator listener): send-and-wait, cancel
+// some, fan out now and then.
 void caller(int index, const std::string &address, int bots, uint64_t seed, Shared &shared)
 {
     auto stub =
@@ -258,7 +259,10 @@ int main(int argc, char **argv)
     // The hub.
     QProcess hub;
     hub.setProgram(bin + QStringLiteral("/opconsole"));
-    hub.setArguments({"--headless", "--listen", "127.0.0.1:0", "--heartbeat", "1000"});
+    // Its own data directory: history, and admission decisions (a bot rejected in the user's
+    // own hub must not be refused here).
+    hub.setArguments({"--headless", "--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0",
+                      "--heartbeat", "1000", "--data-dir", work.filePath(QStringLiteral("data"))});
     hub.setStandardErrorFile(work.filePath(QStringLiteral("hub.log")));
     QFile hubLog(work.filePath(QStringLiteral("hub.log")));
     hub.start();
@@ -266,21 +270,25 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "soak: cannot start %s\n", qPrintable(hub.program()));
         return 1;
     }
-    // Where it listens: its first log line.
-    std::string address;
+    // Where it listens: its first log line. Bots dial `address`; the Operator API has its own
+    // listener, `operatorAddress`.
+    std::string address, operatorAddress;
     for (int i = 0; i < 100 && address.empty(); ++i) {
         QThread::msleep(100); // polling a file the hub writes: bounded, 10 s in all
         if (hubLog.open(QIODevice::ReadOnly)) {
             for (const QByteArray &line : hubLog.readAll().split('\n')) {
                 const QJsonObject o = QJsonDocument::fromJson(line).object();
-                if (o.value("event") == "hub_started")
+                if (o.value("event") == "hub_started") {
                     address = o.value("address").toString().toStdString();
+                    operatorAddress = o.value("operator_address").toString().toStdString();
+                }
             }
             hubLog.close();
         }
     }
-    if (address.empty()) {
-        std::fprintf(stderr, "soak: the hub did not say where it listens\n");
+    if (address.empty() || operatorAddress.empty()) {
+        std::fprintf(stderr, "soak: the hub did not say where it listens (address and "
+                             "operator_address of hub_started)\n");
         return 1;
     }
     const qint64 hubPid = hub.processId();
@@ -326,8 +334,8 @@ int main(int argc, char **argv)
     std::map<std::string, v1::Outcome> watchedOutcome;
     std::mutex watchMutex;
     grpc::ClientContext watchContext;
-    auto watchStub =
-        v1::Operator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto watchStub = v1::Operator::NewStub(
+        grpc::CreateChannel(operatorAddress, grpc::InsecureChannelCredentials()));
     auto watch = watchStub->Watch(&watchContext, v1::WatchRequest());
     std::thread watcher([&] {
         v1::WatchEvent event;
@@ -357,7 +365,7 @@ int main(int argc, char **argv)
         QThread::msleep(100); // polling, bounded: 30 s
     }
     for (int i = 0; i < callers; ++i)
-        threads.emplace_back([&, i] { caller(i, address, bots, seed, shared); });
+        threads.emplace_back([&, i] { caller(i, operatorAddress, bots, seed, shared); });
 
     // Load for the given minutes, sampling the hub's memory every 5 s.
     std::vector<std::pair<double, qint64>> rss; // (seconds, kB)

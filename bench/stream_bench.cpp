@@ -1,5 +1,6 @@
 // Send-and-wait through the hub against a botsim process that acks at once, and the same
-// load over a raw gRPC bidi stream with no registry, so the overhead is a ratio.
+// load over a raw gRPC bidi stream with no registry, so the overhead is a ratio. With --tls,
+// the hub's run again over TLS (certificates made at run time), so TLS's cost is a ratio too.
 // Prints one line per figure: "name value unit". See docs/performance.md.
 #include "benchprint.h"
 #include "changefeed.h"
@@ -10,6 +11,9 @@
 #include "opconsole/v1/botlink.grpc.pb.h"
 #include "opconsole/v1/operator.grpc.pb.h"
 #include "operatorservice.h"
+#include "testcerts.h" // scripts/certs.sh into a temporary directory
+#include "tlscredentials.h"
+#include "tokens.h"
 
 #include <QCommandLineParser>
 #include <QCoreApplication>
@@ -230,11 +234,78 @@ Figures drive(ClosedLoop &loop, const std::function<void(int)> &issue, int concu
             loop.samples.percentile(0.99), cpu / done};
 }
 
-bool startBotsim(QProcess &proc, const QString &address, int bots, const QString &prefix)
+// TLS for --tls: a CA, the hub's certificate and, for mTLS, one certificate per bot, made
+// by scripts/certs.sh at run time; or a bot token (the hub holds its hash) instead of the
+// bots' certificates.
+struct BenchTls
+{
+    TestCerts certs;
+    bool token = false;
+    QString tokenFile;
+    std::shared_ptr<const security::BotTokens> botTokens;
+
+    // The ids of every bot of every TLS run (for their certificates).
+    bool make(const QStringList &botIds, bool useToken, QString *error)
+    {
+        token = useToken;
+        if (!certs.make(useToken ? QStringList() : botIds, {}, error))
+            return false;
+        if (!useToken)
+            return true;
+        const QString secret = security::newToken();
+        tokenFile = certs.dir.filePath(QStringLiteral("bot.token"));
+        QFile file(tokenFile);
+        if (!file.open(QIODevice::WriteOnly | QIODevice::NewOnly,
+                       QFileDevice::ReadOwner | QFileDevice::WriteOwner) ||
+            file.write(secret.toLatin1() + '\n') < 0) {
+            *error = tokenFile + QStringLiteral(": ") + file.errorString();
+            return false;
+        }
+        // Every bot of the bench may use it.
+        botTokens = security::BotTokens::parse(
+            "bench * " + security::tokenHash(secret.toLatin1()).toLatin1(), "bench", error);
+        return botTokens != nullptr;
+    }
+
+    // A listener's credentials: the hub's certificate; client certificates verified by the CA.
+    std::shared_ptr<grpc::ServerCredentials> server() const
+    {
+        QString error;
+        auto credentials =
+            security::serverCredentials({certs.hubCert(), certs.hubKey(), certs.ca()}, &error);
+        if (!credentials)
+            qFatal("TLS: %s", qPrintable(error));
+        return credentials;
+    }
+
+    // botsim's options: the CA, and each bot's certificate or the token.
+    QStringList botsimArguments() const
+    {
+        QStringList args{"--tls-ca", certs.ca()};
+        if (token)
+            args << "--token-file" << tokenFile;
+        else
+            args << "--tls-cert" << certs.dir.filePath(QStringLiteral("bots/{id}.pem"))
+                 << "--tls-key" << certs.dir.filePath(QStringLiteral("bots/{id}.key"));
+        return args;
+    }
+};
+
+QStringList botIds(const QString &prefix, int bots)
+{
+    QStringList ids;
+    for (int i = 1; i <= bots; ++i)
+        ids << prefix + QString::number(i);
+    return ids;
+}
+
+bool startBotsim(QProcess &proc, const QString &address, int bots, const QString &prefix,
+                 const QStringList &extra = {})
 {
     proc.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/botsim"));
-    proc.setArguments({"--hub", address, "--bots", QString::number(bots), "--prefix", prefix,
-                       "--latency", "fixed:0"});
+    proc.setArguments(QStringList{"--hub", address, "--bots", QString::number(bots), "--prefix",
+                                  prefix, "--latency", "fixed:0"} +
+                      extra);
     proc.setProcessChannelMode(QProcess::ForwardedErrorChannel);
     proc.start();
     return proc.waitForStarted(10'000);
@@ -247,10 +318,12 @@ void stopBotsim(QProcess &proc)
         proc.kill();
 }
 
-// A hub (optionally with the Operator API) and a botsim process whose bots have connected.
+// A hub (optionally with the Operator API, history, TLS) and a botsim process whose bots
+// have connected.
 struct HubRun
 {
-    HubRun(int bots, const QString &prefix, bool withApi, bool withHistory = false)
+    HubRun(int bots, const QString &prefix, bool withApi, bool withHistory = false,
+           const BenchTls *tls = nullptr)
     {
         if (withHistory) {
             // As app/main.cpp wires it: every change of the feed, appended on its thread.
@@ -267,6 +340,13 @@ struct HubRun
         }
         HubOptions options;
         options.listenAddress = QStringLiteral("127.0.0.1:0");
+        if (tls) {
+            // As opconsole runs with --tls-cert, --tls-key, --tls-client-ca (and --bot-tokens).
+            options.botCredentials = tls->server();
+            options.operatorCredentials = tls->server();
+            options.security.certificates = !tls->token;
+            options.security.tokens = tls->botTokens;
+        }
         hub = std::make_unique<Hub>(registry, options);
         service = std::make_unique<CommandService>(registry, *hub);
         if (withApi) {
@@ -276,7 +356,8 @@ struct HubRun
         }
         if (!hub->start())
             qFatal("hub did not start");
-        if (!startBotsim(botsim, hub->address(), bots, prefix))
+        if (!startBotsim(botsim, hub->address(), bots, prefix,
+                         tls ? tls->botsimArguments() : QStringList()))
             qFatal("botsim did not start");
         if (!QTest::qWaitFor([&] { return hub->connectedBotIds().size() == bots; }, 30'000))
             qFatal("bots did not connect");
@@ -316,10 +397,14 @@ struct HubRun
     QStringList ids;
 };
 
-Figures runHub(int bots, int concurrency, double seconds, bool withHistory = false)
+Figures runHub(int bots, int concurrency, double seconds, bool withHistory = false,
+               const BenchTls *tls = nullptr)
 {
-    HubRun run(bots, withHistory ? QStringLiteral("hh-") : QStringLiteral("hb-"), false,
-               withHistory);
+    HubRun run(bots,
+               tls           ? QStringLiteral("ht-")
+               : withHistory ? QStringLiteral("hh-")
+                             : QStringLiteral("hb-"),
+               false, withHistory, tls);
     CommandService &service = *run.service;
     const QStringList &ids = run.ids;
     ClosedLoop loop;
@@ -341,14 +426,26 @@ Figures runHub(int bots, int concurrency, double seconds, bool withHistory = fal
     return drive(loop, issue, concurrency, seconds);
 }
 
-// The same load through the Operator API: each caller is a gRPC client of SendCommand.
-Figures runViaApi(int bots, int concurrency, double seconds, bool withHistory = false)
+// The same load through the Operator API (its own listener): each caller is a gRPC client
+// of SendCommand.
+Figures runViaApi(int bots, int concurrency, double seconds, bool withHistory = false,
+                  const BenchTls *tls = nullptr)
 {
-    HubRun run(bots, withHistory ? QStringLiteral("apih-") : QStringLiteral("api-"), true,
-               withHistory);
+    HubRun run(bots,
+               tls           ? QStringLiteral("apit-")
+               : withHistory ? QStringLiteral("apih-")
+                             : QStringLiteral("api-"),
+               true, withHistory, tls);
     const QStringList &ids = run.ids;
+    security::ClientTls clientTls;
+    if (tls)
+        clientTls.ca = tls->certs.ca();
+    QString error;
+    const auto credentials = security::channelCredentials(clientTls, &error);
+    if (!credentials)
+        qFatal("TLS: %s", qPrintable(error));
     auto stub = v1::Operator::NewStub(
-        grpc::CreateChannel(run.hub->address().toStdString(), grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(run.hub->operatorAddress().toStdString(), credentials));
 
     struct Call
     {
@@ -435,6 +532,17 @@ int main(int argc, char **argv)
                         "SQLite database in a temporary directory, as opconsole has it.")},
         {QStringLiteral("hub-only"),
          QStringLiteral("Run the hub alone, without the raw echo (for profiling).")},
+        {QStringLiteral("tls"),
+         QStringLiteral("Also run the hub (and the API, with --via-api) over TLS, certificates "
+                        "made at run time by scripts/certs.sh; prints the ratios to plaintext.")},
+        {QStringLiteral("tls-auth"),
+         QStringLiteral("How bots prove who they are over TLS: mtls (a client certificate each, "
+                        "default) or token (one bot token)."),
+         QStringLiteral("mtls|token"), QStringLiteral("mtls")},
+        {QStringLiteral("tls-rounds"),
+         QStringLiteral("With --tls: rounds of one plaintext and one TLS run (default 3); the "
+                        "ratios are the rounds' median."),
+         QStringLiteral("n"), QStringLiteral("3")},
     });
     parser.process(app);
     const int bots = parser.value(QStringLiteral("bots")).toInt();
@@ -442,6 +550,28 @@ int main(int argc, char **argv)
     const double seconds = parser.value(QStringLiteral("seconds")).toDouble();
     if (bots < 1 || concurrency < 1 || seconds <= 0 || seconds > 600)
         qFatal("bad arguments: --bots >= 1, --concurrency >= 1, 0 < --seconds <= 600");
+    const QString tlsAuth = parser.value(QStringLiteral("tls-auth"));
+    if (tlsAuth != QLatin1String("mtls") && tlsAuth != QLatin1String("token"))
+        qFatal("bad arguments: --tls-auth is mtls or token");
+    if (const int rounds = parser.value(QStringLiteral("tls-rounds")).toInt();
+        rounds < 1 || rounds > 20)
+        qFatal("bad arguments: 1 <= --tls-rounds <= 20");
+    const bool withTls = parser.isSet(QStringLiteral("tls"));
+    const bool viaApi = parser.isSet(QStringLiteral("via-api"));
+    // Made first: a missing openssl fails the run before it has spent minutes.
+    BenchTls tls;
+    if (withTls) {
+        QString error;
+        if (!tls.make(botIds(QStringLiteral("ht-"), bots) +
+                          (viaApi ? botIds(QStringLiteral("apit-"), bots) : QStringList()),
+                      tlsAuth == QLatin1String("token"), &error))
+            qFatal("TLS: %s", qPrintable(error));
+        std::fprintf(stderr, "stream_bench: TLS runs: bots with %s, certificates in %s\n",
+                     tls.token ? "a bot token" : "client certificates (mTLS)",
+                     qPrintable(tls.certs.dir.path()));
+    }
+    // TLS's runs, named "<run>_tls" (mTLS) or "<run>_tls_token".
+    const QString tlsSuffix = tls.token ? QStringLiteral("_tls_token") : QStringLiteral("_tls");
 
     const QString tag = QStringLiteral("_b%1_c%2").arg(bots).arg(concurrency);
     // The four figures of one run, named "<run>_<figure><tag>".
@@ -453,6 +583,50 @@ int main(int argc, char **argv)
     };
     const Figures hub = runHub(bots, concurrency, seconds);
     printRun(QStringLiteral("hub"), hub);
+    // Side by side: the same load over TLS, in rounds of one plaintext and one TLS run each
+    // (the first round's plaintext run is the one printed above), so that what else the
+    // machine does weighs on both alike. Printed: the TLS runs' median figures and the median
+    // of the rounds' ratios; each round on stderr.
+    const int tlsRounds = parser.value(QStringLiteral("tls-rounds")).toInt();
+    const auto tlsRun = [&](const QString &run, const Figures &first,
+                            const std::function<Figures(const BenchTls *)> &once) {
+        std::vector<Figures> secured;
+        std::vector<double> rateRatios, p50Ratios;
+        for (int round = 1; round <= tlsRounds; ++round) {
+            const Figures plain = round == 1 ? first : once(nullptr);
+            secured.push_back(once(&tls));
+            rateRatios.push_back(secured.back().perSecond / plain.perSecond);
+            p50Ratios.push_back(secured.back().p50 / plain.p50);
+            std::fprintf(stderr,
+                         "stream_bench: %s round %d: plaintext %.0f commands/s p50 %.0f us, "
+                         "TLS %.0f commands/s p50 %.0f us: %.3fx\n",
+                         qPrintable(run), round, plain.perSecond, plain.p50,
+                         secured.back().perSecond, secured.back().p50, rateRatios.back());
+        }
+        const auto median = [](std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+        };
+        const auto field = [&](double Figures::*f) {
+            std::vector<double> v;
+            for (const Figures &figures : secured)
+                v.push_back(figures.*f);
+            return median(v);
+        };
+        printRun(run + tlsSuffix, {field(&Figures::perSecond), field(&Figures::p50),
+                                   field(&Figures::p99), field(&Figures::cpuUsPerCommand)});
+        const double rateRatio = median(rateRatios);
+        print("rate_ratio_" + run + tlsSuffix + "_vs_plaintext" + tag, rateRatio, "x");
+        print("p50_ratio_" + run + tlsSuffix + "_vs_plaintext" + tag, median(p50Ratios), "x");
+        if (rateRatio < 0.8)
+            std::fprintf(stderr,
+                         "stream_bench: %s over TLS keeps %.2fx of the plaintext rate "
+                         "(the target is 0.8x)\n",
+                         qPrintable(run), rateRatio);
+    };
+    if (withTls)
+        tlsRun(QStringLiteral("hub"), hub,
+               [&](const BenchTls *t) { return runHub(bots, concurrency, seconds, false, t); });
     if (parser.isSet(QStringLiteral("hub-only")))
         return 0;
     const Figures raw = runRaw(bots, concurrency, seconds);
@@ -468,10 +642,14 @@ int main(int argc, char **argv)
         print("cpu_ratio_history_vs_hub" + tag, hubHistory.cpuUsPerCommand / hub.cpuUsPerCommand,
               "x");
     }
-    if (parser.isSet(QStringLiteral("via-api"))) {
+    if (viaApi) {
         const Figures api = runViaApi(bots, concurrency, seconds);
         printRun(QStringLiteral("api"), api);
         print("rate_ratio_api_vs_hub" + tag, api.perSecond / hub.perSecond, "x");
+        if (withTls) // both listeners over TLS, operators' calls too
+            tlsRun(QStringLiteral("api"), api, [&](const BenchTls *t) {
+                return runViaApi(bots, concurrency, seconds, false, t);
+            });
         if (withHistory) {
             const Figures apiHistory = runViaApi(bots, concurrency, seconds, true);
             printRun(QStringLiteral("api_history"), apiHistory);

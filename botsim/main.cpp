@@ -1,11 +1,15 @@
 // botsim: a fleet of simulated bots, each a real gRPC client of an opconsole hub.
 #include "simfleet.h"
+#include "tokens.h"
 
 #include <QCommandLineParser>
 #include <QCoreApplication>
 
+#include <grpc/support/log.h>
+
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 using namespace opconsole::botsim;
@@ -37,12 +41,19 @@ int main(int argc, char **argv)
     sigaddset(&stopSignals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
 
+    // gRPC's own log lines (a failed handshake, at every retry of every bot) would bury the
+    // one line botsim says about it; GRPC_VERBOSITY brings them back.
+    if (!std::getenv("GRPC_VERBOSITY"))
+        gpr_set_log_function([](gpr_log_func_args *) {});
+
     QCoreApplication app(argc, argv);
     QCoreApplication::setApplicationName(QStringLiteral("botsim"));
     QCommandLineParser parser;
-    parser.setApplicationDescription(
-        QStringLiteral("A fleet of simulated bots that dial in to an opconsole hub.\n"
-                       "Prints a summary at exit, on SIGINT and on SIGTERM."));
+    parser.setApplicationDescription(QStringLiteral(
+        "A fleet of simulated bots that dial in to an opconsole hub.\n"
+        "Prints a summary at exit, on SIGINT and on SIGTERM. A bot the hub holds awaiting "
+        "approval waits, stream open, for an admin's decision; one the hub refuses "
+        "(unauthenticated, permission denied) is logged and retried with back-off."));
     parser.addHelpOption();
     parser.addOptions({
         {QStringLiteral("hub"), QStringLiteral("Hub address (default 127.0.0.1:50051)."),
@@ -80,6 +91,24 @@ int main(int argc, char **argv)
          QStringLiteral("n"), QStringLiteral("1")},
         {QStringLiteral("journal"),
          QStringLiteral("Write one line per decision about a command to FILE (for soak checks)."),
+         QStringLiteral("file")},
+        {QStringLiteral("tls-ca"),
+         QStringLiteral("TLS: trust this CA for the hub's certificate (PEM)."),
+         QStringLiteral("file")},
+        {QStringLiteral("tls-cert"),
+         QStringLiteral("TLS: each bot's client certificate (mTLS). {id} stands for the bot's "
+                        "id, as scripts/certs.sh names them: DIR/bots/{id}.pem."),
+         QStringLiteral("file")},
+        {QStringLiteral("tls-key"),
+         QStringLiteral("The private key of --tls-cert; {id} as there: DIR/bots/{id}.key."),
+         QStringLiteral("file")},
+        {QStringLiteral("tls-server-name"),
+         QStringLiteral("TLS: the name the hub's certificate must carry (default: the host "
+                        "in --hub)."),
+         QStringLiteral("name")},
+        {QStringLiteral("token-file"),
+         QStringLiteral("A bot token, sent by every bot as \"authorization: Bearer\"; a file "
+                        "only you may read (chmod 600)."),
          QStringLiteral("file")},
         {QStringLiteral("duration"),
          QStringLiteral("Exit after this many seconds (default: run "
@@ -123,15 +152,36 @@ int main(int argc, char **argv)
     options.resendAcks = !parser.isSet(QStringLiteral("no-resend-acks"));
     options.seed = parser.value(QStringLiteral("seed")).toULongLong();
     options.journalPath = parser.value(QStringLiteral("journal")).toStdString();
+    options.tlsCa = parser.value(QStringLiteral("tls-ca")).toStdString();
+    options.tlsCert = parser.value(QStringLiteral("tls-cert")).toStdString();
+    options.tlsKey = parser.value(QStringLiteral("tls-key")).toStdString();
+    options.tlsServerName = parser.value(QStringLiteral("tls-server-name")).toStdString();
+    if (parser.isSet(QStringLiteral("token-file"))) {
+        QString why;
+        const QByteArray token =
+            opconsole::security::readTokenFile(parser.value(QStringLiteral("token-file")), &why);
+        if (token.isEmpty()) {
+            std::fprintf(stderr, "botsim: --token-file %s\n", qPrintable(why));
+            return 64;
+        }
+        options.token = token.toStdString();
+    }
     const double duration = parser.isSet(QStringLiteral("duration"))
                                 ? parser.value(QStringLiteral("duration")).toDouble()
                                 : 0;
 
-    std::fprintf(stderr, "botsim: %d bots -> %s, latency %s, seed %llu\n", options.bots,
-                 options.hub.c_str(), options.latency.describe().c_str(),
-                 static_cast<unsigned long long>(options.seed));
+    const bool tls =
+        !options.tlsCa.empty() || !options.tlsCert.empty() || !options.tlsServerName.empty();
+    std::fprintf(stderr, "botsim: %d bots -> %s%s%s%s, latency %s, seed %llu\n", options.bots,
+                 options.hub.c_str(), tls ? " over TLS" : "",
+                 options.tlsCert.empty() ? "" : " with client certificates",
+                 options.token.empty() ? "" : " with a bot token",
+                 options.latency.describe().c_str(), static_cast<unsigned long long>(options.seed));
     Fleet fleet(options);
-    fleet.start();
+    if (!fleet.start(&error)) {
+        std::fprintf(stderr, "botsim: %s\n", error.c_str());
+        return 64;
+    }
 
     // Wait for a signal or the end of --duration, whichever comes first.
     int caught = 0;

@@ -2,16 +2,20 @@
 
 #include "opconsole/v1/botlink.grpc.pb.h"
 
+#include "tlscredentials.h"
+#include "tokens.h"
 #include "wirecheck.h"
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
 #include <queue>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -127,7 +131,8 @@ std::string SimStats::summary() const
         << " acks_ok=" << acksOk << " acks_failed=" << acksFailed << " dropped=" << dropped
         << " duplicate_acks=" << duplicatesSent << " late_acks=" << lateAcks
         << " progress=" << progressSent << " cancels=" << cancelsReceived
-        << " heartbeats=" << heartbeatsSent << " acks_resent=" << acksResent;
+        << " heartbeats=" << heartbeatsSent << " acks_resent=" << acksResent << " held=" << held
+        << " unauthenticated=" << unauthenticated << " permission_denied=" << permissionDenied;
     return out.str();
 }
 
@@ -173,6 +178,49 @@ public:
         return !backoffWake.wait_for(lock, d, [this] { return stopping.load(); });
     }
 
+    // A line for the log, within a budget (50 lines in 10 s; the rest are counted and said
+    // once the budget is back): a fleet of thousands refused at once must not flood it.
+    void log(const std::string &line)
+    {
+        uint64_t suppressed = 0;
+        {
+            std::lock_guard lock(logMutex);
+            const auto now = steady_clock::now();
+            if (now - logWindow >= seconds(10)) {
+                logWindow = now;
+                logLines = 0;
+                suppressed = std::exchange(logSuppressed, 0);
+            }
+            if (++logLines > 50) {
+                ++logSuppressed;
+                return;
+            }
+        }
+        if (suppressed > 0)
+            log("botsim: " + std::to_string(suppressed) + " more log lines were left out");
+        if (options.log)
+            options.log(line);
+        else
+            std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    // True the first time a connection failure reads so (every bot of a fleet meets the same):
+    // said once until a bot connects again.
+    bool firstFailure(const std::string &text)
+    {
+        std::lock_guard lock(logMutex);
+        return failuresSaid.insert(text).second;
+    }
+    void connectedAgain()
+    {
+        std::lock_guard lock(logMutex);
+        failuresSaid.clear();
+    }
+    std::mutex logMutex;
+    SteadyTime logWindow{};
+    int logLines = 0;
+    uint64_t logSuppressed = 0;
+    std::set<std::string> failuresSaid;
+
     SimOptions options;
     SimStats stats;
     std::atomic<bool> stopping{false};
@@ -197,10 +245,17 @@ public:
 class SimBot
 {
 public:
-    SimBot(FleetPrivate *fleet, int index) : m_fleet(fleet), m_index(index)
+    static std::string idOf(const SimOptions &o, int index)
+    {
+        return o.idPrefix + std::to_string(o.firstIndex + index);
+    }
+
+    SimBot(FleetPrivate *fleet, int index,
+           const std::shared_ptr<grpc::ChannelCredentials> &credentials)
+        : m_fleet(fleet), m_index(index)
     {
         const SimOptions &o = fleet->options;
-        m_id = o.idPrefix + std::to_string(o.firstIndex + index);
+        m_id = idOf(o, index);
         m_labels = o.labels;
         m_labels.emplace("group", index % 2 == 0 ? "a" : "b");
         m_rng.seed(o.seed * 1'000'003u + uint64_t(index));
@@ -209,10 +264,16 @@ public:
         // gRPC's own reconnect back-off (1 s growing to 2 min) would otherwise make a bot wait
         // far longer than its own back-off says after a hub restart.
         args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, int(o.backoffBase.count()));
-        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, int(o.backoffBase.count()));
         args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, int(o.backoffMax.count()));
-        m_stub = v1::BotLink::NewStub(
-            grpc::CreateCustomChannel(o.hub, grpc::InsecureChannelCredentials(), args));
+        // gRPC takes this one as the least time a connection attempt gets (TCP, TLS handshake,
+        // HTTP/2 settings), not as a back-off: the back-off's 100 ms would time out handshakes
+        // on a busy machine. A refused connection still fails (and is retried) at once.
+        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10'000);
+        security::ClientTls tls;
+        tls.serverName = QString::fromStdString(o.tlsServerName);
+        security::applyChannelArguments(tls, args);
+        m_channel = grpc::CreateCustomChannel(o.hub, credentials, args);
+        m_stub = v1::BotLink::NewStub(m_channel);
     }
 
     void start()
@@ -232,6 +293,7 @@ public:
     }
     const std::string &id() const { return m_id; }
     bool connected() const { return m_connected; }
+    bool awaiting() const { return m_awaiting; }
 
     // Writes on the current stream if it is still generation `generation` (any generation: 0).
     bool write(const v1::BotMessage &message, uint64_t generation)
@@ -297,9 +359,13 @@ private:
         const SimOptions &o = m_fleet->options;
         auto backoff = o.backoffBase;
         while (!m_fleet->stopping) {
+            if (!waitForChannel())
+                break;
             grpc::ClientContext context;
             // Waits for the channel to connect instead of failing at once while gRPC backs off.
             context.set_wait_for_ready(true);
+            if (!o.token.empty())
+                context.AddMetadata("authorization", "Bearer " + o.token);
             {
                 std::lock_guard lock(m_contextMutex);
                 m_context = &context;
@@ -316,6 +382,107 @@ private:
         }
     }
 
+    // Until the channel is connected (true) or the fleet stops (false). Each time it fails to
+    // connect, a call that does not wait asks gRPC why (refused, a TLS handshake that failed,
+    // a plaintext bot closed by a TLS hub), said once for the fleet.
+    bool waitForChannel()
+    {
+        auto seen = GRPC_CHANNEL_READY;
+        while (!m_fleet->stopping) {
+            const auto state = m_channel->GetState(true);
+            if (state == GRPC_CHANNEL_READY)
+                return true;
+            if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && seen != GRPC_CHANNEL_TRANSIENT_FAILURE)
+                sayWhyNotConnected();
+            seen = state;
+            // A slice, so that stop() is not kept waiting on a hub that is away.
+            m_channel->WaitForStateChange(state, system_clock::now() + 250ms);
+        }
+        return false;
+    }
+
+    void sayWhyNotConnected()
+    {
+        grpc::ClientContext probe;
+        probe.set_deadline(system_clock::now() + 200ms);
+        // It fails at once while the channel is down (it does not wait for ready); should the
+        // channel have come up meanwhile, the hub sees a stream end without a Hello.
+        auto stream = m_stub->Connect(&probe);
+        const grpc::Status status = stream->Finish();
+        if (status.error_code() != grpc::StatusCode::UNAVAILABLE)
+            return;
+        // "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50051:
+        // Socket closed": the last part says it; the address is in the line already.
+        std::string why = status.error_message();
+        if (const auto at = why.find("last error: "); at != std::string::npos)
+            why = why.substr(at + std::strlen("last error: "));
+        for (const char *prefix : {"UNKNOWN: ", "UNAVAILABLE: "})
+            if (why.rfind(prefix, 0) == 0)
+                why = why.substr(std::strlen(prefix));
+        for (const char *scheme : {"ipv4:", "ipv6:", "unix:"}) {
+            if (why.rfind(scheme, 0) == 0) {
+                if (const auto end = why.find(": ", std::strlen(scheme)); end != std::string::npos)
+                    why = why.substr(end + 2);
+            }
+        }
+        const SimOptions &o = m_fleet->options;
+        const bool tls = !o.tlsCa.empty() || !o.tlsCert.empty() || !o.tlsServerName.empty();
+        std::string line = "botsim: cannot connect to " + o.hub + ": " + why;
+        line += hint(why, tls);
+        if (m_fleet->firstFailure(line))
+            m_fleet->log(line + "; retrying");
+    }
+
+    // What to check, when a failed connection looks like TLS's doing: a handshake that failed,
+    // or (plaintext) a connection the hub closed before HTTP/2 began, as a TLS hub does.
+    static std::string hint(const std::string &why, bool tls)
+    {
+        const auto has = [&why](const char *text) { return why.find(text) != std::string::npos; };
+        if (tls &&
+            (has("SSL") || has("Ssl") || has("andshake") || has("certificate") || has("Peer name")))
+            return " (TLS: check --tls-ca, --tls-server-name and the bot certificates)";
+        if (!tls && (has("Socket closed") || has("Connection reset") || has("SETTINGS")))
+            return " (a hub with TLS needs --tls-ca)";
+        return {};
+    }
+
+    // Why the hub ended a stream before Welcome, once per bot and reason (until welcomed).
+    void refused(const grpc::Status &status, const std::string &rejectReason)
+    {
+        if (m_fleet->stopping)
+            return;
+        const SimOptions &o = m_fleet->options;
+        std::string what;
+        const std::string message =
+            status.error_message().empty() ? rejectReason : status.error_message();
+        switch (status.error_code()) {
+        case grpc::StatusCode::UNAUTHENTICATED:
+            ++m_fleet->stats.unauthenticated;
+            what = "not authenticated: " + message;
+            if (o.token.empty() && o.tlsCert.empty())
+                what += " (give --token-file or a client certificate: --tls-cert, --tls-key)";
+            break;
+        case grpc::StatusCode::PERMISSION_DENIED:
+            ++m_fleet->stats.permissionDenied;
+            what = "permission denied: " + message;
+            break;
+        case grpc::StatusCode::RESOURCE_EXHAUSTED:
+        case grpc::StatusCode::INVALID_ARGUMENT:
+        case grpc::StatusCode::ABORTED:
+            what = "refused by the hub: " + message;
+            break;
+        default:
+            if (rejectReason.empty())
+                return; // the hub went away (UNAVAILABLE) or the stream broke: reconnect quietly
+            what = "refused by the hub: " + rejectReason;
+            break;
+        }
+        if (what == m_lastRefusal)
+            return;
+        m_lastRefusal = what;
+        m_fleet->log("botsim: " + m_id + " " + what + "; retrying with back-off");
+    }
+
     // One connection; true when it was welcomed.
     bool session(grpc::ClientContext &context)
     {
@@ -329,14 +496,49 @@ private:
         if (m_fleet->options.resendAcks)
             addRecentAcks(*hello.mutable_hello());
         v1::HubMessage in;
-        if (!stream->Write(hello) || !stream->Read(&in) || !in.has_welcome()) {
-            if (in.has_reject())
+        bool read = stream->Write(hello) && stream->Read(&in);
+        // Held awaiting approval: the stream stays open, with no deadline, until an admin
+        // accepts the bot (Welcome) or rejects it (Reject, then PERMISSION_DENIED).
+        while (read && in.has_held()) {
+            if (!m_awaiting) {
+                m_awaiting = true;
+                ++m_fleet->stats.held;
+                m_fleet->notifyConnected();
+                if (!m_heldSaid) {
+                    m_heldSaid = true;
+                    m_fleet->log("botsim: " + m_id + " awaiting approval: " + in.held().reason());
+                }
+            }
+            read = stream->Read(&in);
+        }
+        if (m_awaiting) {
+            m_awaiting = false;
+            m_fleet->notifyConnected();
+        }
+        if (!read || !in.has_welcome()) {
+            std::string rejectReason;
+            bool ended = !read;
+            if (read && in.has_reject()) {
                 ++m_fleet->stats.rejectedByHub;
-            context.TryCancel();
-            stream->Finish();
+                rejectReason = in.reject().reason();
+                if (rejectReason.empty())
+                    rejectReason = "rejected";
+                // The hub ends the stream with its status right after a Reject: read it, not
+                // a cancellation of ours.
+                for (int i = 0; i < 16 && !ended; ++i)
+                    ended = !stream->Read(&in);
+            } else if (read) {
+                rejectReason = "the hub's first message was neither Welcome nor Held";
+            }
+            if (!ended)
+                context.TryCancel();
+            refused(stream->Finish(), rejectReason);
             ++m_fleet->stats.streamErrors;
             return false;
         }
+        m_heldSaid = false;
+        m_lastRefusal.clear();
+        m_fleet->connectedAgain();
         // Whatever the hub says, within 10 ms .. 1 h (a bad value must not abort a bot).
         int64_t heartbeatMs = 2000;
         (void)opconsole::wire::checkDuration(in.welcome().heartbeat_interval(),
@@ -604,9 +806,13 @@ private:
     std::string m_id;
     std::map<std::string, std::string> m_labels;
     std::mt19937_64 m_rng;
+    std::shared_ptr<grpc::Channel> m_channel;
     std::unique_ptr<v1::BotLink::Stub> m_stub;
     std::thread m_thread;
     std::atomic<bool> m_connected{false};
+    std::atomic<bool> m_awaiting{false};
+    bool m_heldSaid = false;   // "awaiting approval" logged since the last Welcome (run thread)
+    std::string m_lastRefusal; // the refusal last logged (run thread)
     milliseconds m_heartbeatInterval{1000};
     uint64_t m_heartbeatSequence = 0; // scheduler thread only
 
@@ -657,15 +863,58 @@ Fleet::~Fleet()
     stop();
 }
 
-void Fleet::start()
+bool Fleet::start(std::string *error)
 {
-    if (!d->options.journalPath.empty() && !d->journalFile)
-        d->journalFile = std::fopen(d->options.journalPath.c_str(), "w");
-    for (int i = 0; i < d->options.bots; ++i)
-        d->bots.push_back(std::make_unique<SimBot>(d.get(), i));
+    const SimOptions &o = d->options;
+    if (!d->bots.empty())
+        return true; // started already
+    const auto fail = [error](const std::string &why) {
+        if (error)
+            *error = why;
+        return false;
+    };
+    if (o.tlsCert.empty() != o.tlsKey.empty())
+        return fail("a client certificate needs both --tls-cert and --tls-key");
+    if (!o.token.empty() && security::bearerToken("Bearer " + o.token).isEmpty())
+        return fail("the bot token has spaces or control characters, or is too long");
+    // The credentials: one for the fleet, or one per bot when the files name "{id}".
+    const auto tlsFor = [&o](const std::string &id) {
+        const auto expand = [&id](std::string path) {
+            for (size_t at; (at = path.find("{id}")) != std::string::npos;)
+                path.replace(at, 4, id);
+            return QString::fromStdString(path);
+        };
+        security::ClientTls tls;
+        tls.ca = QString::fromStdString(o.tlsCa);
+        tls.cert = expand(o.tlsCert);
+        tls.key = expand(o.tlsKey);
+        tls.serverName = QString::fromStdString(o.tlsServerName);
+        return tls;
+    };
+    const bool perBot =
+        o.tlsCert.find("{id}") != std::string::npos || o.tlsKey.find("{id}") != std::string::npos;
+    std::vector<std::shared_ptr<grpc::ChannelCredentials>> credentials;
+    for (int i = 0; i < o.bots; ++i) {
+        if (i > 0 && !perBot) {
+            credentials.push_back(credentials.front());
+            continue;
+        }
+        const std::string id = SimBot::idOf(o, i);
+        QString why;
+        auto c = security::channelCredentials(tlsFor(id), &why);
+        if (!c)
+            return fail(perBot ? id + ": " + why.toStdString() : why.toStdString());
+        credentials.push_back(std::move(c));
+    }
+
+    if (!o.journalPath.empty() && !d->journalFile)
+        d->journalFile = std::fopen(o.journalPath.c_str(), "w");
+    for (int i = 0; i < o.bots; ++i)
+        d->bots.push_back(std::make_unique<SimBot>(d.get(), i, credentials[size_t(i)]));
     d->scheduler = std::thread([this] { d->schedulerLoop(); });
     for (auto &bot : d->bots)
         bot->start();
+    return true;
 }
 
 void Fleet::stop()
@@ -698,6 +947,12 @@ int Fleet::connectedCount() const
 {
     return int(std::count_if(d->bots.begin(), d->bots.end(),
                              [](const auto &bot) { return bot->connected(); }));
+}
+
+int Fleet::awaitingCount() const
+{
+    return int(std::count_if(d->bots.begin(), d->bots.end(),
+                             [](const auto &bot) { return bot->awaiting(); }));
 }
 
 bool Fleet::waitConnected(int count, milliseconds timeout) const

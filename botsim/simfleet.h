@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -53,6 +54,18 @@ struct SimOptions
     // against what the bots did (scripts/soak.sh): "<command_id> <bot_id> <what>", with what
     // one of executed, dropped, ack-ok, ack-fail (an ack written to the stream), dedup.
     std::string journalPath;
+
+    // Security (docs/security.md). TLS is on when tlsCa, tlsCert or tlsServerName is set. In
+    // tlsCert and tlsKey, "{id}" stands for each bot's id (one certificate per bot, as
+    // scripts/certs.sh makes them: DIR/bots/{id}.pem); without it every bot presents the same.
+    std::string tlsCa;         // trust this CA for the hub's certificate
+    std::string tlsCert;       // a client certificate (mTLS), with tlsKey
+    std::string tlsKey;        // its private key
+    std::string tlsServerName; // the name the hub's certificate must carry (default: the host)
+    std::string token;         // a bot token, sent as "authorization: Bearer <token>"
+    // Refusals (UNAUTHENTICATED, PERMISSION_DENIED, a Reject) and connection failures are
+    // logged (one line per bot and distinct reason) through this; null: stderr.
+    std::function<void(const std::string &line)> log;
 };
 
 struct SimStats
@@ -72,8 +85,11 @@ struct SimStats
     std::atomic<uint64_t> progressSent{0};
     std::atomic<uint64_t> cancelsReceived{0};
     std::atomic<uint64_t> heartbeatsSent{0};
-    std::atomic<uint64_t> acksDone{0};   // acks whose time came (written, or not: no stream)
-    std::atomic<uint64_t> acksResent{0}; // acks carried again in a Hello
+    std::atomic<uint64_t> acksDone{0};         // acks whose time came (written, or not: no stream)
+    std::atomic<uint64_t> acksResent{0};       // acks carried again in a Hello
+    std::atomic<uint64_t> held{0};             // Hellos answered with Held (awaiting approval)
+    std::atomic<uint64_t> unauthenticated{0};  // streams ended UNAUTHENTICATED
+    std::atomic<uint64_t> permissionDenied{0}; // streams ended PERMISSION_DENIED
 
     std::string summary() const;
 };
@@ -87,11 +103,15 @@ public:
     explicit Fleet(SimOptions options);
     ~Fleet(); // stops
 
-    void start();
+    // False with *error when the TLS files cannot be used (missing, not PEM, a key that does
+    // not match its certificate) or the token is malformed; nothing is started then.
+    bool start(std::string *error = nullptr);
     void stop();
     const SimStats &stats() const;
     // How many bots have a live, welcomed stream now.
     int connectedCount() const;
+    // How many bots the hub holds awaiting approval now (a Held answer, no Welcome yet).
+    int awaitingCount() const;
     bool waitConnected(int count, std::chrono::milliseconds timeout) const;
     std::vector<std::string> botIds() const;
 

@@ -1,22 +1,33 @@
 // opctl: the command-line client of the hub's Operator API.
 #include "opconsole/v1/operator.grpc.pb.h"
+#include "tlscredentials.h"
+#include "tokens.h"
 #include "wirecheck.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
 
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
+#include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <iostream>
 #include <map>
 #include <optional>
 #include <string>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
 namespace v1 = opconsole::v1;
+namespace security = opconsole::security;
 using namespace std::chrono;
 
 namespace {
@@ -33,28 +44,48 @@ enum Exit
     ExitUsage = 64,
     ExitUnreachable = 69,
     ExitInternal = 70,
+    ExitCantCreate = 73,   // token new: --append or --token-out could not be written
+    ExitTryLater = 75,     // the hub is busy or limits this operator's rate (RESOURCE_EXHAUSTED)
+    ExitNoPermission = 77, // no token, an unknown one, or its role or scope does not allow it
 };
 
-const char *const MainHelp = R"(usage: opctl [--hub ADDR] [--json] COMMAND [ARGS]
+const char *const MainHelp = R"(usage: opctl [--hub ADDR] [--json] [security options] COMMAND [ARGS]
 
 Commands a fleet through an opconsole hub's Operator API.
 
 commands:
   bots       list bots                      opctl bots [--connected] [--label k=v]
+             decide on a bot (admin)         opctl bots accept|reject|revoke BOT [--reason TEXT]
   send       send a command and wait         opctl send BOT COMMAND [options]
              fan out with a live tally       opctl send --all|--label k=v COMMAND [options]
   commands   list commands                  opctl commands [--state S] [--bot B] [--fan-out F]
   history    search the hub's history       opctl history [--bot B] [--state S] [--since 24h]
   cancel     cancel a pending command       opctl cancel ID [--reason TEXT]
   watch      follow commands and bots live  opctl watch [--snapshot] [--count N]
+  whoami     who the hub takes you for      opctl whoami
+  token      make a token (offline)         opctl token new --name N --role R | --bots IDS
   help       help on a command              opctl help send
 
 global options:
-  --hub ADDR   hub address (default 127.0.0.1:50051, or $OPCONSOLE_HUB)
+  --hub ADDR   the hub's operator listener: host:port or unix:/path (default 127.0.0.1:50052,
+               or $OPCONSOLE_HUB)
   --json       one JSON object per line instead of tables
 
-exit codes: 0 acked, 1 rejected by the bot, 2 expired, 3 not connected or disconnected,
-            4 cancelled, 5 refused by the hub, 64 usage error, 69 hub unreachable
+security options (docs/security.md):
+  --tls-ca FILE           TLS: trust this CA for the hub's certificate
+  --tls-cert FILE         TLS: a client certificate (mTLS), with --tls-key FILE
+  --tls-key FILE
+  --tls-server-name NAME  TLS: the name the hub's certificate must carry (default: the host
+                          in --hub)
+  --token-file FILE       the operator token, sent as "authorization: Bearer" on every call; a
+                          file only you may read (chmod 600). Else $OPCONSOLE_TOKEN.
+
+exit codes: 0 acked, 1 rejected by the bot, 2 expired, 3 not connected or disconnected (or a
+            bot the hub does not know), 4 cancelled, 5 refused by the hub, 64 usage error,
+            69 hub unreachable (or the TLS handshake failed), 70 internal error, 73 token new
+            could not write a file, 75 the hub is busy or limits your rate (try again later),
+            77 not authenticated (no token, or an unknown one) or not permitted (the token's
+            role or scope does not allow it)
 )";
 
 const char *const SendHelp = R"(usage: opctl send BOT COMMAND [options]
@@ -83,9 +114,15 @@ the most severe outcome.
 )";
 
 const char *const BotsHelp = R"(usage: opctl bots [--connected] [--label k=v ...]
+       opctl bots accept|reject|revoke BOT [--reason TEXT]
 
-Every bot that connected to the hub this run: id, connection, state, labels, pending
-commands, last heartbeat.
+Every bot that connected to the hub this run: id, connection, admission, state, pending
+commands, the credential it connected with (cert:<fingerprint>, token:<name>, none), labels.
+
+Admission (an admin token; docs/security.md): a bot the hub holds "awaiting approval" waits
+for accept (it goes live) or reject (its stream ends with PERMISSION_DENIED). revoke rejects
+an accepted bot and disconnects it at once. Decisions persist across hub restarts; accepting
+a rejected bot lets it in again. --reason is kept with the decision and told to the bot.
 )";
 
 const char *const CommandsHelp =
@@ -108,7 +145,8 @@ filters (all optional, combined with AND):
   --state S        as in opctl commands, plus unknown (the hub stopped while it was
                    pending); repeatable; done and problems as there
   --text TEXT      in the id, bot, reason, ack messages or parameters (any case)
-  --issuer WHO     who sent it (console:<user>, operator@<address>)
+  --issuer WHO     who sent it (an operator token's name, console:<user>,
+                   operator@<address>)
   --fan-out ID     the commands of one fan-out
   --since WHEN     registered at or after WHEN: 2026-11-28T10:00:00Z, or 30m, 24h, 7d ago
   --until WHEN     registered before WHEN
@@ -129,6 +167,31 @@ const char *const WatchHelp = R"(usage: opctl watch [--snapshot] [--count N]
 
 Prints every command transition and bot event as it happens, until Ctrl+C or N events.
 --snapshot starts with every known bot and command.
+)";
+
+const char *const WhoamiHelp = R"(usage: opctl whoami
+
+Who the hub takes this caller for: the operator token's name, its role (viewer, operator,
+admin) and scope (the label selector of the bots it may command). A hub without --operators
+asks for no token: every local caller is an admin, named by its address.
+)";
+
+const char *const TokenHelp =
+    R"(usage: opctl token new --name NAME --role viewer|operator|admin [--scope k=v,...] [files]
+       opctl token new --name NAME --bots ID,PREFIX*,... [files]
+
+Makes a new token offline (no hub): 256 random bits, "opc_" and 43 characters. The token is
+shown once; the hub keeps only its hash, in a line of its --operators file (an operator token:
+NAME ROLE HASH [SCOPE]) or its --bot-tokens file (a bot token: NAME BOT-IDS HASH, ids exact
+or prefixes ending in *). Restart the hub to read the file again.
+
+  --scope k=v,...   an operator token commands only bots with these labels
+  --append FILE     append the line to FILE (made 0600 when new); refused if the file would
+                    no longer load (a name or hash listed twice, a malformed line)
+  --token-out FILE  write the token to FILE (a new file, 0600) instead of printing it; give
+                    it to opctl --token-file or botsim --token-file
+
+Exit 0 when done, 64 on bad arguments, 73 when a file could not be written.
 )";
 
 struct Args
@@ -157,6 +220,31 @@ class UsageError : public std::runtime_error
 public:
     using std::runtime_error::runtime_error;
 };
+
+// The hub cannot be reached (exit 69).
+class Unreachable : public std::runtime_error
+{
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// What gRPC says of a failed connection, without what the message says already: "UNKNOWN:
+// ipv4:127.0.0.1:50052: Socket closed" -> "Socket closed".
+std::string connectionError(std::string why)
+{
+    if (const auto at = why.find("last error: "); at != std::string::npos)
+        why = why.substr(at + std::strlen("last error: "));
+    for (const char *prefix : {"UNKNOWN: ", "UNAVAILABLE: "})
+        if (why.rfind(prefix, 0) == 0)
+            why = why.substr(std::strlen(prefix));
+    for (const char *scheme : {"ipv4:", "ipv6:", "unix:"}) {
+        if (why.rfind(scheme, 0) == 0) {
+            if (const auto end = why.find(": ", std::strlen(scheme)); end != std::string::npos)
+                why = why.substr(end + 2);
+        }
+    }
+    return why;
+}
 
 Args parse(int argc, char **argv)
 {
@@ -344,21 +432,66 @@ std::string describe(const v1::CommandRecord &r)
     return line;
 }
 
+// How to reach the hub: the address, TLS, and the operator token for every call.
+struct Connection
+{
+    std::string address;
+    security::ClientTls tls;
+    std::string token; // empty: none
+};
+
 class Client
 {
 public:
-    Client(const std::string &address, bool json) : m_json(json)
+    Client(const Connection &connection, bool json)
+        : m_json(json), m_address(connection.address), m_tls(connection.tls.enabled()),
+          m_token(connection.token)
     {
-        m_channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+        QString error;
+        const auto credentials = security::channelCredentials(connection.tls, &error);
+        if (!credentials)
+            throw UsageError(error.toStdString());
+        grpc::ChannelArguments args;
+        security::applyChannelArguments(connection.tls, args);
+        m_channel = grpc::CreateCustomChannel(m_address, credentials, args);
         m_stub = v1::Operator::NewStub(m_channel);
-        m_address = address;
+    }
+
+    // Every call carries the token in its metadata (not as call credentials: gRPC would drop
+    // those on a plaintext channel, and a loopback hub may well be plaintext).
+    void prepare(grpc::ClientContext &context) const
+    {
+        if (!m_token.empty())
+            context.AddMetadata("authorization", "Bearer " + m_token);
     }
 
     void requireHub()
     {
-        if (!m_channel->WaitForConnected(system_clock::now() + 3s))
-            throw std::system_error(std::make_error_code(std::errc::host_unreachable),
-                                    "cannot reach the hub at " + m_address);
+        if (m_channel->WaitForConnected(system_clock::now() + 3s))
+            return;
+        // Not connected: a call that does not wait says what the last attempt met (refused,
+        // a TLS handshake that failed, a plaintext client closed by a TLS hub).
+        grpc::ClientContext context;
+        prepare(context);
+        context.set_deadline(system_clock::now() + 2s);
+        v1::WhoAmIResponse response;
+        const auto status = m_stub->WhoAmI(&context, v1::WhoAmIRequest(), &response);
+        if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+            status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED)
+            return; // connected meanwhile: the real call tells the rest
+        const std::string why = connectionError(status.error_message());
+        std::string message = "cannot reach the hub at " + m_address;
+        if (!why.empty())
+            message += ": " + why;
+        // What to check, when it looks like TLS's doing: a handshake that failed, or (in
+        // plaintext) a connection closed before HTTP/2 began, as a TLS hub does.
+        const auto has = [&why](const char *text) { return why.find(text) != std::string::npos; };
+        if (m_tls &&
+            (has("SSL") || has("Ssl") || has("andshake") || has("certificate") || has("Peer name")))
+            message += " (TLS: check --tls-ca, --tls-server-name and the client certificate)";
+        else if (!m_tls && (has("Socket closed") || has("Connection reset") || has("SETTINGS")))
+            message += " (a hub with TLS needs --tls-ca)";
+        throw Unreachable(message);
     }
 
     // A short unary call (listing, cancelling), bounded at 10 s.
@@ -368,14 +501,32 @@ public:
                            const Request &request, Response *response)
     {
         grpc::ClientContext context;
+        prepare(context);
         context.set_deadline(system_clock::now() + 10s);
         return (m_stub.get()->*method)(&context, request, response);
     }
 
-    // Maps a failed call to an exit code and a message on stderr.
+    // Maps a failed call to an exit code and a one-line message on stderr.
     int failed(const grpc::Status &status)
     {
-        std::cerr << "opctl: " << status.error_message() << "\n";
+        const std::string &text = status.error_message();
+        switch (status.error_code()) {
+        case grpc::StatusCode::UNAUTHENTICATED:
+            std::cerr << "opctl: not authenticated: " << text
+                      << (m_token.empty() && text.find("--token-file") == std::string::npos
+                              ? " (give an operator token: --token-file FILE or OPCONSOLE_TOKEN)"
+                              : "")
+                      << "\n";
+            return ExitNoPermission;
+        case grpc::StatusCode::PERMISSION_DENIED:
+            std::cerr << "opctl: "
+                      << (text.rfind("permission denied", 0) == 0 ? "" : "permission denied: ")
+                      << text << "\n";
+            return ExitNoPermission;
+        default:
+            break;
+        }
+        std::cerr << "opctl: " << text << "\n";
         switch (status.error_code()) {
         case grpc::StatusCode::INVALID_ARGUMENT:
             return ExitUsage;
@@ -385,13 +536,47 @@ public:
             return ExitExpired;
         case grpc::StatusCode::CANCELLED:
             return ExitCancelled;
+        case grpc::StatusCode::NOT_FOUND:
+            return ExitNotConnected;
+        case grpc::StatusCode::RESOURCE_EXHAUSTED:
+            return ExitTryLater;
         default:
             return ExitInternal;
         }
     }
 
+    static const char *admissionName(v1::Admission admission)
+    {
+        switch (admission) {
+        case v1::ADMISSION_ACCEPTED:
+            return "accepted";
+        case v1::ADMISSION_AWAITING:
+            return "awaiting";
+        case v1::ADMISSION_REJECTED:
+            return "rejected";
+        default:
+            return "-";
+        }
+    }
+
+    // connected; held (its stream open, awaiting an admin's decision); or disconnected.
+    static const char *connectionName(const v1::BotRecord &bot)
+    {
+        using google::protobuf::util::TimeUtil;
+        if (bot.connected())
+            return "connected";
+        if (bot.admission() == v1::ADMISSION_AWAITING &&
+            (!bot.has_disconnected_at() ||
+             TimeUtil::TimestampToMilliseconds(bot.disconnected_at()) <
+                 TimeUtil::TimestampToMilliseconds(bot.last_seen())))
+            return "held";
+        return "disconnected";
+    }
+
     int bots(const Args &args)
     {
+        if (args.words.size() > 1)
+            return decideBot(args);
         v1::ListBotsRequest request;
         request.set_connected_only(args.flag("connected"));
         for (const auto &label : args.values("label")) {
@@ -404,8 +589,8 @@ public:
         if (!status.ok())
             return failed(status);
         if (!m_json)
-            std::printf("%-20s %-13s %-9s %7s  %s\n", "BOT", "CONNECTION", "STATE", "PENDING",
-                        "LABELS");
+            std::printf("%-20s %-13s %-9s %-9s %7s  %-22s %s\n", "BOT", "CONNECTION", "ADMISSION",
+                        "STATE", "PENDING", "CREDENTIAL", "LABELS");
         for (const auto &bot : response.bots()) {
             if (m_json) {
                 std::puts(toJson(bot).c_str());
@@ -414,11 +599,81 @@ public:
             std::string labels;
             for (const auto &[k, v] : std::map(bot.labels().begin(), bot.labels().end()))
                 labels += (labels.empty() ? "" : ",") + k + "=" + v;
-            std::printf("%-20s %-13s %-9s %7d  %s\n", bot.bot_id().c_str(),
-                        bot.connected() ? "connected" : "disconnected",
+            std::printf("%-20s %-13s %-9s %-9s %7d  %-22s %s\n", bot.bot_id().c_str(),
+                        connectionName(bot), admissionName(bot.admission()),
                         bot.state().empty() ? "-" : bot.state().c_str(), bot.pending(),
-                        labels.c_str());
+                        bot.credential().empty() ? "-" : bot.credential().c_str(), labels.c_str());
         }
+        return ExitAcked;
+    }
+
+    // opctl bots accept|reject|revoke BOT [--reason TEXT]
+    int decideBot(const Args &args)
+    {
+        const std::string &verb = args.words[1];
+        v1::DecideBotRequest request;
+        if (verb == "accept")
+            request.set_decision(v1::DECISION_ACCEPT);
+        else if (verb == "reject")
+            request.set_decision(v1::DECISION_REJECT);
+        else if (verb == "revoke")
+            request.set_decision(v1::DECISION_REVOKE);
+        else
+            throw UsageError("unknown bots action '" + verb + "' (accept, reject, revoke)");
+        if (args.words.size() != 3)
+            throw UsageError("usage: opctl bots " + verb + " BOT [--reason TEXT]");
+        request.set_bot_id(args.words[2]);
+        if (const std::string p = opconsole::wire::checkId(request.bot_id(), "BOT"); !p.empty())
+            throw UsageError(p);
+        request.set_reason(args.value("reason").value_or(""));
+        v1::DecideBotResponse response;
+        requireHub();
+        const auto status = quickCall(&v1::Operator::Stub::DecideBot, request, &response);
+        if (!status.ok())
+            return failed(status);
+        if (m_json) {
+            std::puts(toJson(response.bot()).c_str());
+            return ExitAcked;
+        }
+        const v1::BotRecord &bot = response.bot();
+        if (verb == "accept" && bot.admission() == v1::ADMISSION_AWAITING &&
+            std::string(connectionName(bot)) != "held") {
+            // A rejected bot with no connection held: the rejection is lifted, no more.
+            std::printf("rejection of %s lifted: its next connection awaits approval\n",
+                        request.bot_id().c_str());
+            return ExitAcked;
+        }
+        const char *done = verb == "accept"   ? "accepted"
+                           : verb == "reject" ? "rejected"
+                                              : "revoked";
+        std::printf("%s %s: %s, %s%s%s\n", done, request.bot_id().c_str(),
+                    admissionName(bot.admission()), connectionName(bot),
+                    bot.credential().empty() ? "" : ", credential ", bot.credential().c_str());
+        return ExitAcked;
+    }
+
+    int whoami()
+    {
+        requireHub();
+        v1::WhoAmIResponse response;
+        const auto status = quickCall(&v1::Operator::Stub::WhoAmI, v1::WhoAmIRequest(), &response);
+        if (!status.ok())
+            return failed(status);
+        if (m_json) {
+            std::puts(toJson(response).c_str());
+            return ExitAcked;
+        }
+        std::string role = v1::Role_Name(response.role());
+        role = role.rfind("ROLE_", 0) == 0 ? role.substr(5) : role;
+        for (char &c : role)
+            c = char(std::tolower(c));
+        std::string scope;
+        for (const auto &[k, v] : std::map(response.scope().begin(), response.scope().end()))
+            scope += (scope.empty() ? "" : ",") + k + "=" + v;
+        std::printf("%s %s %s\n", response.name().c_str(), role.c_str(),
+                    !response.authenticated() ? "(this hub asks for no operator token)"
+                    : scope.empty()           ? "(every bot)"
+                                              : ("(bots with " + scope + ")").c_str());
         return ExitAcked;
     }
 
@@ -489,6 +744,7 @@ public:
         v1::SendCommandResponse response;
         requireHub();
         grpc::ClientContext context;
+        prepare(context);
         // The hub answers by the command's own deadline; this only guards against a lost hub.
         context.set_deadline(system_clock::now() + milliseconds(timeout + connectTimeout) + 10s);
         const auto status = m_stub->SendCommand(&context, request, &response);
@@ -517,6 +773,7 @@ public:
         }
         requireHub();
         grpc::ClientContext context;
+        prepare(context);
         context.set_deadline(system_clock::now() + milliseconds(timeout + connectTimeout) + 10s);
         auto reader = m_stub->SendToMany(&context, request);
         const bool tty = isatty(STDERR_FILENO);
@@ -700,6 +957,7 @@ public:
         const long count = std::stol(args.value("count").value_or("0"));
         requireHub();
         grpc::ClientContext context;
+        prepare(context);
         auto reader = m_stub->Watch(&context, request);
         v1::WatchEvent event;
         long seen = 0;
@@ -710,9 +968,16 @@ public:
                 std::printf("%-17s %s\n", event.event().c_str(), describe(event.command()).c_str());
             } else {
                 const v1::BotRecord &bot = event.bot();
+                const std::string how = bot.connected() ? "connected"
+                                        : std::string(connectionName(bot)) == "held"
+                                            ? "held, awaiting approval"
+                                        : bot.admission() == v1::ADMISSION_REJECTED
+                                            ? "rejected" + (bot.disconnect_reason().empty()
+                                                                ? std::string()
+                                                                : ": " + bot.disconnect_reason())
+                                            : bot.disconnect_reason();
                 std::printf("%-17s %s %s%s%s\n", event.event().c_str(), bot.bot_id().c_str(),
-                            bot.connected() ? "connected" : bot.disconnect_reason().c_str(),
-                            bot.state().empty() ? "" : " ", bot.state().c_str());
+                            how.c_str(), bot.state().empty() ? "" : " ", bot.state().c_str());
             }
             std::fflush(stdout);
             if (count > 0 && ++seen >= count) {
@@ -729,20 +994,274 @@ public:
 private:
     bool m_json;
     std::string m_address;
+    bool m_tls;
+    std::string m_token;
     std::shared_ptr<grpc::Channel> m_channel;
     std::unique_ptr<v1::Operator::Stub> m_stub;
 };
+
+// A file error of token new (exit 73).
+class FileError : public std::runtime_error
+{
+public:
+    using std::runtime_error::runtime_error;
+};
+
+std::string errnoText(const std::string &path)
+{
+    return path + ": " + std::strerror(errno);
+}
+
+bool writeAll(int fd, const QByteArray &bytes)
+{
+    qsizetype done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.constData() + done, size_t(bytes.size() - done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        done += n;
+    }
+    return true;
+}
+
+class Fd
+{
+public:
+    explicit Fd(int fd) : m_fd(fd) {}
+    ~Fd()
+    {
+        if (m_fd >= 0)
+            ::close(m_fd);
+    }
+    Fd(const Fd &) = delete;
+    Fd &operator=(const Fd &) = delete;
+    int get() const { return m_fd; }
+
+private:
+    int m_fd;
+};
+
+// The line `token new` appends: checked against what the file holds already (under an
+// exclusive lock, so two opctl runs do not interleave), then written.
+class Appender
+{
+public:
+    Appender(const std::string &path, const QString &line, bool operators)
+        : m_path(path),
+          m_fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR))
+    {
+        if (m_fd.get() < 0)
+            throw FileError(errnoText(path));
+        if (::flock(m_fd.get(), LOCK_EX) != 0)
+            throw FileError(errnoText(path));
+        struct stat st = {};
+        if (::fstat(m_fd.get(), &st) != 0)
+            throw FileError(errnoText(path));
+        if (!S_ISREG(st.st_mode))
+            throw FileError(path + ": not a regular file");
+        if (st.st_mode & S_IWOTH)
+            throw FileError(path + ": writable by every user (the hub refuses it); chmod o-w it");
+        constexpr qint64 maxBytes = 4 * 1024 * 1024;
+        if (st.st_size > maxBytes)
+            throw FileError(path + ": larger than 4 MB");
+        QByteArray text(qsizetype(st.st_size), '\0');
+        qsizetype got = 0;
+        while (got < text.size()) {
+            const ssize_t n =
+                ::pread(m_fd.get(), text.data() + got, size_t(text.size() - got), off_t(got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += n;
+        }
+        text.truncate(got);
+        m_tail = (text.isEmpty() || text.endsWith('\n') ? QByteArray() : QByteArrayLiteral("\n")) +
+                 line.toUtf8() + '\n';
+        // The file must still load with the line in it (no name or hash twice, nothing broken).
+        QString error;
+        const QByteArray after = text + m_tail;
+        const QString source = QString::fromStdString(path);
+        const bool loads = operators
+                               ? bool(security::OperatorDirectory::parse(after, source, &error))
+                               : bool(security::BotTokens::parse(after, source, &error));
+        if (!loads)
+            throw UsageError("not appended to " + path + ": " + error.toStdString());
+    }
+
+    void write()
+    {
+        if (!writeAll(m_fd.get(), m_tail) || ::fsync(m_fd.get()) != 0)
+            throw FileError(errnoText(m_path));
+    }
+
+private:
+    std::string m_path;
+    Fd m_fd;
+    QByteArray m_tail;
+};
+
+// opctl token new: a token, printed once (or written to a new 0600 file), and the line of the
+// operators or bot-tokens file that holds its hash. Offline: no hub.
+int tokenCommand(const Args &args, bool json)
+{
+    const char *const usage = "usage: opctl token new --name NAME (--role ROLE [--scope k=v,...] "
+                              "| --bots ID,PREFIX*,...) [--append FILE] [--token-out FILE]";
+    if (args.words.size() != 2 || args.words[1] != "new")
+        throw UsageError(usage);
+    const auto name = args.value("name");
+    const auto roleText = args.value("role");
+    const auto botIds = args.value("bots");
+    if (!name)
+        throw UsageError(std::string("token new needs --name NAME; ") + usage);
+    const QString qname = QString::fromStdString(*name);
+    if (!security::validName(qname))
+        throw UsageError("bad --name '" + *name + "' (1..64 of A-Z a-z 0-9 . _ @ -)");
+    if (bool(roleText) == bool(botIds))
+        throw UsageError("token new needs --role (an operator token) or --bots (a bot token), "
+                         "one of the two");
+    if (args.value("scope") && !roleText)
+        throw UsageError("--scope is for operator tokens (with --role)");
+    for (const char *option : {"name", "role", "bots", "scope", "append", "token-out"})
+        if (args.values(option).size() > 1)
+            throw UsageError(std::string("--") + option + " given twice");
+
+    const bool operators = bool(roleText);
+    const QString token = security::newToken();
+    const QString hash = security::tokenHash(token.toLatin1());
+    QString line;
+    QString error;
+    if (operators) {
+        const auto role = security::roleFromName(QString::fromStdString(*roleText));
+        if (!role)
+            throw UsageError("bad --role '" + *roleText + "' (viewer, operator or admin)");
+        QMap<QString, QString> scope;
+        if (args.value("scope").value_or("").find('#') != std::string::npos)
+            throw UsageError("bad --scope: '#' would start a comment in the file");
+        if (!security::parseSelector(QString::fromStdString(args.value("scope").value_or("")),
+                                     &scope, &error))
+            throw UsageError("bad --scope: " + error.toStdString());
+        line = qname + u' ' + security::roleName(*role) + u' ' + hash;
+        if (!scope.isEmpty())
+            line += u' ' + security::selectorText(scope);
+        // What the hub will read back: the same identity (a '#' would start a comment).
+        const auto directory =
+            security::OperatorDirectory::parse(line.toUtf8(), "the line", &error);
+        const auto identity = directory ? directory->find(token.toLatin1()) : std::nullopt;
+        if (!identity || identity->name != qname || identity->role != *role ||
+            identity->scope != scope)
+            throw UsageError("the hub would not read this token's line back: " +
+                             (error.isEmpty() ? line.toStdString() : error.toStdString()));
+    } else {
+        if (botIds->find_first_of(" \t\r\n#") != std::string::npos)
+            throw UsageError("bad --bots '" + *botIds + "': no spaces or '#' (a,b,prefix*)");
+        line = qname + u' ' + QString::fromStdString(*botIds) + u' ' + hash;
+        const auto tokens = security::BotTokens::parse(line.toUtf8(), "--bots", &error);
+        const auto *entry = tokens ? tokens->find(token.toLatin1()) : nullptr;
+        if (!entry || entry->name != qname ||
+            entry->ids.join(u',') != QString::fromStdString(*botIds))
+            throw UsageError("bad --bots '" + *botIds +
+                             "' (ids or prefixes ending in *, comma-separated; " +
+                             (error.isEmpty() ? std::string("not read back the same")
+                                              : error.section(u':', 2).trimmed().toStdString()) +
+                             ")");
+    }
+
+    // Checked before anything is written: a token is never left without its line or the
+    // other way round (the line is appended last; the token file goes if that fails).
+    const auto appendPath = args.value("append");
+    std::optional<Appender> appender;
+    if (appendPath)
+        appender.emplace(*appendPath, line, operators);
+    const auto tokenOut = args.value("token-out");
+    if (tokenOut) {
+        if (appendPath && *appendPath == *tokenOut)
+            throw UsageError("--append and --token-out name the same file");
+        const Fd fd(
+            ::open(tokenOut->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, S_IRUSR | S_IWUSR));
+        if (fd.get() < 0)
+            throw FileError(errno == EEXIST
+                                ? *tokenOut + ": exists; opctl does not overwrite a token"
+                                : errnoText(*tokenOut));
+        if (!writeAll(fd.get(), token.toLatin1() + '\n') || ::fsync(fd.get()) != 0) {
+            const std::string why = errnoText(*tokenOut);
+            ::unlink(tokenOut->c_str());
+            throw FileError(why);
+        }
+    }
+    if (appender) {
+        try {
+            appender->write();
+        } catch (...) {
+            if (tokenOut)
+                ::unlink(tokenOut->c_str());
+            throw;
+        }
+    }
+
+    if (json) {
+        QJsonObject o{{"name", qname},
+                      {"kind", operators ? "operator" : "bot"},
+                      {"hash", hash},
+                      {"line", line}};
+        if (tokenOut)
+            o.insert("token_file", QString::fromStdString(*tokenOut));
+        else
+            o.insert("token", token);
+        if (appendPath)
+            o.insert("appended_to", QString::fromStdString(*appendPath));
+        std::puts(QJsonDocument(o).toJson(QJsonDocument::Compact).constData());
+        return ExitAcked;
+    }
+    const char *const file = operators ? "--operators" : "--bot-tokens";
+    if (tokenOut)
+        std::printf("token written to %s (0600); the hub keeps only its hash\n", tokenOut->c_str());
+    else
+        std::printf("token (shown once; the hub keeps only its hash):\n%s\n", qPrintable(token));
+    if (appendPath)
+        std::printf("appended to %s (the hub's %s file; restart the hub to read it):\n%s\n",
+                    appendPath->c_str(), file, qPrintable(line));
+    else
+        std::printf("line for the hub's %s file:\n%s\n", file, qPrintable(line));
+    return ExitAcked;
+}
+
+// --token-file, else $OPCONSOLE_TOKEN; empty when neither.
+std::string operatorToken(const Args &args)
+{
+    if (const auto path = args.value("token-file")) {
+        QString error;
+        const QByteArray token = security::readTokenFile(QString::fromStdString(*path), &error);
+        if (token.isEmpty())
+            throw UsageError("--token-file " + error.toStdString());
+        return token.toStdString();
+    }
+    const char *env = std::getenv("OPCONSOLE_TOKEN");
+    const QByteArray token = QByteArray(env ? env : "").trimmed();
+    if (token.isEmpty())
+        return {};
+    if (security::bearerToken(("Bearer " + token).toStdString()).isEmpty())
+        throw UsageError("OPCONSOLE_TOKEN has spaces or control characters, or is too long");
+    return token.toStdString();
+}
 
 } // namespace
 
 int main(int argc, char **argv)
 {
+    // gRPC's own log lines (a failed handshake, each retry) would repeat what opctl says in
+    // one line; GRPC_VERBOSITY brings them back.
+    if (!std::getenv("GRPC_VERBOSITY"))
+        gpr_set_log_function([](gpr_log_func_args *) {});
     try {
         const Args args = parse(argc, argv);
         const std::string command = args.words.empty() ? "" : args.words[0];
         const std::map<std::string, const char *> helps = {
             {"send", SendHelp},     {"bots", BotsHelp},   {"commands", CommandsHelp},
             {"cancel", CancelHelp}, {"watch", WatchHelp}, {"history", HistoryHelp},
+            {"whoami", WhoamiHelp}, {"token", TokenHelp},
         };
         if (command.empty() || command == "help") {
             const bool usage = command.empty() && !args.flag("help") && !args.flag("h");
@@ -756,11 +1275,23 @@ int main(int argc, char **argv)
             std::fputs(it != helps.end() ? it->second : MainHelp, stdout);
             return 0;
         }
-        const char *env = std::getenv("OPCONSOLE_HUB");
-        const std::string hub = args.value("hub").value_or(env ? env : "127.0.0.1:50051");
-        Client client(hub, args.flag("json"));
         if (!helps.count(command))
             throw UsageError("unknown command '" + command + "' (see opctl --help)");
+        if (command == "token")
+            return tokenCommand(args, args.flag("json"));
+
+        Connection connection;
+        const char *env = std::getenv("OPCONSOLE_HUB");
+        connection.address = args.value("hub").value_or(env && *env ? env : "127.0.0.1:50052");
+        connection.tls.ca = QString::fromStdString(args.value("tls-ca").value_or(""));
+        connection.tls.cert = QString::fromStdString(args.value("tls-cert").value_or(""));
+        connection.tls.key = QString::fromStdString(args.value("tls-key").value_or(""));
+        connection.tls.serverName =
+            QString::fromStdString(args.value("tls-server-name").value_or(""));
+        if (connection.tls.cert.isEmpty() != connection.tls.key.isEmpty())
+            throw UsageError("a client certificate needs both --tls-cert and --tls-key");
+        connection.token = operatorToken(args);
+        Client client(connection, args.flag("json"));
         if (command == "bots")
             return client.bots(args);
         if (command == "send")
@@ -771,13 +1302,18 @@ int main(int argc, char **argv)
             return client.cancel(args);
         if (command == "history")
             return client.history(args);
+        if (command == "whoami")
+            return client.whoami();
         return client.watch(args);
     } catch (const UsageError &e) {
         std::cerr << "opctl: " << e.what() << "\n";
         return ExitUsage;
-    } catch (const std::system_error &e) {
+    } catch (const Unreachable &e) {
         std::cerr << "opctl: " << e.what() << "\n";
         return ExitUnreachable;
+    } catch (const FileError &e) {
+        std::cerr << "opctl: " << e.what() << "\n";
+        return ExitCantCreate;
     } catch (const std::exception &e) {
         std::cerr << "opctl: " << e.what() << "\n";
         return ExitUsage;
