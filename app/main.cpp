@@ -59,9 +59,12 @@ QJsonObject botFields(const BotInfo &b)
 
 #ifdef OPCONSOLE_GUI
 // The console attached to a hub that runs elsewhere: no registry, no hub in this process.
-int runAttached(const QStringList &hubs, const QString &screenshot, QSocketNotifier &signalNotifier)
+int runAttached(const QStringList &hubs, const RemoteSecurity &security, const QString &screenshot,
+                QSocketNotifier &signalNotifier)
 {
-    HubSet backend(hubs);
+    RemoteBackend::Options options;
+    options.security = security;
+    HubSet backend(hubs, options);
     MainWindow window(backend);
     // Remembered for the "Attach to hubs" dialog once attached (addresses only).
     QObject::connect(&backend, &ConsoleBackend::linkChanged, &window, [&backend, hubs] {
@@ -231,7 +234,28 @@ int main(int argc, char **argv)
                          HubSet::MaxHubs);
             return 64;
         }
-        return runAttached(hubs, parser.value(QStringLiteral("screenshot")), notifier);
+        // TLS and the operator token for every hub (docs/security.md).
+        RemoteSecurity security;
+        security.tls = {parser.value(QStringLiteral("tls-ca")),
+                        parser.value(QStringLiteral("tls-cert")),
+                        parser.value(QStringLiteral("tls-key")),
+                        parser.value(QStringLiteral("tls-server-name"))};
+        QString why;
+        if (parser.isSet(QStringLiteral("token-file"))) {
+            security.token =
+                security::readTokenFile(parser.value(QStringLiteral("token-file")), &why);
+            if (security.token.isEmpty()) {
+                std::fprintf(stderr, "opconsole: --token-file: %s\n", qPrintable(why));
+                return 64;
+            }
+        } else if (const QByteArray env = qgetenv("OPCONSOLE_TOKEN").trimmed(); !env.isEmpty()) {
+            security.token = env;
+        }
+        if (const QString problem = security.problem(); !problem.isEmpty()) {
+            std::fprintf(stderr, "opconsole: %s\n", qPrintable(problem));
+            return 64;
+        }
+        return runAttached(hubs, security, parser.value(QStringLiteral("screenshot")), notifier);
     }
 #endif
 

@@ -7,14 +7,17 @@
 #include "commandoutcome.h"
 #include "commandspec.h"
 #include "historyquery.h"
+#include "tokens.h"
 
 #include <QFuture>
 
 #include <QList>
+#include <QMap>
 #include <QObject>
 #include <QStringList>
 
 #include <chrono>
+#include <optional>
 
 namespace opconsole {
 
@@ -25,6 +28,34 @@ struct SendReceipt
     QString fanOut;         // the fan-out id when sent to several bots
     QString error;          // refused before anything was registered; the rest is empty then
     bool ok() const { return error.isEmpty(); }
+};
+
+// An admin's decision on a bot (docs/security.md, "Admission").
+enum class BotDecision : quint8
+{
+    Accept, // a bot awaiting approval goes live (a rejected one is let in again)
+    Reject, // a bot awaiting approval is refused from now on
+    Revoke, // an accepted bot is refused from now on, and disconnected at once
+};
+
+// The hub's answer to a decision.
+struct DecisionReply
+{
+    QString error;              // not taken, and why; empty when taken
+    QString message;            // what was done ("bot-7 accepted"), for the status bar
+    std::optional<BotInfo> bot; // the bot afterwards, when the hub said
+    bool ok() const { return error.isEmpty(); }
+};
+
+// Who the hub takes this console for.
+struct ConsoleIdentity
+{
+    // "console:<user>" in the hub's own window; else the operator token's name, or
+    // "operator@<peer>" on a hub that asks operators for no token. Empty: not known yet.
+    QString name;
+    security::Role role = security::Role::None; // None: not known (yet, or an older hub)
+    QMap<QString, QString> scope;               // the bots it may command; empty: all
+    bool authenticated = false;                 // it presented a token the hub knows
 };
 
 class ConsoleBackend : public QObject
@@ -45,6 +76,9 @@ public:
 
     // Where the fleet is: "127.0.0.1:50051" (local) or the hub addresses attached to.
     virtual QString address() const = 0;
+    // Where the Operator API is, for opctl (--hub): the hubs attached to, or the operator
+    // listener of the hub in this process.
+    virtual QString operatorAddress() const { return address(); }
     // Every hub the console shows (one, or several when attached to several).
     virtual QStringList hubs() const { return {address()}; }
     virtual bool isRemote() const = 0;
@@ -78,6 +112,21 @@ public:
     // days"); empty when not known.
     virtual QString historySummary() const { return {}; }
 
+    // Who this console acts as (on several hubs: what they have in common, see HubSet).
+    virtual ConsoleIdentity identity() const { return {}; }
+    // Whether this console may accept, reject and revoke bots (the admin role): on `hub`
+    // (BotInfo::hub), or on any hub when empty.
+    virtual bool canDecide(const QString &hub = {}) const
+    {
+        Q_UNUSED(hub)
+        return false;
+    }
+    // Decides on a bot of `hub` (BotInfo::hub; empty: the hub that reported it). Finishes with
+    // DecisionReply::error set when the hub refused or could not be asked; the bot's new state
+    // also comes through botsChanged.
+    virtual QFuture<DecisionReply> decideBot(const QString &botId, BotDecision decision,
+                                             const QString &reason, const QString &hub = {});
+
 signals:
     // Every change of every command, in order; a record is never older than one given
     // before for the same command. CommandOutcome::sequence orders rows (first seen first).
@@ -87,6 +136,8 @@ signals:
     void linkChanged();
     // A send or cancel that a remote hub refused after send() returned (e.g. a bad request).
     void notice(const QString &message);
+    // identity() or canDecide() changed (a remote hub answered who it takes this console for).
+    void identityChanged();
 };
 
 inline QFuture<HistoryPage> ConsoleBackend::queryHistory(const HistoryQuery &)
@@ -94,6 +145,14 @@ inline QFuture<HistoryPage> ConsoleBackend::queryHistory(const HistoryQuery &)
     HistoryPage page;
     page.error = tr("this console has no history");
     return QtFuture::makeReadyFuture(page);
+}
+
+inline QFuture<DecisionReply> ConsoleBackend::decideBot(const QString &, BotDecision,
+                                                        const QString &, const QString &)
+{
+    DecisionReply reply;
+    reply.error = tr("this console cannot decide on bots");
+    return QtFuture::makeReadyFuture(reply);
 }
 
 } // namespace opconsole

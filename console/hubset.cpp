@@ -26,6 +26,8 @@ HubSet::HubSet(const QStringList &addresses, RemoteBackend::Options options, QOb
         connect(hub.get(), &ConsoleBackend::botsChanged, this, &ConsoleBackend::botsChanged);
         connect(hub.get(), &ConsoleBackend::linkChanged, this, &ConsoleBackend::linkChanged);
         connect(hub.get(), &ConsoleBackend::notice, this, &ConsoleBackend::notice);
+        connect(hub.get(), &ConsoleBackend::identityChanged, this,
+                &ConsoleBackend::identityChanged);
         m_hubs.push_back(std::move(hub));
     }
 }
@@ -161,6 +163,53 @@ bool HubSet::cancel(const QString &commandId, const QString &reason, const QStri
         if (remote->knows(commandId))
             return remote->cancel(commandId, reason);
     return false;
+}
+
+ConsoleIdentity HubSet::identity() const
+{
+    if (m_hubs.size() == 1)
+        return m_hubs.front()->identity();
+    ConsoleIdentity out;
+    QStringList names;
+    bool first = true;
+    for (const auto &hub : m_hubs) {
+        const ConsoleIdentity one = hub->identity();
+        if (!one.name.isEmpty() && !names.contains(one.name))
+            names << one.name;
+        out.role = first ? one.role : std::min(out.role, one.role);
+        out.authenticated = first ? one.authenticated : out.authenticated && one.authenticated;
+        if (first)
+            out.scope = one.scope;
+        else if (out.scope != one.scope)
+            out.scope.clear();
+        first = false;
+    }
+    out.name = names.join(QStringLiteral(", "));
+    return out;
+}
+
+bool HubSet::canDecide(const QString &hub) const
+{
+    if (!hub.isEmpty()) {
+        const qsizetype i = m_addresses.indexOf(hub);
+        return i >= 0 && m_hubs[size_t(i)]->canDecide();
+    }
+    return std::any_of(m_hubs.begin(), m_hubs.end(),
+                       [](const auto &remote) { return remote->canDecide(); });
+}
+
+QFuture<DecisionReply> HubSet::decideBot(const QString &botId, BotDecision decision,
+                                         const QString &reason, const QString &hub)
+{
+    const qsizetype i =
+        hub.isEmpty() ? (m_hubs.size() == 1 ? 0 : hubOf(botId)) : m_addresses.indexOf(hub);
+    if (i < 0) {
+        DecisionReply reply;
+        reply.error = hub.isEmpty() ? tr("no attached hub knows bot %1").arg(botId)
+                                    : tr("this console is not attached to hub %1").arg(hub);
+        return QtFuture::makeReadyFuture(reply);
+    }
+    return m_hubs[size_t(i)]->decideBot(botId, decision, reason);
 }
 
 QFuture<HistoryPage> HubSet::queryHistory(const HistoryQuery &query)

@@ -11,7 +11,8 @@ namespace opconsole {
 // one commands table with a Hub column, a send goes to the hub that holds the bot, and a
 // fan-out across hubs is one fan-out id on each of them, so it has one tally. Each hub has
 // its own RemoteBackend (its own Watch, resume and back-off); the link is Live only while
-// every hub is attached, and a send that needs a hub that is not is refused whole.
+// every hub is attached, and a send that needs a hub that is not is refused whole. Every hub
+// is reached with the same RemoteBackend::Options::security (TLS and operator token).
 class HubSet final : public ConsoleBackend
 {
     Q_OBJECT
@@ -41,6 +42,13 @@ public:
     // each hub, and its token goes on with each hub where that hub's page ended.
     bool hasHistory() const override { return true; }
     QFuture<HistoryPage> queryHistory(const HistoryQuery &query) override;
+    // One hub's identity; with several, what they agree on: the names (joined when they
+    // differ), the lowest role any of them gave, the scope when they all give the same.
+    ConsoleIdentity identity() const override;
+    bool canDecide(const QString &hub = {}) const override;
+    // On `hub` when given, else on the hub that holds the bot (as a send).
+    QFuture<DecisionReply> decideBot(const QString &botId, BotDecision decision,
+                                     const QString &reason, const QString &hub = {}) override;
 
     RemoteBackend &hub(int i) const { return *m_hubs[size_t(i)]; }
     int size() const { return int(m_hubs.size()); }

@@ -9,12 +9,17 @@
 namespace opconsole {
 
 namespace {
-// Who sends from this window, for the records and history (operator identities: issue 11).
+// Who acts from this window, for the records, the history and admission decisions.
+QString consoleUser()
+{
+    return QStringLiteral("console:") +
+           qEnvironmentVariable("USER", QStringLiteral("local")).left(64);
+}
+
 SendOptions fromConsole()
 {
     SendOptions options;
-    options.issuer =
-        QStringLiteral("console:") + qEnvironmentVariable("USER", QStringLiteral("local")).left(64);
+    options.issuer = consoleUser();
     return options;
 }
 } // namespace
@@ -34,6 +39,37 @@ LocalBackend::LocalBackend(CommandRegistry &registry, ChangeFeed &feed, Hub &hub
 QString LocalBackend::address() const
 {
     return m_hub.address();
+}
+
+QString LocalBackend::operatorAddress() const
+{
+    const QString api = m_hub.operatorAddress();
+    return api.isEmpty() ? address() : api;
+}
+
+ConsoleIdentity LocalBackend::identity() const
+{
+    ConsoleIdentity me;
+    me.name = consoleUser();
+    me.role = security::Role::Admin;
+    return me;
+}
+
+QFuture<DecisionReply> LocalBackend::decideBot(const QString &botId, BotDecision decision,
+                                               const QString &reason, const QString &)
+{
+    const AdmissionAction action = decision == BotDecision::Accept   ? AdmissionAction::Accept
+                                   : decision == BotDecision::Reject ? AdmissionAction::Reject
+                                                                     : AdmissionAction::Revoke;
+    // Quick (a small file written), and the hub's signals bring the bot's new state.
+    const DecisionResult result = m_hub.decideBot(botId, action, consoleUser(), reason);
+    DecisionReply reply;
+    if (result.error == DecisionResult::Error::None)
+        reply.message = result.message;
+    else
+        reply.error = result.message;
+    reply.bot = result.bot;
+    return QtFuture::makeReadyFuture(reply);
 }
 
 QList<BotInfo> LocalBackend::bots() const

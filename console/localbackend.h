@@ -23,6 +23,7 @@ public:
                  HistoryStore *history = nullptr, QObject *parent = nullptr);
 
     QString address() const override;
+    QString operatorAddress() const override;
     bool isRemote() const override { return false; }
     Link link() const override { return Link::Live; }
     QString linkProblem() const override { return {}; }
@@ -35,6 +36,11 @@ public:
     bool hasHistory() const override { return m_history != nullptr; }
     QFuture<HistoryPage> queryHistory(const HistoryQuery &query) override;
     QString historySummary() const override;
+    // The user of this window is the hub's own: an admin, recorded as "console:<user>".
+    ConsoleIdentity identity() const override;
+    bool canDecide(const QString &) const override { return true; }
+    QFuture<DecisionReply> decideBot(const QString &botId, BotDecision decision,
+                                     const QString &reason, const QString &hub = {}) override;
 
     CommandService &service() const { return m_service; }
 

@@ -35,7 +35,8 @@ struct RemoteBackend::Item
         SnapshotEnd,
         Resumed,
         Down,
-        Bad, // a record that broke a rule: counted, dropped
+        Bad,      // a record that broke a rule: counted, dropped
+        Identity, // who the hub takes the console for (WhoAmI, before each Watch)
     } kind;
     CommandOutcome command;
     BotInfo bot;
@@ -43,7 +44,78 @@ struct RemoteBackend::Item
     QString text;
     bool newRun = false;   // SnapshotEnd: the hub is another run than the one followed before
     bool complete = false; // SnapshotEnd: every pending command was in the snapshot
+    ConsoleIdentity identity{};
 };
+
+namespace {
+
+bool isRefusal(grpc::StatusCode code)
+{
+    return code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED;
+}
+
+QString statusText(const grpc::Status &status)
+{
+    return fromStd(wire::cutText(status.error_message(), 300));
+}
+
+// Why a call failed, for an operator: a refusal of the console's credentials says what to do.
+QString callProblem(const grpc::Status &status, bool hasToken)
+{
+    switch (status.error_code()) {
+    case grpc::StatusCode::UNAUTHENTICATED:
+        return hasToken ? RemoteBackend::tr("the hub refused this console's operator token (%1)")
+                              .arg(statusText(status))
+                        : RemoteBackend::tr("the hub asks for an operator token and this console "
+                                            "has none (start it with --token-file FILE)");
+    case grpc::StatusCode::PERMISSION_DENIED:
+        return RemoteBackend::tr("not allowed: %1").arg(statusText(status));
+    default:
+        return statusText(status);
+    }
+}
+
+// Why the hub would not let the console attach (UNAUTHENTICATED, PERMISSION_DENIED).
+QString refusal(const QString &hub, const grpc::Status &status, bool hasToken)
+{
+    if (status.error_code() != grpc::StatusCode::UNAUTHENTICATED)
+        return RemoteBackend::tr("hub %1 refused this console (%2)").arg(hub, statusText(status));
+    return hasToken ? RemoteBackend::tr("hub %1 refused this console's operator token (%2)")
+                          .arg(hub, statusText(status))
+                    : RemoteBackend::tr("hub %1 asks for an operator token and this console has "
+                                        "none (start it with --token-file FILE)")
+                          .arg(hub);
+}
+
+std::optional<security::Role> roleOf(v1::Role role)
+{
+    switch (role) {
+    case v1::ROLE_VIEWER:
+        return security::Role::Viewer;
+    case v1::ROLE_OPERATOR:
+        return security::Role::Operator;
+    case v1::ROLE_ADMIN:
+        return security::Role::Admin;
+    default:
+        return std::nullopt;
+    }
+}
+
+// A WhoAmI answer, checked as every record is: a text that breaks a rule is not shown.
+ConsoleIdentity identityOf(const v1::WhoAmIResponse &me)
+{
+    ConsoleIdentity identity{};
+    if (wire::checkLabel(me.name(), "name", wire::limits::ShortTextBytes).empty())
+        identity.name = fromStd(me.name());
+    identity.role = roleOf(me.role()).value_or(security::Role::None);
+    if (wire::checkLabels(me.scope(), "scope").empty())
+        for (const auto &[key, value] : me.scope())
+            identity.scope.insert(fromStd(key), fromStd(value));
+    identity.authenticated = me.authenticated();
+    return identity;
+}
+
+} // namespace
 
 // The network side: the channel, the Watch thread and the asynchronous calls. Shared with
 // the calls' callbacks, which may run after the backend is gone: they reach the backend only
@@ -54,14 +126,30 @@ public:
     static constexpr size_t MaxInbox = 200'000; // events read but not yet taken by the GUI
 
     RemoteLink(const QString &address, const RemoteBackend::Options &options)
-        : address(address), channel(makeChannel(address, options)),
-          stub(v1::Operator::NewStub(channel))
-    {}
+        : address(address), hasToken(!options.security.token.isEmpty())
+    {
+        // Settings that cannot work leave the console unattached, saying why: never a
+        // plaintext channel in place of a TLS one that failed.
+        setupProblem = options.security.problem();
+        if (!setupProblem.isEmpty())
+            return;
+        QString why;
+        const auto credentials = security::channelCredentials(options.security.tls, &why);
+        if (!credentials) {
+            setupProblem = why;
+            return;
+        }
+        if (hasToken)
+            bearer = "Bearer " + options.security.token.toStdString();
+        channel = makeChannel(address, options, credentials);
+        stub = v1::Operator::NewStub(channel);
+    }
     // Keepalive pings find a hub that went silent without closing anything (a network that
     // drops packets): the stream then fails and the banner shows, instead of a console that
     // says Live while nothing arrives. The hub accepts pings this often (Hub::start).
-    static std::shared_ptr<grpc::Channel> makeChannel(const QString &address,
-                                                      const RemoteBackend::Options &options)
+    static std::shared_ptr<grpc::Channel>
+    makeChannel(const QString &address, const RemoteBackend::Options &options,
+                const std::shared_ptr<grpc::ChannelCredentials> &credentials)
     {
         grpc::ChannelArguments args;
         args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, int(options.keepaliveTime.count()));
@@ -69,7 +157,14 @@ public:
         args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
         args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
         args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 8 * 1024 * 1024);
-        return grpc::CreateCustomChannel(toStd(address), grpc::InsecureChannelCredentials(), args);
+        security::applyChannelArguments(options.security.tls, args);
+        return grpc::CreateCustomChannel(toStd(address), credentials, args);
+    }
+    // The operator token on a call (as metadata: gRPC drops call credentials on plaintext).
+    void authorize(grpc::ClientContext &context) const
+    {
+        if (!bearer.empty())
+            context.AddMetadata("authorization", bearer);
     }
 
     void post(RemoteBackend::Item item)
@@ -91,7 +186,7 @@ public:
         QMetaObject::invokeMethod(owner, &RemoteBackend::drain, Qt::QueuedConnection);
     }
 
-    void run(milliseconds firstRetry, milliseconds maxRetry);
+    void run(milliseconds firstRetry, milliseconds maxRetry, milliseconds refusedRetry);
     void stop()
     {
         std::shared_ptr<grpc::ClientContext> ctx;
@@ -110,6 +205,9 @@ public:
     }
 
     const QString address;
+    const bool hasToken;
+    std::string bearer;   // "Bearer <token>"; empty: no token
+    QString setupProblem; // the settings cannot make a channel: none is made
     std::shared_ptr<grpc::Channel> channel;
     std::shared_ptr<v1::Operator::Stub> stub;
     std::thread thread;
@@ -126,7 +224,11 @@ public:
     quint64 position = 0;
 
 private:
-    bool readStream(bool *wasLive, QString *problem);
+    // *refused: the hub refused the console's credentials (asked again only seldom).
+    bool readStream(bool *wasLive, bool *refused, QString *problem);
+    // Who the hub takes the console for, posted before the Watch; false when it could not say
+    // (an older hub without WhoAmI is not a failure).
+    bool askIdentity(bool *refused, QString *problem);
 };
 
 // What an asynchronous call's callback may touch, possibly after the console is gone: no gRPC
@@ -200,7 +302,7 @@ private:
     std::vector<std::shared_ptr<void>> m_done;
 };
 
-void RemoteLink::run(milliseconds firstRetry, milliseconds maxRetry)
+void RemoteLink::run(milliseconds firstRetry, milliseconds maxRetry, milliseconds refusedRetry)
 {
     std::minstd_rand jitter(std::random_device{}());
     milliseconds retry = firstRetry;
@@ -211,12 +313,14 @@ void RemoteLink::run(milliseconds firstRetry, milliseconds maxRetry)
                 return;
         }
         bool wasLive = false;
+        bool refused = false;
         QString problem;
-        readStream(&wasLive, &problem);
+        readStream(&wasLive, &refused, &problem);
         if (wasLive)
             retry = firstRetry; // it worked for a while: start the back-off again
+        const milliseconds base = refused ? std::max(refusedRetry, retry) : retry;
         const milliseconds wait =
-            retry + milliseconds(jitter() % std::max<qint64>(1, retry.count() / 4));
+            base + milliseconds(jitter() % std::max<qint64>(1, base.count() / 4));
         RemoteBackend::Item down{RemoteBackend::Item::Down, {}, {}, 0, {}, false};
         down.text = QStringLiteral("%1; retrying in %2 s")
                         .arg(problem)
@@ -230,9 +334,48 @@ void RemoteLink::run(milliseconds firstRetry, milliseconds maxRetry)
     }
 }
 
-bool RemoteLink::readStream(bool *wasLive, QString *problem)
+bool RemoteLink::askIdentity(bool *refused, QString *problem)
 {
     auto ctx = std::make_shared<grpc::ClientContext>();
+    authorize(*ctx);
+    ctx->set_deadline(system_clock::now() + seconds(15));
+    {
+        std::lock_guard lock(mutex);
+        if (stopping)
+            return false;
+        current = ctx;
+    }
+    v1::WhoAmIResponse me;
+    const grpc::Status status = stub->WhoAmI(ctx.get(), v1::WhoAmIRequest{}, &me);
+    {
+        std::lock_guard lock(mutex);
+        current.reset();
+    }
+    if (!status.ok() && status.error_code() != grpc::StatusCode::UNIMPLEMENTED) {
+        *refused = isRefusal(status.error_code());
+        *problem =
+            status.error_code() == grpc::StatusCode::UNAVAILABLE
+                ? QStringLiteral("hub %1 is unreachable (%2)").arg(address, statusText(status))
+            : *refused ? refusal(address, status, hasToken)
+                       : QStringLiteral("hub %1 did not say who it takes this console for (%2: %3)")
+                             .arg(address)
+                             .arg(int(status.error_code()))
+                             .arg(statusText(status));
+        return false;
+    }
+    RemoteBackend::Item item{RemoteBackend::Item::Identity, {}, {}, 0, {}, false};
+    if (status.ok())
+        item.identity = identityOf(me);
+    post(std::move(item));
+    return true;
+}
+
+bool RemoteLink::readStream(bool *wasLive, bool *refused, QString *problem)
+{
+    if (!askIdentity(refused, problem))
+        return false;
+    auto ctx = std::make_shared<grpc::ClientContext>();
+    authorize(*ctx);
     v1::WatchRequest request;
     quint64 knownFeed = 0;
     {
@@ -320,13 +463,14 @@ bool RemoteLink::readStream(bool *wasLive, QString *problem)
         if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
             position = 0;
     }
+    *refused = isRefusal(status.error_code());
     *problem = status.error_code() == grpc::StatusCode::UNAVAILABLE
-                   ? QStringLiteral("hub %1 is unreachable (%2)")
-                         .arg(address, fromStd(wire::cutText(status.error_message(), 300)))
-                   : QStringLiteral("hub %1 ended the Watch (%2: %3)")
-                         .arg(address)
-                         .arg(int(status.error_code()))
-                         .arg(fromStd(wire::cutText(status.error_message(), 300)));
+                   ? QStringLiteral("hub %1 is unreachable (%2)").arg(address, statusText(status))
+               : *refused ? refusal(address, status, hasToken)
+                          : QStringLiteral("hub %1 ended the Watch (%2: %3)")
+                                .arg(address)
+                                .arg(int(status.error_code()))
+                                .arg(statusText(status));
     return *wasLive;
 }
 
@@ -342,9 +486,16 @@ RemoteBackend::RemoteBackend(const QString &address, Options options, QObject *p
       m_idPrefix(QString::number(QRandomGenerator::global()->bounded(36 * 36 * 36 * 36), 36))
 {
     m_problem = tr("attaching to %1").arg(address);
+    if (!m_net->setupProblem.isEmpty()) {
+        // Nothing to retry: the console's own settings are wrong.
+        m_link = Link::Down;
+        m_problem = tr("cannot attach to %1: %2").arg(address, m_net->setupProblem);
+        return;
+    }
     m_net->owner = this;
     RemoteLink *net = m_net.get();
-    m_net->thread = std::thread([net, options] { net->run(options.firstRetry, options.maxRetry); });
+    m_net->thread = std::thread(
+        [net, options] { net->run(options.firstRetry, options.maxRetry, options.refusedRetry); });
 }
 
 RemoteBackend::~RemoteBackend()
@@ -471,6 +622,16 @@ void RemoteBackend::drain()
         case Item::Bad:
             ++m_stats.badRecords;
             break;
+        case Item::Identity: {
+            const ConsoleIdentity &was = m_identity;
+            const ConsoleIdentity &is = item.identity;
+            if (was.name != is.name || was.role != is.role || was.scope != is.scope ||
+                was.authenticated != is.authenticated) {
+                m_identity = is;
+                emit identityChanged();
+            }
+            break;
+        }
         }
     }
     flush();
@@ -619,15 +780,16 @@ SendReceipt RemoteBackend::send(const QStringList &botIds, const CommandSpec &sp
         *call->request.mutable_timeout() = wire::durationFromMs(timeout.count());
         call->request.set_no_wait(true);
         call->ctx.set_deadline(system_clock::now() + seconds(30));
+        m_net->authorize(call->ctx);
         const QString bot = botIds.first();
         const std::shared_ptr<CallBox> box = m_calls;
         Call *raw = box->begin(call);
         m_net->stub->async()->SendCommand(
             &raw->ctx, &raw->request, &raw->response,
-            [box, call = raw, bot, what](const grpc::Status &status) {
+            [box, call = raw, bot, what, hasToken = m_net->hasToken](const grpc::Status &status) {
                 QString problem;
                 if (!status.ok())
-                    problem = fromStd(wire::cutText(status.error_message(), 512));
+                    problem = callProblem(status, hasToken);
                 else if (call->response.record().outcome() == v1::OUTCOME_REFUSED)
                     problem = fromStd(wire::cutText(call->response.record().reason(), 512));
                 box->end(&call->ctx,
@@ -658,6 +820,7 @@ SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSp
         v1::SendToManyRequest request;
         v1::SendToManyEvent event;
         QString what;
+        bool hasToken = false;
         void OnReadDone(bool ok) override
         {
             if (ok)
@@ -668,16 +831,15 @@ SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSp
         void OnDone(const grpc::Status &status) override
         {
             const std::shared_ptr<CallBox> keep = box;
-            keep->end(&ctx,
-                      status.ok()
-                          ? QString()
-                          : RemoteBackend::tr("%1 not sent: %2")
-                                .arg(what, fromStd(wire::cutText(status.error_message(), 512))));
+            keep->end(&ctx, status.ok() ? QString()
+                                        : RemoteBackend::tr("%1 not sent: %2")
+                                              .arg(what, callProblem(status, hasToken)));
         }
     };
     ManyCall *call = m_calls->begin(std::make_shared<ManyCall>());
     call->box = m_calls;
     call->what = what;
+    call->hasToken = m_net->hasToken;
     for (const QString &bot : botIds)
         call->request.add_bot_ids(toStd(bot));
     convert::fillCommand(*call->request.mutable_command(), QString(), spec, timeout);
@@ -686,6 +848,7 @@ SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSp
     call->request.set_fan_out_id(toStd(fanOut));
     call->request.set_no_wait(true);
     call->ctx.set_deadline(system_clock::now() + seconds(60));
+    m_net->authorize(call->ctx);
     m_net->stub->async()->SendToMany(&call->ctx, &call->request, call);
     call->StartRead(&call->event);
     call->StartCall();
@@ -707,21 +870,26 @@ bool RemoteBackend::cancel(const QString &commandId, const QString &reason, cons
     call->request.set_command_id(toStd(commandId));
     call->request.set_reason(toStd(reason.left(1000)));
     call->ctx.set_deadline(system_clock::now() + seconds(30));
+    m_net->authorize(call->ctx);
     const std::shared_ptr<CallBox> box = m_calls;
     Call *raw = box->begin(call);
     m_net->stub->async()->CancelCommand(
         &raw->ctx, &raw->request, &raw->response,
-        [box, call = raw, commandId](const grpc::Status &s) {
-            box->end(&call->ctx,
-                     s.ok() ? QString()
-                            : RemoteBackend::tr("cancel of %1 failed: %2")
-                                  .arg(commandId, fromStd(wire::cutText(s.error_message(), 512))));
+        [box, call = raw, commandId, hasToken = m_net->hasToken](const grpc::Status &s) {
+            box->end(&call->ctx, s.ok() ? QString()
+                                        : RemoteBackend::tr("cancel of %1 failed: %2")
+                                              .arg(commandId, callProblem(s, hasToken)));
         });
     return true;
 }
 
 QFuture<HistoryPage> RemoteBackend::queryHistory(const HistoryQuery &query)
 {
+    if (!m_net->stub) {
+        HistoryPage page;
+        page.error = m_problem;
+        return QtFuture::makeReadyFuture(page);
+    }
     struct Call
     {
         grpc::ClientContext ctx;
@@ -747,14 +915,15 @@ QFuture<HistoryPage> RemoteBackend::queryHistory(const HistoryQuery &query)
     r.set_page_size(query.pageSize);
     r.set_page_token(toStd(query.pageToken));
     call->ctx.set_deadline(system_clock::now() + seconds(30));
+    m_net->authorize(call->ctx);
     const std::shared_ptr<CallBox> box = m_calls;
     Call *raw = box->begin(call);
     m_net->stub->async()->QueryHistory(
         &raw->ctx, &raw->request, &raw->response,
-        [box, call = raw, hub = m_address](const grpc::Status &s) {
+        [box, call = raw, hub = m_address, hasToken = m_net->hasToken](const grpc::Status &s) {
             HistoryPage page;
             if (!s.ok()) {
-                page.error = tr("%1: %2").arg(hub, fromStd(wire::cutText(s.error_message(), 512)));
+                page.error = tr("%1: %2").arg(hub, callProblem(s, hasToken));
             } else {
                 const v1::QueryHistoryResponse &r = call->response;
                 if (r.commands_size() > HistoryQuery::MaxPageSize ||
@@ -787,6 +956,79 @@ QFuture<HistoryPage> RemoteBackend::queryHistory(const HistoryQuery &query)
                 }
             }
             call->promise.addResult(std::move(page));
+            call->promise.finish();
+            box->end(&call->ctx);
+        });
+    return future;
+}
+
+QString RemoteSecurity::problem() const
+{
+    // A header value is printable ASCII: a token with anything else could not be sent.
+    if (token.size() > security::MaxTokenBytes)
+        return RemoteBackend::tr("the operator token is longer than %1 bytes")
+            .arg(security::MaxTokenBytes);
+    for (const char c : token)
+        if (c < 0x21 || c > 0x7e)
+            return RemoteBackend::tr("the operator token has a character other than printable "
+                                     "ASCII");
+    QString why;
+    if (!security::channelCredentials(tls, &why))
+        return why;
+    return {};
+}
+
+bool RemoteBackend::canDecide(const QString &hub) const
+{
+    return (hub.isEmpty() || hub == m_address) && m_identity.role == security::Role::Admin;
+}
+
+QFuture<DecisionReply> RemoteBackend::decideBot(const QString &botId, BotDecision decision,
+                                                const QString &reason, const QString &)
+{
+    if (m_link != Link::Live) {
+        DecisionReply reply;
+        reply.error = tr("hub %1 is not attached (%2)").arg(m_address, m_problem);
+        return QtFuture::makeReadyFuture(reply);
+    }
+    struct Call
+    {
+        grpc::ClientContext ctx;
+        v1::DecideBotRequest request;
+        v1::DecideBotResponse response;
+        QPromise<DecisionReply> promise;
+    };
+    auto call = std::make_shared<Call>();
+    QFuture<DecisionReply> future = call->promise.future();
+    call->promise.start();
+    call->request.set_bot_id(toStd(botId));
+    call->request.set_decision(decision == BotDecision::Accept   ? v1::DECISION_ACCEPT
+                               : decision == BotDecision::Reject ? v1::DECISION_REJECT
+                                                                 : v1::DECISION_REVOKE);
+    call->request.set_reason(wire::cutText(toStd(reason), wire::limits::TextBytes));
+    call->ctx.set_deadline(system_clock::now() + seconds(30));
+    m_net->authorize(call->ctx);
+    const std::shared_ptr<CallBox> box = m_calls;
+    Call *raw = box->begin(call);
+    m_net->stub->async()->DecideBot(
+        &raw->ctx, &raw->request, &raw->response,
+        [box, call = raw, botId, decision, hub = m_address,
+         hasToken = m_net->hasToken](const grpc::Status &s) {
+            DecisionReply reply;
+            if (!s.ok()) {
+                reply.error = callProblem(s, hasToken);
+            } else {
+                reply.message = decision == BotDecision::Accept   ? tr("%1 accepted").arg(botId)
+                                : decision == BotDecision::Reject ? tr("%1 rejected").arg(botId)
+                                                                  : tr("%1 revoked").arg(botId);
+                if (call->response.has_bot()) {
+                    if (auto bot = convert::toBotInfo(call->response.bot(), nullptr, nullptr)) {
+                        bot->hub = hub;
+                        reply.bot = std::move(*bot);
+                    }
+                }
+            }
+            call->promise.addResult(std::move(reply));
             call->promise.finish();
             box->end(&call->ctx);
         });

@@ -2,6 +2,7 @@
 
 #include "commandregistry.h" // IdHash
 #include "consolebackend.h"
+#include "remotesecurity.h"
 
 #include <QHash>
 #include <QSet>
@@ -45,6 +46,12 @@ public:
         // every second at most (Hub::start), so neither may be under 1 s.
         std::chrono::milliseconds keepaliveTime{15'000};
         std::chrono::milliseconds keepaliveTimeout{10'000};
+        // TLS and the operator token, on every channel and call.
+        RemoteSecurity security;
+        // After the hub refused this console's credentials (UNAUTHENTICATED,
+        // PERMISSION_DENIED): asked again this seldom, not with the back-off above (the
+        // problem is shown; a hub given a new operators file takes the console then).
+        std::chrono::milliseconds refusedRetry{30'000};
     };
     struct Stats
     {
@@ -75,6 +82,13 @@ public:
     // Through the hub's QueryHistory; its answer is checked like every record it sends.
     bool hasHistory() const override { return true; }
     QFuture<HistoryPage> queryHistory(const HistoryQuery &query) override;
+    // From the hub's WhoAmI, asked before every Watch (role None until it answers, and with
+    // a hub older than WhoAmI).
+    ConsoleIdentity identity() const override { return m_identity; }
+    bool canDecide(const QString &hub = {}) const override;
+    // Through the hub's DecideBot (the admin role).
+    QFuture<DecisionReply> decideBot(const QString &botId, BotDecision decision,
+                                     const QString &reason, const QString &hub = {}) override;
 
     // A fan-out under an id the caller chose (the same id on several hubs: one tally).
     SendReceipt sendFanOut(const QStringList &botIds, const CommandSpec &spec,
@@ -110,6 +124,7 @@ private:
     Link m_link = Link::Connecting;
     QString m_problem;
     Stats m_stats;
+    ConsoleIdentity m_identity;
 
     struct Known
     {

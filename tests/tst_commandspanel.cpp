@@ -11,6 +11,7 @@
 #include <QPaintEvent>
 #include <QSettings>
 #include <QSignalSpy>
+#include <QStandardItemModel>
 #include <QStandardPaths>
 #include <QTableView>
 #include <QTest>
@@ -104,6 +105,7 @@ private slots:
     void contextMenuAtTheClick();
     void countdownRepaintsTheRemainingColumnOnly();
     void settingsRoundTrip();
+    void issuedByBeforeMessageAlsoInAnOlderLayout();
 };
 
 void TestCommandsPanel::applyFeedsTableAndFanOuts()
@@ -325,6 +327,49 @@ void TestCommandsPanel::settingsRoundTrip()
     QCOMPARE(again.view()->model()->rowCount(), 0);
     QVERIFY(again.view()->isColumnHidden(CommandTableModel::Message));
     QCOMPARE(again.view()->columnWidth(CommandTableModel::Command), 111);
+    QSettings().remove(QStringLiteral("commands"));
+}
+
+void TestCommandsPanel::issuedByBeforeMessageAlsoInAnOlderLayout()
+{
+    QSettings().remove(QStringLiteral("commands"));
+    auto placedRight = [](const CommandsPanel &panel) {
+        const QHeaderView *header = panel.view()->horizontalHeader();
+        return !panel.view()->isColumnHidden(CommandTableModel::IssuedBy) &&
+               header->visualIndex(CommandTableModel::IssuedBy) + 1 ==
+                   header->visualIndex(CommandTableModel::Message);
+    };
+    {
+        CommandsPanel panel;
+        QVERIFY(placedRight(panel));
+        // The Hub column still goes next to the bot when shown.
+        panel.setHubColumnVisible(true);
+        QCOMPARE(panel.view()->horizontalHeader()->visualIndex(CommandTableModel::Hub),
+                 int(CommandTableModel::Bot) + 1);
+        QVERIFY(placedRight(panel));
+        panel.saveSettings();
+    }
+    {
+        CommandsPanel again;
+        again.loadSettings();
+        QVERIFY(placedRight(again));
+        QCOMPARE(again.view()->horizontalHeader()->visualIndex(CommandTableModel::Hub),
+                 int(CommandTableModel::Bot) + 1);
+    }
+    // A layout saved by a console that had no Issued by column (one column fewer).
+    {
+        QTableView old;
+        QStandardItemModel columns(0, CommandTableModel::IssuedBy);
+        old.setModel(&columns);
+        old.setColumnWidth(CommandTableModel::Bot, 150);
+        QSettings settings;
+        settings.setValue("commands/header", old.horizontalHeader()->saveState());
+        settings.remove("commands/columns");
+    }
+    CommandsPanel upgraded;
+    upgraded.loadSettings();
+    QCOMPARE(upgraded.view()->columnWidth(CommandTableModel::Bot), 150); // the rest is kept
+    QVERIFY(placedRight(upgraded));
     QSettings().remove(QStringLiteral("commands"));
 }
 

@@ -40,6 +40,7 @@ private slots:
     void finishedRowsBeyondTheCapAreDropped();
     void displayRolesAndColours();
     void proxyFiltersByStateBotAndText();
+    void issuedByColumn();
 };
 
 void TestCommandTableModel::appendsInOneBatchAndUpdatesInPlace()
@@ -167,6 +168,31 @@ void TestCommandTableModel::proxyFiltersByStateBotAndText()
     proxy.setText("cmd-4");
     QCOMPARE(proxy.rowCount(), 1);
     proxy.setText("EXPIRED");
+    QCOMPARE(proxy.rowCount(), 1);
+}
+
+void TestCommandTableModel::issuedByColumn()
+{
+    CommandTableModel model;
+    CommandFilterProxy proxy;
+    proxy.setSourceModel(&model);
+    CommandOutcome byAlice = record(1, "bot-a");
+    byAlice.issuer = QStringLiteral("alice");
+    CommandOutcome byConsole = record(2, "bot-a");
+    byConsole.issuer = QStringLiteral("console:bob");
+    model.applyChanges({byAlice, byConsole, record(3, "bot-b")});
+    QCOMPARE(
+        model.headerData(CommandTableModel::IssuedBy, Qt::Horizontal, Qt::DisplayRole).toString(),
+        QString("Issued by"));
+    QCOMPARE(model.index(0, CommandTableModel::IssuedBy).data().toString(), QString("alice"));
+    QCOMPARE(model.index(1, CommandTableModel::IssuedBy).data().toString(), QString("console:bob"));
+    QCOMPARE(model.index(2, CommandTableModel::IssuedBy).data().toString(), QString());
+    // Sorted and searched as shown.
+    QCOMPARE(model.index(0, CommandTableModel::IssuedBy).data(CommandTableModel::SortRole),
+             QVariant(QString("alice")));
+    proxy.setText("ALICE");
+    QCOMPARE(proxy.rowCount(), 1);
+    proxy.setText("console:");
     QCOMPARE(proxy.rowCount(), 1);
 }
 

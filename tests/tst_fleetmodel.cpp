@@ -1,6 +1,7 @@
 #include "fleetmodel.h"
 
 #include <QAbstractItemModelTester>
+#include <QIcon>
 #include <QTest>
 
 using namespace opconsole;
@@ -11,6 +12,7 @@ class TestFleetModel : public QObject
 
 private slots:
     void upsertAndLiveColumns();
+    void admissionIsShown();
 };
 
 void TestFleetModel::upsertAndLiveColumns()
@@ -56,6 +58,68 @@ void TestFleetModel::upsertAndLiveColumns()
     pending = 0;
     model.refreshLive({a, b});
     QCOMPARE(model.index(0, FleetModel::InFlight).data().toInt(), 0);
+}
+
+void TestFleetModel::admissionIsShown()
+{
+    FleetModel model([](const QString &) { return 0; });
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    const qint64 now = QDateTime::currentMSecsSinceEpoch();
+    BotInfo held;
+    held.botId = "bot-h";
+    held.admission = BotAdmission::Awaiting;
+    held.credential = "token:rack";
+    held.lastSeenMs = now;
+    model.upsert(held);
+    const QModelIndex cell = model.index(0, FleetModel::Connection);
+    QCOMPARE(cell.data().toString(), QString("awaiting approval"));
+    QVERIFY(cell.data(Qt::ToolTipRole).toString().contains("token:rack"));
+    QVERIFY(
+        model.index(0, FleetModel::Bot).data(Qt::ToolTipRole).toString().contains("token:rack"));
+    QVERIFY(!cell.data(Qt::DecorationRole).value<QIcon>().isNull());
+    QVERIFY(cell.data(Qt::ForegroundRole).isValid());
+    QVERIFY(model.index(0, 0).data(FleetModel::WaitingRole).toBool());
+    QCOMPARE(model.index(0, 0).data(FleetModel::AdmissionRole).toInt(),
+             int(BotAdmission::Awaiting));
+    QCOMPARE(model.index(0, 0).data(FleetModel::CredentialRole).toString(), QString("token:rack"));
+    QCOMPARE(model.awaitingCount(), 1);
+    QCOMPARE(model.connectedCount(), 0);
+
+    // Its held stream ended: still awaiting a decision, no longer waiting on the line.
+    held.disconnectedAtMs = now + 5;
+    held.disconnectReason = "cancelled by the bot";
+    model.refreshLive({held});
+    QVERIFY2(cell.data().toString().startsWith("awaiting approval, gone since"),
+             qPrintable(cell.data().toString()));
+    QVERIFY(!model.index(0, 0).data(FleetModel::WaitingRole).toBool());
+    QCOMPARE(model.awaitingCount(), 0);
+    // Held again later: waiting again.
+    held.lastSeenMs = now + 10;
+    model.refreshLive({held});
+    QCOMPARE(cell.data().toString(), QString("awaiting approval"));
+    QCOMPARE(model.awaitingCount(), 1);
+
+    // Rejected (or revoked): said so, in red, with why.
+    BotInfo rejected = held;
+    rejected.admission = BotAdmission::Rejected;
+    rejected.disconnectedAtMs = now + 20;
+    rejected.disconnectReason = "revoked by alice: stolen";
+    model.upsert(rejected);
+    QVERIFY2(cell.data().toString().startsWith("rejected"), qPrintable(cell.data().toString()));
+    QVERIFY(cell.data(Qt::ToolTipRole).toString().contains("revoked by alice: stolen"));
+    QVERIFY(cell.data(Qt::ForegroundRole).isValid());
+    QCOMPARE(model.awaitingCount(), 0);
+
+    // Accepted and connected: as any bot.
+    BotInfo live = rejected;
+    live.admission = BotAdmission::Accepted;
+    live.connected = true;
+    live.disconnectedAtMs = 0;
+    model.upsert(live);
+    QCOMPARE(cell.data().toString(), QString("connected"));
+    QVERIFY(cell.data(Qt::DecorationRole).value<QIcon>().isNull());
+    QVERIFY(!cell.data(Qt::ForegroundRole).isValid());
+    QVERIFY(cell.data(Qt::ToolTipRole).toString().contains("token:rack"));
 }
 
 QTEST_MAIN(TestFleetModel)

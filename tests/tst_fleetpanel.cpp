@@ -3,6 +3,7 @@
 #include "fleetpanel.h"
 #include "latencychart.h"
 
+#include <QAction>
 #include <QHeaderView>
 #include <QLineEdit>
 #include <QSettings>
@@ -10,6 +11,7 @@
 #include <QStandardPaths>
 #include <QTableView>
 #include <QTest>
+#include <QToolButton>
 
 using namespace opconsole;
 using namespace std::chrono;
@@ -46,6 +48,7 @@ private slots:
     void selectionFollowsTheFilterAndIsSignalled();
     void outcomesAndLiveColumns();
     void settingsRoundTrip();
+    void approvalBarCountsShowsAndOffersTheDecisions();
 };
 
 void TestFleetPanel::upsertReportsNewBotsOnly()
@@ -163,6 +166,51 @@ void TestFleetPanel::settingsRoundTrip()
     QCOMPARE(again.view()->horizontalHeader()->sortIndicatorSection(), int(FleetModel::Connection));
     QCOMPARE(again.view()->horizontalHeader()->sortIndicatorOrder(), Qt::DescendingOrder);
     QSettings().remove(QStringLiteral("fleet"));
+}
+
+void TestFleetPanel::approvalBarCountsShowsAndOffersTheDecisions()
+{
+    FleetPanel panel([](const QString &) { return 0; });
+    QAction accept("Accept"), reject("Reject…");
+    panel.setApprovalActions({&accept, &reject});
+    panel.show();
+    QVERIFY(panel.approvalBar()->isHidden());
+    QCOMPARE(panel.approvalText(), QString());
+    BotInfo held = bot("bot-h1", "a", false);
+    held.admission = BotAdmission::Awaiting;
+    held.credential = "token:rack";
+    BotInfo held2 = held;
+    held2.botId = "bot-h2";
+    panel.upsert({bot("bot-1", "a"), held});
+    QVERIFY(panel.approvalBar()->isVisible());
+    QVERIFY2(panel.approvalText().contains("1 bot awaiting approval"),
+             qPrintable(panel.approvalText()));
+    panel.upsert({held2});
+    QVERIFY2(panel.approvalText().contains("2 bots awaiting approval"),
+             qPrintable(panel.approvalText()));
+    // The decisions are the window's actions, as buttons on the bar.
+    QList<QToolButton *> buttons = panel.approvalBar()->findChildren<QToolButton *>();
+    QStringList texts;
+    for (const QToolButton *b : buttons)
+        texts << b->text();
+    QVERIFY2(texts.contains("Accept") && texts.contains("Reject…") && texts.contains("Show them"),
+             qPrintable(texts.join(", ")));
+    // "Show them": only the bots awaiting approval.
+    for (QToolButton *b : buttons)
+        if (b->text() == "Show them")
+            b->click();
+    QCOMPARE(panel.view()->model()->rowCount(), 2);
+    panel.selectBots({"bot-h1", "bot-h2"});
+    QCOMPARE(panel.selectedBotInfos().size(), 2);
+    QCOMPARE(panel.selectedBotInfos().first().credential, QString("token:rack"));
+    panel.filter()->clear();
+    QCOMPARE(panel.view()->model()->rowCount(), 3);
+    // Decided (one accepted and connected, one rejected): the bar goes.
+    held.admission = BotAdmission::Accepted;
+    held.connected = true;
+    held2.admission = BotAdmission::Rejected;
+    panel.upsert({held, held2});
+    QVERIFY(panel.approvalBar()->isHidden());
 }
 
 QTEST_MAIN(TestFleetPanel)

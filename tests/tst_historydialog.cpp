@@ -626,7 +626,7 @@ void TestHistoryDialog::panelDetailsOnDoubleClick()
     QTRY_VERIFY_WITH_TIMEOUT(panel.details()->toPlainText().contains("old-restart"), 5000);
     const QString details = panel.details()->toPlainText();
     QVERIFY2(details.contains("maintenance"), qPrintable(details));
-    QVERIFY(details.contains("sent by console:test"));
+    QVERIFY(details.contains("issued by console:test"));
     QVERIFY(details.contains("no fuel"));
 }
 

@@ -1,18 +1,24 @@
 // The real window under the offscreen platform, against a real in-process hub and bots that
 // the test drives by hand (RawBot), so every outcome is deterministic.
+#include "admission.h"
 #include "commandfilterproxy.h"
 #include "commandtablemodel.h"
 #include "fanoutmodel.h"
 #include "fleetmodel.h"
 #include "hubrig.h"
+#include "hubset.h"
 #include "localbackend.h"
 #include "mainwindow.h"
+#include "operatorservice.h"
 #include "rawbot.h"
 #include "sendpanel.h"
+#include "tokens.h"
 
 #include <QAction>
+#include <QApplication>
 #include <QClipboard>
 #include <QComboBox>
+#include <QDialog>
 #include <QLineEdit>
 #include <QListView>
 #include <QMenu>
@@ -23,6 +29,7 @@
 #include <QTableView>
 #include <QTest>
 #include <QTextBrowser>
+#include <QTimer>
 
 using namespace opconsole;
 using namespace std::chrono;
@@ -31,12 +38,19 @@ namespace {
 
 struct Rig : HubRig
 {
-    Rig()
+    explicit Rig(HubOptions options = {}) : HubRig(std::move(options))
     {
+        api = std::make_unique<OperatorService>(*service, feed); // opctl's address
+        api->attachTo(*hub);
         start();
         backend = std::make_unique<LocalBackend>(registry, feed, *hub, *service);
         window = std::make_unique<MainWindow>(*backend);
         window->show();
+    }
+    ~Rig()
+    {
+        window.reset();
+        hub->stop();
     }
     // The state text of a command's row, "" while it is not in the table.
     QString stateOf(const QString &id) const
@@ -58,9 +72,69 @@ struct Rig : HubRig
         return row < m->rowCount() ? m->index(row, 0).data().toString() : QString();
     }
 
+    std::unique_ptr<OperatorService> api;
     std::unique_ptr<LocalBackend> backend;
     std::unique_ptr<MainWindow> window;
 };
+
+// A hub that holds every bot until an admin accepts it; bots prove who they are with the token
+// `rack` (ids bot-*).
+struct ApprovalRig
+{
+    ApprovalRig() : rig(options(rack, admission)) {}
+    static HubOptions options(const QString &rack,
+                              std::unique_ptr<security::AdmissionStore> &admission)
+    {
+        QString error;
+        HubOptions o;
+        o.security.tokens = security::BotTokens::parse(
+            "rack bot-* " + security::tokenHash(rack.toUtf8()).toUtf8() + "\n", "test", &error);
+        o.security.approveNew = true;
+        admission = security::AdmissionStore::open({}, &error);
+        o.security.admission = admission.get();
+        return o;
+    }
+    std::unique_ptr<RawBot> bot() const
+    {
+        return std::make_unique<RawBot>(rig.address(),
+                                        RawBotCredentials{{}, rack.toStdString(), {}});
+    }
+    QString connection(const QString &bot) const
+    {
+        const FleetModel *m = rig.window->fleetModel();
+        return m->index(m->rowOf(bot), FleetModel::Connection).data().toString();
+    }
+    bool waiting(const QString &bot) const
+    {
+        const FleetModel *m = rig.window->fleetModel();
+        return m->rowOf(bot) >= 0 &&
+               m->index(m->rowOf(bot), 0).data(FleetModel::WaitingRole).toBool();
+    }
+
+    QString rack = security::newToken();
+    std::unique_ptr<security::AdmissionStore> admission; // before rig: the hub uses it
+    Rig rig;
+};
+
+// Answers the decision dialog when it shows (a reason, then its confirm or Cancel button).
+void answerDecisionDialog(const QString &reason, bool confirm, bool *answered)
+{
+    auto *poll = new QTimer;
+    poll->setInterval(10);
+    QObject::connect(poll, &QTimer::timeout, poll, [=] {
+        auto *dialog = qobject_cast<QDialog *>(QApplication::activeModalWidget());
+        if (!dialog || dialog->objectName() != QLatin1String("decisionDialog"))
+            return;
+        dialog->findChild<QLineEdit *>(QStringLiteral("decisionReason"))->setText(reason);
+        if (confirm)
+            dialog->findChild<QPushButton *>(QStringLiteral("decisionConfirm"))->click();
+        else
+            dialog->reject();
+        *answered = true;
+        poll->deleteLater();
+    });
+    poll->start();
+}
 
 } // namespace
 
@@ -82,6 +156,10 @@ private slots:
     void sendPanelFitsItsParameters();
     void settingsPersist();
     void hostileSettingsTimeoutsAreIgnored();
+    void awaitingBotIsAcceptedFromTheFleetThenRevoked();
+    void rejectingAHeldBotAsksFirst();
+    void issuedByColumnAndDetails();
+    void decisionsNeedAnAdmin();
 };
 
 void TestMainWindow::selectBotClickSendSeePendingThenAcked()
@@ -303,7 +381,8 @@ void TestMainWindow::copyAsOpctlAndDetails()
     rig.window->selectCommand(id);
     rig.window->copySelectedAsOpctl();
     const QString line = QGuiApplication::clipboard()->text();
-    QVERIFY2(line.startsWith("opctl --hub " + rig.hub->address() + " send bot-1 config --timeout"),
+    QVERIFY2(line.startsWith("opctl --hub " + rig.hub->operatorAddress() +
+                             " send bot-1 config --timeout"),
              qPrintable(line));
     QVERIFY(line.contains("--set depth=3"));
     QTRY_VERIFY_WITH_TIMEOUT(rig.window->details()->toPlainText().contains("depth = 3"), 5000);
@@ -384,6 +463,205 @@ void TestMainWindow::hostileSettingsTimeoutsAreIgnored()
     QVERIFY(panel.timeoutFor(CommandKind::Stop).count() > 0);
     QCOMPARE(panel.timeoutFor(CommandKind::Start), std::chrono::milliseconds(12'500));
     QSettings().remove(QStringLiteral("send"));
+}
+
+void TestMainWindow::awaitingBotIsAcceptedFromTheFleetThenRevoked()
+{
+    ApprovalRig a;
+    MainWindow &window = *a.rig.window;
+    QVERIFY(window.approvalBar()->isHidden());
+    const auto bot = a.bot();
+    QVERIFY(!bot->hello("bot-7")); // held: no Welcome
+    QVERIFY(QTest::qWaitFor([&] { return a.waiting("bot-7"); }, 5000));
+    // Visible and obvious: its own text, the bar above the fleet, the status line.
+    QCOMPARE(a.connection("bot-7"), QString("awaiting approval"));
+    const FleetModel *fleet = window.fleetModel();
+    const QModelIndex cell = fleet->index(fleet->rowOf("bot-7"), FleetModel::Connection);
+    QVERIFY2(cell.data(Qt::ToolTipRole).toString().contains("token:rack"),
+             qPrintable(cell.data(Qt::ToolTipRole).toString()));
+    QVERIFY(!cell.data(Qt::DecorationRole).value<QIcon>().isNull());
+    QVERIFY(window.approvalBar()->isVisible());
+    QVERIFY2(window.approvalText().contains("1 bot awaiting approval"),
+             qPrintable(window.approvalText()));
+    QTRY_VERIFY_WITH_TIMEOUT(window.statusText().contains("1 awaiting approval"), 5000);
+
+    // The local user is an admin: Accept (and Reject) for the held bot, not Revoke.
+    QVERIFY(!window.acceptAction()->isEnabled()); // nothing selected yet
+    window.selectBots({"bot-7"});
+    QVERIFY(window.acceptAction()->isEnabled());
+    QVERIFY(window.rejectAction()->isEnabled());
+    QVERIFY(!window.revokeAction()->isEnabled());
+    QVERIFY(window.fleetMenu()->actions().contains(window.acceptAction()));
+    QCOMPARE(window.acceptAction()->shortcut(), QKeySequence("Ctrl+Shift+A"));
+    window.acceptAction()->trigger();
+    const auto welcome = bot->read();
+    QVERIFY(welcome && welcome->has_welcome());
+    QTRY_VERIFY_WITH_TIMEOUT(
+        fleet->index(fleet->rowOf("bot-7"), 0).data(FleetModel::ConnectedRole).toBool(), 5000);
+    QCOMPARE(a.connection("bot-7"), QString("connected"));
+    QTRY_VERIFY_WITH_TIMEOUT(window.approvalBar()->isHidden(), 5000);
+    QTRY_VERIFY2_WITH_TIMEOUT(window.statusBar()->currentMessage().contains("bot-7 accepted"),
+                              qPrintable(window.statusBar()->currentMessage()), 5000);
+    QVERIFY(a.admission->find("bot-7").by.startsWith("console:"));
+
+    // Live: a command from the window reaches it.
+    window.selectBots({"bot-7"});
+    window.sendPanel()->setKind(CommandKind::Ping);
+    window.sendToSelection();
+    const auto command = bot->readCommand();
+    QVERIFY(command);
+    bot->ack(command->command_id());
+    QTRY_COMPARE_WITH_TIMEOUT(a.rig.stateOf(QString::fromStdString(command->command_id())),
+                              QString("acked"), 5000);
+
+    // Revoked after confirming: disconnected at once, shown as rejected.
+    QVERIFY(window.revokeAction()->isEnabled());
+    QVERIFY(!window.acceptAction()->isEnabled());
+    bool answered = false;
+    answerDecisionDialog("lost in transit", true, &answered);
+    window.revokeAction()->trigger();
+    QVERIFY(answered);
+    const auto closed = bot->waitClosed();
+    QVERIFY(closed);
+    QCOMPARE(closed->error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    QVERIFY2(closed->error_message().find("lost in transit") != std::string::npos,
+             closed->error_message().c_str());
+    QTRY_VERIFY_WITH_TIMEOUT(a.connection("bot-7").startsWith("rejected"), 5000);
+    QCOMPARE(fleet->index(fleet->rowOf("bot-7"), 0).data(FleetModel::AdmissionRole).toInt(),
+             int(BotAdmission::Rejected));
+    QVERIFY(window.acceptAction()->isEnabled()); // lifting the rejection is an accept
+    QVERIFY(!window.revokeAction()->isEnabled());
+}
+
+void TestMainWindow::rejectingAHeldBotAsksFirst()
+{
+    ApprovalRig a;
+    MainWindow &window = *a.rig.window;
+    const auto bot = a.bot();
+    QVERIFY(!bot->hello("bot-8"));
+    QVERIFY(QTest::qWaitFor([&] { return a.waiting("bot-8"); }, 5000));
+    window.selectBots({"bot-8"});
+    // Cancelled: nothing happens.
+    bool answered = false;
+    answerDecisionDialog({}, false, &answered);
+    window.rejectAction()->trigger();
+    QVERIFY(answered);
+    QVERIFY(!bot->waitClosed(200ms)); // still held (a bounded look, not a sleep)
+    QVERIFY(a.waiting("bot-8"));
+    // Confirmed: refused with PERMISSION_DENIED, and shown as rejected.
+    answered = false;
+    answerDecisionDialog("unknown hardware", true, &answered);
+    window.rejectAction()->trigger();
+    QVERIFY(answered);
+    const auto closed = bot->waitClosed();
+    QVERIFY(closed);
+    QCOMPARE(closed->error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    QTRY_VERIFY_WITH_TIMEOUT(a.connection("bot-8").startsWith("rejected"), 5000);
+    QTRY_VERIFY2_WITH_TIMEOUT(window.statusBar()->currentMessage().contains("bot-8 rejected"),
+                              qPrintable(window.statusBar()->currentMessage()), 5000);
+    QCOMPARE(a.admission->find("bot-8").reason, QString("unknown hardware"));
+    QTRY_VERIFY_WITH_TIMEOUT(window.approvalBar()->isHidden(), 5000);
+    // Its next connection is refused.
+    const auto again = a.bot();
+    QVERIFY(!again->hello("bot-8"));
+    const auto refused = again->waitClosed();
+    QVERIFY(refused && refused->error_code() == grpc::StatusCode::PERMISSION_DENIED);
+}
+
+void TestMainWindow::issuedByColumnAndDetails()
+{
+    Rig rig;
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-1"));
+    QVERIFY(rig.botListed("bot-1"));
+    // One from the window, one from an operator of the Operator API.
+    rig.window->selectBots({"bot-1"});
+    rig.window->sendKindToSelection(CommandKind::Ping);
+    const auto fromWindow = bot.readCommand();
+    QVERIFY(fromWindow);
+    SendOptions asAlice;
+    asAlice.issuer = QStringLiteral("alice");
+    const QString id = rig.service->newCommandId();
+    rig.service->sendWithId(id, "bot-1", CommandSpec::of(CommandKind::Ping), 30s, asAlice);
+    QVERIFY(bot.readCommand());
+    const CommandTableModel *model = rig.window->commandModel();
+    QTRY_VERIFY_WITH_TIMEOUT(model->rowOf(id) >= 0, 5000);
+    QCOMPARE(
+        model->headerData(CommandTableModel::IssuedBy, Qt::Horizontal, Qt::DisplayRole).toString(),
+        QString("Issued by"));
+    QCOMPARE(model->index(model->rowOf(id), CommandTableModel::IssuedBy).data().toString(),
+             QString("alice"));
+    const QString windowId = QString::fromStdString(fromWindow->command_id());
+    QTRY_VERIFY_WITH_TIMEOUT(model->rowOf(windowId) >= 0, 5000);
+    QVERIFY(model->index(model->rowOf(windowId), CommandTableModel::IssuedBy)
+                .data()
+                .toString()
+                .startsWith("console:"));
+    // Shown (before Message), found by the filter, and said the same way in the details.
+    QVERIFY(!rig.window->commandsView()->isColumnHidden(CommandTableModel::IssuedBy));
+    rig.window->commandFilter()->setText("alice");
+    QCOMPARE(rig.window->commandProxy()->rowCount(), 1);
+    rig.window->commandFilter()->clear();
+    rig.window->selectCommand(id);
+    QTRY_VERIFY_WITH_TIMEOUT(rig.window->details()->toPlainText().contains("issued by alice"),
+                             5000);
+}
+
+void TestMainWindow::decisionsNeedAnAdmin()
+{
+    // A window attached through the Operator API with an operator's token: it sees the held
+    // bot, and the decisions are off, saying why.
+    QString error;
+    const QString rack = security::newToken();
+    const QString olga = security::newToken();
+    HubOptions options;
+    options.security.tokens = security::BotTokens::parse(
+        "rack bot-* " + security::tokenHash(rack.toUtf8()).toUtf8() + "\n", "test", &error);
+    options.security.approveNew = true;
+    HubRig rig(options);
+    OperatorService api(*rig.service, rig.feed);
+    api.setAccess(
+        {security::OperatorDirectory::parse(
+             "olga operator " + security::tokenHash(olga.toUtf8()).toUtf8() + "\n", "test", &error),
+         1000});
+    api.attachTo(*rig.hub);
+    QVERIFY(rig.start());
+    RawBot bot(rig.address(), {{}, rack.toStdString(), {}});
+    QVERIFY(!bot.hello("bot-9"));
+    RemoteBackend::Options remote;
+    remote.firstRetry = 50ms;
+    remote.security.token = olga.toUtf8();
+    {
+        HubSet backend({QString::fromStdString(rig.operatorAddress())}, remote);
+        MainWindow window(backend);
+        window.show();
+        QVERIFY(QTest::qWaitFor(
+            [&] {
+                const FleetModel *m = window.fleetModel();
+                return m->rowOf("bot-9") >= 0 &&
+                       m->index(m->rowOf("bot-9"), 0).data(FleetModel::WaitingRole).toBool();
+            },
+            10'000));
+        QTRY_VERIFY_WITH_TIMEOUT(window.statusText().contains("as olga (operator)"), 5000);
+        QVERIFY(window.approvalBar()->isVisible());
+        window.selectBots({"bot-9"});
+        for (QAction *action :
+             {window.acceptAction(), window.rejectAction(), window.revokeAction()}) {
+            QVERIFY(!action->isEnabled());
+            QVERIFY2(action->toolTip().contains("Only an admin") &&
+                         action->toolTip().contains("olga (operator)"),
+                     qPrintable(action->toolTip()));
+        }
+        // Asked anyway (a script): the hub refuses, and the status bar says so.
+        window.decide(window.fleetModel()->bot("bot-9")
+                          ? QList<BotInfo>{*window.fleetModel()->bot("bot-9")}
+                          : QList<BotInfo>{},
+                      BotDecision::Accept, {});
+        QTRY_VERIFY_WITH_TIMEOUT(window.statusBar()->currentMessage().contains("not allowed"),
+                                 10'000);
+        QVERIFY(!rig.hub->isConnected("bot-9"));
+    }
+    rig.hub->stop();
 }
 
 QTEST_MAIN(TestMainWindow)

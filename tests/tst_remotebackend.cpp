@@ -1,7 +1,9 @@
 // RemoteBackend without a window: against the real Operator service of an in-process hub
-// (resume after the hub's server stops and starts again), and against a scripted hostile hub
-// (a real gRPC server whose Watch sends what each test tells it to: bad records, changes going
-// backwards, a run that changes under the console, calls that never answer).
+// (resume after the hub's server stops and starts again; operator tokens, roles and admission
+// decisions, over plaintext and TLS), and against a scripted hostile hub (a real gRPC server
+// whose Watch sends what each test tells it to: bad records, changes going backwards, a run
+// that changes under the console, calls that never answer).
+#include "admission.h"
 #include "changefeed.h"
 #include "fanouts.h"
 #include "hubrig.h"
@@ -10,9 +12,13 @@
 #include "rawbot.h"
 #include "remotebackend.h"
 #include "tcpproxy.h"
+#include "testcerts.h"
+#include "tlscredentials.h"
+#include "tokens.h"
 
 #include <grpcpp/grpcpp.h>
 
+#include <QSignalSpy>
 #include <QTest>
 
 #include <condition_variable>
@@ -186,6 +192,68 @@ std::optional<CommandOutcome> find(const RemoteBackend &backend, const QString &
     return std::nullopt;
 }
 
+int portOf(const std::string &address)
+{
+    return QString::fromStdString(address).section(QLatin1Char(':'), -1).toInt();
+}
+
+// A bounded wait for a future the console finishes from a gRPC thread.
+template <typename T> std::optional<T> await(QFuture<T> future, int ms = 10'000)
+{
+    if (!QTest::qWaitFor([&] { return future.isFinished(); }, ms) || future.resultCount() < 1)
+        return std::nullopt;
+    return future.result();
+}
+
+// A hub whose operators need tokens (alice admin, olga operator, vic viewer) and whose bots
+// need one too (rack: bot-*), holding bots nobody accepted yet; plaintext, or TLS with `certs`.
+struct GuardedHub
+{
+    explicit GuardedHub(const TestCerts *certs = nullptr)
+    {
+        QString error;
+        HubOptions options;
+        options.operatorListenAddress = QStringLiteral("127.0.0.1:0");
+        if (certs) {
+            const security::ServerTls tls{certs->hubCert(), certs->hubKey(), certs->ca()};
+            options.botCredentials = security::serverCredentials(tls, &error);
+            options.operatorCredentials = security::serverCredentials(tls, &error);
+        }
+        options.security.tokens = security::BotTokens::parse(
+            "rack bot-* " + security::tokenHash(rack.toUtf8()).toUtf8() + "\n", "test", &error);
+        options.security.approveNew = true;
+        admission = security::AdmissionStore::open({}, &error);
+        options.security.admission = admission.get();
+        rig = std::make_unique<HubRig>(options);
+        api = std::make_unique<OperatorService>(*rig->service, rig->feed);
+        const QByteArray operators =
+            "alice admin " + security::tokenHash(admin.toUtf8()).toUtf8() + "\nolga operator " +
+            security::tokenHash(operatorToken.toUtf8()).toUtf8() + "\nvic viewer " +
+            security::tokenHash(viewer.toUtf8()).toUtf8() + "\n";
+        api->setAccess({security::OperatorDirectory::parse(operators, "test", &error), 1000});
+        api->attachTo(*rig->hub);
+        started = rig->start();
+    }
+    ~GuardedHub() { api.reset(); }
+    QString operatorAddress() const { return QString::fromStdString(rig->operatorAddress()); }
+
+    QString admin = security::newToken();
+    QString operatorToken = security::newToken();
+    QString viewer = security::newToken();
+    QString rack = security::newToken();
+    std::unique_ptr<security::AdmissionStore> admission;
+    std::unique_ptr<HubRig> rig;
+    std::unique_ptr<OperatorService> api;
+    bool started = false;
+};
+
+RemoteBackend::Options withToken(const QString &token, const security::ClientTls &tls = {})
+{
+    RemoteBackend::Options options = quick();
+    options.security = RemoteSecurity{tls, token.toUtf8()};
+    return options;
+}
+
 } // namespace
 
 class TestRemoteBackend : public QObject
@@ -201,19 +269,31 @@ private slots:
     void aResyncCutShortIsNotARestart();
     void aCompleteSnapshotSettlesWhatFinishedMeanwhile();
     void aSilentNetworkTakesTheLinkDown();
+    void aTokenIsSentOnEveryCallAndNamesTheIssuer();
+    void noTokenOrAWrongOneIsRefusedClearly();
+    void onlyAnAdminDecidesAndAHeldBotIsAcceptedThenRevoked();
+    void tlsWithTokenAndPlaintextToATlsHub();
+    void settingsThatCannotWorkLeaveItUnattached();
 };
 
 void TestRemoteBackend::resumesAfterTheServerRestartsWithNoGapOrDuplicate()
 {
     // A fixed port, so that the server comes back where the console looks for it.
     int port = 0;
+    int operatorPort = 0;
     {
         HubRig probe;
+        OperatorService api(*probe.service, probe.feed);
+        api.attachTo(*probe.hub);
         QVERIFY(probe.start());
         port = probe.hub->port();
+        operatorPort = portOf(probe.operatorAddress());
+        probe.hub->stop();
     }
+    QVERIFY(operatorPort > 0);
     HubOptions options;
     options.listenAddress = QStringLiteral("127.0.0.1:%1").arg(port);
+    options.operatorListenAddress = QStringLiteral("127.0.0.1:%1").arg(operatorPort);
     CommandRegistry registry;
     ChangeFeed feed(registry);
     Hub hub(registry, options);
@@ -222,8 +302,12 @@ void TestRemoteBackend::resumesAfterTheServerRestartsWithNoGapOrDuplicate()
     api.attachTo(hub);
     QVERIFY(hub.start());
 
-    RemoteBackend backend(hub.address(), quick());
+    RemoteBackend backend(hub.operatorAddress(), quick());
     QVERIFY(live(backend));
+    // A hub that asks no token: everyone is an admin, known by their address.
+    QVERIFY(backend.canDecide());
+    QVERIFY(!backend.identity().authenticated);
+    QVERIFY2(backend.identity().name.startsWith("operator@"), qPrintable(backend.identity().name));
     CommandAckData ack;
     ack.success = true;
     auto traffic = [&](const QString &prefix, int n) {
@@ -493,7 +577,7 @@ void TestRemoteBackend::aSilentNetworkTakesTheLinkDown()
     OperatorService api(*rig.service, rig.feed);
     api.attachTo(*rig.hub);
     QVERIFY(rig.start());
-    TcpProxy proxy(rig.hub->port());
+    TcpProxy proxy(portOf(rig.operatorAddress()));
     RemoteBackend::Options options = quick();
     options.keepaliveTime = 1s;
     options.keepaliveTimeout = 1s;
@@ -508,6 +592,190 @@ void TestRemoteBackend::aSilentNetworkTakesTheLinkDown()
     proxy.freeze(false);
     QVERIFY(live(backend, 20'000));
     rig.hub->stop();
+}
+
+void TestRemoteBackend::aTokenIsSentOnEveryCallAndNamesTheIssuer()
+{
+    GuardedHub hub;
+    QVERIFY(hub.started);
+    RawBot bot(hub.rig->address(), {nullptr, hub.rack.toStdString(), {}});
+    QVERIFY(!bot.hello("bot-1")); // held: no Welcome yet
+    QVERIFY(hub.rig->hub->decideBot("bot-1", AdmissionAction::Accept, "test", {}).error ==
+            DecisionResult::Error::None);
+    QVERIFY(bot.read().value_or(v1::HubMessage{}).has_welcome());
+
+    RemoteBackend backend(hub.operatorAddress(), withToken(hub.operatorToken));
+    QSignalSpy identity(&backend, &ConsoleBackend::identityChanged);
+    QVERIFY(live(backend));
+    QCOMPARE(identity.count(), 1);
+    QCOMPARE(backend.identity().name, QString("olga"));
+    QCOMPARE(backend.identity().role, security::Role::Operator);
+    QVERIFY(backend.identity().authenticated);
+    QVERIFY(!backend.canDecide()); // an operator, not an admin
+    QTRY_VERIFY_WITH_TIMEOUT(backend.bot("bot-1") && backend.bot("bot-1")->connected, 5000);
+
+    // Send (SendCommand), cancel (CancelCommand) and the history page all carry the token.
+    const SendReceipt sent = backend.send({"bot-1"}, CommandSpec::of(CommandKind::Ping), 5s);
+    QVERIFY2(sent.ok(), qPrintable(sent.error));
+    const auto command = bot.readCommand();
+    QVERIFY(command);
+    QCOMPARE(QString::fromStdString(command->command_id()), sent.commandIds.value(0));
+    bot.ack(command->command_id());
+    QTRY_VERIFY_WITH_TIMEOUT(find(backend, sent.commandIds.value(0)) &&
+                                 find(backend, sent.commandIds.value(0))->state ==
+                                     CommandState::Acked,
+                             5000);
+    QCOMPARE(find(backend, sent.commandIds.value(0))->issuer, QString("olga"));
+    const SendReceipt stop = backend.send({"bot-1"}, CommandSpec::of(CommandKind::Stop), 30s);
+    QVERIFY(stop.ok());
+    QVERIFY(bot.readCommand());
+    QVERIFY(backend.cancel(stop.commandIds.value(0), "test"));
+    QTRY_VERIFY_WITH_TIMEOUT(find(backend, stop.commandIds.value(0)) &&
+                                 find(backend, stop.commandIds.value(0))->state ==
+                                     CommandState::Cancelled,
+                             5000);
+    const auto page = await(backend.queryHistory(HistoryQuery{}));
+    QVERIFY(page);
+    // This hub keeps no history: the hub's own answer, not a refusal of the token.
+    QVERIFY2(!page->error.contains("token"), qPrintable(page->error));
+    QCOMPARE(hub.api->accessCounters().unauthenticated, 0u);
+    hub.rig->hub->stop();
+}
+
+void TestRemoteBackend::noTokenOrAWrongOneIsRefusedClearly()
+{
+    GuardedHub hub;
+    QVERIFY(hub.started);
+    RemoteBackend::Options none = quick();
+    RemoteBackend anonymous(hub.operatorAddress(), none);
+    RemoteBackend wrong(hub.operatorAddress(), withToken(security::newToken()));
+    for (RemoteBackend *backend : {&anonymous, &wrong})
+        QTRY_COMPARE_WITH_TIMEOUT(backend->link(), ConsoleBackend::Link::Down, 10'000);
+    QVERIFY2(anonymous.linkProblem().contains("asks for an operator token") &&
+                 anonymous.linkProblem().contains("--token-file"),
+             qPrintable(anonymous.linkProblem()));
+    QVERIFY2(wrong.linkProblem().contains("refused this console's operator token"),
+             qPrintable(wrong.linkProblem()));
+    // Asked again only seldom (options.refusedRetry, 30 s), not with the quick back-off.
+    const quint64 refusedOnce = hub.api->accessCounters().unauthenticated;
+    QVERIFY(refusedOnce >= 2);
+    QVERIFY2(anonymous.linkProblem().contains("retrying in 3"),
+             qPrintable(anonymous.linkProblem()));
+    for (RemoteBackend *backend : {&anonymous, &wrong}) {
+        const SendReceipt r = backend->send({"bot-1"}, CommandSpec::of(CommandKind::Ping), 1s);
+        QVERIFY(!r.ok());
+        QVERIFY2(r.error.contains("operator token"), qPrintable(r.error));
+        QCOMPARE(backend->identity().role, security::Role::None);
+        QVERIFY(!backend->canDecide());
+    }
+    hub.rig->hub->stop();
+}
+
+void TestRemoteBackend::onlyAnAdminDecidesAndAHeldBotIsAcceptedThenRevoked()
+{
+    GuardedHub hub;
+    QVERIFY(hub.started);
+    RemoteBackend admin(hub.operatorAddress(), withToken(hub.admin));
+    RemoteBackend viewer(hub.operatorAddress(), withToken(hub.viewer));
+    QVERIFY(live(admin) && live(viewer));
+    QCOMPARE(admin.identity().name, QString("alice"));
+    QVERIFY(admin.canDecide());
+    QVERIFY(admin.canDecide(hub.operatorAddress()));
+    QVERIFY(!admin.canDecide("elsewhere:1"));
+    QCOMPARE(viewer.identity().role, security::Role::Viewer);
+    QVERIFY(!viewer.canDecide());
+
+    // A bot with a valid token, never accepted: held, and listed as awaiting approval.
+    RawBot bot(hub.rig->address(), {nullptr, hub.rack.toStdString(), {}});
+    QVERIFY(!bot.hello("bot-7"));
+    QTRY_VERIFY_WITH_TIMEOUT(admin.bot("bot-7") && viewer.bot("bot-7"), 5000);
+    QCOMPARE(admin.bot("bot-7")->admission, BotAdmission::Awaiting);
+    QCOMPARE(admin.bot("bot-7")->credential, QString("token:rack"));
+    QVERIFY(!admin.bot("bot-7")->connected);
+    QCOMPARE(admin.bot("bot-7")->hub, hub.operatorAddress());
+
+    // A viewer is refused, with the hub's reason; the bot stays held.
+    const auto refused = await(viewer.decideBot("bot-7", BotDecision::Accept, {}));
+    QVERIFY(refused);
+    QVERIFY2(refused->error.contains("not allowed") && refused->error.contains("admin"),
+             qPrintable(refused->error));
+    QVERIFY(!hub.rig->hub->isConnected("bot-7"));
+
+    // The admin accepts: the bot gets its Welcome, and a command reaches it.
+    const auto accepted = await(admin.decideBot("bot-7", BotDecision::Accept, "known rack"));
+    QVERIFY(accepted);
+    QVERIFY2(accepted->ok(), qPrintable(accepted->error));
+    QCOMPARE(accepted->message, QString("bot-7 accepted"));
+    QVERIFY(accepted->bot && accepted->bot->admission == BotAdmission::Accepted);
+    QVERIFY(bot.read().value_or(v1::HubMessage{}).has_welcome());
+    QTRY_VERIFY_WITH_TIMEOUT(admin.bot("bot-7")->connected &&
+                                 admin.bot("bot-7")->admission == BotAdmission::Accepted,
+                             5000);
+    QCOMPARE(hub.admission->find("bot-7").by, QString("alice"));
+    const SendReceipt sent = admin.send({"bot-7"}, CommandSpec::of(CommandKind::Ping), 5s);
+    QVERIFY(sent.ok());
+    QVERIFY(bot.readCommand());
+
+    // Revoked: disconnected at once, refused from now on.
+    const auto revoked = await(admin.decideBot("bot-7", BotDecision::Revoke, "stolen"));
+    QVERIFY(revoked && revoked->ok());
+    const auto closed = bot.waitClosed();
+    QVERIFY(closed);
+    QCOMPARE(closed->error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    QTRY_VERIFY_WITH_TIMEOUT(!admin.bot("bot-7")->connected &&
+                                 admin.bot("bot-7")->admission == BotAdmission::Rejected,
+                             5000);
+    // Deciding on a bot nobody knows is refused with the hub's reason.
+    const auto unknown = await(admin.decideBot("nobody", BotDecision::Accept, {}));
+    QVERIFY(unknown && !unknown->ok());
+    QVERIFY2(unknown->error.contains("nobody"), qPrintable(unknown->error));
+    hub.rig->hub->stop();
+}
+
+void TestRemoteBackend::tlsWithTokenAndPlaintextToATlsHub()
+{
+    TestCerts certs;
+    QString error;
+    QVERIFY2(certs.make({}, {"alice"}, &error), qPrintable(error));
+    GuardedHub hub(&certs);
+    QVERIFY(hub.started);
+    // TLS with the hub's CA (and a client certificate: mTLS) and a token: attached.
+    RemoteBackend secure(hub.operatorAddress(),
+                         withToken(hub.admin, security::ClientTls{certs.ca(),
+                                                                  certs.operatorCert("alice"),
+                                                                  certs.operatorKey("alice"),
+                                                                  {}}));
+    QVERIFY(live(secure));
+    QCOMPARE(secure.identity().name, QString("alice"));
+    // The token over plaintext to a TLS listener: never attached, and says so.
+    RemoteBackend plain(hub.operatorAddress(), withToken(hub.admin));
+    QTRY_COMPARE_WITH_TIMEOUT(plain.link(), ConsoleBackend::Link::Down, 10'000);
+    QVERIFY2(plain.linkProblem().contains(hub.operatorAddress()), qPrintable(plain.linkProblem()));
+    QCOMPARE(plain.stats().attaches, 0u);
+    QCOMPARE(plain.identity().role, security::Role::None);
+    hub.rig->hub->stop();
+}
+
+void TestRemoteBackend::settingsThatCannotWorkLeaveItUnattached()
+{
+    const RemoteSecurity missingCa{security::ClientTls{"/nonexistent/ca.pem", {}, {}, {}}, {}};
+    QVERIFY(!missingCa.problem().isEmpty());
+    const RemoteSecurity badToken{{}, QByteArray("opc_with space")};
+    QVERIFY(badToken.problem().contains("token"));
+    QVERIFY(RemoteSecurity{}.problem().isEmpty());
+
+    RemoteBackend::Options options = quick();
+    options.security = missingCa;
+    RemoteBackend backend("127.0.0.1:1", options);
+    QCOMPARE(backend.link(), ConsoleBackend::Link::Down);
+    QVERIFY2(backend.linkProblem().startsWith("cannot attach to 127.0.0.1:1"),
+             qPrintable(backend.linkProblem()));
+    QVERIFY(!backend.send({"bot-1"}, CommandSpec::of(CommandKind::Ping), 1s).ok());
+    QVERIFY(!backend.cancel("c-1", "test"));
+    const auto page = await(backend.queryHistory(HistoryQuery{}));
+    QVERIFY(page && !page->error.isEmpty());
+    const auto decided = await(backend.decideBot("bot-1", BotDecision::Accept, {}));
+    QVERIFY(decided && !decided->ok());
 }
 
 QTEST_GUILESS_MAIN(TestRemoteBackend)

@@ -1,5 +1,6 @@
 // The console attached to hubs in other processes: opconsole --headless and botsim fleets as
-// real processes, the real window under the offscreen platform, RemoteBackend over loopback.
+// real processes, the real window under the offscreen platform, RemoteBackend over loopback
+// (to each hub's operator listener; the fleets reach its bot listener).
 #include "commandtablemodel.h"
 #include "fanoutmodel.h"
 #include "fleetmodel.h"
@@ -7,7 +8,10 @@
 #include "hubset.h"
 #include "mainwindow.h"
 #include "sendpanel.h"
+#include "tokens.h"
 
+#include <QAction>
+#include <QFile>
 #include <QLabel>
 #include <QListView>
 #include <QPushButton>
@@ -24,12 +28,14 @@ namespace {
 // A botsim process: `bots` bots named prefix1..N that answer after latencyMs.
 struct Fleet
 {
-    Fleet(const QString &hub, int bots, const QString &prefix, int latencyMs)
+    Fleet(const QString &hub, int bots, const QString &prefix, int latencyMs,
+          const QStringList &extra = {})
     {
         process.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/botsim"));
-        process.setArguments({"--hub", hub, "--bots", QString::number(bots), "--prefix", prefix,
-                              "--latency", QStringLiteral("fixed:%1").arg(latencyMs), "--seed",
-                              "7"});
+        process.setArguments(QStringList{"--hub", hub, "--bots", QString::number(bots), "--prefix",
+                                         prefix, "--latency",
+                                         QStringLiteral("fixed:%1").arg(latencyMs), "--seed", "7"} +
+                             extra);
         process.setProcessChannelMode(QProcess::ForwardedErrorChannel);
         process.start();
     }
@@ -42,19 +48,23 @@ struct Fleet
     QProcess process;
 };
 
-RemoteBackend::Options quick()
+RemoteBackend::Options quick(const QByteArray &token = {})
 {
     RemoteBackend::Options o;
     o.firstRetry = 50ms;
     o.maxRetry = 400ms;
+    o.security.token = token;
     return o;
 }
 
 // One console: the hubs it is attached to and the window on them.
 struct Console
 {
-    explicit Console(const QString &hub) : Console(QStringList{hub}) {}
-    explicit Console(const QStringList &hubs) : backend(hubs, quick()), window(backend)
+    explicit Console(const QString &hub, const QByteArray &token = {})
+        : Console(QStringList{hub}, token)
+    {}
+    explicit Console(const QStringList &hubs, const QByteArray &token = {})
+        : backend(hubs, quick(token)), window(backend)
     {
         window.show();
     }
@@ -97,9 +107,27 @@ struct Console
     MainWindow window;
 };
 
+// Where bots connect.
 QString address(HubProcess &hub)
 {
     return QString::fromStdString(hub.address());
+}
+
+// Where consoles and opctl connect.
+QString operatorAddress(HubProcess &hub)
+{
+    return QString::fromStdString(hub.operatorAddress());
+}
+
+// A file only its owner may read (token files and --operators must be).
+QString privateFile(const QTemporaryDir &dir, const QString &name, const QByteArray &content)
+{
+    const QString path = dir.filePath(name);
+    QFile file(path);
+    if (!file.open(QIODevice::WriteOnly) || file.write(content) != content.size())
+        return {};
+    file.setPermissions(QFile::ReadOwner | QFile::WriteOwner);
+    return path;
 }
 
 } // namespace
@@ -116,6 +144,7 @@ private slots:
     void badAddressShowsTheBannerAndRefusesSends();
     void severalHubsOneFleetOneTally();
     void historyAcrossHubsPagesInTimeOrder();
+    void operatorTokenAdmissionAndIssuer();
 };
 
 void TestRemoteConsole::attachSendFanOutCancelAndLateAcks()
@@ -125,7 +154,7 @@ void TestRemoteConsole::attachSendFanOutCancelAndLateAcks()
     QVERIFY(!addr.isEmpty());
     Fleet fast(addr, 4, "fast-", 20);
     Fleet slow(addr, 1, "slow-", 1500);
-    Console console(addr);
+    Console console(operatorAddress(hub));
     QVERIFY(console.live());
     QVERIFY(console.bots(5));
     QVERIFY(console.window.banner()->isHidden());
@@ -167,9 +196,10 @@ void TestRemoteConsole::attachSendFanOutCancelAndLateAcks()
 void TestRemoteConsole::hubKilledThenRestartedResyncsWithNoDuplicateOrMissingRow()
 {
     auto hub = std::make_unique<HubProcess>(QStringLiteral("127.0.0.1:0"), QStringList{});
-    const QString addr = address(*hub);
-    QVERIFY(!addr.isEmpty());
-    Fleet fleet(addr, 3, "r-", 10);
+    const QString bots = address(*hub);
+    const QString addr = operatorAddress(*hub);
+    QVERIFY(!bots.isEmpty() && !addr.isEmpty());
+    Fleet fleet(bots, 3, "r-", 10);
     Console console(addr);
     QVERIFY(console.live());
     QVERIFY(console.bots(3));
@@ -200,9 +230,9 @@ void TestRemoteConsole::hubKilledThenRestartedResyncsWithNoDuplicateOrMissingRow
              qPrintable(console.window.statusBar()->currentMessage()));
     QCOMPARE(console.ids(&unique), before); // the last state stays on screen
 
-    // The hub comes back on the same port (a new run: its memory is empty).
-    hub = std::make_unique<HubProcess>(addr, QStringList{});
-    QVERIFY(!address(*hub).isEmpty());
+    // The hub comes back on the same ports (a new run: its memory is empty).
+    hub = std::make_unique<HubProcess>(bots, QStringList{"--operator-listen", addr});
+    QCOMPARE(operatorAddress(*hub), addr);
     QVERIFY(console.live(20'000));
     QVERIFY(console.window.banner()->isHidden());
     QVERIFY(console.bots(3));
@@ -222,9 +252,9 @@ void TestRemoteConsole::hubKilledThenRestartedResyncsWithNoDuplicateOrMissingRow
 void TestRemoteConsole::twoConsolesSeeEachOthersCommandsAndOpctlFanOuts()
 {
     HubProcess hub(QStringLiteral("127.0.0.1:0"), {});
-    const QString addr = address(hub);
+    const QString addr = operatorAddress(hub);
     QVERIFY(!addr.isEmpty());
-    Fleet fleet(addr, 3, "t-", 10);
+    Fleet fleet(address(hub), 3, "t-", 10);
     Console a(addr), b(addr);
     QVERIFY(a.live() && b.live());
     QVERIFY(a.bots(3) && b.bots(3));
@@ -270,7 +300,7 @@ void TestRemoteConsole::badAddressShowsTheBannerAndRefusesSends()
     QString addr;
     {
         HubProcess hub(QStringLiteral("127.0.0.1:0"), {});
-        addr = address(hub);
+        addr = operatorAddress(hub);
         QVERIFY(hub.terminate());
     }
     Console console(addr);
@@ -287,9 +317,9 @@ void TestRemoteConsole::severalHubsOneFleetOneTally()
 {
     HubProcess hubA(QStringLiteral("127.0.0.1:0"), {});
     auto hubB = std::make_unique<HubProcess>(QStringLiteral("127.0.0.1:0"), QStringList{});
-    const QString a = address(hubA), b = address(*hubB);
+    const QString a = operatorAddress(hubA), b = operatorAddress(*hubB);
     QVERIFY(!a.isEmpty() && !b.isEmpty());
-    Fleet fleetA(a, 2, "a-", 10), fleetB(b, 2, "b-", 10);
+    Fleet fleetA(address(hubA), 2, "a-", 10), fleetB(address(*hubB), 2, "b-", 10);
     Console console({a, b});
     QVERIFY(console.live());
     QVERIFY(console.bots(4));
@@ -340,9 +370,9 @@ void TestRemoteConsole::historyAcrossHubsPagesInTimeOrder()
 {
     HubProcess hubA(QStringLiteral("127.0.0.1:0"), {});
     HubProcess hubB(QStringLiteral("127.0.0.1:0"), {});
-    const QString a = address(hubA), b = address(hubB);
+    const QString a = operatorAddress(hubA), b = operatorAddress(hubB);
     QVERIFY(!a.isEmpty() && !b.isEmpty());
-    Fleet fleetA(a, 2, "a-", 10), fleetB(b, 1, "b-", 10);
+    Fleet fleetA(address(hubA), 2, "a-", 10), fleetB(address(hubB), 1, "b-", 10);
     Console console({a, b});
     QVERIFY(console.live());
     QVERIFY(console.bots(3));
@@ -405,6 +435,63 @@ void TestRemoteConsole::historyAcrossHubsPagesInTimeOrder()
         QVERIFY(QTest::qWaitFor([&] { return f.isFinished(); }, 10'000));
         QVERIFY2(f.result().badToken, qPrintable(token));
     }
+}
+
+// A hub that asks operators for a token and holds bots until an admin accepts them: the
+// console with alice's token sees the held bots, accepts them from the window, and its
+// commands are recorded as alice's; a console without a token is told why it is refused.
+void TestRemoteConsole::operatorTokenAdmissionAndIssuer()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString alice = security::newToken();
+    const QString rack = security::newToken();
+    const QString operators = privateFile(
+        dir, "operators", "alice admin " + security::tokenHash(alice.toUtf8()).toUtf8() + "\n");
+    const QString botTokens = privateFile(
+        dir, "bot-tokens", "rack s-* " + security::tokenHash(rack.toUtf8()).toUtf8() + "\n");
+    const QString rackFile = privateFile(dir, "rack.token", rack.toUtf8() + "\n");
+    QVERIFY(!operators.isEmpty() && !botTokens.isEmpty() && !rackFile.isEmpty());
+    HubProcess hub(QStringLiteral("127.0.0.1:0"),
+                   {"--operators", operators, "--bot-tokens", botTokens, "--admission", "approve"});
+    const QString addr = operatorAddress(hub);
+    QVERIFY(!addr.isEmpty());
+    Fleet fleet(address(hub), 2, "s-", 10, {"--token-file", rackFile});
+
+    Console console(addr, alice.toUtf8());
+    QVERIFY(console.live());
+    QTRY_VERIFY_WITH_TIMEOUT(console.window.approvalText().contains("2 bots awaiting approval"),
+                             20'000);
+    QTRY_VERIFY_WITH_TIMEOUT(console.window.statusText().contains("as alice (admin)"), 5000);
+    QCOMPARE(console.window.fleetModel()->connectedCount(), 0);
+    console.window.selectBots({"s-1", "s-2"});
+    QVERIFY(console.window.acceptAction()->isEnabled());
+    console.window.acceptAction()->trigger();
+    QVERIFY(console.bots(2));
+    QTRY_VERIFY_WITH_TIMEOUT(console.window.approvalBar()->isHidden(), 5000);
+    QTRY_VERIFY2_WITH_TIMEOUT(
+        console.window.statusBar()->currentMessage().contains("2 bots accepted"),
+        qPrintable(console.window.statusBar()->currentMessage()), 10'000);
+
+    const SendReceipt sent = console.backend.send({"s-1"}, CommandSpec::of(CommandKind::Ping), 5s);
+    QVERIFY2(sent.ok(), qPrintable(sent.error));
+    const QString id = sent.commandIds.value(0);
+    QTRY_COMPARE_WITH_TIMEOUT(console.stateOf(id), QStringLiteral("acked"), 10'000);
+    QCOMPARE(console.model()
+                 ->index(console.model()->rowOf(id), CommandTableModel::IssuedBy)
+                 .data()
+                 .toString(),
+             QString("alice"));
+
+    // Without a token: refused, and the banner says what to do.
+    Console stranger(addr);
+    QTRY_VERIFY_WITH_TIMEOUT(stranger.window.banner()->isVisible() &&
+                                 stranger.window.banner()->text().contains("operator token"),
+                             10'000);
+    QVERIFY2(stranger.window.banner()->text().contains("--token-file"),
+             qPrintable(stranger.window.banner()->text()));
+    QCOMPARE(stranger.window.fleetModel()->rowCount(), 0);
+    QVERIFY(!stranger.window.acceptAction()->isEnabled());
 }
 
 QTEST_MAIN(TestRemoteConsole)

@@ -51,6 +51,7 @@ private slots:
     void recordSeenTwiceCountedOnce();
     void otherEndsCountAsFinishedOnly();
     void lineText();
+    void awaitingAndIdentity();
     void rateOverTheLastFiveSeconds();
 };
 
@@ -130,6 +131,24 @@ void TestStatusLine::lineText()
     line.refreshAt(1000, 0, 3);
     QVERIFY2(line.text().startsWith("bots 0/3 connected"), qPrintable(line.text()));
     QVERIFY2(line.text().endsWith(" · attached to a:1, b:2"), qPrintable(line.text()));
+}
+
+void TestStatusLine::awaitingAndIdentity()
+{
+    StatusLine line;
+    line.setHub("hub1:50052", true);
+    line.setAwaiting(2);
+    line.setIdentity("as alice (admin)");
+    line.refreshAt(0, 3, 5);
+    QVERIFY2(line.text().startsWith("bots 3/5 connected, 2 awaiting approval · pending 0"),
+             qPrintable(line.text()));
+    QVERIFY2(line.text().endsWith(" · attached to hub1:50052 as alice (admin)"),
+             qPrintable(line.text()));
+    line.setAwaiting(0);
+    line.setIdentity({});
+    line.refreshAt(1000, 3, 5);
+    QVERIFY2(line.text().startsWith("bots 3/5 connected · pending 0"), qPrintable(line.text()));
+    QVERIFY2(line.text().endsWith(" · attached to hub1:50052"), qPrintable(line.text()));
 }
 
 void TestStatusLine::rateOverTheLastFiveSeconds()

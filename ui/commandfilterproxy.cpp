@@ -74,7 +74,7 @@ bool CommandFilterProxy::filterAcceptsRow(int sourceRow, const QModelIndex &sour
             .contains(m_text, Qt::CaseInsensitive))
         return true;
     for (int c : {CommandTableModel::Bot, CommandTableModel::Command, CommandTableModel::State,
-                  CommandTableModel::Message}) {
+                  CommandTableModel::Message, CommandTableModel::IssuedBy}) {
         if (model->index(sourceRow, c, sourceParent)
                 .data()
                 .toString()

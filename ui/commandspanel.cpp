@@ -60,13 +60,14 @@ CommandsPanel::CommandsPanel(QWidget *parent) : QWidget(parent)
     m_view->setItemDelegateForColumn(CommandTableModel::Remaining, new SecondsDelegate(m_view));
     m_view->setContextMenuPolicy(Qt::CustomContextMenu);
     m_view->sortByColumn(CommandTableModel::Id, Qt::DescendingOrder);
-    m_view->setColumnWidth(CommandTableModel::Id, 130);
-    m_view->setColumnWidth(CommandTableModel::State, 200);
+    fitColumn(m_view, CommandTableModel::Id, QStringLiteral("…0000000-000-0"));
+    m_view->setColumnWidth(CommandTableModel::State, 170);
     fitColumn(m_view, CommandTableModel::Bot, QStringLiteral("bot-0000"));
     fitColumn(m_view, CommandTableModel::Command, QStringLiteral("restart"));
     fitColumn(m_view, CommandTableModel::SentAt, QStringLiteral("00:00:00.000"));
     fitColumn(m_view, CommandTableModel::Remaining, QStringLiteral("00.0 s"));
-    fitColumn(m_view, CommandTableModel::Latency, QStringLiteral("000.0 ms (late)"));
+    fitColumn(m_view, CommandTableModel::Latency, QStringLiteral("000.0 ms"));
+    placeIssuedBy();
     layout->addLayout(filters);
     layout->addWidget(m_fanOutView);
     layout->addWidget(m_view, 1);
@@ -166,11 +167,21 @@ void CommandsPanel::refreshCountdown()
     m_view->viewport()->update(QRect(x, 0, w, m_view->viewport()->height()));
 }
 
+void CommandsPanel::placeIssuedBy()
+{
+    // Before Message, which takes what is left of the width as the last column.
+    QHeaderView *header = m_view->horizontalHeader();
+    header->moveSection(header->visualIndex(CommandTableModel::IssuedBy),
+                        header->visualIndex(CommandTableModel::Message));
+    fitColumn(m_view, CommandTableModel::IssuedBy, QStringLiteral("console:alice"));
+}
+
 void CommandsPanel::setHubColumnVisible(bool visible)
 {
     m_view->setColumnHidden(CommandTableModel::Hub, !visible);
     QHeaderView *header = m_view->horizontalHeader();
-    if (visible && header->visualIndex(CommandTableModel::Hub) == CommandTableModel::Hub) {
+    // Where a new table has it (last): next to the bot, unless the operator moved it.
+    if (visible && header->visualIndex(CommandTableModel::Hub) == header->count() - 1) {
         header->moveSection(header->visualIndex(CommandTableModel::Hub),
                             CommandTableModel::Bot + 1);
         fitColumn(m_view, CommandTableModel::Hub, QStringLiteral("127.0.0.1:50051"));
@@ -181,6 +192,7 @@ void CommandsPanel::saveSettings() const
 {
     QSettings settings;
     settings.setValue(QStringLiteral("commands/header"), m_view->horizontalHeader()->saveState());
+    settings.setValue(QStringLiteral("commands/columns"), int(CommandTableModel::ColumnCount));
     settings.setValue(QStringLiteral("commands/stateFilter"), m_stateFilter->currentIndex());
     settings.setValue(QStringLiteral("commands/textFilter"), m_textFilter->text());
 }
@@ -188,8 +200,12 @@ void CommandsPanel::saveSettings() const
 void CommandsPanel::loadSettings()
 {
     QSettings settings;
-    m_view->horizontalHeader()->restoreState(
-        settings.value(QStringLiteral("commands/header")).toByteArray());
+    // A layout saved before Issued by existed gets it appended last: put where it belongs.
+    if (m_view->horizontalHeader()->restoreState(
+            settings.value(QStringLiteral("commands/header")).toByteArray()) &&
+        settings.value(QStringLiteral("commands/columns"), 0).toInt() <=
+            CommandTableModel::IssuedBy)
+        placeIssuedBy();
     m_stateFilter->setCurrentIndex(
         settings.value(QStringLiteral("commands/stateFilter"), 0).toInt());
     m_textFilter->setText(settings.value(QStringLiteral("commands/textFilter")).toString());

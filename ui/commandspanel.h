@@ -64,6 +64,8 @@ signals:
     void fanOutShown(const QString &fanOutId);
 
 private:
+    void placeIssuedBy();
+
     CommandTableModel *m_model;
     CommandFilterProxy *m_proxy;
     FanOutModel *m_fanOuts;

@@ -168,6 +168,8 @@ QVariant CommandTableModel::data(const QModelIndex &index, int role) const
             return row.message;
         case Hub:
             return o.hub;
+        case IssuedBy:
+            return o.issuer;
         }
         return {};
     case Qt::ToolTipRole:
@@ -208,7 +210,7 @@ QVariant CommandTableModel::headerData(int section, Qt::Orientation orientation,
     if (orientation != Qt::Horizontal || role != Qt::DisplayRole)
         return {};
     static const char *names[] = {"Id",        "Bot",     "Command", "State", "Sent at",
-                                  "Remaining", "Latency", "Message", "Hub"};
+                                  "Remaining", "Latency", "Message", "Hub",   "Issued by"};
     return section >= 0 && section < ColumnCount ? tr(names[section]) : QVariant();
 }
 

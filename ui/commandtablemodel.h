@@ -31,7 +31,8 @@ public:
         Remaining,
         Latency,
         Message,
-        Hub, // shown when the console is attached to several hubs
+        Hub,      // shown when the console is attached to several hubs
+        IssuedBy, // who issued it (CommandOutcome::issuer); shown before Message
         ColumnCount
     };
     enum Role

@@ -89,7 +89,7 @@ QString detailsHtml(const CommandOutcome &o, const SentSpec *sent)
     }
     QStringList from;
     if (!o.issuer.isEmpty())
-        from << tr("sent by %1").arg(escape(o.issuer));
+        from << tr("issued by %1").arg(escape(o.issuer));
     if (!o.fanOut.isEmpty())
         from << tr("fan-out %1").arg(escape(o.fanOut));
     if (o.timeout.count() > 0 && !sent)

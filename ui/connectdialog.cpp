@@ -29,7 +29,8 @@ ConnectDialog::ConnectDialog(QWidget *parent) : QDialog(parent)
     layout->addWidget(m_list, 1);
     layout->addWidget(new QLabel(tr("Or another hub:")));
     m_address = new QLineEdit;
-    m_address->setPlaceholderText(tr("host:port, e.g. hub1.example:50051"));
+    m_address->setPlaceholderText(
+        tr("host:port of its operator listener, e.g. hub1.example:50052"));
     m_address->setClearButtonEnabled(true);
     layout->addWidget(m_address);
     m_problem = new QLabel;

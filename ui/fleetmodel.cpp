@@ -1,14 +1,55 @@
 #include "fleetmodel.h"
 
+#include <QApplication>
 #include <QBrush>
 #include <QColor>
 #include <QDateTime>
+#include <QStyle>
 
 namespace opconsole {
 
+namespace {
+
+QString clock(qint64 ms)
+{
+    return QDateTime::fromMSecsSinceEpoch(ms).toString(QStringLiteral("HH:mm:ss"));
+}
+
+} // namespace
+
 FleetModel::FleetModel(std::function<int(const QString &)> pendingOf, QObject *parent)
     : QAbstractTableModel(parent), m_pendingOf(std::move(pendingOf))
-{}
+{
+    if (QStyle *style = QApplication::style()) {
+        m_awaitingIcon = style->standardIcon(QStyle::SP_MessageBoxQuestion);
+        m_rejectedIcon = style->standardIcon(QStyle::SP_MessageBoxCritical);
+    }
+}
+
+bool FleetModel::isWaiting(const BotInfo &bot)
+{
+    // Held again after a stream that ended: seen since it left.
+    return bot.admission == BotAdmission::Awaiting && !bot.connected &&
+           (bot.disconnectedAtMs == 0 || bot.lastSeenMs > bot.disconnectedAtMs);
+}
+
+QString FleetModel::connectionText(const BotInfo &bot)
+{
+    switch (bot.admission) {
+    case BotAdmission::Awaiting:
+        return isWaiting(bot)
+                   ? tr("awaiting approval")
+                   : tr("awaiting approval, gone since %1").arg(clock(bot.disconnectedAtMs));
+    case BotAdmission::Rejected:
+        return bot.disconnectedAtMs > 0
+                   ? tr("rejected, gone since %1").arg(clock(bot.disconnectedAtMs))
+                   : tr("rejected");
+    case BotAdmission::Accepted:
+        break;
+    }
+    return bot.connected ? tr("connected")
+                         : tr("disconnected since %1").arg(clock(bot.disconnectedAtMs));
+}
 
 int FleetModel::rowCount(const QModelIndex &parent) const
 {
@@ -26,11 +67,7 @@ void FleetModel::fill(Row &row)
     for (auto it = row.info.labels.cbegin(); it != row.info.labels.cend(); ++it)
         labels << it.key() + QLatin1Char('=') + it.value();
     row.labels = labels.join(QStringLiteral(", "));
-    row.connection = row.info.connected
-                         ? tr("connected")
-                         : tr("disconnected since %1")
-                               .arg(QDateTime::fromMSecsSinceEpoch(row.info.disconnectedAtMs)
-                                        .toString(QStringLiteral("HH:mm:ss")));
+    row.connection = connectionText(row.info);
     row.inFlight = m_pendingOf ? m_pendingOf(row.info.botId) : 0;
 }
 
@@ -63,21 +100,69 @@ QVariant FleetModel::data(const QModelIndex &index, int role) const
         }
         return {};
     case Qt::ForegroundRole:
-        if (index.column() == Connection && !row.info.connected)
+        if (index.column() != Connection)
+            return {};
+        if (row.info.admission == BotAdmission::Awaiting)
+            return QBrush(QColor(0xb3, 0x5c, 0x00)); // needs a look, not an alarm
+        if (row.info.admission == BotAdmission::Rejected || !row.info.connected)
             return QBrush(QColor(0xc0, 0x1c, 0x28));
         return {};
+    case Qt::DecorationRole:
+        if (index.column() != Connection)
+            return {};
+        if (row.info.admission == BotAdmission::Awaiting)
+            return m_awaitingIcon;
+        if (row.info.admission == BotAdmission::Rejected)
+            return m_rejectedIcon;
+        return {};
     case Qt::ToolTipRole:
-        if (index.column() == Connection && !row.info.connected)
-            return row.info.disconnectReason;
+        if (index.column() == Connection) {
+            const QString credential =
+                row.info.credential.isEmpty() || row.info.credential == QLatin1String("none")
+                    ? tr("no credential")
+                    : row.info.credential;
+            switch (row.info.admission) {
+            case BotAdmission::Awaiting:
+                return isWaiting(row.info)
+                           ? tr("Awaiting approval: connected with %1. No command reaches it "
+                                "until an admin accepts it (Bots > Accept); Reject refuses it.")
+                                 .arg(credential)
+                           : tr("Awaiting approval (connected with %1), gone since: %2. "
+                                "Accepting it admits its next connection with that credential.")
+                                 .arg(credential, row.info.disconnectReason);
+            case BotAdmission::Rejected:
+                return tr("Rejected (%1): refused whenever it connects, until an admin "
+                          "accepts it again.")
+                    .arg(row.info.disconnectReason.isEmpty() ? credential
+                                                             : row.info.disconnectReason);
+            case BotAdmission::Accepted:
+                break;
+            }
+            return row.info.connected ? tr("Connected with %1").arg(credential)
+                                      : row.info.disconnectReason;
+        }
         if (index.column() == Bot)
-            return tr("%1 (version %2, %3 connection(s) this run)")
-                .arg(row.info.botId, row.info.botVersion)
-                .arg(row.info.connects);
+            return row.info.credential.isEmpty() || row.info.credential == QLatin1String("none")
+                       ? tr("%1 (version %2, %3 connection(s) this run)")
+                             .arg(row.info.botId, row.info.botVersion)
+                             .arg(row.info.connects)
+                       : tr("%1 (version %2, %3 connection(s) this run, credential %4)")
+                             .arg(row.info.botId, row.info.botVersion)
+                             .arg(row.info.connects)
+                             .arg(row.info.credential);
         return {};
     case BotIdRole:
         return row.info.botId;
     case ConnectedRole:
         return row.info.connected;
+    case AdmissionRole:
+        return int(row.info.admission);
+    case WaitingRole:
+        return isWaiting(row.info);
+    case HubRole:
+        return row.info.hub;
+    case CredentialRole:
+        return row.info.credential;
     case SortRole:
         if (index.column() == Heartbeat)
             return row.info.lastSeenMs;
@@ -104,7 +189,7 @@ void FleetModel::upsert(const BotInfo &info)
     const auto it = m_index.constFind(info.botId);
     if (it != m_index.cend()) {
         Row &row = m_rows[*it];
-        row.info = info;
+        setInfo(row, info);
         fill(row);
         emit dataChanged(index(*it, 0), index(*it, ColumnCount - 1));
         return;
@@ -112,7 +197,7 @@ void FleetModel::upsert(const BotInfo &info)
     const int at = int(m_rows.size());
     beginInsertRows({}, at, at);
     Row row;
-    row.info = info;
+    setInfo(row, info);
     fill(row);
     m_rows.append(row);
     m_index.insert(info.botId, at);
@@ -143,8 +228,11 @@ void FleetModel::refreshLive(const QList<BotInfo> &bots)
         }
         Row &row = m_rows[*it];
         const bool changed = row.info.connected != info.connected || row.info.state != info.state ||
-                             row.info.session != info.session;
-        row.info = info;
+                             row.info.session != info.session ||
+                             row.info.admission != info.admission ||
+                             row.info.disconnectedAtMs != info.disconnectedAtMs ||
+                             isWaiting(row.info) != isWaiting(info);
+        setInfo(row, info);
         if (changed)
             fill(row);
         else
@@ -152,6 +240,18 @@ void FleetModel::refreshLive(const QList<BotInfo> &bots)
     }
     if (!m_rows.isEmpty())
         emit dataChanged(index(0, State), index(int(m_rows.size()) - 1, InFlight));
+}
+
+void FleetModel::setInfo(Row &row, const BotInfo &info)
+{
+    m_waiting += int(isWaiting(info)) - int(isWaiting(row.info));
+    row.info = info;
+}
+
+const BotInfo *FleetModel::bot(const QString &botId) const
+{
+    const auto it = m_index.constFind(botId);
+    return it == m_index.cend() ? nullptr : &m_rows[*it].info;
 }
 
 int FleetModel::connectedCount() const

@@ -5,13 +5,15 @@
 
 #include <QAbstractTableModel>
 #include <QHash>
+#include <QIcon>
 
 #include <functional>
 
 namespace opconsole {
 
 // Every bot that connected during this run, with its connection, state, heartbeat age,
-// commands in flight and last command latency.
+// commands in flight and last command latency. A bot awaiting approval or rejected says so in
+// the Connection column (text, icon, colour; its credential in the tooltip).
 class FleetModel final : public QAbstractTableModel
 {
     Q_OBJECT
@@ -34,7 +36,11 @@ public:
     {
         BotIdRole = Qt::UserRole + 1,
         ConnectedRole,
-        SortRole
+        SortRole,
+        AdmissionRole, // BotAdmission as int
+        WaitingRole,   // awaiting approval with its stream open (isWaiting)
+        HubRole,       // BotInfo::hub
+        CredentialRole,
     };
 
     // pendingOf(botId) gives the bot's commands in flight (the registry's count).
@@ -50,7 +56,16 @@ public:
     // Heartbeat age and in-flight counts move with time: refresh those columns.
     void refreshLive(const QList<BotInfo> &bots);
     int connectedCount() const;
+    // Bots awaiting approval with their stream open.
+    int awaitingCount() const { return m_waiting; }
     int rowOf(const QString &botId) const { return m_index.value(botId, -1); }
+    const BotInfo *bot(const QString &botId) const;
+
+    // Held by the hub for an admin's decision, and still connected: a held bot's stream that
+    // ended leaves it awaiting, gone (an accept then admits its next connection).
+    static bool isWaiting(const BotInfo &bot);
+    // The Connection column: "connected", "awaiting approval", "rejected", "disconnected since".
+    static QString connectionText(const BotInfo &bot);
 
 private:
     struct Row
@@ -62,10 +77,14 @@ private:
         QString lastLatency;
     };
     void fill(Row &row);
+    void setInfo(Row &row, const BotInfo &info); // keeps the count of waiting bots
 
     std::function<int(const QString &)> m_pendingOf;
     QList<Row> m_rows;
     QHash<QString, int> m_index;
+    int m_waiting = 0;
+    QIcon m_awaitingIcon;
+    QIcon m_rejectedIcon;
 };
 
 } // namespace opconsole

@@ -4,12 +4,16 @@
 #include "latencychart.h"
 #include "tableview.h"
 
+#include <QAction>
+#include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
 #include <QSettings>
 #include <QSortFilterProxyModel>
+#include <QStyle>
 #include <QTableView>
+#include <QToolButton>
 #include <QVBoxLayout>
 
 namespace opconsole {
@@ -33,7 +37,36 @@ FleetPanel::FleetPanel(std::function<int(const QString &)> pendingOf, QWidget *p
     m_view->setItemDelegateForColumn(FleetModel::Heartbeat, new SecondsDelegate(m_view));
     m_view->sortByColumn(FleetModel::Bot, Qt::AscendingOrder);
     m_chart = new LatencyChart;
+
+    // Bots awaiting approval: hard to miss, and one click from being shown.
+    m_approvalBar = new QWidget;
+    m_approvalBar->setObjectName(QStringLiteral("approvalBar"));
+    m_approvalBar->setAttribute(Qt::WA_StyledBackground);
+    m_approvalBar->setStyleSheet(
+        QStringLiteral("#approvalBar { background: #fde2b8; border: 1px solid #e0a040; "
+                       "border-radius: 3px; } #approvalBar QLabel { color: #5a3200; }"));
+    auto *bar = new QHBoxLayout(m_approvalBar);
+    bar->setContentsMargins(6, 3, 6, 3);
+    auto *icon = new QLabel;
+    const int iconSize = style()->pixelMetric(QStyle::PM_SmallIconSize);
+    icon->setPixmap(style()->standardIcon(QStyle::SP_MessageBoxQuestion).pixmap(iconSize));
+    m_approvalLabel = new QLabel;
+    m_approvalLabel->setObjectName(QStringLiteral("approvalText"));
+    auto *show = new QToolButton;
+    show->setObjectName(QStringLiteral("showAwaiting"));
+    show->setText(tr("Show them"));
+    show->setToolTip(tr("Show only the bots awaiting approval (clear the filter to see all)"));
+    connect(show, &QToolButton::clicked, this, &FleetPanel::showAwaiting);
+    m_approvalButtons = new QHBoxLayout;
+    m_approvalButtons->setSpacing(2);
+    bar->addWidget(icon);
+    bar->addWidget(m_approvalLabel, 1);
+    bar->addWidget(show);
+    bar->addLayout(m_approvalButtons);
+    m_approvalBar->hide();
+
     layout->addWidget(new QLabel(tr("<b>Fleet</b>")));
+    layout->addWidget(m_approvalBar);
     layout->addWidget(m_filter);
     layout->addWidget(m_view, 1);
     layout->addWidget(new QLabel(tr("<b>Ack latency</b> p50 bar, p95 tick")));
@@ -42,7 +75,11 @@ FleetPanel::FleetPanel(std::function<int(const QString &)> pendingOf, QWidget *p
     fitColumn(m_view, FleetModel::Bot, QStringLiteral("bot-00"));
     fitColumn(m_view, FleetModel::Labels, QStringLiteral("group=a"));
     fitColumn(m_view, FleetModel::State, QStringLiteral("running"));
-    fitColumn(m_view, FleetModel::Connection, QStringLiteral("connected"));
+    // Its icon and "awaiting approval" in full: what an admin looks for.
+    fitColumn(m_view, FleetModel::Connection, QStringLiteral("awaiting approval"));
+    m_view->setColumnWidth(FleetModel::Connection,
+                           m_view->columnWidth(FleetModel::Connection) +
+                               style()->pixelMetric(QStyle::PM_SmallIconSize) + 4);
     fitColumn(m_view, FleetModel::Heartbeat, QStringLiteral("00.0 s"));
     fitColumn(m_view, FleetModel::InFlight, QStringLiteral("0000"));
 
@@ -69,6 +106,43 @@ FleetPanel::FleetPanel(std::function<int(const QString &)> pendingOf, QWidget *p
         if (!bot.isEmpty())
             emit botActivated(bot);
     });
+}
+
+QString FleetPanel::approvalText() const
+{
+    return m_approvalBar->isHidden() ? QString() : m_approvalLabel->text();
+}
+
+void FleetPanel::setApprovalActions(const QList<QAction *> &actions)
+{
+    for (QAction *action : actions) {
+        auto *button = new QToolButton;
+        button->setDefaultAction(action);
+        button->setToolButtonStyle(Qt::ToolButtonTextOnly);
+        m_approvalButtons->addWidget(button);
+    }
+}
+
+void FleetPanel::showAwaiting()
+{
+    m_filter->setText(tr("awaiting approval"));
+}
+
+void FleetPanel::refreshApprovalBar()
+{
+    const int waiting = m_model->awaitingCount();
+    m_approvalLabel->setText(waiting == 1 ? tr("<b>1 bot awaiting approval</b>")
+                                          : tr("<b>%1 bots awaiting approval</b>").arg(waiting));
+    m_approvalBar->setVisible(waiting > 0);
+}
+
+QList<BotInfo> FleetPanel::selectedBotInfos() const
+{
+    QList<BotInfo> bots;
+    for (const QModelIndex &index : m_view->selectionModel()->selectedRows())
+        if (const BotInfo *b = m_model->bot(index.data(FleetModel::BotIdRole).toString()))
+            bots << *b;
+    return bots;
 }
 
 QStringList FleetPanel::selectedBots() const
@@ -108,6 +182,7 @@ QStringList FleetPanel::upsert(const QList<BotInfo> &bots)
         if (!known)
             added << b.botId;
     }
+    refreshApprovalBar();
     return added;
 }
 
@@ -120,6 +195,7 @@ void FleetPanel::apply(const QList<CommandOutcome> &records)
 void FleetPanel::refreshLive(const QList<BotInfo> &bots)
 {
     m_model->refreshLive(bots);
+    refreshApprovalBar();
 }
 
 void FleetPanel::setHubColumnVisible(bool visible)

@@ -7,6 +7,9 @@
 
 #include <functional>
 
+class QAction;
+class QHBoxLayout;
+class QLabel;
 class QLineEdit;
 class QSortFilterProxyModel;
 class QTableView;
@@ -17,7 +20,8 @@ class FleetModel;
 class LatencyChart;
 
 // The fleet: every bot of this run in a filterable, sortable table, and the ack latency chart
-// under it. The selection is what the send panel and the quick actions send to.
+// under it. The selection is what the send panel and the quick actions send to. While bots
+// await approval, a bar above the table says how many, shows them, and offers the decisions.
 class FleetPanel final : public QWidget
 {
     Q_OBJECT
@@ -31,8 +35,17 @@ public:
     FleetModel *model() const { return m_model; }
     QLineEdit *filter() const { return m_filter; }
     LatencyChart *chart() const { return m_chart; }
+    // Shown while bots await approval: "N bots awaiting approval", Show them, the decisions.
+    QWidget *approvalBar() const { return m_approvalBar; }
+    QString approvalText() const;
+    // The buttons of the approval bar (Accept, Reject…), acting on the selection.
+    void setApprovalActions(const QList<QAction *> &actions);
+    // Shows only the bots awaiting approval (the filter; clearing it shows all again).
+    void showAwaiting();
 
     QStringList selectedBots() const;
+    // The selected bots as the fleet knows them, in view order.
+    QList<BotInfo> selectedBotInfos() const;
     void selectBots(const QStringList &botIds); // those not shown (filtered out) stay unselected
     // The bot an action on "this bot" means: the current row when it is selected (the one
     // right-clicked or clicked last), else the first selected; empty when none is.
@@ -56,7 +69,12 @@ signals:
     void botActivated(const QString &botId);
 
 private:
+    void refreshApprovalBar();
+
     FleetModel *m_model;
+    QWidget *m_approvalBar;
+    QLabel *m_approvalLabel;
+    QHBoxLayout *m_approvalButtons;
     QSortFilterProxyModel *m_proxy;
     QLineEdit *m_filter;
     QTableView *m_view;

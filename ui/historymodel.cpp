@@ -131,9 +131,9 @@ QVariant HistoryModel::headerData(int section, Qt::Orientation orientation, int 
 {
     if (orientation != Qt::Horizontal || role != Qt::DisplayRole)
         return {};
-    static const char *names[] = {"State",   "Id",         "Bot",     "Command",
-                                  "Issuer",  "Registered", "Latency", "Message",
-                                  "Fan-out", "Params",     "Hub"};
+    static const char *names[] = {"State",     "Id",         "Bot",     "Command",
+                                  "Issued by", "Registered", "Latency", "Message",
+                                  "Fan-out",   "Params",     "Hub"};
     return section >= 0 && section < ColumnCount ? tr(names[section]) : QVariant();
 }
 

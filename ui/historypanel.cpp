@@ -87,8 +87,9 @@ HistoryPanel::HistoryPanel(ConsoleBackend &backend, QWidget *parent)
     m_state->setItemData(m_state->findData(int(CommandState::Unknown)),
                          tr("The hub stopped while the command was pending"), Qt::ToolTipRole);
     m_issuer = new QLineEdit;
-    m_issuer->setPlaceholderText(tr("any issuer"));
-    m_issuer->setToolTip(tr("Who sent it, exactly as recorded (console:alice, opctl@…)"));
+    m_issuer->setPlaceholderText(tr("issued by anyone"));
+    m_issuer->setToolTip(tr("Who issued it, exactly as recorded: an operator token's name, "
+                            "console:alice, operator@…"));
     m_issuer->setMaxLength(MaxIssuerLength);
     m_issuer->setClearButtonEnabled(true);
     m_text = new QLineEdit;

@@ -16,10 +16,13 @@
 #include <QClipboard>
 #include <QCloseEvent>
 #include <QDate>
+#include <QDialog>
+#include <QDialogButtonBox>
 #include <QDir>
 #include <QDockWidget>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QFutureWatcher>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenu>
@@ -63,7 +66,7 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     m_mainSplit->addWidget(m_fleet);
     m_mainSplit->addWidget(m_rightSplit);
     m_mainSplit->setStretchFactor(1, 3);
-    m_mainSplit->setSizes({510, 890});
+    m_mainSplit->setSizes({530, 870});
     m_rightSplit->setSizes({110, 560, 190});
     m_send->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Maximum);
     m_banner = new QLabel;
@@ -99,6 +102,7 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
             [this] { exportTableAs(Table::History); });
 
     buildActions();
+    m_fleet->setApprovalActions({m_acceptAction, m_rejectAction});
 
     // Data in: what the backend knows now, then its changes.
     auto upsertBots = [this](const QList<BotInfo> &bots) {
@@ -106,12 +110,17 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
         for (const QString &bot : added)
             m_commands->addBot(bot);
         m_history->addBots(added);
+        refreshDecisionActions();
     };
     upsertBots(backend.bots());
     onChanged(backend.commands());
     connect(&backend, &ConsoleBackend::commandsChanged, this, &MainWindow::onChanged);
     connect(&backend, &ConsoleBackend::botsChanged, this, upsertBots);
     connect(&backend, &ConsoleBackend::linkChanged, this, &MainWindow::onLinkChanged);
+    connect(&backend, &ConsoleBackend::identityChanged, this, [this] {
+        refreshDecisionActions();
+        refreshStatus();
+    });
     connect(&backend, &ConsoleBackend::notice, this,
             [this](const QString &message) { statusBar()->showMessage(message, 15000); });
     connect(m_commands, &CommandsPanel::fanOutShown, this, [this](const QString &fanOutId) {
@@ -122,8 +131,10 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
                 tr("Showing fan-out %1 only; Esc in the table shows all").arg(fanOutId));
     });
 
-    connect(m_fleet, &FleetPanel::selectionChanged, this,
-            [this] { m_send->setTargetCount(int(selectedBots().size())); });
+    connect(m_fleet, &FleetPanel::selectionChanged, this, [this] {
+        m_send->setTargetCount(int(selectedBots().size()));
+        refreshDecisionActions();
+    });
     connect(m_send, &SendPanel::sendRequested, this, &MainWindow::sendToSelection);
     connect(m_send, &SendPanel::heightWanted, this, &MainWindow::fitSendPanel);
     connect(m_commands, &CommandsPanel::currentChanged, this, &MainWindow::showDetails);
@@ -292,6 +303,7 @@ void MainWindow::onLinkChanged()
         view->setStyleSheet(down && !canSend ? QStringLiteral("QTableView { color: gray; }")
                                              : QString());
     m_send->sendButton()->setEnabled(canSend);
+    refreshDecisionActions();
 }
 
 void MainWindow::fitSendPanel()
@@ -313,10 +325,21 @@ void MainWindow::attachToHubs()
         return;
     const QStringList hubs = dialog.chosen();
     ConnectDialog::remember(hubs);
-    // Another console, so that this one (and its hub, if it hosts one) stays as it is.
-    const bool started =
-        QProcess::startDetached(QCoreApplication::applicationFilePath(),
-                                {QStringLiteral("--connect"), hubs.join(QLatin1Char(','))});
+    // Another console, so that this one (and its hub, if it hosts one) stays as it is; with
+    // this one's TLS files and operator token file, if it was given any.
+    QStringList args{QStringLiteral("--connect"), hubs.join(QLatin1Char(','))};
+    const QStringList own = QCoreApplication::arguments();
+    for (qsizetype i = 1; i < own.size(); ++i) {
+        for (const char *name :
+             {"--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name", "--token-file"}) {
+            const QString option = QString::fromLatin1(name);
+            if (own[i] == option && i + 1 < own.size())
+                args << option << own[i + 1];
+            else if (own[i].startsWith(option + QLatin1Char('=')))
+                args << own[i];
+        }
+    }
+    const bool started = QProcess::startDetached(QCoreApplication::applicationFilePath(), args);
     statusBar()->showMessage(started ? tr("Opening a console attached to %1").arg(hubs.join(", "))
                                      : tr("Could not start another console"),
                              5000);
@@ -403,6 +426,25 @@ void MainWindow::buildActions()
     m_fleetMenu = new QMenu(this);
     m_fleetMenu->setToolTipsVisible(true);
     m_fleetMenu->addAction(m_botHistoryAction);
+
+    // Admission (docs/security.md): a Bots menu, the fleet's context menu, and the approval bar.
+    auto *botsMenu = menuBar()->addMenu(tr("&Bots"));
+    botsMenu->setToolTipsVisible(true);
+    m_acceptAction =
+        botsMenu->addAction(tr("&Accept"), this, [this] { decideSelected(BotDecision::Accept); });
+    m_acceptAction->setShortcut(QKeySequence(QStringLiteral("Ctrl+Shift+A")));
+    m_rejectAction =
+        botsMenu->addAction(tr("&Reject…"), this, [this] { decideSelected(BotDecision::Reject); });
+    m_revokeAction =
+        botsMenu->addAction(tr("Re&voke…"), this, [this] { decideSelected(BotDecision::Revoke); });
+    m_acceptAction->setObjectName(QStringLiteral("acceptBots"));
+    m_rejectAction->setObjectName(QStringLiteral("rejectBots"));
+    m_revokeAction->setObjectName(QStringLiteral("revokeBots"));
+    m_fleetMenu->addSeparator();
+    for (QAction *a : {m_acceptAction, m_rejectAction, m_revokeAction})
+        m_fleetMenu->addAction(a);
+    connect(m_fleetMenu, &QMenu::aboutToShow, this, &MainWindow::refreshDecisionActions);
+    connect(botsMenu, &QMenu::aboutToShow, this, &MainWindow::refreshDecisionActions);
 
     auto *sendShortcut = new QShortcut(QKeySequence(QStringLiteral("Ctrl+Return")), this);
     connect(sendShortcut, &QShortcut::activated, m_send->sendButton(), &QPushButton::click);
@@ -661,7 +703,7 @@ void MainWindow::copySelectedAsOpctl()
     QStringList lines;
     for (const QString &id : selectedCommandIds()) {
         if (const CommandOutcome *o = m_commands->record(id))
-            lines << opctlLine(*o, m_backend.address(), sentFor(*o));
+            lines << opctlLine(*o, m_backend.operatorAddress(), sentFor(*o));
     }
     QApplication::clipboard()->setText(lines.join(QLatin1Char('\n')));
 }
@@ -675,6 +717,17 @@ void MainWindow::showDetails()
 void MainWindow::refreshStatus()
 {
     m_status->setHub(m_backend.address(), m_backend.isRemote());
+    // Who the hub takes the console for, when it checked a token (a hub that asks none calls
+    // everyone by their address: nothing worth a place in the line).
+    const ConsoleIdentity me = m_backend.identity();
+    QString as;
+    if (m_backend.isRemote() && me.authenticated && !me.name.isEmpty())
+        as = me.scope.isEmpty()
+                 ? tr("as %1 (%2)").arg(me.name, security::roleName(me.role))
+                 : tr("as %1 (%2, %3)")
+                       .arg(me.name, security::roleName(me.role), security::selectorText(me.scope));
+    m_status->setIdentity(as);
+    m_status->setAwaiting(m_fleet->model()->awaitingCount());
     m_status->refresh(m_fleet->model()->connectedCount(), m_fleet->model()->rowCount());
 }
 
@@ -695,6 +748,197 @@ void MainWindow::refreshCountdown()
 {
     if (m_status->counts().pending() > 0)
         m_commands->refreshCountdown();
+}
+
+QString MainWindow::approvalText() const
+{
+    return m_fleet->approvalText();
+}
+
+QWidget *MainWindow::approvalBar() const
+{
+    return m_fleet->approvalBar();
+}
+
+QList<BotInfo> MainWindow::decisionTargets(BotDecision decision) const
+{
+    QList<BotInfo> targets;
+    for (const BotInfo &bot : m_fleet->selectedBotInfos()) {
+        if (!m_backend.canDecide(bot.hub))
+            continue;
+        const bool applies =
+            decision == BotDecision::Accept   ? bot.admission != BotAdmission::Accepted
+            : decision == BotDecision::Reject ? bot.admission == BotAdmission::Awaiting
+                                              : bot.admission == BotAdmission::Accepted;
+        if (applies)
+            targets << bot;
+    }
+    return targets;
+}
+
+void MainWindow::refreshDecisionActions()
+{
+    if (!m_acceptAction)
+        return;
+    const bool admin = m_backend.canDecide();
+    QString notAllowed;
+    if (!admin) {
+        const ConsoleIdentity me = m_backend.identity();
+        notAllowed = me.role == security::Role::None
+                         ? tr("Only an admin may accept, reject or revoke bots, and the hub has "
+                              "not said who it takes this console for")
+                         : tr("Only an admin may accept, reject or revoke bots; the hub takes "
+                              "this console for %1 (%2)")
+                               .arg(me.name, security::roleName(me.role));
+    }
+    const struct
+    {
+        QAction *action;
+        BotDecision decision;
+        QString tip;
+    } all[] = {
+        {m_acceptAction, BotDecision::Accept,
+         tr("Let the selected bots awaiting approval in (or lift a rejection): commands reach "
+            "them once connected (Ctrl+Shift+A)")},
+        {m_rejectAction, BotDecision::Reject,
+         tr("Refuse the selected bots awaiting approval whenever they connect, until accepted "
+            "(asks first)")},
+        {m_revokeAction, BotDecision::Revoke,
+         tr("Disconnect the selected accepted bots at once and refuse them from now on, until "
+            "accepted again (asks first)")},
+    };
+    for (const auto &one : all) {
+        one.action->setEnabled(admin && !decisionTargets(one.decision).isEmpty());
+        one.action->setToolTip(admin ? one.tip : notAllowed);
+    }
+}
+
+bool MainWindow::confirmDecision(BotDecision decision, const QList<BotInfo> &bots, QString *reason)
+{
+    const bool revoke = decision == BotDecision::Revoke;
+    QStringList names;
+    for (const BotInfo &bot : bots)
+        names << (bot.credential.isEmpty() ? bot.botId
+                                           : tr("%1 (%2)").arg(bot.botId, bot.credential));
+    constexpr int MaxNamed = 10;
+    const QString which =
+        names.size() == 1 ? names.first()
+                          : tr("these %1 bots: %2%3")
+                                .arg(names.size())
+                                .arg(names.mid(0, MaxNamed).join(QStringLiteral(", ")),
+                                     names.size() > MaxNamed ? QStringLiteral(", …") : QString());
+    QDialog dialog(this);
+    dialog.setObjectName(QStringLiteral("decisionDialog"));
+    dialog.setWindowTitle(revoke ? tr("Revoke bots") : tr("Reject bots"));
+    auto *layout = new QVBoxLayout(&dialog);
+    auto *question = new QLabel(
+        revoke ? tr("Revoke %1?\n\nIt is disconnected at once, its pending commands fail, and it "
+                    "is refused whenever it connects until an admin accepts it again.")
+                     .arg(which)
+               : tr("Reject %1?\n\nIt is refused whenever it connects, until an admin accepts "
+                    "it again.")
+                     .arg(which));
+    question->setTextFormat(Qt::PlainText);
+    question->setWordWrap(true);
+    layout->addWidget(question);
+    layout->addSpacing(6);
+    auto *reasonLabel = new QLabel(tr("&Reason (optional, kept with the decision and told to the "
+                                      "bot):"));
+    auto *reasonEdit = new QLineEdit;
+    reasonEdit->setObjectName(QStringLiteral("decisionReason"));
+    reasonEdit->setMaxLength(1000);
+    reasonLabel->setBuddy(reasonEdit);
+    layout->addWidget(reasonLabel);
+    layout->addWidget(reasonEdit);
+    auto *buttons = new QDialogButtonBox(QDialogButtonBox::Cancel);
+    QPushButton *confirm =
+        buttons->addButton(revoke ? tr("Revoke") : tr("Reject"), QDialogButtonBox::AcceptRole);
+    confirm->setObjectName(QStringLiteral("decisionConfirm"));
+    confirm->setDefault(true);
+    layout->addWidget(buttons);
+    connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+    reasonEdit->setFocus();
+    if (dialog.exec() != QDialog::Accepted)
+        return false;
+    *reason = reasonEdit->text().trimmed();
+    return true;
+}
+
+void MainWindow::decideSelected(BotDecision decision)
+{
+    const QList<BotInfo> bots = decisionTargets(decision);
+    if (bots.isEmpty()) {
+        statusBar()->showMessage(
+            decision == BotDecision::Accept   ? tr("Select bots awaiting approval, or rejected.")
+            : decision == BotDecision::Reject ? tr("Select bots awaiting approval.")
+                                              : tr("Select accepted bots."),
+            5000);
+        return;
+    }
+    QString reason;
+    if (decision != BotDecision::Accept && !confirmDecision(decision, bots, &reason))
+        return;
+    decide(bots, decision, reason);
+}
+
+void MainWindow::decide(const QList<BotInfo> &bots, BotDecision decision, const QString &reason)
+{
+    if (bots.isEmpty())
+        return;
+    // One line in the status bar once every answer is in (a remote hub answers later).
+    struct Tally
+    {
+        qsizetype asked = 0;
+        qsizetype answered = 0;
+        QString lastMessage;
+        QStringList failed;
+    };
+    auto tally = std::make_shared<Tally>();
+    tally->asked = bots.size();
+    const QString verb = decision == BotDecision::Accept   ? tr("accepted")
+                         : decision == BotDecision::Reject ? tr("rejected")
+                                                           : tr("revoked");
+    const QString action = decision == BotDecision::Accept   ? tr("Accept")
+                           : decision == BotDecision::Reject ? tr("Reject")
+                                                             : tr("Revoke");
+    for (const BotInfo &bot : bots) {
+        auto *watcher = new QFutureWatcher<DecisionReply>(this);
+        connect(watcher, &QFutureWatcherBase::finished, this,
+                [this, watcher, tally, verb, action, botId = bot.botId] {
+                    watcher->deleteLater();
+                    const QFuture<DecisionReply> future = watcher->future();
+                    DecisionReply reply;
+                    if (future.resultCount() > 0)
+                        reply = future.result();
+                    else
+                        reply.error = tr("not answered");
+                    if (reply.ok())
+                        tally->lastMessage = reply.message;
+                    else
+                        tally->failed << tr("%1: %2").arg(botId, reply.error);
+                    if (++tally->answered < tally->asked)
+                        return;
+                    if (tally->failed.isEmpty()) {
+                        statusBar()->showMessage(tally->asked == 1
+                                                     ? tally->lastMessage
+                                                     : tr("%1 bots %2").arg(tally->asked).arg(verb),
+                                                 8000);
+                    } else {
+                        statusBar()->showMessage(
+                            tally->asked == 1
+                                ? tr("%1 failed for %2").arg(action, tally->failed.first())
+                                : tr("%1 failed for %2 of %3 bots: %4")
+                                      .arg(action)
+                                      .arg(tally->failed.size())
+                                      .arg(tally->asked)
+                                      .arg(tally->failed.join(QStringLiteral("; "))),
+                            15000);
+                    }
+                    refreshDecisionActions();
+                });
+        watcher->setFuture(m_backend.decideBot(bot.botId, decision, reason, bot.hub));
+    }
 }
 
 void MainWindow::closeEvent(QCloseEvent *event)

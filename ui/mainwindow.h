@@ -72,8 +72,16 @@ public:
     void selectBots(const QStringList &botIds);
     void selectCommand(const QString &commandId);
     QMenu *commandMenu() const { return m_commandMenu; }
-    // The fleet table's context menu ("History of this bot").
+    // The fleet table's context menu ("History of this bot", the admission decisions).
     QMenu *fleetMenu() const { return m_fleetMenu; }
+    // Bots > Accept (Ctrl+Shift+A), Reject…, Revoke…: on the selected bots they apply to,
+    // enabled for an admin only (ConsoleBackend::canDecide). Reject and Revoke ask first.
+    QAction *acceptAction() const { return m_acceptAction; }
+    QAction *rejectAction() const { return m_rejectAction; }
+    QAction *revokeAction() const { return m_revokeAction; }
+    // "N bots awaiting approval" above the fleet; empty while none is.
+    QString approvalText() const;
+    QWidget *approvalBar() const;
     HistoryPanel *historyPanel() const { return m_history; }
     QDockWidget *historyDock() const { return m_historyDock; }
     QAction *historyAction() const { return m_historyAction; }       // View > History… Ctrl+H
@@ -118,6 +126,13 @@ public slots:
     // File > Export…: asks where (CSV or JSON by the file's extension or the chosen filter),
     // then exportTable(activeTable(), ...); a failure is shown in a message box.
     void exportActiveTable();
+    // Bots > Accept, Reject…, Revoke…: on the selected bots the decision applies to (a
+    // confirmation with an optional reason first, for Reject and Revoke).
+    void decideSelected(opconsole::BotDecision decision);
+    // The same without asking (what the confirmation leads to); the outcome goes to the
+    // status bar once every hub answered.
+    void decide(const QList<opconsole::BotInfo> &bots, opconsole::BotDecision decision,
+                const QString &reason);
 
 protected:
     void closeEvent(QCloseEvent *event) override;
@@ -131,6 +146,11 @@ private:
     void showDetails();
     void refreshStatus();
     void refreshHistoryLine();
+    // Enables and explains Accept, Reject and Revoke for the selection and the user's role.
+    void refreshDecisionActions();
+    // The selected bots a decision applies to, where this console may take it.
+    QList<BotInfo> decisionTargets(BotDecision decision) const;
+    bool confirmDecision(BotDecision decision, const QList<BotInfo> &bots, QString *reason);
     void revealHistory();     // shows the history dock at a sensible height
     bool m_statusDue = false; // a status refresh is scheduled
     void refreshCountdown();
@@ -155,6 +175,9 @@ private:
     QAction *m_historyAction = nullptr;
     QAction *m_botHistoryAction = nullptr;
     QAction *m_exportAction = nullptr;
+    QAction *m_acceptAction = nullptr;
+    QAction *m_rejectAction = nullptr;
+    QAction *m_revokeAction = nullptr;
     Table m_activeTable = Table::Commands;
     QMetaObject::Connection m_focusWatch; // undone first in the destructor
     int m_slowTicks = 0;

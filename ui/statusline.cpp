@@ -40,17 +40,22 @@ void StatusLine::refreshAt(qint64 nowMs, int connectedBots, int bots)
     if (m_rateWindow.size() >= 2 && nowMs > m_rateWindow.front().first)
         rate = double(finished - m_rateWindow.front().second) * 1000.0 /
                double(nowMs - m_rateWindow.front().first);
-    setText(tr("bots %1/%2 connected · pending %3 · acked %4 · rejected %5 · expired %6 "
-               "· late acks %7 · %8 cmd/s · %9")
-                .arg(connectedBots)
-                .arg(bots)
+    const QString fleet = m_awaiting > 0 ? tr("bots %1/%2 connected, %3 awaiting approval")
+                                               .arg(connectedBots)
+                                               .arg(bots)
+                                               .arg(m_awaiting)
+                                         : tr("bots %1/%2 connected").arg(connectedBots).arg(bots);
+    const QString where = m_identity.isEmpty() ? m_where : m_where + QLatin1Char(' ') + m_identity;
+    setText(tr("%1 · pending %2 · acked %3 · rejected %4 · expired %5 · late acks %6 · %7 cmd/s "
+               "· %8")
+                .arg(fleet)
                 .arg(m_counts.pending())
                 .arg(m_counts.acked())
                 .arg(m_counts.rejected())
                 .arg(m_counts.expired())
                 .arg(m_counts.lateAcks())
                 .arg(rate, 0, 'f', rate < 10 ? 1 : 0)
-                .arg(m_where));
+                .arg(where));
 }
 
 } // namespace opconsole

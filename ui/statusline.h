@@ -44,6 +44,10 @@ public:
     const OutcomeCounts &counts() const { return m_counts; }
     // The hub in this process ("hub X") or the hubs attached to ("attached to X").
     void setHub(const QString &address, bool remote);
+    // Who the hubs take the console for, after the hub ("as alice (admin)"); empty: not shown.
+    void setIdentity(const QString &text) { m_identity = text; }
+    // Bots awaiting an admin's approval: said after the connected count when there are any.
+    void setAwaiting(int bots) { m_awaiting = bots; }
     // Takes a rate sample and rewrites the line; meant to be called about once a second.
     void refresh(int connectedBots, int bots) { refreshAt(m_clock.elapsed(), connectedBots, bots); }
     // The same at `nowMs` on the line's own clock (ms since it was made), for tests.
@@ -52,6 +56,8 @@ public:
 private:
     OutcomeCounts m_counts;
     QString m_where;
+    QString m_identity;
+    int m_awaiting = 0;
     std::deque<std::pair<qint64, quint64>> m_rateWindow; // (ms, finished count) samples
     QElapsedTimer m_clock;
 };
