@@ -169,10 +169,20 @@ void CommandService::dispatch(const QString &commandId, const QString &botId,
     case SendResult::Queued:
     case SendResult::NotPending: // finished meanwhile (cancelled, expired): never written
         return;
-    case SendResult::NotConnected:
-        m_registry.failCommand(commandId, CommandState::NotConnected,
-                               QStringLiteral("bot %1 is not connected").arg(botId));
+    case SendResult::NotConnected: {
+        // A bot held for approval has a stream but takes no command: say so.
+        const std::optional<BotInfo> bot = m_hub.bot(botId);
+        m_registry.failCommand(
+            commandId, CommandState::NotConnected,
+            bot && bot->admission == BotAdmission::Awaiting && bot->disconnectedAtMs == 0
+                ? QStringLiteral("bot %1 is awaiting approval: no command reaches it until an "
+                                 "admin accepts it")
+                      .arg(botId)
+            : bot && bot->admission == BotAdmission::Rejected
+                ? QStringLiteral("bot %1 was rejected by an admin").arg(botId)
+                : QStringLiteral("bot %1 is not connected").arg(botId));
         return;
+    }
     case SendResult::QueueFull:
         m_registry.failCommand(commandId, CommandState::Refused,
                                QStringLiteral("the outgoing queue of %1 is full (%2 messages)")

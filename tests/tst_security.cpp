@@ -344,6 +344,8 @@ void TestSecurity::unknownBotIsHeldThenAcceptedThenRevoked()
         secure.rig->service->send(QStringLiteral("bot-b"), CommandSpec::of(CommandKind::Ping), 2s);
     QVERIFY(QTest::qWaitFor([&] { return held.isFinished(); }, 5000));
     QCOMPARE(held.result().state, CommandState::NotConnected);
+    QVERIFY2(held.result().reason.contains(QLatin1String("awaiting approval")),
+             qPrintable(held.result().reason));
     QVERIFY(!bot->readCommand(200ms));
     // Listed as awaiting, with its credential.
     {
