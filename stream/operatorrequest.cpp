@@ -152,8 +152,7 @@ QString checkDecideBot(const v1::DecideBotRequest &request, AdmissionAction *out
 {
     if (const std::string p = wire::checkId(request.bot_id(), "bot_id"); !p.empty())
         return fromStd(p);
-    if (const std::string p =
-            wire::checkText(request.reason(), "reason", wire::limits::TextBytes);
+    if (const std::string p = wire::checkText(request.reason(), "reason", wire::limits::TextBytes);
         !p.empty())
         return fromStd(p);
     switch (request.decision()) {
