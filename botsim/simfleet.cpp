@@ -413,18 +413,7 @@ private:
             return;
         // "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50051:
         // Socket closed": the last part says it; the address is in the line already.
-        std::string why = status.error_message();
-        if (const auto at = why.find("last error: "); at != std::string::npos)
-            why = why.substr(at + std::strlen("last error: "));
-        for (const char *prefix : {"UNKNOWN: ", "UNAVAILABLE: "})
-            if (why.rfind(prefix, 0) == 0)
-                why = why.substr(std::strlen(prefix));
-        for (const char *scheme : {"ipv4:", "ipv6:", "unix:"}) {
-            if (why.rfind(scheme, 0) == 0) {
-                if (const auto end = why.find(": ", std::strlen(scheme)); end != std::string::npos)
-                    why = why.substr(end + 2);
-            }
-        }
+        const std::string why = security::connectionError(status.error_message());
         const SimOptions &o = m_fleet->options;
         const bool tls = !o.tlsCa.empty() || !o.tlsCert.empty() || !o.tlsServerName.empty();
         std::string line = "botsim: cannot connect to " + o.hub + ": " + why;

@@ -228,24 +228,6 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// What gRPC says of a failed connection, without what the message says already: "UNKNOWN:
-// ipv4:127.0.0.1:50052: Socket closed" -> "Socket closed".
-std::string connectionError(std::string why)
-{
-    if (const auto at = why.find("last error: "); at != std::string::npos)
-        why = why.substr(at + std::strlen("last error: "));
-    for (const char *prefix : {"UNKNOWN: ", "UNAVAILABLE: "})
-        if (why.rfind(prefix, 0) == 0)
-            why = why.substr(std::strlen(prefix));
-    for (const char *scheme : {"ipv4:", "ipv6:", "unix:"}) {
-        if (why.rfind(scheme, 0) == 0) {
-            if (const auto end = why.find(": ", std::strlen(scheme)); end != std::string::npos)
-                why = why.substr(end + 2);
-        }
-    }
-    return why;
-}
-
 Args parse(int argc, char **argv)
 {
     static const std::vector<std::string> flagNames = {
@@ -479,7 +461,7 @@ public:
         if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
             status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED)
             return; // connected meanwhile: the real call tells the rest
-        const std::string why = connectionError(status.error_message());
+        const std::string why = security::connectionError(status.error_message());
         std::string message = "cannot reach the hub at " + m_address;
         if (!why.empty())
             message += ": " + why;

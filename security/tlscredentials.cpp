@@ -12,6 +12,8 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
+
 namespace opconsole::security {
 
 namespace {
@@ -166,6 +168,22 @@ PeerCertificate peerCertificate(const grpc::AuthContext &context)
     }
     peer.present = true;
     return peer;
+}
+
+std::string connectionError(std::string why)
+{
+    if (const auto at = why.find("last error: "); at != std::string::npos)
+        why = why.substr(at + std::strlen("last error: "));
+    for (const char *prefix : {"UNKNOWN: ", "UNAVAILABLE: "})
+        if (why.rfind(prefix, 0) == 0)
+            why = why.substr(std::strlen(prefix));
+    for (const char *scheme : {"ipv4:", "ipv6:", "unix:"}) {
+        if (why.rfind(scheme, 0) == 0) {
+            if (const auto end = why.find(": ", std::strlen(scheme)); end != std::string::npos)
+                why = why.substr(end + 2);
+        }
+    }
+    return why;
 }
 
 bool isLoopbackListen(const QString &address)

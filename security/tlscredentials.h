@@ -7,6 +7,7 @@
 #include <QStringList>
 
 #include <memory>
+#include <string>
 
 namespace grpc {
 class AuthContext;
@@ -52,6 +53,11 @@ struct PeerCertificate
     QString fingerprint; // SHA-256 of the DER, hex
 };
 PeerCertificate peerCertificate(const grpc::AuthContext &context);
+
+// What gRPC says of a channel that could not connect, without what a one-line message says
+// already: "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50052:
+// Socket closed" -> "Socket closed" (a plaintext client of a TLS hub), or the handshake error.
+std::string connectionError(std::string why);
 
 // Whether a listen address reaches only this machine: 127.0.0.0/8, ::1, localhost, unix:.
 bool isLoopbackListen(const QString &address);
