@@ -173,6 +173,9 @@ int main(int argc, char **argv)
          QStringLiteral("Verify client certificates against this CA; a bot's certificate then "
                         "names the bot ids it may use."),
          QStringLiteral("file")},
+        {QStringLiteral("tls"),
+         QStringLiteral(
+             "With --connect: TLS with the system's trusted CAs (implied by --tls-ca).")},
         {QStringLiteral("tls-ca"),
          QStringLiteral("With --connect: trust this CA for the hubs' certificates (TLS)."),
          QStringLiteral("file")},
@@ -236,10 +239,10 @@ int main(int argc, char **argv)
         }
         // TLS and the operator token for every hub (docs/security.md).
         RemoteSecurity security;
-        security.tls = {parser.value(QStringLiteral("tls-ca")),
-                        parser.value(QStringLiteral("tls-cert")),
-                        parser.value(QStringLiteral("tls-key")),
-                        parser.value(QStringLiteral("tls-server-name"))};
+        security.tls = {
+            parser.value(QStringLiteral("tls-ca")), parser.value(QStringLiteral("tls-cert")),
+            parser.value(QStringLiteral("tls-key")),
+            parser.value(QStringLiteral("tls-server-name")), parser.isSet(QStringLiteral("tls"))};
         QString why;
         if (parser.isSet(QStringLiteral("token-file"))) {
             security.token =
@@ -254,6 +257,15 @@ int main(int argc, char **argv)
         if (const QString problem = security.problem(); !problem.isEmpty()) {
             std::fprintf(stderr, "opconsole: %s\n", qPrintable(problem));
             return 64;
+        }
+        if (!security.token.isEmpty() && !parser.isSet(QStringLiteral("insecure"))) {
+            for (const QString &hub : hubs) {
+                if (const QString problem = security::plaintextTokenProblem(security.tls, hub);
+                    !problem.isEmpty()) {
+                    std::fprintf(stderr, "opconsole: %s\n", qPrintable(problem));
+                    return 64;
+                }
+            }
         }
         return runAttached(hubs, security, parser.value(QStringLiteral("screenshot")), notifier);
     }
@@ -356,6 +368,14 @@ int main(int argc, char **argv)
                              name, qPrintable(address));
                 return 64;
             }
+        }
+        if (tls.clientCa.isEmpty() && !botTokens && !security::isLoopbackListen(listen)) {
+            std::fprintf(stderr,
+                         "opconsole: --listen %s reaches other machines: give bots an identity "
+                         "(--tls-client-ca or --bot-tokens) so that nobody can claim another "
+                         "bot's id, or --insecure\n",
+                         qPrintable(listen));
+            return 64;
         }
         if (!operators && !security::isLoopbackListen(operatorListen)) {
             std::fprintf(stderr,
@@ -582,15 +602,26 @@ int main(int argc, char **argv)
     QTimer insecureReminder;
     const bool exposed =
         !security::isLoopbackListen(listen) || !security::isLoopbackListen(operatorListen);
-    if (insecure && exposed && (!tls.enabled() || !operators)) {
-        auto warn = [&log, &tls, &operators] {
+    const bool botsAnonymous = tls.clientCa.isEmpty() && !botTokens;
+    const bool botsExposed = !security::isLoopbackListen(listen);
+    const bool operatorsExposed = !security::isLoopbackListen(operatorListen);
+    if (insecure && exposed &&
+        (!tls.enabled() || (operatorsExposed && !operators) || (botsExposed && botsAnonymous))) {
+        QStringList what;
+        if (!tls.enabled())
+            what << QStringLiteral("in plaintext");
+        if (operatorsExposed && !operators)
+            what << QStringLiteral("with an Operator API that asks no token");
+        if (botsExposed && botsAnonymous)
+            what << QStringLiteral("letting any client claim any bot id");
+        auto warn = [&log, &tls, &operators, what, botsAnonymous] {
             log.warning("insecure",
-                        {{QStringLiteral("what"),
-                          QStringLiteral("a listener reaches other machines %1")
-                              .arg(!tls.enabled() ? QStringLiteral("in plaintext")
-                                                  : QStringLiteral("and asks operators no token"))},
+                        {{QStringLiteral("what"), QStringLiteral("a listener reaches other "
+                                                                 "machines %1")
+                                                      .arg(what.join(QStringLiteral(", ")))},
                          {QStringLiteral("tls"), tls.enabled()},
-                         {QStringLiteral("operators"), operators != nullptr}});
+                         {QStringLiteral("operators"), operators != nullptr},
+                         {QStringLiteral("bot_identity"), !botsAnonymous}});
         };
         warn();
         QObject::connect(&insecureReminder, &QTimer::timeout, &app, warn);

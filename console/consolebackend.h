@@ -121,11 +121,13 @@ public:
         Q_UNUSED(hub)
         return false;
     }
-    // Decides on a bot of `hub` (BotInfo::hub; empty: the hub that reported it). Finishes with
-    // DecisionReply::error set when the hub refused or could not be asked; the bot's new state
-    // also comes through botsChanged.
+    // Decides on a bot of `hub` (BotInfo::hub; empty: the hub that reported it), and only if
+    // its credential is still `credential` (the one shown; empty: whatever it is). Finishes
+    // with DecisionReply::error set when the hub refused or could not be asked; the bot's new
+    // state also comes through botsChanged.
     virtual QFuture<DecisionReply> decideBot(const QString &botId, BotDecision decision,
-                                             const QString &reason, const QString &hub = {});
+                                             const QString &reason, const QString &hub = {},
+                                             const QString &credential = {});
 
 signals:
     // Every change of every command, in order; a record is never older than one given
@@ -148,7 +150,8 @@ inline QFuture<HistoryPage> ConsoleBackend::queryHistory(const HistoryQuery &)
 }
 
 inline QFuture<DecisionReply> ConsoleBackend::decideBot(const QString &, BotDecision,
-                                                        const QString &, const QString &)
+                                                        const QString &, const QString &,
+                                                        const QString &)
 {
     DecisionReply reply;
     reply.error = tr("this console cannot decide on bots");

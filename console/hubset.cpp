@@ -199,7 +199,8 @@ bool HubSet::canDecide(const QString &hub) const
 }
 
 QFuture<DecisionReply> HubSet::decideBot(const QString &botId, BotDecision decision,
-                                         const QString &reason, const QString &hub)
+                                         const QString &reason, const QString &hub,
+                                         const QString &credential)
 {
     const qsizetype i =
         hub.isEmpty() ? (m_hubs.size() == 1 ? 0 : hubOf(botId)) : m_addresses.indexOf(hub);
@@ -209,7 +210,7 @@ QFuture<DecisionReply> HubSet::decideBot(const QString &botId, BotDecision decis
                                     : tr("this console is not attached to hub %1").arg(hub);
         return QtFuture::makeReadyFuture(reply);
     }
-    return m_hubs[size_t(i)]->decideBot(botId, decision, reason);
+    return m_hubs[size_t(i)]->decideBot(botId, decision, reason, {}, credential);
 }
 
 QFuture<HistoryPage> HubSet::queryHistory(const HistoryQuery &query)

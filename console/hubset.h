@@ -48,7 +48,8 @@ public:
     bool canDecide(const QString &hub = {}) const override;
     // On `hub` when given, else on the hub that holds the bot (as a send).
     QFuture<DecisionReply> decideBot(const QString &botId, BotDecision decision,
-                                     const QString &reason, const QString &hub = {}) override;
+                                     const QString &reason, const QString &hub = {},
+                                     const QString &credential = {}) override;
 
     RemoteBackend &hub(int i) const { return *m_hubs[size_t(i)]; }
     int size() const { return int(m_hubs.size()); }

@@ -1,5 +1,7 @@
 #include "localbackend.h"
 
+#include <QtConcurrent/QtConcurrentRun>
+
 #include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
@@ -56,20 +58,25 @@ ConsoleIdentity LocalBackend::identity() const
 }
 
 QFuture<DecisionReply> LocalBackend::decideBot(const QString &botId, BotDecision decision,
-                                               const QString &reason, const QString &)
+                                               const QString &reason, const QString &,
+                                               const QString &credential)
 {
     const AdmissionAction action = decision == BotDecision::Accept   ? AdmissionAction::Accept
                                    : decision == BotDecision::Reject ? AdmissionAction::Reject
                                                                      : AdmissionAction::Revoke;
-    // Quick (a small file written), and the hub's signals bring the bot's new state.
-    const DecisionResult result = m_hub.decideBot(botId, action, consoleUser(), reason);
-    DecisionReply reply;
-    if (result.error == DecisionResult::Error::None)
-        reply.message = result.message;
-    else
-        reply.error = result.message;
-    reply.bot = result.bot;
-    return QtFuture::makeReadyFuture(reply);
+    // Off the GUI thread: the decision is written to disk first (the whole file, which grows
+    // with the fleet). The hub's signals bring the bot's new state.
+    return QtConcurrent::run(
+        [hub = &m_hub, botId, action, user = consoleUser(), reason, credential] {
+            const DecisionResult result = hub->decideBot(botId, action, user, reason, credential);
+            DecisionReply reply;
+            if (result.error == DecisionResult::Error::None)
+                reply.message = result.message;
+            else
+                reply.error = result.message;
+            reply.bot = result.bot;
+            return reply;
+        });
 }
 
 QList<BotInfo> LocalBackend::bots() const

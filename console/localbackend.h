@@ -40,7 +40,8 @@ public:
     ConsoleIdentity identity() const override;
     bool canDecide(const QString &) const override { return true; }
     QFuture<DecisionReply> decideBot(const QString &botId, BotDecision decision,
-                                     const QString &reason, const QString &hub = {}) override;
+                                     const QString &reason, const QString &hub = {},
+                                     const QString &credential = {}) override;
 
     CommandService &service() const { return m_service; }
 

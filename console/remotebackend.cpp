@@ -984,7 +984,8 @@ bool RemoteBackend::canDecide(const QString &hub) const
 }
 
 QFuture<DecisionReply> RemoteBackend::decideBot(const QString &botId, BotDecision decision,
-                                                const QString &reason, const QString &)
+                                                const QString &reason, const QString &,
+                                                const QString &credential)
 {
     if (m_link != Link::Live) {
         DecisionReply reply;
@@ -1006,6 +1007,7 @@ QFuture<DecisionReply> RemoteBackend::decideBot(const QString &botId, BotDecisio
                                : decision == BotDecision::Reject ? v1::DECISION_REJECT
                                                                  : v1::DECISION_REVOKE);
     call->request.set_reason(wire::cutText(toStd(reason), wire::limits::TextBytes));
+    call->request.set_credential(toStd(credential));
     call->ctx.set_deadline(system_clock::now() + seconds(30));
     m_net->authorize(call->ctx);
     const std::shared_ptr<CallBox> box = m_calls;

@@ -88,7 +88,8 @@ public:
     bool canDecide(const QString &hub = {}) const override;
     // Through the hub's DecideBot (the admin role).
     QFuture<DecisionReply> decideBot(const QString &botId, BotDecision decision,
-                                     const QString &reason, const QString &hub = {}) override;
+                                     const QString &reason, const QString &hub = {},
+                                     const QString &credential = {}) override;
 
     // A fan-out under an id the caller chose (the same id on several hubs: one tally).
     SendReceipt sendFanOut(const QStringList &botIds, const CommandSpec &spec,

@@ -55,7 +55,7 @@ Commands a fleet through an opconsole hub's Operator API.
 
 commands:
   bots       list bots                      opctl bots [--connected] [--label k=v]
-             decide on a bot (admin)         opctl bots accept|reject|revoke BOT [--reason TEXT]
+             decide on a bot (admin)         opctl bots accept|reject|revoke BOT [--reason TEXT] [--credential C]
   send       send a command and wait         opctl send BOT COMMAND [options]
              fan out with a live tally       opctl send --all|--label k=v COMMAND [options]
   commands   list commands                  opctl commands [--state S] [--bot B] [--fan-out F]
@@ -72,13 +72,15 @@ global options:
   --json       one JSON object per line instead of tables
 
 security options (docs/security.md):
+  --tls                   TLS with the system's trusted CAs (implied by the options below)
   --tls-ca FILE           TLS: trust this CA for the hub's certificate
   --tls-cert FILE         TLS: a client certificate (mTLS), with --tls-key FILE
   --tls-key FILE
   --tls-server-name NAME  TLS: the name the hub's certificate must carry (default: the host
                           in --hub)
   --token-file FILE       the operator token, sent as "authorization: Bearer" on every call; a
-                          file only you may read (chmod 600). Else $OPCONSOLE_TOKEN.
+                          file only you may read (chmod 600). Else $OPCONSOLE_TOKEN. Never
+                          sent in plaintext beyond this machine, unless --insecure.
 
 exit codes: 0 acked, 1 rejected by the bot, 2 expired, 3 not connected or disconnected (or a
             bot the hub does not know), 4 cancelled, 5 refused by the hub, 64 usage error,
@@ -114,7 +116,7 @@ the most severe outcome.
 )";
 
 const char *const BotsHelp = R"(usage: opctl bots [--connected] [--label k=v ...]
-       opctl bots accept|reject|revoke BOT [--reason TEXT]
+       opctl bots accept|reject|revoke BOT [--reason TEXT] [--credential C]
 
 Every bot that connected to the hub this run: id, connection, admission, state, pending
 commands, the credential it connected with (cert:<fingerprint>, token:<name>, none), labels.
@@ -123,6 +125,8 @@ Admission (an admin token; docs/security.md): a bot the hub holds "awaiting appr
 for accept (it goes live) or reject (its stream ends with PERMISSION_DENIED). revoke rejects
 an accepted bot and disconnects it at once. Decisions persist across hub restarts; accepting
 a rejected bot lets it in again. --reason is kept with the decision and told to the bot.
+--credential C (as opctl bots lists it) decides only if the bot still connects with C: the
+decision is refused (exit 3) if another session took its place since you looked.
 )";
 
 const char *const CommandsHelp =
@@ -231,7 +235,8 @@ public:
 Args parse(int argc, char **argv)
 {
     static const std::vector<std::string> flagNames = {
-        "json", "csv", "connected", "all", "no-graceful", "snapshot", "help", "h"};
+        "json",     "csv",  "connected", "all", "no-graceful",
+        "snapshot", "help", "h",         "tls", "insecure"};
     Args args;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -608,9 +613,14 @@ public:
         if (const std::string p = opconsole::wire::checkId(request.bot_id(), "BOT"); !p.empty())
             throw UsageError(p);
         request.set_reason(args.value("reason").value_or(""));
+        request.set_credential(args.value("credential").value_or(""));
         v1::DecideBotResponse response;
         requireHub();
         const auto status = quickCall(&v1::Operator::Stub::DecideBot, request, &response);
+        if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+            std::cerr << "opctl: " << status.error_message() << "\n"; // another credential now
+            return ExitNotConnected;
+        }
         if (!status.ok())
             return failed(status);
         if (m_json) {
@@ -1272,7 +1282,14 @@ int main(int argc, char **argv)
             QString::fromStdString(args.value("tls-server-name").value_or(""));
         if (connection.tls.cert.isEmpty() != connection.tls.key.isEmpty())
             throw UsageError("a client certificate needs both --tls-cert and --tls-key");
+        connection.tls.on = args.flag("tls");
         connection.token = operatorToken(args);
+        if (!connection.token.empty() && !args.flag("insecure")) {
+            if (const QString problem = security::plaintextTokenProblem(
+                    connection.tls, QString::fromStdString(connection.address));
+                !problem.isEmpty())
+                throw UsageError(problem.toStdString());
+        }
         Client client(connection, args.flag("json"));
         if (command == "bots")
             return client.bots(args);

@@ -54,12 +54,20 @@ std::unique_ptr<AdmissionStore> AdmissionStore::open(const QString &path, QStrin
                      .arg(root.value(QStringLiteral("version")).toInt());
         return nullptr;
     }
+    if (!root.value(QStringLiteral("bots")).isObject()) {
+        *error = QStringLiteral("%1: \"bots\" is not an object").arg(path);
+        return nullptr;
+    }
     const QJsonObject bots = root.value(QStringLiteral("bots")).toObject();
     if (bots.size() > MaxRecords) {
         *error = QStringLiteral("%1: more than %2 decisions").arg(path).arg(MaxRecords);
         return nullptr;
     }
     for (auto it = bots.begin(); it != bots.end(); ++it) {
+        if (!it.value().isObject()) {
+            *error = QStringLiteral("%1: bot '%2' is not an object").arg(path, it.key().left(128));
+            return nullptr;
+        }
         const QJsonObject o = it.value().toObject();
         AdmissionRecord r;
         const QString decision = o.value(QStringLiteral("decision")).toString();
@@ -94,8 +102,14 @@ int AdmissionStore::size() const
 
 bool AdmissionStore::decide(const QString &botId, const AdmissionRecord &record, QString *error)
 {
-    std::lock_guard lock(m_mutex);
-    QHash<QString, AdmissionRecord> next = m_records;
+    // One decision at a time, written to the file before anyone can read it; lookups wait
+    // only for the swap at the end, never for the disk.
+    std::lock_guard writing(m_writeMutex);
+    QHash<QString, AdmissionRecord> next;
+    {
+        std::lock_guard lock(m_mutex);
+        next = m_records;
+    }
     if (record.decision == AdmissionDecision::None)
         next.remove(botId);
     else
@@ -104,14 +118,14 @@ bool AdmissionStore::decide(const QString &botId, const AdmissionRecord &record,
         *error = QStringLiteral("more than %1 admission decisions").arg(MaxRecords);
         return false;
     }
-    if (!saveLocked(next, error))
+    if (!save(next, error))
         return false;
+    std::lock_guard lock(m_mutex);
     m_records = std::move(next);
     return true;
 }
 
-bool AdmissionStore::saveLocked(const QHash<QString, AdmissionRecord> &records,
-                                QString *error) const
+bool AdmissionStore::save(const QHash<QString, AdmissionRecord> &records, QString *error) const
 {
     if (m_path.isEmpty())
         return true;

@@ -44,10 +44,11 @@ public:
     int size() const;
 
 private:
-    bool saveLocked(const QHash<QString, AdmissionRecord> &records, QString *error) const;
+    bool save(const QHash<QString, AdmissionRecord> &records, QString *error) const;
 
     QString m_path;
-    mutable std::mutex m_mutex;
+    std::mutex m_writeMutex;    // one decision (and file write) at a time
+    mutable std::mutex m_mutex; // m_records, held only to read or swap it
     QHash<QString, AdmissionRecord> m_records;
 };
 

@@ -186,6 +186,15 @@ std::string connectionError(std::string why)
     return why;
 }
 
+QString plaintextTokenProblem(const ClientTls &tls, const QString &target)
+{
+    if (tls.enabled() || isLoopbackListen(target))
+        return {};
+    return QStringLiteral("the token would cross the network to %1 in plaintext: give --tls-ca "
+                          "(or --tls for the system's CAs), or --insecure")
+        .arg(target);
+}
+
 bool isLoopbackListen(const QString &address)
 {
     if (address.startsWith(QLatin1String("unix:")))

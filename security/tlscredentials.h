@@ -35,9 +35,10 @@ struct ClientTls
     QString ca;         // trust this CA (empty with TLS on: the system's roots)
     QString cert, key;  // a client certificate, for mTLS
     QString serverName; // expect this name in the server's certificate (default: the host)
+    bool on = false;    // TLS even when nothing else is given: the system's roots
     bool enabled() const
     {
-        return !ca.isEmpty() || !cert.isEmpty() || !key.isEmpty() || !serverName.isEmpty();
+        return on || !ca.isEmpty() || !cert.isEmpty() || !key.isEmpty() || !serverName.isEmpty();
     }
 };
 
@@ -58,6 +59,10 @@ PeerCertificate peerCertificate(const grpc::AuthContext &context);
 // already: "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50052:
 // Socket closed" -> "Socket closed" (a plaintext client of a TLS hub), or the handshake error.
 std::string connectionError(std::string why);
+
+// Why a token must not go to `target` over this channel: plaintext to an address that is not
+// loopback or a Unix socket (anyone on the path would read it). Empty when it may.
+QString plaintextTokenProblem(const ClientTls &tls, const QString &target);
 
 // Whether a listen address reaches only this machine: 127.0.0.0/8, ::1, localhost, unix:.
 bool isLoopbackListen(const QString &address);

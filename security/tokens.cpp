@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace opconsole::security {
 
@@ -33,8 +34,16 @@ bool readGuarded(const QString &path, bool secret, QByteArray *text, QString *er
         *error = QStringLiteral("%1: not a readable file").arg(path);
         return false;
     }
-    if (st.st_mode & S_IWOTH) {
-        *error = QStringLiteral("%1: writable by every user; chmod o-w it").arg(path);
+    // Whoever may write it may add an admin: only its owner, and only this user or root.
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        *error = QStringLiteral("%1: writable by others than its owner; chmod go-w it").arg(path);
+        return false;
+    }
+    if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+        *error = QStringLiteral("%1: owned by another user (uid %2); it must be this user's or "
+                                "root's")
+                     .arg(path)
+                     .arg(st.st_uid);
         return false;
     }
     if (secret && (st.st_mode & (S_IRWXG | S_IRWXO))) {

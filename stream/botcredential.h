@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <memory>
+#include <vector>
 
 namespace opconsole {
 
@@ -21,8 +22,9 @@ struct BotCredential
     QStringList certificateNames; // its subject alternative names (or common name)
     bool hasToken = false;
     security::BotTokenEntry token;
-    // Streams open with this credential, shared by them (the limit per credential).
-    std::shared_ptr<std::atomic<int>> streams;
+    // Streams open with each part of this credential (its certificate, its token), shared by
+    // them: the limit holds per part, so a certificate with many tokens gets no more streams.
+    std::vector<std::shared_ptr<std::atomic<int>>> streams;
 
     bool anonymous() const { return !hasCertificate && !hasToken; }
     // Every credential presented must cover the id (a certificate and a token: both).

@@ -28,8 +28,8 @@ BotSession::BotSession(SessionHost *host, quint64 id, BotCredential credential)
 
 BotSession::~BotSession()
 {
-    if (m_credential.streams)
-        m_credential.streams->fetch_sub(1);
+    for (const auto &streams : m_credential.streams)
+        streams->fetch_sub(1);
 }
 
 void BotSession::begin(std::shared_ptr<BotSession> self)

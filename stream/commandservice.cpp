@@ -137,7 +137,7 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
                 refusal = QStringLiteral("command %1 is already waiting for a bot").arg(commandId);
             else {
                 m_waiting[botId].push_back(
-                    {commandId, botId, spec, timeout, options.connectTimeout});
+                    {commandId, botId, spec, timeout, options.connectTimeout, options.admit});
                 ++m_waitingCount;
             }
         }
@@ -209,8 +209,15 @@ void CommandService::onBotConnected(const QString &botId)
         }
         m_waitingCount -= ready.size();
     }
-    for (const Waiting &w : ready)
+    for (const Waiting &w : ready) {
+        if (w.admit) {
+            if (const QString refusal = w.admit(w.botId); !refusal.isEmpty()) {
+                m_registry.failCommand(w.commandId, CommandState::Refused, refusal);
+                continue;
+            }
+        }
         dispatch(w.commandId, w.botId, w.spec, w.timeout, true);
+    }
 }
 
 void CommandService::connectTimedOut(const QString &commandId)

@@ -40,9 +40,10 @@ struct SendOptions
     // The spec's parameters as JSON (CommandSpec::paramsJson()); computed when empty. A
     // fan-out computes it once for all its commands.
     QString params;
-    // Asked for each bot before its command is sent: a non-empty answer refuses that bot's
-    // command (registered, then Refused with the answer as its reason), e.g. a bot outside
-    // the operator's scope. Empty function: every bot is admitted.
+    // Asked for each bot before its command is sent, and again when a command that waited for
+    // its bot is written: a non-empty answer refuses that bot's command (registered, then
+    // Refused with the answer as its reason), e.g. a bot outside the operator's scope. Empty
+    // function: every bot is admitted.
     std::function<QString(const QString &botId)> admit;
 };
 
@@ -106,6 +107,8 @@ private:
         CommandSpec spec;
         std::chrono::milliseconds timeout{};
         std::chrono::milliseconds connectTimeout{};
+        // Asked again when the bot connects: its labels may have changed (an operator's scope).
+        std::function<QString(const QString &botId)> admit;
     };
     // restartDeadline: the command waited (or could have) for its bot, so it gets its full
     // response timeout from the moment it is written.

@@ -212,20 +212,25 @@ grpc::Status HubPrivate::identify(grpc::CallbackServerContext &context, BotCrede
         return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, needs);
     }
     credential->key = keys.join(QLatin1Char('+'));
+    QString over;
     {
         std::lock_guard lock(credentialMutex);
-        auto &slot = streamsByCredential[credential->key];
-        if (!slot)
-            slot = std::make_shared<std::atomic<int>>(0);
-        credential->streams = slot; // the session's destructor gives it back
-        if (slot->fetch_add(1) >= security.maxStreamsPerCredential) {
-            ++counters.credentialLimited;
-            const QString why = QStringLiteral("credential %1 has %2 streams open already")
-                                    .arg(credential->key)
-                                    .arg(security.maxStreamsPerCredential);
-            refused(QString(), credential->key, why);
-            return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, toStd(why));
+        for (const QString &part : std::as_const(keys)) {
+            auto &slot = streamsByCredential[part];
+            if (!slot)
+                slot = std::make_shared<std::atomic<int>>(0);
+            credential->streams.push_back(slot); // the session's destructor gives it back
+            if (slot->fetch_add(1) >= security.maxStreamsPerCredential && over.isEmpty())
+                over = part;
         }
+    }
+    if (!over.isEmpty()) {
+        ++counters.credentialLimited;
+        const QString why = QStringLiteral("credential %1 has %2 streams open already")
+                                .arg(over)
+                                .arg(security.maxStreamsPerCredential);
+        refused(QString(), credential->key, why);
+        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, toStd(why));
     }
     return grpc::Status::OK;
 }
@@ -272,11 +277,12 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
     bool heldNow = false;
     BotInfo info;
     grpc::Status refusal;
-    // Read before the table's lock: the store has its own, and a decision taken meanwhile is
-    // applied by decideBot to whatever session it then finds.
-    const security::AdmissionRecord decision = admission->find(botId);
     {
         std::lock_guard lock(mutex);
+        // Read under the table's lock (the store's lookups never wait for its file): decideBot
+        // writes a decision before it looks at the table, so a Hello either comes before that
+        // look (and is acted on) or reads the decision here.
+        const security::AdmissionRecord decision = admission->find(botId);
         handshaking.erase(session->id());
         const auto current = live.find(botId);
         if (stopping) {
@@ -312,7 +318,16 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
             // Awaiting approval: a new identity on an approving hub, or another credential
             // than the one an admin accepted.
             const auto before = held.find(botId);
-            if (before == held.end() && held.size() >= size_t(options.security.maxHeld)) {
+            if (before != held.end() && before->second.session != session &&
+                before->second.session->credential().key != credential.key) {
+                // As for a live session: another credential never displaces a held one (an
+                // admin would then approve what they did not see).
+                ++counters.permissionDenied;
+                refusal = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                       toStd(QStringLiteral("bot %1 awaits approval with another "
+                                                            "credential")
+                                                 .arg(botId)));
+            } else if (before == held.end() && held.size() >= size_t(options.security.maxHeld)) {
                 refusal = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                        "too many bots awaiting approval");
             } else {
@@ -932,30 +947,42 @@ SendResult Hub::sendCancel(const QString &botId, const QString &commandId, const
 }
 
 DecisionResult Hub::decideBot(const QString &botId, AdmissionAction action, const QString &by,
-                              const QString &reason)
+                              const QString &reason, const QString &expectedCredential)
 {
     using security::AdmissionDecision;
     DecisionResult result;
-    std::shared_ptr<BotSession> heldSession, liveSession;
-    v1::Hello hello;
-    QString credential;
-    bool known = false;
-    {
+    // What the admin decides on: the held (or live, or last seen) session's credential.
+    auto look = [this, &botId](std::shared_ptr<BotSession> *heldSession, v1::Hello *hello,
+                               std::shared_ptr<BotSession> *liveSession, QString *credential) {
+        bool known = false;
         std::lock_guard lock(d->mutex);
         if (const auto h = d->held.find(botId); h != d->held.end()) {
-            heldSession = h->second.session;
-            hello = h->second.hello;
+            *heldSession = h->second.session;
+            if (hello)
+                *hello = h->second.hello;
         }
         if (const auto l = d->live.find(botId); l != d->live.end())
-            liveSession = l->second;
+            *liveSession = l->second;
         if (const auto b = d->bots.constFind(botId); b != d->bots.cend()) {
             known = true;
-            credential = b->credential;
+            *credential = b->credential;
         }
-        if (heldSession)
-            credential = heldSession->credential().key;
-        else if (liveSession)
-            credential = liveSession->credential().key;
+        if (*heldSession)
+            *credential = (*heldSession)->credential().key;
+        else if (*liveSession)
+            *credential = (*liveSession)->credential().key;
+        return known;
+    };
+    std::shared_ptr<BotSession> heldSession, liveSession;
+    QString credential;
+    const bool known = look(&heldSession, nullptr, &liveSession, &credential);
+    if (!expectedCredential.isEmpty() && credential != expectedCredential) {
+        result.error = DecisionResult::Error::CredentialChanged;
+        result.message =
+            QStringLiteral("bot %1 now connects with %2, not %3: look again")
+                .arg(botId, credential.isEmpty() ? QStringLiteral("nothing") : credential,
+                     expectedCredential);
+        return result;
     }
     const security::AdmissionRecord before = d->admission->find(botId);
     security::AdmissionRecord record;
@@ -981,13 +1008,22 @@ DecisionResult Hub::decideBot(const QString &botId, AdmissionAction action, cons
                                                                 ? QStringLiteral("revoked")
                                                                 : QStringLiteral("rejected"));
     }
+    // Written first, then applied to the sessions found afterwards: a Hello racing the
+    // decision either published before this look (and is closed here) or reads it
+    // (sessionHello reads decisions under the table's lock).
     QString why;
     if (!d->admission->decide(botId, record, &why)) {
         result.error = DecisionResult::Error::StoreFailed;
         result.message = QStringLiteral("the decision was not recorded: %1").arg(why);
         return result;
     }
-    if (record.decision == AdmissionDecision::Accepted && heldSession) {
+    heldSession.reset();
+    liveSession.reset();
+    v1::Hello hello;
+    QString now;
+    look(&heldSession, &hello, &liveSession, &now);
+    if (record.decision == AdmissionDecision::Accepted && heldSession &&
+        heldSession->credential().key == record.credential) {
         // Said again, now accepted: the held session goes live as any Hello would.
         d->sessionHello(heldSession, hello);
     } else if (record.decision == AdmissionDecision::Rejected) {

@@ -114,8 +114,9 @@ struct DecisionResult
     enum class Error : quint8
     {
         None,
-        NotFound,    // nothing known of the bot to accept
-        StoreFailed, // the decision could not be written: not taken
+        NotFound,          // nothing known of the bot to accept
+        StoreFailed,       // the decision could not be written: not taken
+        CredentialChanged, // not the credential the caller expected: not taken
     };
     Error error = Error::None;
     QString message;
@@ -186,8 +187,10 @@ public:
     SendResult sendCancel(const QString &botId, const QString &commandId, const QString &reason);
 
     // Admission (docs/security.md): recorded (and persisted) before it takes effect.
+    // With expectedCredential, only if the bot's held (or live, or last) credential is that one:
+    // the admin decides on what they saw, not on a session that took its place meanwhile.
     DecisionResult decideBot(const QString &botId, AdmissionAction action, const QString &by,
-                             const QString &reason);
+                             const QString &reason, const QString &expectedCredential = {});
 
     bool isConnected(const QString &botId) const;
     std::optional<BotInfo> bot(const QString &botId) const;

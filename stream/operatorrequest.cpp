@@ -155,6 +155,10 @@ QString checkDecideBot(const v1::DecideBotRequest &request, AdmissionAction *out
     if (const std::string p = wire::checkText(request.reason(), "reason", wire::limits::TextBytes);
         !p.empty())
         return fromStd(p);
+    if (const std::string p =
+            wire::checkLabel(request.credential(), "credential", wire::limits::ShortTextBytes);
+        !p.empty())
+        return fromStd(p);
     switch (request.decision()) {
     case v1::DECISION_ACCEPT:
         *out = AdmissionAction::Accept;

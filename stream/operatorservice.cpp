@@ -366,6 +366,15 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
         return reactor;
     }
     checked.options.issuer = caller.name;
+    if (!caller.scope.isEmpty()) {
+        // Again when a command that waited for its bot is written (its labels may differ).
+        checked.options.admit = [this, caller, &hub = commands.hub()](const QString &bot) {
+            QString why = OperatorAccess::outOfScope(caller, bot, hub.bot(bot));
+            if (!why.isEmpty())
+                access.denied(caller, "SendCommand", why);
+            return why;
+        };
+    }
     const QString id = request->command().command_id().empty()
                            ? commands.newCommandId()
                            : fromStd(request->command().command_id());
@@ -925,14 +934,17 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::DecideBot(grpc::CallbackServer
         return reactor;
     }
     const QString botId = fromStd(request->bot_id());
-    const DecisionResult result =
-        commands.hub().decideBot(botId, action, caller.name, fromStd(request->reason()));
+    const DecisionResult result = commands.hub().decideBot(
+        botId, action, caller.name, fromStd(request->reason()), fromStd(request->credential()));
     switch (result.error) {
     case DecisionResult::Error::NotFound:
         reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, toStd(result.message)));
         return reactor;
     case DecisionResult::Error::StoreFailed:
         reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, toStd(result.message)));
+        return reactor;
+    case DecisionResult::Error::CredentialChanged:
+        reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, toStd(result.message)));
         return reactor;
     case DecisionResult::Error::None:
         break;

@@ -175,6 +175,9 @@ private slots:
     void unknownBotIsHeldThenAcceptedThenRevoked();
     void decisionsSurviveRestart();
     void decisionsRacingStreamsLeaveAConsistentTable();
+    void revokeRacingHellosLeavesNothingLive();
+    void heldBotIsNotDisplacedByAnotherCredential();
+    void scopeIsCheckedAgainWhenAWaitingCommandIsWritten();
     void everyOperatorMethodAsksForAToken();
     void viewerCannotSendOrDecide();
     void scopedOperatorAloneAndInsideFanOut();
@@ -465,6 +468,102 @@ void TestSecurity::decisionsRacingStreamsLeaveAConsistentTable()
             QCOMPARE(hub.bot(id)->admission, BotAdmission::Accepted);
         }
     }
+}
+
+void TestSecurity::revokeRacingHellosLeavesNothingLive()
+{
+    // A compromised bot keeps saying Hello (several streams at once) while an admin revokes
+    // it: once every Hello has been answered, nothing of it is live, held or admitted.
+    SecureRig secure(m_certs, m_tokens);
+    Hub &hub = *secure.rig->hub;
+    for (int round = 0; round < 40; ++round) {
+        const std::string id = "sim-r" + std::to_string(round);
+        const QString qid = QString::fromStdString(id);
+        std::vector<std::unique_ptr<RawBot>> bots[4];
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; ++t) {
+            threads.emplace_back([&, t] {
+                for (int i = 0; i < 4; ++i) {
+                    bots[t].push_back(secure.bot({}, m_tokens.rack));
+                    bots[t].back()->sayHello(id);
+                }
+            });
+        }
+        QVERIFY(QTest::qWaitFor([&] { return hub.bot(qid).has_value(); }, 10'000));
+        const DecisionResult result =
+            hub.decideBot(qid, AdmissionAction::Revoke, QStringLiteral("test"), {});
+        QCOMPARE(result.error, DecisionResult::Error::None);
+        for (auto &thread : threads)
+            thread.join();
+        QVERIFY2(!hub.isConnected(qid), qPrintable(QStringLiteral("round %1").arg(round)));
+        QCOMPARE(hub.bot(qid)->admission, BotAdmission::Rejected);
+        auto after = secure.bot({}, m_tokens.rack);
+        QVERIFY(after->sayHello(id)->has_reject());
+    }
+}
+
+void TestSecurity::heldBotIsNotDisplacedByAnotherCredential()
+{
+    HubOptions options;
+    options.security.approveNew = true;
+    SecureRig secure(m_certs, m_tokens, options);
+    auto legit = secure.bot(QStringLiteral("bot-a")); // its certificate
+    QVERIFY(legit->sayHello("bot-a")->has_held());
+    const QString shown = secure.rig->hub->bot(QStringLiteral("bot-a"))->credential;
+    QVERIFY(shown.startsWith(QLatin1String("cert:")));
+    // The rack token covers bot-* too; it may not take the held bot's place.
+    for (int i = 0; i < 10; ++i) {
+        auto impostor = secure.bot({}, m_tokens.rack);
+        const auto reply = impostor->sayHello("bot-a", {{"group", "a"}});
+        QVERIFY(reply && reply->has_reject());
+        QCOMPARE(impostor->waitClosed()->error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    }
+    QCOMPARE(secure.rig->hub->bot(QStringLiteral("bot-a"))->credential, shown);
+    QVERIFY(!legit->read(100ms)); // still held, not closed
+    // An admin deciding on another credential than the bot's is refused: nothing changes.
+    grpc::ClientContext context;
+    authorize(context, m_tokens.admin);
+    v1::DecideBotRequest request;
+    request.set_bot_id("bot-a");
+    request.set_decision(v1::DECISION_ACCEPT);
+    request.set_credential("token:rack");
+    v1::DecideBotResponse response;
+    QCOMPARE(secure.stub->DecideBot(&context, request, &response).error_code(),
+             grpc::StatusCode::FAILED_PRECONDITION);
+    QCOMPARE(secure.admission->find(QStringLiteral("bot-a")).decision,
+             security::AdmissionDecision::None);
+    // On the credential shown: accepted, and the legitimate bot goes live.
+    grpc::ClientContext again;
+    authorize(again, m_tokens.admin);
+    request.set_credential(shown.toStdString());
+    QVERIFY(secure.stub->DecideBot(&again, request, &response).ok());
+    const auto welcome = legit->read();
+    QVERIFY(welcome && welcome->has_welcome());
+}
+
+void TestSecurity::scopeIsCheckedAgainWhenAWaitingCommandIsWritten()
+{
+    SecureRig secure(m_certs, m_tokens);
+    {
+        auto once = secure.bot(QStringLiteral("grp-a1"));
+        QVERIFY(once->hello("grp-a1", {{"group", "a"}}));
+    }
+    QVERIFY(QTest::qWaitFor([&] { return !secure.rig->hub->isConnected(QStringLiteral("grp-a1")); },
+                            5000));
+    // sam (group=a) sends to the bot while it is away, known with group=a...
+    auto request = ping("grp-a1", 5000);
+    *request.mutable_connect_timeout() = TimeUtil::MillisecondsToDuration(10'000);
+    auto call = sendAsync(*secure.stub, m_tokens.scoped, request);
+    QVERIFY(QTest::qWaitFor([&] { return secure.rig->registry.pendingCount() == 1; }, 5000));
+    // ...and it comes back with group=b: the command is refused, never written.
+    auto back = secure.bot(QStringLiteral("grp-a1"));
+    QVERIFY(back->hello("grp-a1", {{"group", "b"}}));
+    const auto [status, response] = call.get();
+    QVERIFY(status.ok());
+    QCOMPARE(response.record().outcome(), v1::OUTCOME_REFUSED);
+    QVERIFY2(response.record().reason().starts_with("permission denied"),
+             response.record().reason().c_str());
+    QVERIFY(!back->readCommand(200ms));
 }
 
 void TestSecurity::everyOperatorMethodAsksForAToken()

@@ -194,6 +194,10 @@ void TestSecurityFiles::tokenFilesMustBePrivate()
     QVERIFY(!BotTokens::load(writeFile(dir, "bots", "rack * " + tokenHash("x").toUtf8() + "\n",
                                        QFile::ReadOwner | QFile::WriteOther),
                              &error));
+    QVERIFY(!OperatorDirectory::load(
+        writeFile(dir, "ops3", line, QFile::ReadOwner | QFile::WriteOwner | QFile::WriteGroup),
+        &error));
+    QVERIFY2(error.contains("go-w"), qPrintable(error));
 }
 
 void TestSecurityFiles::admissionDecisionsPersistAndBadFilesAreRefused()
@@ -227,7 +231,9 @@ void TestSecurityFiles::admissionDecisionsPersistAndBadFilesAreRefused()
     // A file that cannot be read as decisions is refused: never started with them lost.
     for (const QByteArray &bad :
          {QByteArray("not json"), QByteArray("[]"), QByteArray(R"({"version":2,"bots":{}})"),
-          QByteArray(R"({"version":1,"bots":{"b":{"decision":"maybe"}}})")}) {
+          QByteArray(R"({"version":1,"bots":{"b":{"decision":"maybe"}}})"),
+          QByteArray(R"({"version":1,"bots":[{"decision":"accepted"}]})"),
+          QByteArray(R"({"version":1,"bots":{"b":"accepted"}})")}) {
         const QString file = writeFile(dir, "bad.json", bad);
         QVERIFY(!AdmissionStore::open(file, &error));
         QVERIFY(error.contains("bad.json"));

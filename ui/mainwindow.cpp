@@ -879,6 +879,26 @@ void MainWindow::decideSelected(BotDecision decision)
     QString reason;
     if (decision != BotDecision::Accept && !confirmDecision(decision, bots, &reason))
         return;
+    if (decision == BotDecision::Accept) {
+        // Lifting a rejection lets a bot back in that an admin once shut out: asked first.
+        QStringList rejected;
+        for (const BotInfo &bot : bots) {
+            if (bot.admission == BotAdmission::Rejected)
+                rejected << (bot.credential.isEmpty()
+                                 ? bot.botId
+                                 : tr("%1 (last seen with %2)").arg(bot.botId, bot.credential));
+        }
+        if (!rejected.isEmpty() &&
+            QMessageBox::question(
+                this, tr("Let rejected bots in again?"),
+                tr("%1 rejected: %2.\n\nAccepting lifts the rejection; each is held for approval "
+                   "(or admitted, on a hub with open admission) when it next connects.")
+                    .arg(rejected.size() == 1 ? tr("One bot was")
+                                              : tr("%1 bots were").arg(rejected.size()),
+                         rejected.mid(0, 10).join(QStringLiteral(", "))),
+                QMessageBox::Yes | QMessageBox::Cancel, QMessageBox::Cancel) != QMessageBox::Yes)
+            return;
+    }
     decide(bots, decision, reason);
 }
 
@@ -937,7 +957,9 @@ void MainWindow::decide(const QList<BotInfo> &bots, BotDecision decision, const 
                     }
                     refreshDecisionActions();
                 });
-        watcher->setFuture(m_backend.decideBot(bot.botId, decision, reason, bot.hub));
+        // Only on the credential shown: a session that took its place meanwhile is not decided.
+        watcher->setFuture(
+            m_backend.decideBot(bot.botId, decision, reason, bot.hub, bot.credential));
     }
 }
 
