@@ -67,7 +67,7 @@ QFuture<DecisionReply> LocalBackend::decideBot(const QString &botId, BotDecision
     // Off the GUI thread: the decision is written to disk first (the whole file, which grows
     // with the fleet). The hub's signals bring the bot's new state.
     return QtConcurrent::run(
-        [hub = &m_hub, botId, action, user = consoleUser(), reason, credential] {
+        &m_decisions, [hub = &m_hub, botId, action, user = consoleUser(), reason, credential] {
             const DecisionResult result = hub->decideBot(botId, action, user, reason, credential);
             DecisionReply reply;
             if (result.error == DecisionResult::Error::None)

@@ -2,6 +2,8 @@
 
 #include "consolebackend.h"
 
+#include <QThreadPool>
+
 namespace opconsole {
 
 class ChangeFeed;
@@ -51,6 +53,8 @@ private:
     Hub &m_hub;
     CommandService &m_service;
     HistoryStore *m_history;
+    // Admission decisions run here (they write a file); waited for before the hub can go.
+    QThreadPool m_decisions;
 };
 
 } // namespace opconsole

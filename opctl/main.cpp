@@ -250,6 +250,8 @@ Args parse(int argc, char **argv)
                 name = name.substr(0, eq);
             }
             if (std::find(flagNames.begin(), flagNames.end(), name) != flagNames.end()) {
+                if (inlineValue) // "--insecure=false" must not mean --insecure
+                    throw UsageError("--" + name + " takes no value");
                 args.flags[name] = true;
                 continue;
             }

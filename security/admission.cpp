@@ -120,9 +120,11 @@ bool AdmissionStore::decide(const QString &botId, const AdmissionRecord &record,
     }
     if (!save(next, error))
         return false;
-    std::lock_guard lock(m_mutex);
-    m_records = std::move(next);
-    return true;
+    {
+        std::lock_guard lock(m_mutex);
+        std::swap(m_records, next);
+    }
+    return true; // the old table is freed here, outside the lookups' lock
 }
 
 bool AdmissionStore::save(const QHash<QString, AdmissionRecord> &records, QString *error) const

@@ -188,7 +188,17 @@ std::string connectionError(std::string why)
 
 QString plaintextTokenProblem(const ClientTls &tls, const QString &target)
 {
-    if (tls.enabled() || isLoopbackListen(target))
+    if (tls.enabled() || target.startsWith(QLatin1String("unix-abstract:")))
+        return {};
+    // gRPC's target forms for the same local addresses.
+    QString address = target;
+    for (const char *scheme : {"dns:///", "ipv4:", "ipv6:"}) {
+        if (address.startsWith(QLatin1String(scheme))) {
+            address = address.mid(int(std::strlen(scheme)));
+            break;
+        }
+    }
+    if (isLoopbackListen(address))
         return {};
     return QStringLiteral("the token would cross the network to %1 in plaintext: give --tls-ca "
                           "(or --tls for the system's CAs), or --insecure")

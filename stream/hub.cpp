@@ -119,6 +119,7 @@ public:
     Bucket refusalBudget{20,
                          steady_clock::now()}; // refusals reported per second (twice in a burst)
     std::mutex lifecycle;                      // start() and stop() one at a time, each to its end
+    std::mutex decisionMutex;                  // decideBot, one at a time; taken before eventOrder
     // The thread inside start() or stop(): a call from it again (a stop step, a continuation
     // or a receiver that runs inline) returns at once instead of locking itself out.
     std::atomic<std::thread::id> lifecycleOwner{};
@@ -272,7 +273,7 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
     const QString botId = fromStd(hello.bot_id());
     const BotCredential &credential = session->credential();
     std::unique_lock order(eventOrder);
-    std::shared_ptr<BotSession> replaced, heldBefore;
+    std::shared_ptr<BotSession> replaced, heldBefore, heldStale;
     bool replacedHere = false;
     bool heldNow = false;
     BotInfo info;
@@ -371,8 +372,13 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
             welcome.mutable_welcome()->set_protocol_version(wire::limits::ProtocolVersion);
             if (!session->goLive(botId, std::move(welcome)))
                 return; // the stream was cancelled meanwhile: never published
-            if (const auto h = held.find(botId); h != held.end() && h->second.session == session)
+            // Live now: no session of this id stays held (another one would block every later
+            // decision on the bot, or be replayed over this one by an accept).
+            if (const auto h = held.find(botId); h != held.end()) {
+                if (h->second.session != session)
+                    heldStale = h->second.session;
                 held.erase(h);
+            }
             auto &slot = live[botId];
             replaced = std::move(slot);
             slot = session;
@@ -419,6 +425,19 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
     }
     emit q->botConnected(info);
     order.unlock(); // failing commands runs their continuations: not under the event lock
+    if (heldStale) {
+        if (heldStale->credential().key != credential.key)
+            heldStale->reject(
+                QStringLiteral("bot %1 is connected with another credential").arg(botId),
+                grpc::Status(
+                    grpc::StatusCode::PERMISSION_DENIED,
+                    toStd(
+                        QStringLiteral("bot %1 is connected with another credential").arg(botId))));
+        else
+            heldStale->close(QStringLiteral("replaced by a newer connection"),
+                             grpc::Status(grpc::StatusCode::ABORTED,
+                                          "replaced by a newer connection of the same bot"));
+    }
     // The bot's recent acks, again (docs/protocol.md rule 13), before the replaced stream's
     // commands fail: an ack lost with that stream resolves its command as it should have; one
     // for a command the hub lost track of (disconnected, unknown after a restart) becomes its
@@ -729,6 +748,12 @@ bool Hub::start(QString *error)
     builder.RegisterService(d->service.get());
     builder.SetMaxReceiveMessageSize(d->options.maxMessageBytes);
     allowPings(builder);
+    // A held bot sends nothing (no heartbeats until accepted): the hub pings an idle stream
+    // every minute and drops it after 20 s without an answer, so a dead one never keeps its
+    // place (or blocks its id) for gRPC's default two hours.
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     d->server = builder.BuildAndStart();
     if (!d->server || d->port == 0) {
         if (error)
@@ -950,6 +975,10 @@ DecisionResult Hub::decideBot(const QString &botId, AdmissionAction action, cons
                               const QString &reason, const QString &expectedCredential)
 {
     using security::AdmissionDecision;
+    // One decision at a time, from its write to its effects: an accept and a reject racing
+    // each other end as the later one says, in the store and in the table alike. (No receiver
+    // of the hub's signals may call this: it runs inside eventOrder's users.)
+    std::lock_guard deciding(d->decisionMutex);
     DecisionResult result;
     // What the admin decides on: the held (or live, or last seen) session's credential.
     auto look = [this, &botId](std::shared_ptr<BotSession> *heldSession, v1::Hello *hello,

@@ -177,6 +177,8 @@ private slots:
     void decisionsRacingStreamsLeaveAConsistentTable();
     void revokeRacingHellosLeavesNothingLive();
     void heldBotIsNotDisplacedByAnotherCredential();
+    void aBotGoingLiveEndsAnotherCredentialsHeldStream();
+    void acceptRacingRejectEndsAsTheLaterSays();
     void scopeIsCheckedAgainWhenAWaitingCommandIsWritten();
     void everyOperatorMethodAsksForAToken();
     void viewerCannotSendOrDecide();
@@ -539,6 +541,72 @@ void TestSecurity::heldBotIsNotDisplacedByAnotherCredential()
     QVERIFY(secure.stub->DecideBot(&again, request, &response).ok());
     const auto welcome = legit->read();
     QVERIFY(welcome && welcome->has_welcome());
+}
+
+void TestSecurity::aBotGoingLiveEndsAnotherCredentialsHeldStream()
+{
+    HubOptions options;
+    options.security.approveNew = true;
+    SecureRig secure(m_certs, m_tokens, options);
+    {
+        auto first = secure.bot(QStringLiteral("bot-a"));
+        QVERIFY(first->sayHello("bot-a")->has_held());
+        QVERIFY(decide(*secure.stub, m_tokens.admin, "bot-a", v1::DECISION_ACCEPT).ok());
+        QVERIFY(first->read()->has_welcome());
+    }
+    QVERIFY(QTest::qWaitFor([&] { return !secure.rig->hub->isConnected(QStringLiteral("bot-a")); },
+                            5000));
+    // While it is away, another credential covering its id is held ("not the accepted one")...
+    auto squatter = secure.bot({}, m_tokens.rack);
+    QVERIFY(squatter->sayHello("bot-a")->has_held());
+    // ...and the real bot comes back: it goes live, and the squatter's stream ends.
+    auto real = secure.bot(QStringLiteral("bot-a"));
+    QVERIFY(real->hello("bot-a"));
+    const auto ended = squatter->waitClosed();
+    QVERIFY(ended);
+    QCOMPARE(ended->error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    // Decisions on what the console shows (the live certificate) still work.
+    const QString shown = secure.rig->hub->bot(QStringLiteral("bot-a"))->credential;
+    QVERIFY(shown.startsWith(QLatin1String("cert:")));
+    const DecisionResult revoked = secure.rig->hub->decideBot(
+        QStringLiteral("bot-a"), AdmissionAction::Revoke, QStringLiteral("test"), {}, shown);
+    QCOMPARE(revoked.error, DecisionResult::Error::None);
+    QCOMPARE(real->waitClosed()->error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+void TestSecurity::acceptRacingRejectEndsAsTheLaterSays()
+{
+    // Two admins decide on one held bot at the same moment, many times: whatever order they
+    // land in, the store, the table and the bot's stream agree afterwards.
+    HubOptions options;
+    options.security.approveNew = true;
+    SecureRig secure(m_certs, m_tokens, options);
+    Hub &hub = *secure.rig->hub;
+    const QString id = QStringLiteral("bot-c");
+    for (int round = 0; round < 60; ++round) {
+        hub.decideBot(id, AdmissionAction::Reject, QStringLiteral("setup"), {});
+        hub.decideBot(id, AdmissionAction::Accept, QStringLiteral("setup"), {}); // lifted
+        auto bot = secure.bot(id);
+        QVERIFY(bot->sayHello("bot-c")->has_held());
+        std::thread other(
+            [&] { hub.decideBot(id, AdmissionAction::Reject, QStringLiteral("b"), {}); });
+        hub.decideBot(id, AdmissionAction::Accept, QStringLiteral("a"), {});
+        other.join();
+        const auto stored = secure.admission->find(id).decision;
+        const std::optional<BotInfo> info = hub.bot(id);
+        QVERIFY(info);
+        if (stored == security::AdmissionDecision::Rejected) {
+            QCOMPARE(info->admission, BotAdmission::Rejected);
+            QVERIFY2(!hub.isConnected(id), qPrintable(QString::number(round)));
+        } else if (stored == security::AdmissionDecision::None) {
+            // The reject came first and closed the held stream; the accept then lifted it.
+            QCOMPARE(info->admission, BotAdmission::Awaiting);
+            QVERIFY2(!hub.isConnected(id), qPrintable(QString::number(round)));
+        } else {
+            QCOMPARE(info->admission, BotAdmission::Accepted);
+            QVERIFY2(hub.isConnected(id), qPrintable(QString::number(round)));
+        }
+    }
 }
 
 void TestSecurity::scopeIsCheckedAgainWhenAWaitingCommandIsWritten()

@@ -338,6 +338,10 @@ void MainWindow::attachToHubs()
             else if (own[i].startsWith(option + QLatin1Char('=')))
                 args << own[i];
         }
+        for (const char *flag : {"--tls", "--insecure"}) {
+            if (own[i] == QLatin1String(flag))
+                args << own[i];
+        }
     }
     const bool started = QProcess::startDetached(QCoreApplication::applicationFilePath(), args);
     statusBar()->showMessage(started ? tr("Opening a console attached to %1").arg(hubs.join(", "))
