@@ -4,7 +4,9 @@
 #include "operatorservice.h"
 #include "rawbot.h"
 
+#include <QFile>
 #include <QProcess>
+#include <QTemporaryDir>
 #include <QTest>
 
 #include <atomic>
@@ -163,6 +165,22 @@ void TestOperatorService::opctlCancelledAndRefused()
 
 void TestOperatorService::opctlUsageAndUnreachable()
 {
+    // A token never goes in plaintext beyond this machine; a flag takes no value.
+    {
+        QTemporaryDir dir;
+        QFile token(dir.filePath("token"));
+        QVERIFY(token.open(QIODevice::WriteOnly));
+        token.write("opc_secret");
+        token.close();
+        token.setPermissions(QFile::ReadOwner | QFile::WriteOwner);
+        Opctl remote({"--hub", "192.0.2.1:50052", "--token-file", token.fileName(), "whoami"});
+        QCOMPARE(remote.wait(), 64);
+        QVERIFY2(remote.err.contains("in plaintext"), qPrintable(remote.err));
+        Opctl falseFlag({"--hub", "192.0.2.1:50052", "--token-file", token.fileName(),
+                         "--insecure=false", "whoami"});
+        QCOMPARE(falseFlag.wait(), 64);
+        QVERIFY2(falseFlag.err.contains("takes no value"), qPrintable(falseFlag.err));
+    }
     Opctl noArgs({});
     QCOMPARE(noArgs.wait(), 64);
     Opctl badCommand({"send", "bot-1", "explode"});

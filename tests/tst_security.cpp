@@ -845,6 +845,11 @@ void TestSecurity::streamsPerCredentialAreLimited()
     // Another credential is not affected.
     auto other = secure.bot({}, m_tokens.other);
     QVERIFY(other->hello("other-1"));
+    // A certificate with the same token counts against the token too (no more streams by
+    // combining credentials).
+    auto combined = secure.bot(QStringLiteral("bot-a"), m_tokens.rack);
+    QVERIFY(!combined->hello("bot-a"));
+    QCOMPARE(combined->waitClosed()->error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
     // A stream that ends gives its place back (once gRPC is done with it).
     bots.front().reset();
     QVERIFY(QTest::qWaitFor(

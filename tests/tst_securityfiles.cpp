@@ -270,6 +270,14 @@ void TestSecurityFiles::tlsFilesAreCheckedUpFront()
 
 void TestSecurityFiles::loopbackListenAddresses()
 {
+    // Where a token may go without TLS: this machine only, in any of gRPC's target forms.
+    for (const char *local :
+         {"127.0.0.1:50052", "localhost:1", "[::1]:1", "unix:/tmp/s", "unix-abstract:op",
+          "dns:///localhost:1", "ipv4:127.0.0.1:1", "ipv6:[::1]:1"})
+        QVERIFY2(plaintextTokenProblem({}, QString::fromLatin1(local)).isEmpty(), local);
+    for (const char *remote : {"10.0.0.1:1", "dns:///hub.example:1", "ipv4:192.0.2.1:1", "h:1"})
+        QVERIFY2(!plaintextTokenProblem({}, QString::fromLatin1(remote)).isEmpty(), remote);
+    QVERIFY(plaintextTokenProblem({{}, {}, {}, {}, true}, QStringLiteral("10.0.0.1:1")).isEmpty());
     for (const char *local :
          {"127.0.0.1:50051", "127.1.2.3:1", "localhost:1", "[::1]:50051", "unix:/tmp/x.sock"})
         QVERIFY2(isLoopbackListen(QString::fromLatin1(local)), local);
