@@ -71,7 +71,6 @@ int runAttached(const QStringList &hubs, const RemoteSecurity &security, const Q
         if (backend.link() == ConsoleBackend::Link::Live)
             ConnectDialog::remember(hubs);
     });
-    window.resize(1400, 860);
     window.show();
     QObject::connect(&signalNotifier, &QSocketNotifier::activated, &window, [] {
         char sig = 0;
@@ -648,7 +647,6 @@ int main(int argc, char **argv)
     if (!headless) {
         localBackend = std::make_unique<LocalBackend>(registry, feed, hub, service, history.get());
         window = std::make_unique<MainWindow>(*localBackend);
-        window->resize(1400, 860);
         window->show();
         if (const QString shot = parser.value(QStringLiteral("screenshot")); !shot.isEmpty()) {
             // A fan-out to every bot, a few single commands, some with a timeout too short for

@@ -307,6 +307,7 @@ void TestCommandsPanel::settingsRoundTrip()
         CommandsPanel panel;
         panel.stateFilter()->setCurrentIndex(3);
         panel.textFilter()->setText("bot-7");
+        panel.botFilter()->setCurrentText("bot-9");
         panel.view()->setColumnHidden(CommandTableModel::Message, true);
         panel.view()->setColumnWidth(CommandTableModel::Command, 111);
         panel.saveSettings();
@@ -315,6 +316,7 @@ void TestCommandsPanel::settingsRoundTrip()
         QSettings settings;
         QCOMPARE(settings.value("commands/stateFilter").toInt(), 3);
         QCOMPARE(settings.value("commands/textFilter").toString(), QString("bot-7"));
+        QCOMPARE(settings.value("commands/botFilter").toString(), QString("bot-9"));
         QVERIFY(!settings.value("commands/header").toByteArray().isEmpty());
     }
     CommandsPanel again;
@@ -322,8 +324,10 @@ void TestCommandsPanel::settingsRoundTrip()
     again.loadSettings();
     QCOMPARE(again.stateFilter()->currentIndex(), 3);
     QCOMPARE(again.textFilter()->text(), QString("bot-7"));
+    QCOMPARE(again.botFilter()->currentText(), QString("bot-9"));
     // The filters take effect, not only their widgets.
     QCOMPARE(again.proxy()->stateGroup(), CommandFilterProxy::StateGroup::Problems);
+    QCOMPARE(again.proxy()->bot(), QString("bot-9"));
     QCOMPARE(again.view()->model()->rowCount(), 0);
     QVERIFY(again.view()->isColumnHidden(CommandTableModel::Message));
     QCOMPARE(again.view()->columnWidth(CommandTableModel::Command), 111);

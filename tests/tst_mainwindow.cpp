@@ -12,6 +12,7 @@
 #include "operatorservice.h"
 #include "rawbot.h"
 #include "sendpanel.h"
+#include "statusline.h"
 #include "tokens.h"
 
 #include <QAction>
@@ -431,15 +432,34 @@ void TestMainWindow::sendPanelFitsItsParameters()
 
 void TestMainWindow::settingsPersist()
 {
+    QSettings().remove(QStringLiteral("window/geometry"));
+    {
+        Rig first;
+        QCOMPARE(first.window->size(), QSize(1400, 860)); // nothing saved: the default
+        first.window->close();
+    }
     {
         Rig rig;
         rig.window->commandFilter()->setText("remember me");
         rig.window->stateFilter()->setCurrentIndex(2);
+        rig.window->resize(1100, 720);
+        QVERIFY(QTest::qWaitFor([&] { return rig.window->size() == QSize(1100, 720); }, 5000));
         rig.window->close();
     }
     Rig again;
     QCOMPARE(again.window->commandFilter()->text(), QString("remember me"));
     QCOMPARE(again.window->stateFilter()->currentIndex(), 2);
+    QCOMPARE(again.window->size(), QSize(1100, 720)); // the size it was left at
+    // Messages have room beside the counters (they were hidden behind a stretching label).
+    auto *counters = again.window->findChild<StatusLine *>();
+    QVERIFY(counters);
+    again.window->statusBar()->showMessage(QStringLiteral("restart sent to 22 bots"));
+    QVERIFY2(again.window->statusBar()->width() - counters->width() >=
+                 again.window->statusBar()->fontMetrics().horizontalAdvance(
+                     QStringLiteral("restart sent to 22 bots")),
+             qPrintable(QStringLiteral("bar %1, counters %2")
+                            .arg(again.window->statusBar()->width())
+                            .arg(counters->width())));
     again.window->commandFilter()->clear();
     again.window->stateFilter()->setCurrentIndex(0);
     again.window->close();

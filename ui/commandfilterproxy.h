@@ -22,7 +22,8 @@ public:
     explicit CommandFilterProxy(QObject *parent = nullptr);
     void setStateGroup(StateGroup group);
     StateGroup stateGroup() const { return m_group; }
-    void setBot(const QString &botId);       // empty: every bot
+    void setBot(const QString &botId); // empty: every bot
+    QString bot() const { return m_bot; }
     void setFanOut(const QString &fanOutId); // empty: every command
     QString fanOut() const { return m_fanOut; }
     void setText(const QString &text); // matched against id, bot, command, state, message

@@ -195,6 +195,7 @@ void CommandsPanel::saveSettings() const
     settings.setValue(QStringLiteral("commands/columns"), int(CommandTableModel::ColumnCount));
     settings.setValue(QStringLiteral("commands/stateFilter"), m_stateFilter->currentIndex());
     settings.setValue(QStringLiteral("commands/textFilter"), m_textFilter->text());
+    settings.setValue(QStringLiteral("commands/botFilter"), m_botFilter->currentText());
 }
 
 void CommandsPanel::loadSettings()
@@ -209,6 +210,11 @@ void CommandsPanel::loadSettings()
     m_stateFilter->setCurrentIndex(
         settings.value(QStringLiteral("commands/stateFilter"), 0).toInt());
     m_textFilter->setText(settings.value(QStringLiteral("commands/textFilter")).toString());
+    // Restored like the others (the bot need not be known yet: it is a filter, not a choice).
+    const QString bot = settings.value(QStringLiteral("commands/botFilter")).toString();
+    if (!bot.isEmpty() && m_botFilter->findText(bot) < 0)
+        m_botFilter->addItem(bot);
+    m_botFilter->setCurrentText(bot);
 }
 
 } // namespace opconsole

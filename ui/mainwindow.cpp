@@ -84,7 +84,9 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     centralLayout->addWidget(m_mainSplit, 1);
     setCentralWidget(central);
     m_status = new StatusLine;
-    statusBar()->addPermanentWidget(m_status, 1);
+    // The counters keep their own width on the right; the rest is for messages ("restart sent
+    // to 22 bots", "Select one or more bots"), which a stretching label would hide.
+    statusBar()->addPermanentWidget(m_status);
     // What the history keeps; clipped when the window is narrow (the tooltip has it all).
     m_historyLine = new QLabel;
     m_historyLine->setObjectName(QStringLiteral("historyLine"));
@@ -989,7 +991,9 @@ void MainWindow::saveSettings() const
 void MainWindow::loadSettings()
 {
     QSettings settings;
-    restoreGeometry(settings.value(QStringLiteral("window/geometry")).toByteArray());
+    // The size the operator left it at; a first start gets one that shows every panel.
+    if (!restoreGeometry(settings.value(QStringLiteral("window/geometry")).toByteArray()))
+        resize(1400, 860);
     restoreState(settings.value(QStringLiteral("window/state")).toByteArray());
     m_mainSplit->restoreState(settings.value(QStringLiteral("window/mainSplit")).toByteArray());
     m_rightSplit->restoreState(settings.value(QStringLiteral("window/rightSplit")).toByteArray());
