@@ -72,12 +72,22 @@ QString CommandSpec::validate() const
             return QStringLiteral("a custom command needs a name");
         if (jsonPayload.trimmed().isEmpty())
             return {};
+        // An object or an array: say so, rather than Qt's "illegal value" for a scalar.
+        const QByteArray trimmed = jsonPayload.trimmed();
+        if (!trimmed.startsWith('{') && !trimmed.startsWith('['))
+            return QStringLiteral("the JSON payload must be an object {…} or an array […], not "
+                                  "a single value");
         QJsonParseError error;
         QJsonDocument::fromJson(jsonPayload, &error);
-        if (error.error != QJsonParseError::NoError)
-            return QStringLiteral("the JSON payload does not parse: %1 at offset %2")
+        if (error.error != QJsonParseError::NoError) {
+            // Where, as an editor counts: line and column (1-based), from the byte offset.
+            const QByteArray before = jsonPayload.left(error.offset);
+            const qsizetype lineStart = before.lastIndexOf('\n') + 1;
+            return QStringLiteral("the JSON payload does not parse: %1 at line %2, column %3")
                 .arg(error.errorString())
-                .arg(error.offset);
+                .arg(before.count('\n') + 1)
+                .arg(QString::fromUtf8(before.mid(lineStart)).size() + 1);
+        }
         return {};
     }
     default:

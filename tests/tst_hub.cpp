@@ -4,6 +4,7 @@
 
 #include <QSignalSpy>
 
+#include <QRegularExpression>
 #include <QTest>
 #include <grpcpp/generic/generic_stub.h>
 
@@ -17,6 +18,7 @@ class TestHub : public QObject
     Q_OBJECT
 
 private slots:
+    void customPayloadErrorsSayWhatAndWhere();
     void helloWelcomeSendAndAck();
     void notConnectedAtOnce();
     void connectTimeoutWaitsForTheBot();
@@ -501,6 +503,29 @@ void TestHub::shutdownFailsPendingWithReason()
     QVERIFY(!rig.hub->isRunning());
     auto after = rig.service->send("bot-1", CommandSpec::of(CommandKind::Ping), 5s);
     QCOMPARE(after.result().state, CommandState::NotConnected);
+}
+
+void TestHub::customPayloadErrorsSayWhatAndWhere()
+{
+    CommandSpec spec = CommandSpec::of(CommandKind::Custom);
+    spec.customName = QStringLiteral("rebalance");
+    for (const char *fine : {"", "{}", " [1, 2]", "{\"a\": {\"b\": [true]}}"}) {
+        spec.jsonPayload = fine;
+        QVERIFY2(spec.validate().isEmpty(), fine);
+    }
+    for (const char *scalar : {"3", "\"text\"", "true", "null"}) {
+        spec.jsonPayload = scalar;
+        QVERIFY2(spec.validate().contains(QLatin1String("must be an object")), scalar);
+    }
+    spec.jsonPayload = "{\n  \"depth\": 3,\n  \"mode\": fast\n}";
+    const QString problem = spec.validate();
+    // Line 3 is `  "mode": fast`: Qt stops at or just past the bad word (columns 11..15).
+    const auto where =
+        QRegularExpression(QStringLiteral("at line (\\d+), column (\\d+)$")).match(problem);
+    QVERIFY2(where.hasMatch(), qPrintable(problem));
+    QCOMPARE(where.captured(1).toInt(), 3);
+    QVERIFY2(where.captured(2).toInt() >= 11 && where.captured(2).toInt() <= 15,
+             qPrintable(problem));
 }
 
 QTEST_GUILESS_MAIN(TestHub)

@@ -144,6 +144,7 @@ class TestMainWindow : public QObject
     Q_OBJECT
 
 private slots:
+    void helpListsEveryShortcutAndQuitCloses();
     void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
     void selectBotClickSendSeePendingThenAcked();
     void silentBotExpiresThenShowsItsLateAck();
@@ -428,6 +429,26 @@ void TestMainWindow::sendPanelFitsItsParameters()
     QVERIFY(panel->height() > small);
     panel->setKind(CommandKind::Ping);
     QCOMPARE(panel->height(), small);
+}
+
+void TestMainWindow::helpListsEveryShortcutAndQuitCloses()
+{
+    Rig rig;
+    auto *shortcuts = rig.window->findChild<QAction *>(QStringLiteral("keyboardShortcuts"));
+    QVERIFY(shortcuts);
+    QCOMPARE(shortcuts->shortcut(), QKeySequence(QStringLiteral("F1")));
+    shortcuts->trigger();
+    auto *list = rig.window->findChild<QLabel *>(QStringLiteral("shortcutsList"));
+    QVERIFY(list);
+    for (const char *expected : {"Ctrl+H", "History", "Ctrl+E", "Export", "Ctrl+Q", "Quit",
+                                 "Ctrl+Shift+A", "Accept", "Filter the commands"})
+        QVERIFY2(list->text().contains(QLatin1String(expected)), expected);
+    auto *quit = rig.window->findChild<QAction *>(QStringLiteral("quit"));
+    QVERIFY(quit);
+    QCOMPARE(quit->shortcut(), QKeySequence(QStringLiteral("Ctrl+Q")));
+    QVERIFY(rig.window->isVisible());
+    quit->trigger();
+    QVERIFY(!rig.window->isVisible());
 }
 
 void TestMainWindow::settingsPersist()

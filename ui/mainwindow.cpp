@@ -411,6 +411,11 @@ void MainWindow::buildActions()
                                   "it last) shows to a CSV or JSON file (Ctrl+E)"));
     fileMenu->addSeparator();
     fileMenu->addAction(attach);
+    fileMenu->addSeparator();
+    QAction *quit = fileMenu->addAction(tr("&Quit"), this, &QWidget::close);
+    quit->setObjectName(QStringLiteral("quit"));
+    quit->setShortcut(QKeySequence(QStringLiteral("Ctrl+Q"))); // also where the platform has none
+    quit->setToolTip(tr("Close the console (its hub, if it hosts one, stops with it)"));
     auto *viewMenu = menuBar()->addMenu(tr("&View"));
     m_historyAction = viewMenu->addAction(tr("&History…"), this, &MainWindow::showHistory);
     m_historyAction->setShortcut(QKeySequence(QStringLiteral("Ctrl+H")));
@@ -433,6 +438,20 @@ void MainWindow::buildActions()
     m_fleetMenu->setToolTipsVisible(true);
     m_fleetMenu->addAction(m_botHistoryAction);
 
+    // Help: the shortcuts in one place, and what this is.
+    auto *helpMenu = new QMenu(tr("&Help"), this);
+    QAction *shortcuts =
+        helpMenu->addAction(tr("&Keyboard shortcuts"), this, &MainWindow::showShortcuts);
+    shortcuts->setObjectName(QStringLiteral("keyboardShortcuts"));
+    shortcuts->setShortcut(QKeySequence(QStringLiteral("F1")));
+    helpMenu->addAction(tr("&About opconsole"), this, [this] {
+        QMessageBox::about(
+            this, tr("About opconsole"),
+            tr("<b>opconsole</b> %1<br>An operator console for fleets of bots: commands with "
+               "request/response semantics over gRPC streams.<br><br>Qt %2")
+                .arg(QCoreApplication::applicationVersion(), QString::fromLatin1(qVersion())));
+    });
+
     // Admission (docs/security.md): a Bots menu, the fleet's context menu, and the approval bar.
     auto *botsMenu = menuBar()->addMenu(tr("&Bots"));
     botsMenu->setToolTipsVisible(true);
@@ -452,15 +471,59 @@ void MainWindow::buildActions()
     connect(m_fleetMenu, &QMenu::aboutToShow, this, &MainWindow::refreshDecisionActions);
     connect(botsMenu, &QMenu::aboutToShow, this, &MainWindow::refreshDecisionActions);
 
+    menuBar()->addMenu(helpMenu); // last, after Bots
     auto *sendShortcut = new QShortcut(QKeySequence(QStringLiteral("Ctrl+Return")), this);
+    sendShortcut->setWhatsThis(tr("Send the command to the selected bots"));
     connect(sendShortcut, &QShortcut::activated, m_send->sendButton(), &QPushButton::click);
     auto *focusFilter = new QShortcut(QKeySequence(QStringLiteral("/")), this);
+    focusFilter->setWhatsThis(tr("Filter the commands"));
     connect(focusFilter, &QShortcut::activated, this, [this] {
         m_commands->textFilter()->setFocus();
         m_commands->textFilter()->selectAll();
     });
     auto *focusFleet = new QShortcut(QKeySequence(QStringLiteral("Ctrl+F")), this);
+    focusFleet->setWhatsThis(tr("Filter the fleet"));
     connect(focusFleet, &QShortcut::activated, m_fleet->filter(), qOverload<>(&QWidget::setFocus));
+}
+
+void MainWindow::showShortcuts()
+{
+    // Built from the window itself, so it never disagrees with what the keys do.
+    QList<QPair<QString, QString>> rows;
+    for (const QAction *action : findChildren<QAction *>()) {
+        if (action->shortcut().isEmpty() || action->text().isEmpty())
+            continue;
+        const QString name = action->text().remove(QLatin1Char('&')).remove(QStringLiteral("…"));
+        const QPair<QString, QString> row{action->shortcut().toString(QKeySequence::NativeText),
+                                          name};
+        if (!rows.contains(row))
+            rows << row;
+    }
+    for (const QShortcut *shortcut : findChildren<QShortcut *>()) {
+        if (!shortcut->whatsThis().isEmpty())
+            rows << QPair{shortcut->key().toString(QKeySequence::NativeText),
+                          shortcut->whatsThis()};
+    }
+    std::sort(rows.begin(), rows.end(),
+              [](const auto &a, const auto &b) { return a.second < b.second; });
+    QString html = QStringLiteral("<table cellspacing=4>");
+    for (const auto &[keys, what] : std::as_const(rows))
+        html += QStringLiteral("<tr><td><b>%1</b></td><td>%2</td></tr>")
+                    .arg(keys.toHtmlEscaped(), what.toHtmlEscaped());
+    html += QStringLiteral("</table>");
+    auto *dialog = new QDialog(this);
+    dialog->setObjectName(QStringLiteral("shortcutsDialog"));
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    dialog->setWindowTitle(tr("Keyboard shortcuts"));
+    auto *layout = new QVBoxLayout(dialog);
+    auto *list = new QLabel(html);
+    list->setObjectName(QStringLiteral("shortcutsList"));
+    list->setTextFormat(Qt::RichText);
+    layout->addWidget(list);
+    auto *buttons = new QDialogButtonBox(QDialogButtonBox::Close);
+    connect(buttons, &QDialogButtonBox::rejected, dialog, &QDialog::close);
+    layout->addWidget(buttons);
+    dialog->show();
 }
 
 void MainWindow::showHistory()

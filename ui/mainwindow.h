@@ -119,6 +119,8 @@ public slots:
     void attachToHubs();
     // View > History…: the history dock (searching the newest commands the first time).
     void showHistory();
+    // Help > Keyboard shortcuts (F1): every action and shortcut of the window, in one list.
+    void showShortcuts();
     // The history of one bot, searched at once (fleet: double click, context menu).
     void showBotHistory(const QString &botId);
     // The same for the fleet's current bot (FleetPanel::currentBot).
