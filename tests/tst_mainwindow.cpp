@@ -144,6 +144,7 @@ class TestMainWindow : public QObject
     Q_OBJECT
 
 private slots:
+    void cancelSaysWhatItDidAndIsGreyedOverFinishedCommands();
     void helpListsEveryShortcutAndQuitCloses();
     void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
     void selectBotClickSendSeePendingThenAcked();
@@ -429,6 +430,30 @@ void TestMainWindow::sendPanelFitsItsParameters()
     QVERIFY(panel->height() > small);
     panel->setKind(CommandKind::Ping);
     QCOMPARE(panel->height(), small);
+}
+
+void TestMainWindow::cancelSaysWhatItDidAndIsGreyedOverFinishedCommands()
+{
+    Rig rig;
+    auto *cancel = rig.window->findChild<QAction *>(QStringLiteral("cancelCommands"));
+    QVERIFY(cancel);
+    // Nothing selected: the status bar says what to do.
+    rig.window->commandsView()->clearSelection();
+    cancel->trigger();
+    QVERIFY2(rig.window->statusBar()->currentMessage().contains(QLatin1String("Select pending")),
+             qPrintable(rig.window->statusBar()->currentMessage()));
+    // A finished command selected: greyed for the menu, and said so from the toolbar.
+    auto done = rig.service->send(QStringLiteral("nobody"), CommandSpec::of(CommandKind::Ping),
+                                  std::chrono::seconds(5));
+    QVERIFY(QTest::qWaitFor(
+        [&] { return rig.window->commandModel()->rowCount() == 1 && done.isFinished(); }, 5000));
+    rig.window->commandsView()->selectRow(0);
+    QVERIFY(!rig.window->refreshCancelAction());
+    QVERIFY(!cancel->isEnabled());
+    cancel->setEnabled(true); // as the menu leaves it
+    cancel->trigger();
+    QVERIFY2(rig.window->statusBar()->currentMessage().contains(QLatin1String("have finished")),
+             qPrintable(rig.window->statusBar()->currentMessage()));
 }
 
 void TestMainWindow::helpListsEveryShortcutAndQuitCloses()

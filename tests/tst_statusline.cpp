@@ -115,6 +115,15 @@ void TestStatusLine::otherEndsCountAsFinishedOnly()
         counts.note(&pending, record("x", end));
     }
     QCOMPARE(of(counts), (Counts{0, 0, 0, 0, 0, 4}));
+    // Counted apart, so that the line adds up.
+    QCOMPARE(counts.cancelled(), 1);
+    QCOMPARE(counts.failed(), 3);
+    StatusLine line;
+    line.counts() = counts;
+    line.setHub("h:1", false);
+    line.refreshAt(0, 0, 0);
+    QVERIFY2(line.text().contains(" · expired 0 · cancelled 1 · failed 3 · late acks 0"),
+             qPrintable(line.text()));
 }
 
 void TestStatusLine::lineText()

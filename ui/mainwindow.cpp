@@ -141,7 +141,11 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     connect(m_send, &SendPanel::heightWanted, this, &MainWindow::fitSendPanel);
     connect(m_commands, &CommandsPanel::currentChanged, this, &MainWindow::showDetails);
     connect(m_commands, &CommandsPanel::contextMenuRequested, this,
-            [this](const QPoint &globalPos) { m_commandMenu->popup(globalPos); });
+            [this](const QPoint &globalPos) {
+                // Cancel only where there is something to cancel.
+                refreshCancelAction();
+                m_commandMenu->popup(globalPos);
+            });
     connect(m_fleet, &FleetPanel::contextMenuRequested, this,
             [this](const QPoint &globalPos) { m_fleetMenu->popup(globalPos); });
     connect(m_fleet, &FleetPanel::botActivated, this, &MainWindow::showBotHistory);
@@ -376,7 +380,11 @@ void MainWindow::buildActions()
 
     m_commandMenu = new QMenu(this);
     auto *cancel = m_commandMenu->addAction(tr("Cancel"), this, &MainWindow::cancelSelected);
+    cancel->setObjectName(QStringLiteral("cancelCommands"));
+    cancel->setToolTip(tr("Cancel the selected pending commands (Del)"));
     cancel->setShortcut(QKeySequence::Delete);
+    // Greyed in the menu over finished commands only; elsewhere (toolbar, Del) it says why not.
+    connect(m_commandMenu, &QMenu::aboutToHide, cancel, [cancel] { cancel->setEnabled(true); });
     cancel->setShortcutContext(Qt::WidgetWithChildrenShortcut);
     auto *resend =
         m_commandMenu->addAction(tr("Resend with a new id"), this, &MainWindow::resendSelected);
@@ -735,15 +743,34 @@ const SentSpec *MainWindow::sentFor(const CommandOutcome &o) const
     return it == m_sent.cend() ? nullptr : &*it;
 }
 
+bool MainWindow::refreshCancelAction()
+{
+    bool anyPending = false;
+    for (const QString &id : selectedCommandIds()) {
+        const CommandOutcome *o = m_commands->record(id);
+        anyPending = anyPending || (o && o->state == CommandState::Pending);
+    }
+    if (auto *cancel = findChild<QAction *>(QStringLiteral("cancelCommands")))
+        cancel->setEnabled(anyPending);
+    return anyPending;
+}
+
 void MainWindow::cancelSelected()
 {
-    int asked = 0;
+    int asked = 0, finished = 0;
     for (const QString &id : selectedCommandIds()) {
         const CommandOutcome *o = m_commands->record(id);
         if (o && o->state == CommandState::Pending)
             asked += m_backend.cancel(id, tr("cancelled by the operator"), o->hub) ? 1 : 0;
+        else if (o)
+            ++finished;
     }
-    statusBar()->showMessage(tr("%1 command(s) cancelled").arg(asked), 3000);
+    // Say what happened, also when nothing could be: the toolbar's Cancel acts on commands.
+    statusBar()->showMessage(
+        asked > 0      ? tr("%n command(s) cancelled", nullptr, asked)
+        : finished > 0 ? tr("Nothing to cancel: the selected commands have finished.")
+                       : tr("Select pending commands in the commands table to cancel them."),
+        5000);
 }
 
 void MainWindow::resendSelected()

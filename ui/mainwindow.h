@@ -119,6 +119,8 @@ public slots:
     void attachToHubs();
     // View > History…: the history dock (searching the newest commands the first time).
     void showHistory();
+    // Enables Cancel when a selected command is pending; whether one is.
+    bool refreshCancelAction();
     // Help > Keyboard shortcuts (F1): every action and shortcut of the window, in one list.
     void showShortcuts();
     // The history of one bot, searched at once (fleet: double click, context menu).

@@ -15,6 +15,7 @@ void OutcomeCounts::note(const CommandOutcome *before, const CommandOutcome &aft
         m_acked += after.state == CommandState::Acked;
         m_rejected += after.state == CommandState::Rejected;
         m_expired += after.state == CommandState::Expired;
+        m_cancelled += after.state == CommandState::Cancelled;
     }
     if (after.hasLateAck() && !(before && before->hasLateAck()))
         ++m_lateAcks;
@@ -46,16 +47,24 @@ void StatusLine::refreshAt(qint64 nowMs, int connectedBots, int bots)
                                                .arg(m_awaiting)
                                          : tr("bots %1/%2 connected").arg(connectedBots).arg(bots);
     const QString where = m_identity.isEmpty() ? m_where : m_where + QLatin1Char(' ') + m_identity;
-    setText(tr("%1 · pending %2 · acked %3 · rejected %4 · expired %5 · late acks %6 · %7 cmd/s "
-               "· %8")
+    // The other ends, when there are any: with them the counts add up to every command.
+    QString others;
+    if (m_counts.cancelled() > 0)
+        others += tr(" · cancelled %1").arg(m_counts.cancelled());
+    if (m_counts.failed() > 0)
+        others += tr(" · failed %1").arg(m_counts.failed());
+    setText(tr("%1 · pending %2 · acked %3 · rejected %4 · expired %5%6 · late acks %7 · %8 "
+               "cmd/s · %9")
                 .arg(fleet)
                 .arg(m_counts.pending())
                 .arg(m_counts.acked())
                 .arg(m_counts.rejected())
                 .arg(m_counts.expired())
+                .arg(others)
                 .arg(m_counts.lateAcks())
                 .arg(rate, 0, 'f', rate < 10 ? 1 : 0)
                 .arg(where));
+    setToolTip(tr("failed: not connected, disconnected, refused or unknown (the hub stopped)"));
 }
 
 } // namespace opconsole

@@ -23,11 +23,14 @@ public:
     qint64 rejected() const { return m_rejected; }
     qint64 expired() const { return m_expired; }
     qint64 lateAcks() const { return m_lateAcks; }
+    qint64 cancelled() const { return m_cancelled; }
+    // Never reached their bot or lost it: not connected, disconnected, refused, unknown.
+    qint64 failed() const { return m_finished - m_acked - m_rejected - m_expired - m_cancelled; }
     qint64 finished() const { return m_finished; } // every final state, for the rate
 
 private:
     qint64 m_pending = 0, m_acked = 0, m_rejected = 0, m_expired = 0, m_lateAcks = 0,
-           m_finished = 0;
+           m_cancelled = 0, m_finished = 0;
 };
 
 // The status bar's line: bots connected, outcome counts, commands finished per second over
