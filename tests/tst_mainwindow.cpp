@@ -28,9 +28,11 @@
 #include <QStandardPaths>
 #include <QStatusBar>
 #include <QTableView>
+#include <QTableWidget>
 #include <QTest>
 #include <QTextBrowser>
 #include <QTimer>
+#include <QToolButton>
 
 using namespace opconsole;
 using namespace std::chrono;
@@ -430,6 +432,24 @@ void TestMainWindow::sendPanelFitsItsParameters()
     QVERIFY(panel->height() > small);
     panel->setKind(CommandKind::Ping);
     QCOMPARE(panel->height(), small);
+    // "+" opens the new key for typing: what is typed lands there, not in the timeout.
+    panel->setKind(CommandKind::ConfigUpdate);
+    auto *add = panel->findChild<QToolButton *>(QStringLiteral("addConfigRow"));
+    auto *table = panel->findChild<QTableWidget *>();
+    QVERIFY(add && table);
+    rig.window->activateWindow();
+    add->click();
+    QCOMPARE(table->rowCount(), 1);
+    // The cell's editor has the keyboard.
+    QVERIFY(QTest::qWaitFor(
+        [&] {
+            QWidget *focus = QApplication::focusWidget();
+            return focus && table->isAncestorOf(focus) && qobject_cast<QLineEdit *>(focus);
+        },
+        2000));
+    QWidget *editor = QApplication::focusWidget();
+    QTest::keyClicks(editor, QStringLiteral("depth"));
+    QCOMPARE(qobject_cast<QLineEdit *>(editor)->text(), QStringLiteral("depth"));
 }
 
 void TestMainWindow::cancelSaysWhatItDidAndIsGreyedOverFinishedCommands()

@@ -75,6 +75,7 @@ SendPanel::SendPanel(QWidget *parent) : QWidget(parent)
     m_config->setMaximumHeight(110);
     auto *configButtons = new QHBoxLayout;
     auto *add = new QToolButton;
+    add->setObjectName(QStringLiteral("addConfigRow"));
     add->setText(tr("+"));
     add->setToolTip(tr("Add a key"));
     auto *remove = new QToolButton;
@@ -124,9 +125,15 @@ SendPanel::SendPanel(QWidget *parent) : QWidget(parent)
     connect(m_timeout, &QDoubleSpinBox::valueChanged, this,
             [this](double v) { m_timeouts[spec().kind] = v; });
     connect(add, &QToolButton::clicked, this, [this] {
-        m_config->insertRow(m_config->rowCount());
-        m_config->setCurrentCell(m_config->rowCount() - 1, 0);
-        m_config->editItem(m_config->item(m_config->rowCount() - 1, 0));
+        // The row's cells exist before they are edited (editItem on a missing cell does
+        // nothing, and what the operator types then lands elsewhere).
+        const int row = m_config->rowCount();
+        m_config->insertRow(row);
+        m_config->setItem(row, 0, new QTableWidgetItem);
+        m_config->setItem(row, 1, new QTableWidgetItem);
+        m_config->setCurrentCell(row, 0);
+        m_config->setFocus();
+        m_config->editItem(m_config->item(row, 0));
         revalidate();
     });
     connect(remove, &QToolButton::clicked, this, [this] {
