@@ -98,6 +98,13 @@ void TestCommandTableModel::lateAckShowsOnTheExpiredRow()
              QString("expired, late ack after 7.3 s"));
     QCOMPARE(model.index(0, CommandTableModel::Message).data().toString(),
              QString("done after all"));
+    // A late rejection reads as one.
+    o.lateAck->success = false;
+    o.lateAck->message = QStringLiteral("could not");
+    ++o.change;
+    model.applyChanges({o});
+    QCOMPARE(model.index(0, CommandTableModel::State).data().toString(),
+             QString("expired, late rejection after 7.3 s"));
 }
 
 void TestCommandTableModel::finishedRowsBeyondTheCapAreDropped()

@@ -80,8 +80,10 @@ QString CommandTableModel::stateText(const CommandOutcome &o)
     QString text = stateName(o.state);
     if (o.state == CommandState::Pending && o.progressPercent >= 0)
         text += QStringLiteral(" %1%").arg(o.progressPercent);
+    // A late ack says which way it went: a late rejection is no late success.
     if (o.hasLateAck())
-        text += QStringLiteral(", late ack after %1 s")
+        text += (o.lateAck->success ? QStringLiteral(", late ack after %1 s")
+                                    : QStringLiteral(", late rejection after %1 s"))
                     .arg(double(o.lateBy().count()) / 1e9, 0, 'f', 1);
     return text;
 }
