@@ -43,6 +43,16 @@ qint64 steadyNs()
 // How long gRPC may take to finish calls after every stream and API call was told to end.
 constexpr auto ShutdownGrace = 500ms;
 
+// Where a client on this machine reaches a listener: its host (loopback for a wildcard) and the
+// port it was bound to.
+QString reachableAddress(const QString &listen, int port)
+{
+    QString host = listen.section(QLatin1Char(':'), 0, -2);
+    if (host.isEmpty() || host == QLatin1String("0.0.0.0") || host == QLatin1String("[::]"))
+        host = QStringLiteral("127.0.0.1");
+    return QStringLiteral("%1:%2").arg(host).arg(port);
+}
+
 } // namespace
 
 // The session table: which session is current for each bot, which streams still wait for
@@ -817,18 +827,12 @@ QString Hub::operatorAddress() const
     const QString address = d->options.operatorListenAddress;
     if (address.startsWith(QLatin1String("unix:")))
         return address;
-    QString host = address.section(QLatin1Char(':'), 0, -2);
-    if (host.isEmpty() || host == QLatin1String("0.0.0.0") || host == QLatin1String("[::]"))
-        host = QStringLiteral("127.0.0.1");
-    return QStringLiteral("%1:%2").arg(host).arg(d->operatorPort);
+    return reachableAddress(address, d->operatorPort);
 }
 
 QString Hub::address() const
 {
-    QString host = d->options.listenAddress.section(QLatin1Char(':'), 0, -2);
-    if (host.isEmpty() || host == QLatin1String("0.0.0.0") || host == QLatin1String("[::]"))
-        host = QStringLiteral("127.0.0.1");
-    return QStringLiteral("%1:%2").arg(host).arg(d->port);
+    return reachableAddress(d->options.listenAddress, d->port);
 }
 
 const HubOptions &Hub::options() const

@@ -96,6 +96,19 @@ QString OperatorAccess::outOfScope(const Caller &caller, const QString &botId,
         .arg(caller.name, security::selectorText(caller.scope), botId);
 }
 
+std::function<QString(const QString &)>
+OperatorAccess::scopeCheck(const Caller &caller, const char *method, const Hub &hub)
+{
+    if (caller.scope.isEmpty())
+        return {};
+    return [this, caller, method, &hub](const QString &botId) {
+        QString why = outOfScope(caller, botId, hub.bot(botId));
+        if (!why.isEmpty())
+            denied(caller, method, why);
+        return why;
+    };
+}
+
 grpc::Status OperatorAccess::denied(const Caller &caller, const char *method, const QString &why)
 {
     return refuse(grpc::StatusCode::PERMISSION_DENIED, caller.name, method, why,

@@ -4,6 +4,7 @@
 // scoped operator's commands to bots outside its labels are refused.
 
 #include "botinfo.h"
+#include "hub.h"
 #include "operatorservice.h"
 #include "tokens.h"
 
@@ -45,6 +46,10 @@ public:
     // outside every scope: its labels are not known.
     static QString outOfScope(const Caller &caller, const QString &botId,
                               const std::optional<BotInfo> &bot);
+    // The per-bot check a scoped caller's sends carry (SendOptions::admit): outOfScope, with
+    // each refusal counted and reported for `method`. Empty for an unscoped caller.
+    std::function<QString(const QString &botId)> scopeCheck(const Caller &caller,
+                                                            const char *method, const Hub &hub);
     // Refused for scope by a method itself: counted and reported like the others.
     grpc::Status denied(const Caller &caller, const char *method, const QString &why);
 

@@ -366,15 +366,8 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
         return reactor;
     }
     checked.options.issuer = caller.name;
-    if (!caller.scope.isEmpty()) {
-        // Again when a command that waited for its bot is written (its labels may differ).
-        checked.options.admit = [this, caller, &hub = commands.hub()](const QString &bot) {
-            QString why = OperatorAccess::outOfScope(caller, bot, hub.bot(bot));
-            if (!why.isEmpty())
-                access.denied(caller, "SendCommand", why);
-            return why;
-        };
-    }
+    // Again when a command that waited for its bot is written (its labels may differ).
+    checked.options.admit = access.scopeCheck(caller, "SendCommand", commands.hub());
     const QString id = request->command().command_id().empty()
                            ? commands.newCommandId()
                            : fromStd(request->command().command_id());
@@ -437,15 +430,8 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *context,
         return writer.get();
     }
     checked.options.issuer = caller.name;
-    if (!caller.scope.isEmpty()) {
-        // Bots outside the operator's scope get a refusal row each; the others go.
-        checked.options.admit = [this, caller, &hub = commands.hub()](const QString &botId) {
-            QString why = OperatorAccess::outOfScope(caller, botId, hub.bot(botId));
-            if (!why.isEmpty())
-                access.denied(caller, "SendToMany", why);
-            return why;
-        };
-    }
+    // Bots outside the operator's scope get a refusal row each; the others go.
+    checked.options.admit = access.scopeCheck(caller, "SendToMany", commands.hub());
     QStringList bots;
     if (request->bot_ids_size() > 0) {
         for (const auto &id : request->bot_ids())
