@@ -401,6 +401,20 @@ void TestSecurity::unknownBotIsHeldThenAcceptedThenRevoked()
              grpc::StatusCode::NOT_FOUND);
     QCOMPARE(decide(*secure.stub, m_tokens.admin, "bot-b", v1::Decision(42)).error_code(),
              grpc::StatusCode::INVALID_ARGUMENT);
+    // A credential to check against, out of kind or size: refused, nothing decided.
+    for (const std::string &credential : {std::string("cert:\x01"), std::string(300, 'c')}) {
+        grpc::ClientContext context;
+        authorize(context, m_tokens.admin);
+        v1::DecideBotRequest request;
+        request.set_bot_id("bot-b");
+        request.set_decision(v1::DECISION_ACCEPT);
+        request.set_credential(credential);
+        v1::DecideBotResponse response;
+        QCOMPARE(secure.stub->DecideBot(&context, request, &response).error_code(),
+                 grpc::StatusCode::INVALID_ARGUMENT);
+    }
+    QCOMPARE(secure.admission->find(QStringLiteral("bot-b")).decision,
+             security::AdmissionDecision::Rejected);
 }
 
 void TestSecurity::decisionsSurviveRestart()

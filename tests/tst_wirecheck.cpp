@@ -22,6 +22,7 @@ private slots:
     void cutKeepsCharacters();
     void acks();
     void commandActions();
+    void botRecordAdmissionAndCredential();
 };
 
 void TestWireCheck::ids()
@@ -171,6 +172,23 @@ void TestWireCheck::helloRecentAcks()
         QVERIFY2(wire::checkHello(h).find("recent_acks command_id") != std::string::npos,
                  badId.c_str());
     }
+}
+
+void TestWireCheck::botRecordAdmissionAndCredential()
+{
+    // What a console accepts from a hub about a bot's admission (tst_remotebackend drives it).
+    opconsole::v1::BotRecord bot;
+    bot.set_bot_id("bot-1");
+    bot.set_admission(opconsole::v1::ADMISSION_AWAITING);
+    bot.set_credential("cert:0123456789abcdef+token:rack");
+    QCOMPARE(wire::checkBotRecord(bot), std::string());
+    bot.set_admission(opconsole::v1::Admission(99));
+    QVERIFY(wire::checkBotRecord(bot).find("admission") != std::string::npos);
+    bot.set_admission(opconsole::v1::ADMISSION_REJECTED);
+    bot.set_credential("cert:\x01");
+    QVERIFY(wire::checkBotRecord(bot).find("credential") != std::string::npos);
+    bot.set_credential(std::string(257, 'c'));
+    QVERIFY(wire::checkBotRecord(bot).find("credential") != std::string::npos);
 }
 
 QTEST_APPLESS_MAIN(TestWireCheck)
