@@ -129,4 +129,66 @@ QString CommandSpec::paramsJson() const
     return QString::fromUtf8(QJsonDocument(o).toJson(QJsonDocument::Compact));
 }
 
+std::optional<CommandSpec> CommandSpec::fromRecord(const QString &kind, const QString &params)
+{
+    const std::optional<CommandKind> k = kindFromName(kind);
+    if (!k)
+        return std::nullopt;
+    CommandSpec spec = of(*k);
+    if (params.isEmpty())
+        return spec.paramsJson().isEmpty() ? std::optional(spec) : std::nullopt;
+    const QJsonDocument doc = QJsonDocument::fromJson(params.toUtf8());
+    if (!doc.isObject())
+        return std::nullopt;
+    const QJsonObject o = doc.object();
+    switch (*k) {
+    case CommandKind::Stop: {
+        const QJsonValue graceful = o.value(QStringLiteral("graceful"));
+        const QJsonValue reason = o.value(QStringLiteral("reason"));
+        if (!(graceful.isBool() || graceful.isUndefined()) ||
+            !(reason.isString() || reason.isUndefined()))
+            return std::nullopt;
+        spec.graceful = graceful.toBool(true);
+        spec.stopReason = reason.toString();
+        break;
+    }
+    case CommandKind::ConfigUpdate: {
+        const QJsonValue version = o.value(QStringLiteral("version"));
+        const QJsonValue config = o.value(QStringLiteral("config"));
+        // A version is a whole number a double holds exactly; anything else is not ours.
+        const double v = version.toDouble(-1);
+        if (!version.isDouble() || v < 0 || v > 9007199254740992.0 || v != double(qint64(v)) ||
+            !config.isObject())
+            return std::nullopt;
+        spec.configVersion = quint64(v);
+        const QJsonObject values = config.toObject();
+        for (auto it = values.constBegin(); it != values.constEnd(); ++it) {
+            if (!it.value().isString())
+                return std::nullopt;
+            spec.config.insert(it.key(), it.value().toString());
+        }
+        break;
+    }
+    case CommandKind::Custom: {
+        const QJsonValue name = o.value(QStringLiteral("name"));
+        const QJsonValue payload = o.value(QStringLiteral("payload"));
+        if (!name.isString())
+            return std::nullopt;
+        spec.customName = name.toString();
+        if (payload.isObject())
+            spec.jsonPayload = QJsonDocument(payload.toObject()).toJson(QJsonDocument::Compact);
+        else if (payload.isArray())
+            spec.jsonPayload = QJsonDocument(payload.toArray()).toJson(QJsonDocument::Compact);
+        else if (payload.isString())
+            spec.jsonPayload = payload.toString().toUtf8();
+        else if (!payload.isUndefined())
+            return std::nullopt;
+        break;
+    }
+    default:
+        return std::nullopt; // these kinds have no parameters
+    }
+    return spec;
+}
+
 } // namespace opconsole

@@ -50,6 +50,10 @@ struct CommandSpec
     // {"version":..,"config":{..}} for config, {"name":..,"payload":..} for custom); empty
     // for kinds without parameters.
     QString paramsJson() const;
+    // The spec back from a record's kind and paramsJson() (a record from opctl, another
+    // console, history or a remote hub); none when they do not have that shape (cut at
+    // CommandOutcome::MaxParamsLength, another version's fields, hostile).
+    static std::optional<CommandSpec> fromRecord(const QString &kind, const QString &params);
 };
 
 } // namespace opconsole

@@ -58,6 +58,9 @@ private slots:
     void opctlLineWithoutWhatWasSent();
     void opctlLineForConfig();
     void opctlLineForCustomAndStop();
+    void parametersFromTheRecord();
+    void recordParamsOfAnotherShape();
+    void lateRejectionAfterACancel();
 };
 
 void TestCommandText::hostileTextIsEscaped()
@@ -111,8 +114,10 @@ void TestCommandText::jsonIsPrettyPrinted()
 
 void TestCommandText::parametersOfWhatWasSent()
 {
-    const CommandOutcome o = record(CommandState::Acked);
+    CommandOutcome o = record(CommandState::Acked);
     QVERIFY(!detailsHtml(o, nullptr).contains("<b>Command</b>"));
+    // What this window sent is used where the record's params (here: none) do not tell.
+    o.kind = QStringLiteral("stop");
 
     SentSpec stop{CommandSpec::of(CommandKind::Stop), 1500ms};
     stop.spec.stopReason = QStringLiteral("end of <shift>");
@@ -121,6 +126,7 @@ void TestCommandText::parametersOfWhatWasSent()
     QVERIFY2(text.contains("Command\nreason: end of <shift>\ngraceful: no\ntimeout: 1500 ms"),
              qPrintable(text));
 
+    o.kind = QStringLiteral("config");
     SentSpec config{CommandSpec::of(CommandKind::ConfigUpdate), 10s};
     config.spec.config = {{"depth", "3"}, {"mode", "a&b"}};
     config.spec.configVersion = 7;
@@ -184,6 +190,109 @@ void TestCommandText::expiredThenLateAck()
     QVERIFY(text.contains("Late ack\nsuccess: yes\nmessage: done, late"));
     QVERIFY(text.contains(QRegularExpression(R"(bot received \S+, completed \S+)")));
     QVERIFY(!text.contains("\nAck\n")); // no ack in time
+}
+
+void TestCommandText::parametersFromTheRecord()
+{
+    // Sent by opctl (or another console): the record's params are all there is.
+    CommandOutcome o = record(CommandState::Acked);
+    CommandSpec custom = CommandSpec::of(CommandKind::Custom);
+    custom.customName = QStringLiteral("dump");
+    custom.jsonPayload = QByteArray(R"({"depth":3})");
+    o.kind = custom.name();
+    o.params = custom.paramsJson();
+    o.timeout = 2500ms;
+    QString text = rendered(detailsHtml(o, nullptr));
+    QVERIFY2(text.contains("Command\nname: dump\n\n{\n    \"depth\": 3\n}"), qPrintable(text));
+    QVERIFY2(text.contains("timeout: 2500 ms"), qPrintable(text));
+    QVERIFY(!text.contains(" = ")); // no config lines for a custom command (item 2)
+    QCOMPARE(opctlLine(o, "hub:1", nullptr),
+             QString(R"(opctl --hub hub:1 send bot-1 custom --timeout 2500ms --name dump )"
+                     R"(--json-payload '{"depth":3}')"));
+
+    // What this window's send panel held for other kinds never reaches a record of this one:
+    // the record wins over a stale or wrong SentSpec.
+    SentSpec stale{CommandSpec::of(CommandKind::ConfigUpdate), 10s};
+    stale.spec.config = {{"depth", "3"}};
+    QVERIFY(!opctlLine(o, "hub:1", &stale).contains("--set"));
+    QVERIFY(!rendered(detailsHtml(o, &stale)).contains("depth = 3"));
+
+    CommandSpec config = CommandSpec::of(CommandKind::ConfigUpdate);
+    config.config = {{"mode", "fast lane"}};
+    config.configVersion = 4;
+    o.kind = config.name();
+    o.params = config.paramsJson();
+    text = rendered(detailsHtml(o, nullptr));
+    QVERIFY2(text.contains("Command\nmode = fast lane\nversion 4\ntimeout: 2500 ms"),
+             qPrintable(text));
+    QCOMPARE(opctlLine(o, "hub:1", nullptr),
+             QString("opctl --hub hub:1 send bot-1 config --timeout 2500ms --set 'mode=fast lane' "
+                     "--version 4"));
+
+    CommandSpec stop = CommandSpec::of(CommandKind::Stop);
+    stop.stopReason = QStringLiteral("maintenance");
+    stop.graceful = false;
+    o.kind = stop.name();
+    o.params = stop.paramsJson();
+    QCOMPARE(opctlLine(o, "hub:1", nullptr),
+             QString("opctl --hub hub:1 send bot-1 stop --timeout 2500ms --reason maintenance "
+                     "--no-graceful"));
+}
+
+void TestCommandText::recordParamsOfAnotherShape()
+{
+    // Cut, from another version or hostile: not read as parameters, shown as kept, escaped.
+    const struct
+    {
+        const char *kind;
+        const char *params;
+    } cases[] = {
+        {"config", R"({"version":"7","config":{"a":"b"}})"},
+        {"config", R"({"version":-1,"config":{"a":"b"}})"},
+        {"config", R"({"version":1e300,"config":{"a":"b"}})"},
+        {"config", R"({"version":1.5,"config":{"a":"b"}})"},
+        {"config", R"({"version":1,"config":{"a":3}})"},
+        {"config", R"({"version":1,"config":["a"]})"},
+        {"config", R"({"version":1,"config":{"a":"b"})"}, // cut
+        {"custom", R"({"payload":{}})"},
+        {"custom", R"({"name":"x","payload":3})"},
+        {"stop", R"({"graceful":"no"})"},
+        {"stop", R"(["<b>"])"},
+        {"ping", R"({"x":1})"},
+        {"warp", R"({"name":"x"})"},
+    };
+    for (const auto &c : cases) {
+        QVERIFY2(!CommandSpec::fromRecord(c.kind, c.params), c.params);
+        CommandOutcome o = record(CommandState::Acked);
+        o.kind = QString::fromLatin1(c.kind);
+        o.params = QString::fromLatin1(c.params) + QStringLiteral("<script>");
+        const QString html = detailsHtml(o, nullptr);
+        QVERIFY2(!html.contains("<b>Command</b>"), c.params);
+        QVERIFY2(html.contains("<b>Parameters</b>"), c.params);
+        QVERIFY(!html.contains("<script>"));
+        QVERIFY(!opctlLine(o, "hub:1", nullptr).contains("--set"));
+    }
+    // And the shapes paramsJson() writes read back whole.
+    for (const CommandKind kind : {CommandKind::Start, CommandKind::Stop, CommandKind::Restart,
+                                   CommandKind::Pause, CommandKind::Resume, CommandKind::Ping}) {
+        const CommandSpec spec = CommandSpec::of(kind);
+        const auto back = CommandSpec::fromRecord(spec.name(), spec.paramsJson());
+        QVERIFY(back);
+        QCOMPARE(back->paramsJson(), spec.paramsJson());
+    }
+}
+
+void TestCommandText::lateRejectionAfterACancel()
+{
+    // Late from the cancel, not from the deadline; a rejection says so.
+    CommandOutcome o = record(CommandState::Cancelled);
+    o.finishedAt = o.registeredAt + 1s;
+    o.lateAck = ack(false, QStringLiteral("could not"));
+    o.lateAckAt = o.finishedAt + 500ms;
+    const QString text = rendered(detailsHtml(o, nullptr));
+    QVERIFY2(text.contains(QRegularExpression(R"(late rejection \S+ \(\+1500\.0 ms, 0\.5 s )"
+                                              R"(after the cancel\))")),
+             qPrintable(text));
 }
 
 void TestCommandText::shellQuoting()

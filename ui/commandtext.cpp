@@ -61,8 +61,10 @@ QString detailsHtml(const CommandOutcome &o, const SentSpec *sent)
     html += QStringLiteral("<p><b>%1</b>%2</p>")
                 .arg(escape(CommandTableModel::stateText(o)),
                      o.reason.isEmpty() ? QString() : QStringLiteral(": ") + escape(o.reason));
-    if (sent) {
-        const CommandSpec &spec = sent->spec;
+    const std::optional<SentSpec> command = commandOf(o, sent);
+    bool timeoutShown = false;
+    if (command) {
+        const CommandSpec &spec = command->spec;
         QStringList params;
         if (spec.kind == CommandKind::Stop)
             params << tr("reason: %1").arg(escape(spec.stopReason))
@@ -78,12 +80,17 @@ QString detailsHtml(const CommandOutcome &o, const SentSpec *sent)
                 params << QStringLiteral("<pre>%1</pre>")
                               .arg(escape(QString::fromUtf8(doc.toJson(QJsonDocument::Indented))));
         }
-        params << tr("timeout: %1 ms").arg(sent->timeout.count());
-        html +=
-            QStringLiteral("<p><b>Command</b><br>%1</p>").arg(params.join(QStringLiteral("<br>")));
+        // A kind without parameters has no section: its timeout goes with the origin below.
+        if (!params.isEmpty()) {
+            if (command->timeout.count() > 0)
+                params << tr("timeout: %1 ms").arg(command->timeout.count());
+            html += QStringLiteral("<p><b>Command</b><br>%1</p>")
+                        .arg(params.join(QStringLiteral("<br>")));
+            timeoutShown = command->timeout.count() > 0;
+        }
     } else if (!o.params.isEmpty()) {
-        // Not sent from this window (another console, opctl, an earlier run): the parameters
-        // as the record keeps them.
+        // Parameters that do not read as this kind's (cut at the record's limit, another
+        // version's fields): as the record keeps them.
         html += QStringLiteral("<p><b>Parameters</b><pre>%1</pre></p>")
                     .arg(escape(payloadText(o.params.toUtf8())));
     }
@@ -92,7 +99,7 @@ QString detailsHtml(const CommandOutcome &o, const SentSpec *sent)
         from << tr("issued by %1").arg(escape(o.issuer));
     if (!o.fanOut.isEmpty())
         from << tr("fan-out %1").arg(escape(o.fanOut));
-    if (o.timeout.count() > 0 && !sent)
+    if (o.timeout.count() > 0 && !timeoutShown)
         from << tr("timeout %1 ms").arg(o.timeout.count());
     if (!from.isEmpty())
         html += QStringLiteral("<p>%1</p>").arg(from.join(QStringLiteral(", ")));
@@ -119,10 +126,17 @@ QString detailsHtml(const CommandOutcome &o, const SentSpec *sent)
                     .arg(stateName(o.state), wall(o, o.finishedAt), since(o.finishedAt));
     else
         html += tr("deadline %1 (%2)<br>").arg(wall(o, o.deadline), since(o.deadline));
-    if (o.hasLateAck())
-        html += tr("late ack %1 (%2, %3 s after the deadline)<br>")
-                    .arg(wall(o, o.lateAckAt), since(o.lateAckAt))
-                    .arg(double(o.lateBy().count()) / 1e9, 0, 'f', 1);
+    if (o.hasLateAck()) {
+        // Late from when the command stopped waiting: its deadline, or its cancel/disconnect.
+        const QString after = o.state == CommandState::Expired     ? tr("after the deadline")
+                              : o.state == CommandState::Cancelled ? tr("after the cancel")
+                                                                   : tr("after it ended");
+        html += tr("%1 %2 (%3, %4 s %5)<br>")
+                    .arg(o.lateAck->success ? tr("late ack") : tr("late rejection"),
+                         wall(o, o.lateAckAt), since(o.lateAckAt))
+                    .arg(double(o.lateBy().count()) / 1e9, 0, 'f', 1)
+                    .arg(after);
+    }
     html += QStringLiteral("</p>");
     for (const auto &[title, ack] :
          {std::pair{tr("Ack"), o.ack}, std::pair{tr("Late ack"), o.lateAck}}) {
@@ -146,11 +160,13 @@ QString opctlLine(const CommandOutcome &o, const QString &hubAddress, const Sent
     QStringList args{
         QStringLiteral("opctl"), QStringLiteral("--hub"), o.hub.isEmpty() ? hubAddress : o.hub,
         QStringLiteral("send"),  shellQuote(o.botId),     o.kind};
-    const milliseconds timeout =
-        sent ? sent->timeout : duration_cast<milliseconds>(o.deadline - o.registeredAt);
+    const std::optional<SentSpec> command = commandOf(o, sent);
+    const milliseconds timeout = command && command->timeout.count() > 0
+                                     ? command->timeout
+                                     : duration_cast<milliseconds>(o.deadline - o.registeredAt);
     args << QStringLiteral("--timeout") << QStringLiteral("%1ms").arg(timeout.count());
-    if (sent) {
-        const CommandSpec &spec = sent->spec;
+    if (command) {
+        const CommandSpec &spec = command->spec;
         for (auto kv = spec.config.cbegin(); kv != spec.config.cend(); ++kv)
             args << QStringLiteral("--set") << shellQuote(kv.key() + QLatin1Char('=') + kv.value());
         if (spec.kind == CommandKind::ConfigUpdate && spec.configVersion)
@@ -167,6 +183,18 @@ QString opctlLine(const CommandOutcome &o, const QString &hubAddress, const Sent
             args << QStringLiteral("--no-graceful");
     }
     return args.join(QLatin1Char(' '));
+}
+
+std::optional<SentSpec> commandOf(const CommandOutcome &o, const SentSpec *sent)
+{
+    // The record first: it is what went down the wire, whoever sent it.
+    if (std::optional<CommandSpec> spec = CommandSpec::fromRecord(o.kind, o.params))
+        return SentSpec{*spec, o.timeout.count() > 0 ? o.timeout
+                               : sent                ? sent->timeout
+                                                     : milliseconds(0)};
+    if (sent)
+        return *sent;
+    return std::nullopt;
 }
 
 } // namespace opconsole
