@@ -250,15 +250,32 @@ void TestCommandsPanel::selectionAndCurrent()
     QStringList ids = panel.selectedCommandIds();
     ids.sort();
     QCOMPARE(ids, QStringList({"cmd-1", "cmd-4"}));
+    // The current row (cmd-3) is not selected: the details show a selected one, the first
+    // in the view's order (newest first: cmd-4).
+    QCOMPARE(panel.detailsCommandId(), QString("cmd-4"));
+    QCOMPARE(current.count(), 3);
+    QCOMPARE(current.last().at(0).toString(), QString("cmd-4"));
     panel.view()->selectionModel()->clearSelection();
     QCOMPARE(panel.selectedCommandIds(), QStringList({"cmd-3"}));
+    QCOMPARE(current.count(), 4);
+    QCOMPARE(current.last().at(0).toString(), QString("cmd-3"));
 
-    // The current row moves with a key: announced.
+    // The current row moves with a key and selects: announced.
     panel.view()->setFocus();
     QTest::keyClick(panel.view(), Qt::Key_Down);
-    QCOMPARE(current.count(), 3);
+    QCOMPARE(current.count(), 5);
     QVERIFY(current.last().at(0).toString() != QString("cmd-3"));
     QCOMPARE(current.last().at(0).toString(), panel.currentCommandId());
+    const QString selected = panel.currentCommandId();
+    QCOMPARE(panel.selectedCommandIds(), QStringList({selected}));
+
+    // Ctrl+Down moves the current row without selecting (issue 12, item 3): the details stay
+    // on the selected command, the one Cancel, Resend and Copy act on.
+    QTest::keyClick(panel.view(), Qt::Key_Down, Qt::ControlModifier);
+    QVERIFY(panel.currentCommandId() != selected);
+    QCOMPARE(panel.selectedCommandIds(), QStringList({selected}));
+    QCOMPARE(panel.detailsCommandId(), selected);
+    QCOMPARE(current.count(), 5);
 }
 
 void TestCommandsPanel::contextMenuAtTheClick()

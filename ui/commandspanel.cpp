@@ -88,8 +88,12 @@ CommandsPanel::CommandsPanel(QWidget *parent) : QWidget(parent)
     connect(m_botFilter, &QComboBox::currentTextChanged, m_proxy, &CommandFilterProxy::setBot);
     connect(m_textFilter, &QLineEdit::textChanged, m_proxy, &CommandFilterProxy::setText);
 
+    // The details follow what the actions act on: the selection, not a current index that
+    // Ctrl+arrows move without selecting.
     connect(m_view->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
-            [this] { emit currentChanged(currentCommandId()); });
+            &CommandsPanel::announceDetails);
+    connect(m_view->selectionModel(), &QItemSelectionModel::selectionChanged, this,
+            &CommandsPanel::announceDetails);
     connect(m_view, &QWidget::customContextMenuRequested, this, [this](const QPoint &pos) {
         emit contextMenuRequested(m_view->viewport()->mapToGlobal(pos));
     });
@@ -99,7 +103,7 @@ void CommandsPanel::apply(const QList<CommandOutcome> &records)
 {
     m_model->applyChanges(records);
     m_fanOuts->applyChanges(records);
-    const QString current = currentCommandId();
+    const QString current = detailsCommandId();
     if (!current.isEmpty() && std::any_of(records.begin(), records.end(),
                                           [&](const auto &o) { return o.commandId == current; }))
         emit currentChanged(current);
@@ -144,6 +148,31 @@ void CommandsPanel::selectCommand(const QString &commandId)
 QString CommandsPanel::currentCommandId() const
 {
     return m_view->currentIndex().data(CommandTableModel::CommandIdRole).toString();
+}
+
+void CommandsPanel::announceDetails()
+{
+    const QString id = detailsCommandId();
+    if (id == m_detailsId)
+        return;
+    m_detailsId = id;
+    emit currentChanged(id);
+}
+
+QString CommandsPanel::detailsCommandId() const
+{
+    const QItemSelectionModel *selection = m_view->selectionModel();
+    const QModelIndex current = m_view->currentIndex();
+    if (!selection->hasSelection() ||
+        (current.isValid() && selection->isRowSelected(current.row(), current.parent())))
+        return currentCommandId();
+    // The current row is elsewhere (Ctrl+arrows): the first selected row, in view order.
+    QModelIndexList rows = selection->selectedRows();
+    if (rows.isEmpty())
+        return currentCommandId();
+    std::sort(rows.begin(), rows.end(),
+              [](const QModelIndex &a, const QModelIndex &b) { return a.row() < b.row(); });
+    return rows.first().data(CommandTableModel::CommandIdRole).toString();
 }
 
 void CommandsPanel::showFanOut(const QString &fanOutId)

@@ -47,6 +47,9 @@ public:
     QStringList selectedCommandIds() const;
     void selectCommand(const QString &commandId);
     QString currentCommandId() const;
+    // The command the details pane shows: the current row when it is selected (or nothing
+    // is), else the first selected row; never one the actions would not act on.
+    QString detailsCommandId() const;
     // Shows only the commands of one fan-out (empty: all), as a click on its tally line does.
     void showFanOut(const QString &fanOutId);
     // Repaints the visible cells of the Remaining column: their countdown moved.
@@ -57,7 +60,8 @@ public:
     void loadSettings();
 
 signals:
-    // The current command is another one, or its record changed: show it again.
+    // The command to show in the details is another one (detailsCommandId), or its record
+    // changed: show it again.
     void currentChanged(const QString &commandId);
     void contextMenuRequested(const QPoint &globalPos);
     // After showFanOut, by a call, a click or Esc; empty when all commands are shown again.
@@ -65,6 +69,7 @@ signals:
 
 private:
     void placeIssuedBy();
+    void announceDetails(); // currentChanged, when detailsCommandId() is another one
 
     CommandTableModel *m_model;
     CommandFilterProxy *m_proxy;
@@ -74,6 +79,7 @@ private:
     QLineEdit *m_textFilter;
     QListView *m_fanOutView;
     QTableView *m_view;
+    QString m_detailsId; // the last one announced
 };
 
 } // namespace opconsole

@@ -19,6 +19,7 @@ QTableView *makeTable(QAbstractItemModel *model, QWidget *parent)
     view->setSortingEnabled(true);
     view->setAlternatingRowColors(true);
     view->setWordWrap(false);
+    view->setTabKeyNavigation(false); // Tab leaves the table; arrows move in it
     view->verticalHeader()->setVisible(false);
     // Fixed row heights: ResizeToContents would make every update quadratic.
     view->verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
