@@ -3,6 +3,7 @@
 #include "fleetmodel.h"
 #include "latencychart.h"
 #include "tableview.h"
+#include "theme.h"
 
 #include <QAction>
 #include <QHBoxLayout>
@@ -11,6 +12,7 @@
 #include <QLineEdit>
 #include <QSettings>
 #include <QSortFilterProxyModel>
+#include <QSplitter>
 #include <QStyle>
 #include <QTableView>
 #include <QToolButton>
@@ -37,14 +39,16 @@ FleetPanel::FleetPanel(std::function<int(const QString &)> pendingOf, QWidget *p
     m_view->setItemDelegateForColumn(FleetModel::Heartbeat, new SecondsDelegate(m_view));
     m_view->sortByColumn(FleetModel::Bot, Qt::AscendingOrder);
     m_chart = new LatencyChart;
+    m_chart->setObjectName(QStringLiteral("latencyChart"));
 
     // Bots awaiting approval: hard to miss, and one click from being shown.
     m_approvalBar = new QWidget;
     m_approvalBar->setObjectName(QStringLiteral("approvalBar"));
     m_approvalBar->setAttribute(Qt::WA_StyledBackground);
-    m_approvalBar->setStyleSheet(
-        QStringLiteral("#approvalBar { background: #fde2b8; border: 1px solid #e0a040; "
-                       "border-radius: 3px; } #approvalBar QLabel { color: #5a3200; }"));
+    setThemedStyleSheet(m_approvalBar, // amber, light or dark as the palette (theme.h)
+                        QStringLiteral("#approvalBar { background: @bannerBackground; border: "
+                                       "1px solid @bannerBorder; border-radius: 3px; } "
+                                       "#approvalBar QLabel { color: @bannerText; }"));
     auto *bar = new QHBoxLayout(m_approvalBar);
     bar->setContentsMargins(6, 3, 6, 3);
     auto *icon = new QLabel;
@@ -68,9 +72,16 @@ FleetPanel::FleetPanel(std::function<int(const QString &)> pendingOf, QWidget *p
     layout->addWidget(new QLabel(tr("<b>Fleet</b>")));
     layout->addWidget(m_approvalBar);
     layout->addWidget(m_filter);
-    layout->addWidget(m_view, 1);
-    layout->addWidget(new QLabel(tr("<b>Ack latency</b> p50 bar, p95 tick")));
-    layout->addWidget(m_chart);
+    // The table over the latency chart (its own title line); the operator may give the chart
+    // more room.
+    m_chartSplit = new QSplitter(Qt::Vertical);
+    m_chartSplit->setObjectName(QStringLiteral("fleetChartSplit"));
+    m_chartSplit->setChildrenCollapsible(false);
+    m_chartSplit->addWidget(m_view);
+    m_chartSplit->addWidget(m_chart);
+    m_chartSplit->setStretchFactor(0, 1);
+    m_chartSplit->setStretchFactor(1, 0);
+    layout->addWidget(m_chartSplit, 1);
     // Every column in view at the window's default size; Last latency takes what is left.
     fitColumn(m_view, FleetModel::Bot, QStringLiteral("bot-00"));
     fitColumn(m_view, FleetModel::Labels, QStringLiteral("group=a"));
@@ -87,6 +98,9 @@ FleetPanel::FleetPanel(std::function<int(const QString &)> pendingOf, QWidget *p
             &QSortFilterProxyModel::setFilterFixedString);
     connect(m_view->selectionModel(), &QItemSelectionModel::selectionChanged, this,
             &FleetPanel::selectionChanged);
+    // The chart shows the selected bots' answers, all bots' when none is selected.
+    connect(this, &FleetPanel::selectionChanged, m_chart,
+            [this] { m_chart->setBots(selectedBots()); });
     m_view->setContextMenuPolicy(Qt::CustomContextMenu);
     connect(m_view, &QWidget::customContextMenuRequested, this, [this](const QPoint &pos) {
         // The menu acts on the row under the pointer: current, and selected (alone, unless it
@@ -214,6 +228,8 @@ void FleetPanel::saveSettings() const
     QSettings settings;
     settings.setValue(QStringLiteral("fleet/header"), m_view->horizontalHeader()->saveState());
     settings.setValue(QStringLiteral("fleet/filter"), m_filter->text());
+    settings.setValue(QStringLiteral("fleet/chartSplit"), m_chartSplit->saveState());
+    settings.setValue(QStringLiteral("fleet/latencyWindowMs"), m_chart->windowMs());
 }
 
 void FleetPanel::loadSettings()
@@ -222,6 +238,10 @@ void FleetPanel::loadSettings()
     m_view->horizontalHeader()->restoreState(
         settings.value(QStringLiteral("fleet/header")).toByteArray());
     m_filter->setText(settings.value(QStringLiteral("fleet/filter")).toString());
+    m_chartSplit->restoreState(settings.value(QStringLiteral("fleet/chartSplit")).toByteArray());
+    m_chart->setWindowMs(
+        settings.value(QStringLiteral("fleet/latencyWindowMs"), LatencyChart::FiveMinutesMs)
+            .toLongLong());
 }
 
 } // namespace opconsole
