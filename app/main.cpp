@@ -16,6 +16,7 @@
 #include "hubset.h"
 #include "localbackend.h"
 #include "mainwindow.h"
+#include "theme.h"
 
 #include <QApplication>
 #include <QTableView>
@@ -37,6 +38,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -205,8 +207,26 @@ int main(int argc, char **argv)
         {QStringLiteral("insecure"),
          QStringLiteral("Allow a listener that other machines reach without TLS (or the "
                         "Operator API there without --operators). Logged every hour.")},
+        {QStringLiteral("theme"),
+         QStringLiteral("GUI: system (the desktop's style and colours), light or dark (the "
+                        "Fusion style with a light or dark palette). Default system."),
+         QStringLiteral("theme"), QStringLiteral("system")},
     });
     parser.process(app);
+
+#ifdef OPCONSOLE_GUI
+    // Checked headless too (a mistake is said, not ignored); applied with the window only.
+    const std::optional<Theme> theme = parseTheme(parser.value(QStringLiteral("theme")));
+    if (!theme) {
+        std::fprintf(stderr, "opconsole: --theme is system, light or dark\n");
+        return 64;
+    }
+    if (!headless) {
+        applyTheme(*theme);
+        QApplication::setWindowIcon(applicationIcon());
+        QGuiApplication::setDesktopFileName(QStringLiteral("io.github.opconsole"));
+    }
+#endif
 
 #ifndef OPCONSOLE_GUI
     if (!parser.isSet(QStringLiteral("headless")))

@@ -5,9 +5,11 @@ set -euo pipefail
 packages=(
     cmake ninja-build g++ pkg-config
     qt6-base-dev libgl-dev
+    libqt6svg6                     # the SVG icon engine plugin: state and application icons
     libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
     libqt6sql6-sqlite libsqlite3-dev fonts-dejavu-core
     libssl-dev openssl
+    desktop-file-utils appstream   # checks of resources/ (ctest desktop_file_validate, appstream_validate)
 )
 if [ "${OPCONSOLE_WITH_XVFB:-0}" = 1 ]; then
     packages+=(xvfb xauth)

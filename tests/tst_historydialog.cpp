@@ -5,6 +5,7 @@
 #include "commandexport.h"
 #include "commandregistry.h"
 #include "commandservice.h"
+#include "botdetails.h"
 #include "commandtablemodel.h"
 #include "detailsview.h"
 #include "fleetmodel.h"
@@ -698,10 +699,17 @@ void TestHistoryDialog::fleetContextMenuOpensTheBotsHistory()
              QStringList({"old-stop", "old-restart", "old-ping"}));
     QCOMPARE(window.activeTable(), MainWindow::Table::History);
 
-    // A double click on another bot: its history, the other fields cleared.
+    // A double click on another bot: its details, and there its history, the other fields
+    // cleared.
     panel->textField()->setText("nothing like this");
     const QRect other = fleet->visualRect(fleet->model()->index(rowOf("bot-page"), 0));
-    QVERIFY(loaded(*panel, [&] { doubleClick(fleet, other.center()); }));
+    doubleClick(fleet, other.center());
+    QVERIFY(window.botDetailsDialog() && window.botDetailsDialog()->isVisible());
+    QCOMPARE(window.botDetailsDialog()->botId(), QString("bot-page"));
+    auto *botHistory = window.botDetailsDialog()->findChild<QPushButton *>("botHistory");
+    QVERIFY(botHistory && botHistory->isEnabled());
+    QVERIFY(loaded(*panel, [&] { botHistory->click(); }));
+    window.botDetailsDialog()->close();
     QCOMPARE(panel->botField()->text(), QString("bot-page"));
     QCOMPARE(panel->textField()->text(), QString());
     QCOMPARE(panel->model()->rowCount(), 25);

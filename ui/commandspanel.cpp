@@ -50,7 +50,6 @@ CommandsPanel::CommandsPanel(QWidget *parent) : QWidget(parent)
     m_fanOutView = new QListView;
     m_fanOutView->setObjectName(QStringLiteral("fanOuts"));
     m_fanOutView->setModel(m_fanOuts);
-    m_fanOutView->setMaximumHeight(64);
     m_fanOutView->setUniformItemSizes(true);
     m_fanOutView->setToolTip(tr("Fan-outs: one line per send to several bots, tallied live. "
                                 "Click one to show its commands; Esc shows all again."));
@@ -72,8 +71,14 @@ CommandsPanel::CommandsPanel(QWidget *parent) : QWidget(parent)
     layout->addWidget(m_fanOutView);
     layout->addWidget(m_view, 1);
 
-    connect(m_fanOuts, &QAbstractItemModel::modelReset, this,
-            [this] { m_fanOutView->setVisible(m_fanOuts->rowCount() > 0); });
+    // As tall as its lines, up to three (then it scrolls): one fan-out takes one line.
+    connect(m_fanOuts, &QAbstractItemModel::modelReset, this, [this] {
+        const int lines = std::min(3, m_fanOuts->rowCount());
+        m_fanOutView->setVisible(lines > 0);
+        if (lines > 0)
+            m_fanOutView->setFixedHeight(lines * m_fanOutView->sizeHintForRow(0) +
+                                         2 * m_fanOutView->frameWidth());
+    });
     connect(m_fanOutView, &QAbstractItemView::clicked, this, [this](const QModelIndex &index) {
         showFanOut(index.data(FanOutModel::FanOutIdRole).toString());
     });

@@ -1,10 +1,7 @@
 #include "commandtablemodel.h"
 
-#include <QApplication>
 #include <QBrush>
-#include <QColor>
 #include <QDateTime>
-#include <QStyle>
 
 namespace opconsole {
 
@@ -30,34 +27,8 @@ double toMs(nanoseconds d)
 
 CommandTableModel::CommandTableModel(QObject *parent) : QAbstractTableModel(parent)
 {
-    for (int s = 0; s < CommandStateCount; ++s)
-        m_icons[s] = stateIcon(CommandState(s));
-}
-
-QIcon CommandTableModel::stateIcon(CommandState state)
-{
-    auto *style = QApplication::style();
-    if (!style)
-        return {};
-    switch (state) {
-    case CommandState::Pending:
-        return style->standardIcon(QStyle::SP_BrowserReload);
-    case CommandState::Acked:
-        return style->standardIcon(QStyle::SP_DialogApplyButton);
-    case CommandState::Rejected:
-    case CommandState::Refused:
-        return style->standardIcon(QStyle::SP_MessageBoxCritical);
-    case CommandState::Expired:
-        return style->standardIcon(QStyle::SP_MessageBoxWarning);
-    case CommandState::NotConnected:
-    case CommandState::Disconnected:
-        return style->standardIcon(QStyle::SP_DriveNetIcon);
-    case CommandState::Cancelled:
-        return style->standardIcon(QStyle::SP_DialogCancelButton);
-    case CommandState::Unknown:
-        return style->standardIcon(QStyle::SP_MessageBoxQuestion);
-    }
-    return {};
+    for (int k = 0; k < int(StateIconKind::Count); ++k)
+        m_icons[k] = consoleIcon(StateIconKind(k));
 }
 
 int CommandTableModel::rowCount(const QModelIndex &parent) const
@@ -111,7 +82,7 @@ QVariant CommandTableModel::stateForeground(const CommandOutcome &o)
 {
     // Colour marks only what needs a look; text and icon say it too.
     if (o.hasLateAck())
-        return QBrush(QColor(0xb3, 0x5c, 0x00));
+        return QBrush(toneColour(Tone::Attention));
     switch (o.state) {
     case CommandState::Rejected:
     case CommandState::Expired:
@@ -119,7 +90,7 @@ QVariant CommandTableModel::stateForeground(const CommandOutcome &o)
     case CommandState::NotConnected:
     case CommandState::Refused:
     case CommandState::Unknown:
-        return QBrush(QColor(0xc0, 0x1c, 0x28));
+        return QBrush(toneColour(Tone::Problem));
     default:
         return {};
     }
@@ -177,7 +148,7 @@ QVariant CommandTableModel::data(const QModelIndex &index, int role) const
     case Qt::ToolTipRole:
         return index.column() == Id ? row.tooltip : QVariant();
     case Qt::DecorationRole:
-        return index.column() == State ? m_icons[int(o.state)] : QVariant();
+        return index.column() == State ? m_icons[int(iconKindOf(o))] : QVariant();
     case Qt::ForegroundRole:
         if (index.column() != State && index.column() != Message)
             return {};
@@ -291,6 +262,40 @@ void CommandTableModel::prune()
         }
         drop.push_back(int(i));
     }
+    removeRuns(drop);
+}
+
+int CommandTableModel::removeFinished()
+{
+    std::vector<int> drop;
+    for (size_t i = 0; i < m_rows.size(); ++i) {
+        if (m_rows[i].rec.finished())
+            drop.push_back(int(i));
+    }
+    // Many runs (finished rows between pending ones) are cheaper as one reset.
+    int runs = 0;
+    for (size_t i = 0; i < drop.size(); ++i)
+        runs += i == 0 || drop[i - 1] != drop[i] - 1 ? 1 : 0;
+    if (runs > 16) {
+        beginResetModel();
+        std::deque<Row> kept;
+        for (Row &row : m_rows) {
+            if (row.rec.finished())
+                m_index.remove(row.rec.commandId);
+            else
+                kept.push_back(std::move(row));
+        }
+        m_rows = std::move(kept);
+        endResetModel();
+        return int(drop.size());
+    }
+    removeRuns(drop);
+    return int(drop.size());
+}
+
+void CommandTableModel::removeRuns(const std::vector<int> &drop)
+{
+    // From the back, one rowsRemoved per run of adjacent rows, so that row numbers stay valid.
     for (size_t end = drop.size(); end > 0;) {
         size_t begin = end - 1;
         while (begin > 0 && drop[begin - 1] == drop[begin] - 1)

@@ -1,12 +1,14 @@
 #pragma once
 
 #include "commandoutcome.h"
+#include "theme.h"
 
 #include <QAbstractTableModel>
 #include <QHash>
 #include <QIcon>
 
 #include <deque>
+#include <vector>
 
 namespace opconsole {
 
@@ -54,6 +56,9 @@ public:
 
     void applyChanges(const QList<CommandOutcome> &records);
     void setMaxRows(int rows);
+    // Drops every finished row from the view (the history keeps them); how many. Their later
+    // changes (a late ack) stay dropped, as for rows dropped by the cap.
+    int removeFinished();
     int maxRows() const { return m_maxRows; }
     int rowOf(const QString &commandId) const; // -1 when not shown
     const CommandOutcome *record(int row) const;
@@ -67,9 +72,9 @@ public:
     // while pending, else the reason.
     static QString messageText(const CommandOutcome &o);
     // The colour of the State and Message cells: only for what needs a look; none otherwise.
+    // From the application's palette when asked (theme.h: readable on its Base), so a
+    // palette change shows at the next paint.
     static QVariant stateForeground(const CommandOutcome &o);
-    // The State column's icons, made from the application's style (none without one).
-    static QIcon stateIcon(CommandState state);
 
 private:
     struct Row
@@ -84,12 +89,15 @@ private:
     };
     void fill(Row &row);
     void prune();
+    void removeRuns(const std::vector<int> &rows); // ascending row numbers
     int rowOfSequence(quint64 sequence) const;
 
     std::deque<Row> m_rows;
     QHash<QString, quint64> m_index; // id -> sequence of the rows shown
     int m_maxRows = DefaultMaxRows;
-    QIcon m_icons[CommandStateCount];
+    // The State column's icons (resources/icons, theme.h), by iconKindOf(record): the
+    // state's, or the late ack's when one came. The same on light and dark palettes.
+    QIcon m_icons[int(StateIconKind::Count)];
 };
 
 } // namespace opconsole

@@ -1,5 +1,7 @@
 #include "connectdialog.h"
 
+#include "theme.h"
+
 #include <QDialogButtonBox>
 #include <QLabel>
 #include <QLineEdit>
@@ -34,7 +36,7 @@ ConnectDialog::ConnectDialog(QWidget *parent) : QDialog(parent)
     m_address->setClearButtonEnabled(true);
     layout->addWidget(m_address);
     m_problem = new QLabel;
-    m_problem->setStyleSheet(QStringLiteral("color: #c01c28;"));
+    setThemedStyleSheet(m_problem, QStringLiteral("color: @problem;")); // follows the palette
     m_problem->hide();
     layout->addWidget(m_problem);
     m_buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);

@@ -1,9 +1,12 @@
 #include "fleetmodel.h"
 
+#include "theme.h"
+
 #include <QApplication>
 #include <QBrush>
 #include <QColor>
 #include <QDateTime>
+#include <QSet>
 #include <QStyle>
 
 namespace opconsole {
@@ -20,10 +23,9 @@ QString clock(qint64 ms)
 FleetModel::FleetModel(std::function<int(const QString &)> pendingOf, QObject *parent)
     : QAbstractTableModel(parent), m_pendingOf(std::move(pendingOf))
 {
-    if (QStyle *style = QApplication::style()) {
-        m_awaitingIcon = style->standardIcon(QStyle::SP_MessageBoxQuestion);
-        m_rejectedIcon = style->standardIcon(QStyle::SP_MessageBoxCritical);
-    }
+    m_awaitingIcon = consoleIcon(StateIconKind::AwaitingApproval);
+    m_rejectedIcon = consoleIcon(StateIconKind::Rejected);
+    m_disconnectedIcon = consoleIcon(StateIconKind::Disconnected);
 }
 
 bool FleetModel::isWaiting(const BotInfo &bot)
@@ -102,10 +104,11 @@ QVariant FleetModel::data(const QModelIndex &index, int role) const
     case Qt::ForegroundRole:
         if (index.column() != Connection)
             return {};
+        // From the application's palette when asked (theme.h), readable on its Base.
         if (row.info.admission == BotAdmission::Awaiting)
-            return QBrush(QColor(0xb3, 0x5c, 0x00)); // needs a look, not an alarm
+            return QBrush(toneColour(Tone::Attention)); // needs a look, not an alarm
         if (row.info.admission == BotAdmission::Rejected || !row.info.connected)
-            return QBrush(QColor(0xc0, 0x1c, 0x28));
+            return QBrush(toneColour(Tone::Problem));
         return {};
     case Qt::DecorationRole:
         if (index.column() != Connection)
@@ -114,6 +117,8 @@ QVariant FleetModel::data(const QModelIndex &index, int role) const
             return m_awaitingIcon;
         if (row.info.admission == BotAdmission::Rejected)
             return m_rejectedIcon;
+        if (!row.info.connected)
+            return m_disconnectedIcon; // as its colour says: never the colour alone
         return {};
     case Qt::ToolTipRole:
         if (index.column() == Connection) {
@@ -206,15 +211,24 @@ void FleetModel::upsert(const BotInfo &info)
 
 void FleetModel::noteOutcomes(const QList<CommandOutcome> &records)
 {
+    // In flight follows every change at once (not only the 1 Hz refresh), so the fleet never
+    // says 0 next to pending rows; Last latency counts late answers too, marked as such.
+    QSet<int> touched;
     for (const CommandOutcome &o : records) {
-        if (!o.finished() || !o.ack)
-            continue;
         const auto it = m_index.constFind(o.botId);
         if (it == m_index.cend())
             continue;
+        touched.insert(*it);
+        const auto answered = o.answeredIn();
+        if (!o.finished() || !answered)
+            continue;
         m_rows[*it].lastLatency =
-            QStringLiteral("%1 ms").arg(double(o.latency().count()) / 1e6, 0, 'f', 1);
-        emit dataChanged(index(*it, LastLatency), index(*it, LastLatency));
+            QStringLiteral("%1 ms").arg(double(answered->count()) / 1e6, 0, 'f', 1) +
+            (o.hasLateAck() ? tr(" (late)") : QString());
+    }
+    for (const int r : std::as_const(touched)) {
+        m_rows[r].inFlight = m_pendingOf ? m_pendingOf(m_rows[r].info.botId) : 0;
+        emit dataChanged(index(r, InFlight), index(r, LastLatency));
     }
 }
 

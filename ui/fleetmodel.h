@@ -85,6 +85,7 @@ private:
     int m_waiting = 0;
     QIcon m_awaitingIcon;
     QIcon m_rejectedIcon;
+    QIcon m_disconnectedIcon;
 };
 
 } // namespace opconsole

@@ -31,8 +31,8 @@ QString cut(const QString &s, int max)
 
 HistoryModel::HistoryModel(QObject *parent) : QAbstractTableModel(parent)
 {
-    for (int s = 0; s < CommandStateCount; ++s)
-        m_icons[s] = CommandTableModel::stateIcon(CommandState(s));
+    for (int k = 0; k < int(StateIconKind::Count); ++k)
+        m_icons[k] = consoleIcon(StateIconKind(k));
 }
 
 int HistoryModel::rowCount(const QModelIndex &parent) const
@@ -103,7 +103,7 @@ QVariant HistoryModel::data(const QModelIndex &index, int role) const
             return {};
         }
     case Qt::DecorationRole:
-        return index.column() == State ? m_icons[int(o.state)] : QVariant();
+        return index.column() == State ? m_icons[int(iconKindOf(o))] : QVariant();
     case Qt::ForegroundRole:
         if (index.column() != State && index.column() != Message)
             return {};

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "commandoutcome.h"
+#include "theme.h"
 
 #include <QAbstractTableModel>
 #include <QIcon>
@@ -74,7 +75,7 @@ private:
     std::deque<Row> m_rows;
     int m_maxRows = DefaultMaxRows;
     bool m_full = false;
-    QIcon m_icons[CommandStateCount];
+    QIcon m_icons[int(StateIconKind::Count)]; // by iconKindOf(record)
 };
 
 } // namespace opconsole

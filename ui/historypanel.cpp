@@ -5,6 +5,7 @@
 #include "detailsview.h"
 #include "historymodel.h"
 #include "tableview.h"
+#include "theme.h"
 
 #include <QAction>
 #include <QApplication>
@@ -396,8 +397,8 @@ void HistoryPanel::updateStatus()
         text +=
             (text.isEmpty() ? QString() : QStringLiteral("\n")) + tr("History: %1").arg(m_summary);
     m_status->setText(text);
-    m_status->setStyleSheet(!m_error.isEmpty() ? QStringLiteral("QLabel { color: #c01c28; }")
-                                               : QString());
+    setThemedStyleSheet(m_status, !m_error.isEmpty() ? QStringLiteral("QLabel { color: @problem; }")
+                                                     : QString());
     m_moreButton->setEnabled(!m_busy && !m_query.pageToken.isEmpty() && !capped &&
                              m_backend.hasHistory());
 }

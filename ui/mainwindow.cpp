@@ -1,8 +1,10 @@
 #include "mainwindow.h"
 
+#include "botdetails.h"
 #include "commandfilterproxy.h"
 #include "commandspanel.h"
 #include "commandtablemodel.h"
+#include "confirm.h"
 #include "connectdialog.h"
 #include "detailsview.h"
 #include "fleetmodel.h"
@@ -10,11 +12,13 @@
 #include "historypanel.h"
 #include "sendpanel.h"
 #include "statusline.h"
+#include "theme.h"
 
 #include <QAction>
 #include <QApplication>
 #include <QClipboard>
 #include <QCloseEvent>
+#include <QComboBox>
 #include <QDate>
 #include <QDialog>
 #include <QDialogButtonBox>
@@ -23,6 +27,7 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFutureWatcher>
+#include <QInputDialog>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenu>
@@ -66,15 +71,15 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     m_mainSplit->addWidget(m_fleet);
     m_mainSplit->addWidget(m_rightSplit);
     m_mainSplit->setStretchFactor(1, 3);
-    m_mainSplit->setSizes({530, 870});
     m_rightSplit->setSizes({110, 560, 190});
     m_send->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Maximum);
     m_banner = new QLabel;
     m_banner->setObjectName(QStringLiteral("banner"));
     m_banner->setWordWrap(true);
-    m_banner->setStyleSheet(QStringLiteral(
-        "QLabel { background: #fde2b8; color: #5a3200; padding: 6px; border-bottom: 1px solid "
-        "#e0a040; }"));
+    // Amber on light palettes, dark amber on dark ones (theme.h), following palette changes.
+    setThemedStyleSheet(m_banner, QStringLiteral("QLabel { background: @bannerBackground; color: "
+                                                 "@bannerText; padding: 6px; border-bottom: 1px "
+                                                 "solid @bannerBorder; }"));
     m_banner->hide();
     auto *central = new QWidget;
     auto *centralLayout = new QVBoxLayout(central);
@@ -148,7 +153,7 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
             });
     connect(m_fleet, &FleetPanel::contextMenuRequested, this,
             [this](const QPoint &globalPos) { m_fleetMenu->popup(globalPos); });
-    connect(m_fleet, &FleetPanel::botActivated, this, &MainWindow::showBotHistory);
+    connect(m_fleet, &FleetPanel::botActivated, this, &MainWindow::showBotDetails);
     // File > Export writes the table used last: the one that had the focus last.
     m_focusWatch =
         connect(qApp, &QApplication::focusChanged, this, [this](QWidget *, QWidget *now) {
@@ -170,6 +175,8 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     connect(slow, &QTimer::timeout, this, [this] {
         m_fleet->refreshLive(m_backend.bots());
         refreshStatus();
+        if (m_botDetails && m_botDetails->isVisible())
+            showBotDetails(m_botDetails->botId());
         if (++m_slowTicks % 5 == 0) // the history's stats: every 5 s is plenty
             refreshHistoryLine();
     });
@@ -401,8 +408,16 @@ void MainWindow::buildActions()
     });
     details->setShortcut(QKeySequence(Qt::Key_Return));
     details->setShortcutContext(Qt::WidgetWithChildrenShortcut);
+    m_commandMenu->addSeparator();
+    auto *clearFinished =
+        m_commandMenu->addAction(tr("Clear finished commands"), this, &MainWindow::clearFinished);
+    clearFinished->setObjectName(QStringLiteral("clearFinished"));
+    clearFinished->setShortcut(QKeySequence(QStringLiteral("Ctrl+L")));
+    clearFinished->setToolTip(tr("Take every finished command out of the table; pending ones "
+                                 "stay, the history keeps them all (Ctrl+L)"));
     for (QAction *a : {cancel, copy, details})
         m_commands->view()->addAction(a);
+    addAction(clearFinished);
     for (QAction *a : {resend, copyOpctl})
         addAction(a);
     toolbar->addAction(cancel);
@@ -435,15 +450,45 @@ void MainWindow::buildActions()
     m_historyAction->setToolTip(
         history ? tr("Search the commands of this run and earlier ones (Ctrl+H)") : noHistory);
     m_botHistoryAction->setToolTip(
-        history ? tr("Every command of the selected bot, across restarts (Ctrl+Shift+H, or "
-                     "double-click the bot)")
+        history ? tr("Every command of the selected bot, across restarts (Ctrl+Shift+H)")
                 : noHistory);
     for (QAction *a : {m_historyAction, m_botHistoryAction})
         a->setEnabled(history);
+    viewMenu->addSeparator();
+    viewMenu->addAction(clearFinished);
     viewMenu->setToolTipsVisible(true);
+    auto *settingsMenu = menuBar()->addMenu(tr("&Settings"));
+    QAction *confirmAction = settingsMenu->addAction(tr("&Confirm fan-outs…"), this, [this] {
+        bool ok = false;
+        const int n = QInputDialog::getInt(
+            this, tr("Confirm fan-outs"),
+            tr("Ask before a stop, restart or config update goes to more than this many bots "
+               "(0: always ask):"),
+            confirmAbove(), 0, 1'000'000, 1, &ok);
+        if (ok)
+            setConfirmAbove(n);
+    });
+    confirmAction->setObjectName(QStringLiteral("confirmFanOuts"));
     toolbar->addAction(m_historyAction);
     m_fleetMenu = new QMenu(this);
     m_fleetMenu->setToolTipsVisible(true);
+    QAction *botDetails = m_fleetMenu->addAction(tr("&Details…"), this,
+                                                 [this] { showBotDetails(m_fleet->currentBot()); });
+    botDetails->setObjectName(QStringLiteral("botDetailsAction"));
+    botDetails->setToolTip(tr("Everything known of the bot (or double-click it)"));
+    QAction *botCommands = m_fleetMenu->addAction(
+        tr("Its &commands"), this, [this] { showBotCommands(m_fleet->currentBot()); });
+    botCommands->setToolTip(tr("Show only this bot's commands in the commands table"));
+    QAction *botPing = m_fleetMenu->addAction(tr("&Ping"), this, [this] {
+        if (const QString bot = m_fleet->currentBot(); !bot.isEmpty())
+            send({bot}, CommandSpec::of(CommandKind::Ping), m_send->timeoutFor(CommandKind::Ping));
+    });
+    botPing->setToolTip(tr("Ping this bot only"));
+    QAction *botCopy = m_fleetMenu->addAction(tr("Copy &id"), this, [this] {
+        QApplication::clipboard()->setText(m_fleet->selectedBots().join(QLatin1Char('\n')));
+    });
+    botCopy->setToolTip(tr("Copy the selected bots' ids, one a line"));
+    m_fleetMenu->addSeparator();
     m_fleetMenu->addAction(m_botHistoryAction);
 
     // Help: the shortcuts in one place, and what this is.
@@ -492,6 +537,30 @@ void MainWindow::buildActions()
     auto *focusFleet = new QShortcut(QKeySequence(QStringLiteral("Ctrl+F")), this);
     focusFleet->setWhatsThis(tr("Filter the fleet"));
     connect(focusFleet, &QShortcut::activated, m_fleet->filter(), qOverload<>(&QWidget::setFocus));
+    // Every pane one key away, and Tab through them in reading order: the fleet's filter, its
+    // table, the send panel, the commands' filters, their table, the details (tables give Tab
+    // back rather than walking their cells).
+    const struct
+    {
+        const char *key;
+        QWidget *target;
+        const char *what;
+    } panes[] = {
+        {"Alt+1", m_fleet->view(), "Go to the fleet"},
+        {"Alt+2", m_send->kindBox(), "Go to the send panel"},
+        {"Alt+3", m_commands->view(), "Go to the commands"},
+        {"Alt+4", m_details, "Go to the details"},
+    };
+    for (const auto &pane : panes) {
+        auto *go = new QShortcut(QKeySequence(QString::fromLatin1(pane.key)), this);
+        go->setWhatsThis(tr(pane.what));
+        QWidget *target = pane.target;
+        connect(go, &QShortcut::activated, target,
+                [target] { target->setFocus(Qt::ShortcutFocusReason); });
+    }
+    setTabOrder(m_fleet->filter(), m_fleet->view());
+    setTabOrder(m_fleet->view(), m_send->kindBox());
+    setTabOrder(m_commands->view(), m_details);
 }
 
 void MainWindow::showShortcuts()
@@ -573,6 +642,41 @@ void MainWindow::showSelectedBotHistory()
     showBotHistory(m_fleet->currentBot());
 }
 
+void MainWindow::showBotCommands(const QString &botId)
+{
+    if (botId.isEmpty())
+        return;
+    m_commands->botFilter()->setCurrentText(botId);
+    m_commands->view()->setFocus(Qt::OtherFocusReason);
+}
+
+BotDetailsDialog *MainWindow::botDetailsDialog() const
+{
+    return m_botDetails;
+}
+
+void MainWindow::showBotDetails(const QString &botId)
+{
+    const FleetModel *fleet = m_fleet->model();
+    const int row = fleet->rowOf(botId);
+    const BotInfo *bot = fleet->bot(botId);
+    if (!bot || row < 0)
+        return;
+    if (!m_botDetails) {
+        m_botDetails = new BotDetailsDialog(this);
+        m_botDetails->setHistoryAvailable(m_backend.hasHistory());
+        connect(m_botDetails, &BotDetailsDialog::pingRequested, this, [this](const QString &id) {
+            send({id}, CommandSpec::of(CommandKind::Ping), m_send->timeoutFor(CommandKind::Ping));
+        });
+        connect(m_botDetails, &BotDetailsDialog::commandsRequested, this,
+                &MainWindow::showBotCommands);
+        connect(m_botDetails, &BotDetailsDialog::historyRequested, this,
+                &MainWindow::showBotHistory);
+    }
+    m_botDetails->showBot(*bot, fleet->index(row, FleetModel::InFlight).data().toInt(),
+                          fleet->index(row, FleetModel::LastLatency).data().toString());
+}
+
 MainWindow::Table MainWindow::activeTable() const
 {
     return m_activeTable == Table::History && m_historyDock->isVisible() ? Table::History
@@ -649,11 +753,11 @@ void MainWindow::exportTableAs(Table table)
 
 void MainWindow::onChanged(const QList<CommandOutcome> &records)
 {
-    // The status line follows changes within a quarter of a second (not only at 1 Hz), so it
+    // The status line follows changes within a tenth of a second (not only at 1 Hz), so it
     // never disagrees with the table for long.
     if (!m_statusDue) {
         m_statusDue = true;
-        QTimer::singleShot(250, this, [this] {
+        QTimer::singleShot(100, this, [this] {
             m_statusDue = false;
             refreshStatus();
         });
@@ -700,8 +804,15 @@ void MainWindow::sendKindToSelection(CommandKind kind)
     send(bots, spec, m_send->timeoutFor(kind));
 }
 
-void MainWindow::send(const QStringList &bots, const CommandSpec &spec, milliseconds timeout)
+void MainWindow::send(const QStringList &bots, const CommandSpec &spec, milliseconds timeout,
+                      Ask ask)
 {
+    // A stop, restart or config to many bots is asked about first (confirm.h).
+    if (ask == Ask::IfMany &&
+        !confirmFanOut(this, spec, bots, m_fleet->filter()->text().trimmed())) {
+        statusBar()->showMessage(tr("%1 not sent: cancelled").arg(spec.name()), 5000);
+        return;
+    }
     const SendReceipt receipt = m_backend.send(bots, spec, timeout);
     if (!receipt.ok()) {
         // Refused before anything was registered (unreachable hub, in-flight cap, shutting
@@ -775,18 +886,55 @@ void MainWindow::cancelSelected()
 
 void MainWindow::resendSelected()
 {
+    struct Again
+    {
+        QString bot;
+        SentSpec command;
+    };
+    std::vector<Again> again;
+    QStringList unknown, destructive;
+    CommandSpec asked; // what the question names: the first destructive one
     for (const QString &id : selectedCommandIds()) {
         const CommandOutcome *row = m_commands->record(id);
         if (!row || row->botId.isEmpty())
             continue;
-        const CommandOutcome shown = *row; // send() may change the table and m_sent
-        if (const SentSpec *sent = sentFor(shown)) {
-            const SentSpec again = *sent;
-            send({shown.botId}, again.spec, again.timeout);
-        } else if (const auto kind = CommandSpec::kindFromName(shown.kind)) {
-            send({shown.botId}, CommandSpec::of(*kind), m_send->timeoutFor(*kind));
+        // The same parameters and timeout, whoever sent it first.
+        if (std::optional<SentSpec> command = commandOf(*row, sentFor(*row))) {
+            if (command->timeout.count() <= 0)
+                command->timeout = m_send->timeoutFor(command->spec.kind);
+            if (isDestructive(command->spec.kind)) {
+                if (destructive.isEmpty())
+                    asked = command->spec;
+                destructive << row->botId;
+            }
+            again.push_back({row->botId, *command});
+        } else {
+            unknown << CommandTableModel::shortId(row->commandId);
         }
     }
+    // Resending many stops or restarts is a destructive fan-out too: asked about once.
+    if (!destructive.isEmpty() && !confirmFanOut(this, asked, destructive, {})) {
+        statusBar()->showMessage(tr("Nothing resent: cancelled"), 5000);
+        return;
+    }
+    for (const Again &one : again) // send() may change the table and m_sent: copies
+        send({one.bot}, one.command.spec, one.command.timeout, Ask::No);
+    if (!unknown.isEmpty())
+        statusBar()->showMessage(
+            tr("Not resent: the parameters of %1 were not kept whole").arg(unknown.join(", ")),
+            10000);
+}
+
+void MainWindow::clearFinished()
+{
+    const int cleared = m_commands->model()->removeFinished();
+    statusBar()->showMessage(
+        cleared > 0
+            ? (cleared == 1 ? tr("1 finished command cleared from the table")
+                            : tr("%1 finished commands cleared from the table").arg(cleared)) +
+                  (m_backend.hasHistory() ? tr("; the history keeps them") : QString())
+            : tr("No finished commands to clear."),
+        5000);
 }
 
 void MainWindow::copySelectedIds()
@@ -806,7 +954,7 @@ void MainWindow::copySelectedAsOpctl()
 
 void MainWindow::showDetails()
 {
-    const CommandOutcome *o = m_commands->record(m_commands->currentCommandId());
+    const CommandOutcome *o = m_commands->record(m_commands->detailsCommandId());
     m_details->showRecord(o, o ? sentFor(*o) : nullptr);
 }
 
@@ -909,58 +1057,6 @@ void MainWindow::refreshDecisionActions()
     }
 }
 
-bool MainWindow::confirmDecision(BotDecision decision, const QList<BotInfo> &bots, QString *reason)
-{
-    const bool revoke = decision == BotDecision::Revoke;
-    QStringList names;
-    for (const BotInfo &bot : bots)
-        names << (bot.credential.isEmpty() ? bot.botId
-                                           : tr("%1 (%2)").arg(bot.botId, bot.credential));
-    constexpr int MaxNamed = 10;
-    const QString which =
-        names.size() == 1 ? names.first()
-                          : tr("these %1 bots: %2%3")
-                                .arg(names.size())
-                                .arg(names.mid(0, MaxNamed).join(QStringLiteral(", ")),
-                                     names.size() > MaxNamed ? QStringLiteral(", …") : QString());
-    QDialog dialog(this);
-    dialog.setObjectName(QStringLiteral("decisionDialog"));
-    dialog.setWindowTitle(revoke ? tr("Revoke bots") : tr("Reject bots"));
-    auto *layout = new QVBoxLayout(&dialog);
-    auto *question = new QLabel(
-        revoke ? tr("Revoke %1?\n\nIt is disconnected at once, its pending commands fail, and it "
-                    "is refused whenever it connects until an admin accepts it again.")
-                     .arg(which)
-               : tr("Reject %1?\n\nIt is refused whenever it connects, until an admin accepts "
-                    "it again.")
-                     .arg(which));
-    question->setTextFormat(Qt::PlainText);
-    question->setWordWrap(true);
-    layout->addWidget(question);
-    layout->addSpacing(6);
-    auto *reasonLabel = new QLabel(tr("&Reason (optional, kept with the decision and told to the "
-                                      "bot):"));
-    auto *reasonEdit = new QLineEdit;
-    reasonEdit->setObjectName(QStringLiteral("decisionReason"));
-    reasonEdit->setMaxLength(1000);
-    reasonLabel->setBuddy(reasonEdit);
-    layout->addWidget(reasonLabel);
-    layout->addWidget(reasonEdit);
-    auto *buttons = new QDialogButtonBox(QDialogButtonBox::Cancel);
-    QPushButton *confirm =
-        buttons->addButton(revoke ? tr("Revoke") : tr("Reject"), QDialogButtonBox::AcceptRole);
-    confirm->setObjectName(QStringLiteral("decisionConfirm"));
-    confirm->setDefault(true);
-    layout->addWidget(buttons);
-    connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
-    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
-    reasonEdit->setFocus();
-    if (dialog.exec() != QDialog::Accepted)
-        return false;
-    *reason = reasonEdit->text().trimmed();
-    return true;
-}
-
 void MainWindow::decideSelected(BotDecision decision)
 {
     const QList<BotInfo> bots = decisionTargets(decision);
@@ -973,8 +1069,12 @@ void MainWindow::decideSelected(BotDecision decision)
         return;
     }
     QString reason;
-    if (decision != BotDecision::Accept && !confirmDecision(decision, bots, &reason))
-        return;
+    if (decision != BotDecision::Accept) {
+        const std::optional<QString> confirmed = confirmDecision(this, decision, bots);
+        if (!confirmed)
+            return;
+        reason = *confirmed;
+    }
     if (decision == BotDecision::Accept) {
         // Lifting a rejection lets a bot back in that an admin once shut out: asked first.
         QStringList rejected;
@@ -1085,7 +1185,13 @@ void MainWindow::loadSettings()
     if (!restoreGeometry(settings.value(QStringLiteral("window/geometry")).toByteArray()))
         resize(1400, 860);
     restoreState(settings.value(QStringLiteral("window/state")).toByteArray());
-    m_mainSplit->restoreState(settings.value(QStringLiteral("window/mainSplit")).toByteArray());
+    if (!m_mainSplit->restoreState(
+            settings.value(QStringLiteral("window/mainSplit")).toByteArray())) {
+        // The fleet gets a share of the width, not a fixed 530 px: at 1024 px the commands
+        // table needs most of it (issue 12, item 4).
+        const int fleet = std::clamp(width() * 36 / 100, 320, 560);
+        m_mainSplit->setSizes({fleet, std::max(1, width() - fleet)});
+    }
     m_rightSplit->restoreState(settings.value(QStringLiteral("window/rightSplit")).toByteArray());
     m_fleet->loadSettings();
     m_commands->loadSettings();

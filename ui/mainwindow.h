@@ -8,6 +8,7 @@
 
 #include <QHash>
 #include <QMainWindow>
+#include <QPointer>
 
 #include <chrono>
 #include <deque>
@@ -23,6 +24,7 @@ class QTextBrowser;
 
 namespace opconsole {
 
+class BotDetailsDialog;
 class CommandFilterProxy;
 class CommandTableModel;
 class CommandsPanel;
@@ -114,6 +116,8 @@ public slots:
     void cancelSelected();
     void resendSelected();
     void copySelectedIds();
+    // Takes the finished commands out of the table (View > Clear finished, Ctrl+L).
+    void clearFinished();
     void copySelectedAsOpctl();
     // "Attach to hubs…": the connect dialog, then another console attached to the choice.
     void attachToHubs();
@@ -127,6 +131,12 @@ public slots:
     void showBotHistory(const QString &botId);
     // The same for the fleet's current bot (FleetPanel::currentBot).
     void showSelectedBotHistory();
+    // One bot's details (the fleet's double-click, Details… in its context menu), kept up to
+    // date while open.
+    void showBotDetails(const QString &botId);
+    // Only this bot's commands in the commands table (its bot filter).
+    void showBotCommands(const QString &botId);
+    BotDetailsDialog *botDetailsDialog() const;
     // File > Export…: asks where (CSV or JSON by the file's extension or the chosen filter),
     // then exportTable(activeTable(), ...); a failure is shown in a message box.
     void exportActiveTable();
@@ -146,7 +156,13 @@ private:
     void fitSendPanel();
     void onChanged(const QList<CommandOutcome> &records);
     void onLinkChanged();
-    void send(const QStringList &bots, const CommandSpec &spec, std::chrono::milliseconds timeout);
+    enum class Ask : bool
+    {
+        No,     // already asked (or nothing to ask)
+        IfMany, // confirmFanOut first
+    };
+    void send(const QStringList &bots, const CommandSpec &spec, std::chrono::milliseconds timeout,
+              Ask ask = Ask::IfMany);
     void showDetails();
     void refreshStatus();
     void refreshHistoryLine();
@@ -154,7 +170,6 @@ private:
     void refreshDecisionActions();
     // The selected bots a decision applies to, where this console may take it.
     QList<BotInfo> decisionTargets(BotDecision decision) const;
-    bool confirmDecision(BotDecision decision, const QList<BotInfo> &bots, QString *reason);
     void revealHistory();     // shows the history dock at a sensible height
     bool m_statusDue = false; // a status refresh is scheduled
     void refreshCountdown();
@@ -176,6 +191,7 @@ private:
     QLabel *m_historyLine;
     HistoryPanel *m_history;
     QDockWidget *m_historyDock;
+    QPointer<BotDetailsDialog> m_botDetails;
     QAction *m_historyAction = nullptr;
     QAction *m_botHistoryAction = nullptr;
     QAction *m_exportAction = nullptr;

@@ -1,5 +1,7 @@
 #include "sendpanel.h"
 
+#include "theme.h"
+
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
@@ -54,7 +56,7 @@ SendPanel::SendPanel(QWidget *parent) : QWidget(parent)
 
     // Parameters of the selected type.
     m_params = new QStackedWidget;
-    m_params->addWidget(new QLabel(tr("No parameters.")));
+    m_params->addWidget(new QWidget); // no parameters: no line spent on saying so
     auto *stop = new QWidget;
     auto *stopForm = new QFormLayout(stop);
     stopForm->setContentsMargins(0, 0, 0, 0);
@@ -66,14 +68,18 @@ SendPanel::SendPanel(QWidget *parent) : QWidget(parent)
     stopForm->addRow(QString(), m_graceful);
     m_params->addWidget(stop);
     auto *config = new QWidget;
-    auto *configLayout = new QVBoxLayout(config);
+    auto *configLayout = new QHBoxLayout(config);
     configLayout->setContentsMargins(0, 0, 0, 0);
     m_config = new QTableWidget(0, 2);
     m_config->setHorizontalHeaderLabels({tr("Key"), tr("Value")});
     m_config->horizontalHeader()->setStretchLastSection(true);
     m_config->verticalHeader()->setVisible(false);
-    m_config->setMaximumHeight(110);
-    auto *configButtons = new QHBoxLayout;
+    // Three rows and a scroll bar: the commands table keeps its room (issue 12, item 13).
+    m_config->verticalHeader()->setDefaultSectionSize(m_config->fontMetrics().height() + 6);
+    m_config->setMaximumHeight(m_config->horizontalHeader()->sizeHint().height() +
+                               3 * m_config->verticalHeader()->defaultSectionSize() + 4);
+    // The buttons beside the table, not under it.
+    auto *configButtons = new QVBoxLayout;
     auto *add = new QToolButton;
     add->setObjectName(QStringLiteral("addConfigRow"));
     add->setText(tr("+"));
@@ -84,11 +90,14 @@ SendPanel::SendPanel(QWidget *parent) : QWidget(parent)
     m_configVersion = new QSpinBox;
     m_configVersion->setRange(0, 1'000'000'000);
     m_configVersion->setPrefix(tr("version "));
-    configButtons->addWidget(add);
-    configButtons->addWidget(remove);
-    configButtons->addStretch();
+    auto *addRemove = new QHBoxLayout;
+    addRemove->addWidget(add);
+    addRemove->addWidget(remove);
+    addRemove->addStretch();
+    configButtons->addLayout(addRemove);
     configButtons->addWidget(m_configVersion);
-    configLayout->addWidget(m_config);
+    configButtons->addStretch();
+    configLayout->addWidget(m_config, 1);
     configLayout->addLayout(configButtons);
     m_params->addWidget(config);
     auto *custom = new QWidget;
@@ -98,15 +107,20 @@ SendPanel::SendPanel(QWidget *parent) : QWidget(parent)
     m_customName->setPlaceholderText(tr("command name"));
     m_json = new QPlainTextEdit;
     m_json->setPlaceholderText(tr("{ \"JSON\": \"payload\" }"));
-    m_json->setMaximumHeight(90);
+    m_json->setMaximumHeight(4 * m_json->fontMetrics().height() + 12);
     m_json->setFont(QFont(QStringLiteral("monospace")));
     customForm->addRow(tr("Name"), m_customName);
     customForm->addRow(tr("Payload"), m_json);
     m_params->addWidget(custom);
 
     m_problem = new QLabel;
-    m_problem->setStyleSheet(QStringLiteral("color: #c01c28"));
-    m_problem->setWordWrap(true);
+    setThemedStyleSheet(m_problem, QStringLiteral("color: @problem")); // follows the palette
+    // One line, always there: a hint that comes and goes does not move what is under it (the
+    // whole text is in its tooltip when the panel is too narrow for it).
+    m_problem->setObjectName(QStringLiteral("sendProblem"));
+    m_problem->setWordWrap(false);
+    m_problem->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Fixed);
+    m_problem->setFixedHeight(m_problem->fontMetrics().height() + 2);
 
     auto *top = new QHBoxLayout;
     top->addWidget(new QLabel(tr("Command")));
@@ -153,18 +167,30 @@ SendPanel::SendPanel(QWidget *parent) : QWidget(parent)
 
 CommandSpec SendPanel::spec() const
 {
+    // Only the fields of the chosen kind: what the other kinds' editors hold stays out of the
+    // command, its record and its opctl line.
     CommandSpec spec = CommandSpec::of(CommandKind(m_kind->currentData().toInt()));
-    spec.stopReason = m_stopReason->text();
-    spec.graceful = m_graceful->isChecked();
-    for (int r = 0; r < m_config->rowCount(); ++r) {
-        const auto *key = m_config->item(r, 0);
-        const auto *value = m_config->item(r, 1);
-        if (key && !key->text().trimmed().isEmpty())
-            spec.config.insert(key->text().trimmed(), value ? value->text() : QString());
+    switch (spec.kind) {
+    case CommandKind::Stop:
+        spec.stopReason = m_stopReason->text();
+        spec.graceful = m_graceful->isChecked();
+        break;
+    case CommandKind::ConfigUpdate:
+        for (int r = 0; r < m_config->rowCount(); ++r) {
+            const auto *key = m_config->item(r, 0);
+            const auto *value = m_config->item(r, 1);
+            if (key && !key->text().trimmed().isEmpty())
+                spec.config.insert(key->text().trimmed(), value ? value->text() : QString());
+        }
+        spec.configVersion = quint64(m_configVersion->value());
+        break;
+    case CommandKind::Custom:
+        spec.customName = m_customName->text().trimmed();
+        spec.jsonPayload = m_json->toPlainText().toUtf8();
+        break;
+    default:
+        break;
     }
-    spec.configVersion = quint64(m_configVersion->value());
-    spec.customName = m_customName->text().trimmed();
-    spec.jsonPayload = m_json->toPlainText().toUtf8();
     return spec;
 }
 
@@ -240,7 +266,7 @@ void SendPanel::revalidate()
 {
     const QString why = problem();
     m_problem->setText(why);
-    m_problem->setVisible(!why.isEmpty());
+    m_problem->setToolTip(why);
     m_send->setEnabled(why.isEmpty());
 }
 

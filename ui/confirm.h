@@ -1,0 +1,37 @@
+#pragma once
+// The questions the window asks before acting on many bots at once: a destructive fan-out
+// (stop, restart, config) past a threshold, and rejecting or revoking bots. Each names what
+// will happen, to how many and which; Cancel is the default.
+
+#include "botinfo.h"
+#include "commandspec.h"
+#include "consolebackend.h"
+
+#include <QStringList>
+
+#include <optional>
+
+class QWidget;
+
+namespace opconsole {
+
+// Stop, restart and config updates change what a bot does; the others do not (ping, pause
+// and resume are undone as easily as they are done; a custom command is the bot's own).
+bool isDestructive(CommandKind kind);
+
+// How many bots a destructive command may reach without asking: QSettings "send/confirmAbove"
+// (default 10; 0 asks every time).
+int confirmAbove();
+void setConfirmAbove(int bots);
+
+// Asks before `spec` goes to `bots` when it is destructive and they are more than
+// confirmAbove(); `selector` says how they were chosen (the fleet filter), may be empty.
+// True when it may go.
+bool confirmFanOut(QWidget *parent, const CommandSpec &spec, const QStringList &bots,
+                   const QString &selector);
+
+// Reject or Revoke: the bots, what follows, and an optional reason; none when cancelled.
+std::optional<QString> confirmDecision(QWidget *parent, BotDecision decision,
+                                       const QList<BotInfo> &bots);
+
+} // namespace opconsole
