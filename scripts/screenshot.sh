@@ -28,20 +28,24 @@ trap cleanup EXIT
 # Headless hubs on free ports; their addresses once they listen (10 s at most). Started here,
 # not in a $(...) subshell, so that the EXIT trap of this shell is the one that stops them.
 for n in 1 2; do
-    build/bin/opconsole --headless --listen 127.0.0.1:0 --data-dir "$work/data$n" 2>"$work/hub$n.log" &
+    build/bin/opconsole --headless --listen 127.0.0.1:0 --operator-listen 127.0.0.1:0 \
+        --data-dir "$work/data$n" 2>"$work/hub$n.log" &
     pids+=($!)
 done
+# hub_address N KEY: "address" (where bots dial in) or "operator_address" (consoles, opctl).
 hub_address() {
     for _ in $(seq 100); do
-        addr=$(grep -o '"address":"[^"]*"' "$work/hub$1.log" | head -n 1 | cut -d'"' -f4)
+        addr=$(grep -o "\"$2\":\"[^\"]*\"" "$work/hub$1.log" | head -n 1 | cut -d'"' -f4)
         [ -n "$addr" ] && { echo "$addr"; return; }
         sleep 0.1
     done
     echo "screenshot: hub $1 did not start" >&2
     return 1
 }
-a=$(hub_address 1)
-b=$(hub_address 2)
+a=$(hub_address 1 address)
+b=$(hub_address 2 address)
+opa=$(hub_address 1 operator_address)
+opb=$(hub_address 2 operator_address)
 build/bin/botsim --hub "$a" --bots 14 --prefix eu- --label region=eu \
     --latency lognormal:40:900 --fail 0.05 --late 0.05 --seed 1 >/dev/null 2>&1 &
 pids+=($!)
@@ -50,7 +54,8 @@ build/bin/botsim --hub "$b" --bots 14 --prefix us- --label region=us \
 pids+=($!)
 # Once the console is attached it fans out a ping to every bot of both hubs and restarts one
 # (app/main.cpp, runAttached); a script fans out a restart with a 400 ms timeout meanwhile.
-(sleep 2.5 && build/bin/opctl --hub "$b" send --label region=us restart --timeout 400ms \
+(sleep 2.5 && build/bin/opctl --hub "$opb" send --label region=us restart --timeout 400ms \
     >/dev/null 2>&1 || true) &
-"${run[@]}" build/bin/opconsole --connect "$a,$b" --screenshot "$out"
+XDG_CONFIG_HOME="$work/config" "${run[@]}" build/bin/opconsole --connect "$opa,$opb" \
+    --screenshot "$out"
 echo "screenshot: $out"

@@ -67,6 +67,13 @@ CommandsPanel::CommandsPanel(QWidget *parent) : QWidget(parent)
     fitColumn(m_view, CommandTableModel::Remaining, QStringLiteral("00.0 s"));
     fitColumn(m_view, CommandTableModel::Latency, QStringLiteral("000.0 ms"));
     placeIssuedBy();
+    // Then as wide as what they hold ("expired, late rejection after 10.0 s"), within reason;
+    // Message, the last, takes the rest.
+    growColumnsToContents(m_view,
+                          {CommandTableModel::Bot, CommandTableModel::Command,
+                           CommandTableModel::State, CommandTableModel::Latency,
+                           CommandTableModel::IssuedBy},
+                          32 * fontMetrics().averageCharWidth() + 40);
     layout->addLayout(filters);
     layout->addWidget(m_fanOutView);
     layout->addWidget(m_view, 1);

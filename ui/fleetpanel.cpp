@@ -93,6 +93,11 @@ FleetPanel::FleetPanel(std::function<int(const QString &)> pendingOf, QWidget *p
                                style()->pixelMetric(QStyle::PM_SmallIconSize) + 4);
     fitColumn(m_view, FleetModel::Heartbeat, QStringLiteral("00.0 s"));
     fitColumn(m_view, FleetModel::InFlight, QStringLiteral("0000"));
+    // Then as wide as what they hold (two labels, "disconnected 5 s ago: …"), within reason.
+    growColumnsToContents(m_view,
+                          {FleetModel::Bot, FleetModel::Labels, FleetModel::State,
+                           FleetModel::Connection, FleetModel::LastLatency},
+                          20 * fontMetrics().averageCharWidth() + 60);
 
     connect(m_filter, &QLineEdit::textChanged, m_proxy,
             &QSortFilterProxyModel::setFilterFixedString);

@@ -70,7 +70,10 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     m_mainSplit = new QSplitter(Qt::Horizontal);
     m_mainSplit->addWidget(m_fleet);
     m_mainSplit->addWidget(m_rightSplit);
-    m_mainSplit->setStretchFactor(1, 3);
+    // A resize is shared one to two, so a window made narrower (or a platform that resizes
+    // it after it is shown) does not leave the commands the whole loss.
+    m_mainSplit->setStretchFactor(0, 1);
+    m_mainSplit->setStretchFactor(1, 2);
     m_rightSplit->setSizes({110, 560, 190});
     m_send->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Maximum);
     m_banner = new QLabel;
@@ -1159,6 +1162,23 @@ void MainWindow::decide(const QList<BotInfo> &bots, BotDecision decision, const 
     }
 }
 
+void MainWindow::showEvent(QShowEvent *event)
+{
+    QMainWindow::showEvent(event);
+    if (m_splitRestored)
+        return;
+    // First start: the fleet gets a share of the width the window has when shown (the
+    // platform or -geometry may have changed it), not a fixed 530 px: at 1024 px the
+    // commands table needs most of it (issue 12, item 4).
+    // Once laid out at the size it is shown at (the next turn of the event loop).
+    m_splitRestored = true;
+    QTimer::singleShot(0, this, [this] {
+        const int total = m_mainSplit->width();
+        const int fleet = std::clamp(total * 36 / 100, 320, 560);
+        m_mainSplit->setSizes({fleet, std::max(1, total - fleet)});
+    });
+}
+
 void MainWindow::closeEvent(QCloseEvent *event)
 {
     saveSettings();
@@ -1185,13 +1205,8 @@ void MainWindow::loadSettings()
     if (!restoreGeometry(settings.value(QStringLiteral("window/geometry")).toByteArray()))
         resize(1400, 860);
     restoreState(settings.value(QStringLiteral("window/state")).toByteArray());
-    if (!m_mainSplit->restoreState(
-            settings.value(QStringLiteral("window/mainSplit")).toByteArray())) {
-        // The fleet gets a share of the width, not a fixed 530 px: at 1024 px the commands
-        // table needs most of it (issue 12, item 4).
-        const int fleet = std::clamp(width() * 36 / 100, 320, 560);
-        m_mainSplit->setSizes({fleet, std::max(1, width() - fleet)});
-    }
+    m_splitRestored =
+        m_mainSplit->restoreState(settings.value(QStringLiteral("window/mainSplit")).toByteArray());
     m_rightSplit->restoreState(settings.value(QStringLiteral("window/rightSplit")).toByteArray());
     m_fleet->loadSettings();
     m_commands->loadSettings();

@@ -150,6 +150,7 @@ public slots:
 
 protected:
     void closeEvent(QCloseEvent *event) override;
+    void showEvent(QShowEvent *event) override;
 
 private:
     void buildActions();
@@ -201,7 +202,8 @@ private:
     Table m_activeTable = Table::Commands;
     QMetaObject::Connection m_focusWatch; // undone first in the destructor
     int m_slowTicks = 0;
-    bool m_historySized = false; // the dock was given its first height
+    bool m_historySized = false;  // the dock was given its first height
+    bool m_splitRestored = false; // the fleet/commands split is the saved one, or was set
 
     QHash<QString, SentSpec> m_sent; // what this window sent (by command or fan-out id)
     std::deque<QString> m_sentOrder;

@@ -1,7 +1,9 @@
 #include "tableview.h"
 
 #include <QHeaderView>
+#include <QSet>
 #include <QTableView>
+#include <QTimer>
 
 namespace opconsole {
 
@@ -36,6 +38,50 @@ void fitColumn(QTableView *view, int column, const QString &typical)
     const int padding = fm.averageCharWidth() + 10; // cell margins
     view->setColumnWidth(
         column, std::max(fm.horizontalAdvance(header), fm.horizontalAdvance(typical)) + padding);
+}
+
+void growColumnsToContents(QTableView *view, const QList<int> &columns, int maxWidth)
+{
+    struct State
+    {
+        QSet<int> ours;      // columns still sized by us
+        bool sizing = false; // our own setColumnWidth, not the operator's drag
+    };
+    auto state = std::make_shared<State>();
+    for (const int c : columns)
+        state->ours.insert(c);
+    QHeaderView *header = view->horizontalHeader();
+    QObject::connect(header, &QHeaderView::sectionResized, view, [state](int column) {
+        if (!state->sizing)
+            state->ours.remove(column); // dragged, or restored from a saved layout
+    });
+    auto *due = new QTimer(view);
+    due->setSingleShot(true);
+    due->setInterval(1000);
+    QObject::connect(due, &QTimer::timeout, view, [view, state, maxWidth] {
+        if (!view->isVisible())
+            return;
+        state->sizing = true;
+        for (const int c : std::as_const(state->ours)) {
+            if (view->isColumnHidden(c))
+                continue;
+            // Public in QAbstractItemView (QTableView overrides it as protected).
+            const int want =
+                std::min(maxWidth, static_cast<QAbstractItemView *>(view)->sizeHintForColumn(c));
+            if (want > view->columnWidth(c))
+                view->setColumnWidth(c, want);
+        }
+        state->sizing = false;
+    });
+    QAbstractItemModel *model = view->model();
+    auto schedule = [due] {
+        if (!due->isActive())
+            due->start();
+    };
+    QObject::connect(model, &QAbstractItemModel::rowsInserted, due, schedule);
+    QObject::connect(model, &QAbstractItemModel::dataChanged, due, schedule);
+    QObject::connect(model, &QAbstractItemModel::modelReset, due, schedule);
+    QObject::connect(model, &QAbstractItemModel::layoutChanged, due, schedule);
 }
 
 } // namespace opconsole
