@@ -93,6 +93,7 @@ exit codes: 0 acked, 1 rejected by the bot, 2 expired, 3 not connected or discon
 const char *const SendHelp = R"(usage: opctl send BOT COMMAND [options]
        opctl send --all COMMAND [options]
        opctl send --label k=v [--label k=v ...] COMMAND [options]
+       opctl send [options] -- BOT COMMAND    (a bot id that starts with '-')
 
 COMMAND is start, stop, restart, pause, resume, ping, config or custom.
 
@@ -238,9 +239,14 @@ Args parse(int argc, char **argv)
         "json",     "csv",  "connected", "all", "no-graceful",
         "snapshot", "help", "h",         "tls", "insecure"};
     Args args;
+    bool optionsEnd = false; // after "--", every argument is a word (a bot id "--all")
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a.rfind("--", 0) == 0 || a == "-h") {
+        if (!optionsEnd && a == "--") {
+            optionsEnd = true;
+            continue;
+        }
+        if (!optionsEnd && (a.rfind("--", 0) == 0 || a == "-h")) {
             std::string name = a == "-h" ? "h" : a.substr(2);
             std::string value;
             const auto eq = name.find('=');

@@ -65,6 +65,9 @@ QString CommandSpec::validate() const
         for (auto it = config.cbegin(); it != config.cend(); ++it) {
             if (it.key().trimmed().isEmpty())
                 return QStringLiteral("a config key is empty");
+            // opctl's --set k=v and every line that shows it split at the first '='.
+            if (it.key().contains(QLatin1Char('=')))
+                return QStringLiteral("a config key must not contain '=': %1").arg(it.key());
         }
         return {};
     case CommandKind::Custom: {
@@ -188,6 +191,11 @@ std::optional<CommandSpec> CommandSpec::fromRecord(const QString &kind, const QS
     default:
         return std::nullopt; // these kinds have no parameters
     }
+    // Only what paramsJson() writes, byte for byte (every hub and history keeps exactly
+    // that), and a spec that could be sent: a missing field read as its default, an unknown
+    // or repeated one, a payload given as a string, an empty config are not ours.
+    if (!spec.validate().isEmpty() || spec.paramsJson() != params)
+        return std::nullopt;
     return spec;
 }
 

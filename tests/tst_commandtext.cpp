@@ -61,6 +61,7 @@ private slots:
     void parametersFromTheRecord();
     void recordParamsOfAnotherShape();
     void lateRejectionAfterACancel();
+    void opctlLineIsSafeToPaste();
 };
 
 void TestCommandText::hostileTextIsEscaped()
@@ -260,6 +261,17 @@ void TestCommandText::recordParamsOfAnotherShape()
         {"stop", R"(["<b>"])"},
         {"ping", R"({"x":1})"},
         {"warp", R"({"name":"x"})"},
+        // What paramsJson() never writes: a missing field (read as a default), an unknown or
+        // repeated one, a payload as a string, nothing to set, a key opctl cannot say.
+        {"stop", R"({"reason":"x"})"},
+        {"stop", R"({"force":true,"graceful":false})"},
+        {"stop", R"({"graceful":false,"graceful":true})"},
+        {"custom", R"({"name":"x","payload":"{\"a\":1}"})"},
+        {"custom", R"({"name":"x","payload":"abc"})"},
+        {"custom", R"({"name":"","payload":{}})"},
+        {"config", R"({"config":{},"version":0})"},
+        {"config", R"({"config":{"a=b":"c"},"version":1})"},
+        {"config", R"({"config": {"a":"b"},"version":1})"},
     };
     for (const auto &c : cases) {
         QVERIFY2(!CommandSpec::fromRecord(c.kind, c.params), c.params);
@@ -273,13 +285,47 @@ void TestCommandText::recordParamsOfAnotherShape()
         QVERIFY(!opctlLine(o, "hub:1", nullptr).contains("--set"));
     }
     // And the shapes paramsJson() writes read back whole.
+    QList<CommandSpec> specs;
     for (const CommandKind kind : {CommandKind::Start, CommandKind::Stop, CommandKind::Restart,
-                                   CommandKind::Pause, CommandKind::Resume, CommandKind::Ping}) {
-        const CommandSpec spec = CommandSpec::of(kind);
+                                   CommandKind::Pause, CommandKind::Resume, CommandKind::Ping})
+        specs << CommandSpec::of(kind);
+    CommandSpec stop = CommandSpec::of(CommandKind::Stop);
+    stop.graceful = false;
+    stop.stopReason = QStringLiteral("end of \"shift\" <now>");
+    CommandSpec config = CommandSpec::of(CommandKind::ConfigUpdate);
+    config.config = {{"depth", "3"}, {"mode", "fast lane"}, {"ünïcode", "✓"}};
+    config.configVersion = 9007199254740992ULL; // 2^53, the largest a double holds exactly
+    CommandSpec custom = CommandSpec::of(CommandKind::Custom);
+    custom.customName = QStringLiteral("dump");
+    custom.jsonPayload = QByteArray(R"([1,{"a":null}])");
+    specs << stop << config << custom;
+    for (const CommandSpec &spec : std::as_const(specs)) {
         const auto back = CommandSpec::fromRecord(spec.name(), spec.paramsJson());
-        QVERIFY(back);
+        QVERIFY2(back, qPrintable(spec.paramsJson()));
         QCOMPARE(back->paramsJson(), spec.paramsJson());
+        QCOMPARE(back->graceful, spec.graceful);
+        QCOMPARE(back->config, spec.config);
     }
+}
+
+void TestCommandText::opctlLineIsSafeToPaste()
+{
+    // A hostile hub's record: every word quoted, the kind as opctl names it, a bot id that
+    // looks like an option after "--".
+    CommandOutcome o = record(CommandState::Acked);
+    o.kind = QStringLiteral("stop;touch /tmp/pwned");
+    o.hub = QStringLiteral("[::1]:50052");
+    o.timeout = 5s;
+    QString line = opctlLine(o, "hub:1", nullptr);
+    QCOMPARE(line, QString("opctl --hub '[::1]:50052' send bot-1 'stop;touch /tmp/pwned' "
+                           "--timeout 5000ms"));
+    o.kind = QStringLiteral(" STOP ");
+    o.params = CommandSpec::of(CommandKind::Stop).paramsJson();
+    o.botId = QStringLiteral("--all");
+    line = opctlLine(o, "hub:1", nullptr);
+    QCOMPARE(line, QString("opctl --hub '[::1]:50052' send --timeout 5000ms -- --all stop"));
+    o.botId = QStringLiteral("-x $(id)");
+    QVERIFY(opctlLine(o, "hub:1", nullptr).endsWith("-- '-x $(id)' stop"));
 }
 
 void TestCommandText::lateRejectionAfterACancel()

@@ -25,6 +25,7 @@
 #include <QLineEdit>
 #include <QListView>
 #include <QMenu>
+#include <QMessageBox>
 #include <QPushButton>
 #include <QSettings>
 #include <QStandardPaths>
@@ -166,11 +167,11 @@ struct FanOutAnswer
 };
 
 // Sends as opctl would (the Operator API's service, not the window); the command's id.
-QString sendAs(Rig &rig, const QString &bot, const CommandSpec &spec)
+QString sendAs(Rig &rig, const QString &bot, const CommandSpec &spec, milliseconds timeout = 30s)
 {
     static int next = 0;
     const QString id = QStringLiteral("opctl-%1").arg(++next);
-    rig.service->sendWithId(id, bot, spec, 30s);
+    rig.service->sendWithId(id, bot, spec, timeout);
     return id;
 }
 
@@ -954,7 +955,28 @@ void TestMainWindow::clearFinishedKeepsPending()
     QCOMPARE(rig.stateOf(waiting), QString("pending"));
     auto *clear = rig.window->findChild<QAction *>(QStringLiteral("clearFinished"));
     QVERIFY(clear);
+    rig.window->selectCommand(done); // selected and in the details: both go with the row
+    QTRY_VERIFY_WITH_TIMEOUT(rig.window->details()->toPlainText().contains(done), 5000);
+    // No history here: it asks first; Cancel clears nothing.
+    QTimer answer;
+    QMessageBox::StandardButton button = QMessageBox::Cancel;
+    int asked = 0;
+    connect(&answer, &QTimer::timeout, &answer, [&] {
+        if (auto *box = qobject_cast<QMessageBox *>(QApplication::activeModalWidget())) {
+            ++asked;
+            box->button(button)->click();
+        }
+    });
+    answer.start(10);
     clear->trigger();
+    QCOMPARE(asked, 1);
+    QCOMPARE(rig.window->commandModel()->rowCount(), 2);
+    button = QMessageBox::Yes;
+    clear->trigger();
+    QCOMPARE(asked, 2);
+    answer.stop();
+    QVERIFY(rig.window->selectedCommandIds().isEmpty()); // nothing inherits the selection
+    QVERIFY(rig.window->details()->toPlainText().isEmpty());
     QCOMPARE(rig.window->commandModel()->rowCount(), 1);
     QCOMPARE(rig.stateOf(waiting), QString("pending"));
     QCOMPARE(rig.stateOf(done), QString());
@@ -963,6 +985,25 @@ void TestMainWindow::clearFinishedKeepsPending()
     // The pending one still finishes in the table.
     bot.ack(waiting.toStdString(), true, "pong");
     QTRY_COMPARE_WITH_TIMEOUT(rig.stateOf(waiting), QString("acked"), 5000);
+    QTRY_VERIFY_WITH_TIMEOUT(rig.window->statusText().contains("acked 2"), 5000);
+
+    // A late ack for a cleared command: its row stays cleared, and it is counted once, as a
+    // late ack (not as a second expiry).
+    const QString silent = sendAs(rig, "bot-1", CommandSpec::of(CommandKind::Ping), 300ms);
+    const auto late = bot.readCommand(5s);
+    QVERIFY(late.has_value());
+    QTRY_COMPARE_WITH_TIMEOUT(rig.stateOf(silent), QString("expired"), 5000);
+    QTRY_VERIFY_WITH_TIMEOUT(rig.window->statusText().contains("expired 1"), 5000);
+    button = QMessageBox::Yes;
+    answer.start(10);
+    clear->trigger();
+    answer.stop();
+    QCOMPARE(rig.window->commandModel()->rowCount(), 0);
+    bot.ack(silent.toStdString(), true, "late pong");
+    QTRY_COMPARE_WITH_TIMEOUT(rig.registry.counters().lateAcks, 1u, 5000);
+    QTRY_VERIFY_WITH_TIMEOUT(rig.window->statusText().contains("late acks 1"), 5000);
+    QVERIFY2(rig.window->statusText().contains("expired 1"), qPrintable(rig.window->statusText()));
+    QCOMPARE(rig.window->commandModel()->rowCount(), 0);
 }
 
 void TestMainWindow::botDetailsFromTheFleet()
@@ -994,6 +1035,13 @@ void TestMainWindow::botDetailsFromTheFleet()
     details->findChild<QPushButton *>(QStringLiteral("botCommands"))->click();
     QCOMPARE(rig.window->commandProxy()->bot(), QString("bot-7"));
     details->close();
+    // From the keyboard: Enter on the bot.
+    rig.window->activateWindow();
+    QVERIFY(QTest::qWaitForWindowActive(rig.window.get()));
+    fleet->setFocus();
+    fleet->setCurrentIndex(at);
+    QTest::keyClick(fleet, Qt::Key_Return);
+    QTRY_VERIFY_WITH_TIMEOUT(details->isVisible(), 2000);
 }
 
 void TestMainWindow::inFlightFollowsTheTable()

@@ -131,6 +131,17 @@ void TestOperatorService::opctlExitCodesTellOutcomesApart()
     QCOMPARE(notConnected.wait(), 3);
     QVERIFY(notConnected.out.contains("not-connected"));
 
+    // A bot id that looks like an option ("--all" would be a fan-out to every bot): after
+    // "--", it is a bot id (what the console's Copy as opctl writes for such ids).
+    RawBot dashed(rig.address());
+    QVERIFY(dashed.hello("--all"));
+    Opctl one({"--hub", hub, "send", "--timeout", "10s", "--", "--all", "ping"});
+    command = dashed.readCommand(10s);
+    QVERIFY(command && command->has_ping());
+    dashed.ack(command->command_id(), true, "pong");
+    QCOMPARE(one.wait(), 0);
+    QVERIFY(!bot.readCommand(300ms).has_value()); // bot-1 got nothing
+
     Opctl json({"--hub", hub, "--json", "send", "bot-1", "config", "--set", "depth=3", "--set",
                 "mode=fast", "--version", "7"});
     command = bot.readCommand(10s);

@@ -106,6 +106,10 @@ CommandsPanel::CommandsPanel(QWidget *parent) : QWidget(parent)
             &CommandsPanel::announceDetails);
     connect(m_view->selectionModel(), &QItemSelectionModel::selectionChanged, this,
             &CommandsPanel::announceDetails);
+    // Rows going (Clear finished, the cap) can take the selection or move the current row
+    // without a selection signal.
+    connect(m_proxy, &QAbstractItemModel::rowsRemoved, this, &CommandsPanel::announceDetails);
+    connect(m_proxy, &QAbstractItemModel::modelReset, this, &CommandsPanel::announceDetails);
     connect(m_view, &QWidget::customContextMenuRequested, this, [this](const QPoint &pos) {
         emit contextMenuRequested(m_view->viewport()->mapToGlobal(pos));
     });
@@ -115,7 +119,9 @@ void CommandsPanel::apply(const QList<CommandOutcome> &records)
 {
     m_model->applyChanges(records);
     m_fanOuts->applyChanges(records);
-    const QString current = detailsCommandId();
+    // The one announced last (kept by the selection signals): a large selection is not
+    // searched again for every batch.
+    const QString &current = m_detailsId;
     if (!current.isEmpty() && std::any_of(records.begin(), records.end(),
                                           [&](const auto &o) { return o.commandId == current; }))
         emit currentChanged(current);
@@ -160,6 +166,16 @@ void CommandsPanel::selectCommand(const QString &commandId)
 QString CommandsPanel::currentCommandId() const
 {
     return m_view->currentIndex().data(CommandTableModel::CommandIdRole).toString();
+}
+
+int CommandsPanel::clearFinished()
+{
+    // Nothing stays selected or current: what is left must not inherit a selection the
+    // operator never made (Del would cancel it).
+    m_view->selectionModel()->clear();
+    const int cleared = m_model->removeFinished();
+    announceDetails();
+    return cleared;
 }
 
 void CommandsPanel::announceDetails()

@@ -36,6 +36,9 @@ public:
 
     // A batch from the change feed, into the table and the fan-out tallies.
     void apply(const QList<CommandOutcome> &records);
+    // Takes every finished command out of the table and clears the selection (the details
+    // then show nothing); how many went.
+    int clearFinished();
     // Offers a bot in the bot filter (once).
     void addBot(const QString &botId);
     // The command's record as shown, null when it is not in the table.

@@ -201,8 +201,8 @@ void CommandTableModel::applyChanges(const QList<CommandOutcome> &records)
             changed.push_back(row);
         } else if (const auto pending = newInBatch.constFind(o.commandId);
                    pending != newInBatch.cend()) {
-            added[size_t(*pending)] = &o; // latest state wins
-        } else if (m_rows.empty() || o.sequence > m_rows.back().rec.sequence) {
+            added[size_t(*pending)] = &o;   // latest state wins
+        } else if (o.sequence > m_newest) { // not one cleared or dropped by the cap
             newInBatch.insert(o.commandId, int(added.size()));
             added.push_back(&o);
         } // else: an update of a row dropped by the cap; it stays dropped
@@ -230,6 +230,7 @@ void CommandTableModel::applyChanges(const QList<CommandOutcome> &records)
             row.rec = *o;
             fill(row);
             m_index.insert(o->commandId, o->sequence);
+            m_newest = std::max(m_newest, o->sequence);
             m_rows.push_back(std::move(row));
         }
         endInsertRows();

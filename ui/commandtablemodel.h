@@ -95,6 +95,7 @@ private:
     std::deque<Row> m_rows;
     QHash<QString, quint64> m_index; // id -> sequence of the rows shown
     int m_maxRows = DefaultMaxRows;
+    quint64 m_newest = 0; // the newest sequence ever shown: older ones never come back
     // The State column's icons (resources/icons, theme.h), by iconKindOf(record): the
     // state's, or the late ack's when one came. The same on light and dark palettes.
     QIcon m_icons[int(StateIconKind::Count)];

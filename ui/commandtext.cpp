@@ -157,9 +157,17 @@ QString detailsHtml(const CommandOutcome &o, const SentSpec *sent)
 
 QString opctlLine(const CommandOutcome &o, const QString &hubAddress, const SentSpec *sent)
 {
-    QStringList args{
-        QStringLiteral("opctl"), QStringLiteral("--hub"), o.hub.isEmpty() ? hubAddress : o.hub,
-        QStringLiteral("send"),  shellQuote(o.botId),     o.kind};
+    // Every word from the record is quoted, and the kind is written as opctl names it: a
+    // hostile hub's record must not add a shell command to what the operator pastes.
+    const std::optional<CommandKind> known = CommandSpec::kindFromName(o.kind);
+    const QStringList target{shellQuote(o.botId),
+                             known ? CommandSpec::kindName(*known) : shellQuote(o.kind)};
+    QStringList args{QStringLiteral("opctl"), QStringLiteral("--hub"),
+                     shellQuote(o.hub.isEmpty() ? hubAddress : o.hub), QStringLiteral("send")};
+    // A bot id such as "--all" would be read as an option: after "--", at the end.
+    const bool dashed = o.botId.startsWith(QLatin1Char('-'));
+    if (!dashed)
+        args << target;
     const std::optional<SentSpec> command = commandOf(o, sent);
     const milliseconds timeout = command && command->timeout.count() > 0
                                      ? command->timeout
@@ -182,6 +190,8 @@ QString opctlLine(const CommandOutcome &o, const QString &hubAddress, const Sent
         if (spec.kind == CommandKind::Stop && !spec.graceful)
             args << QStringLiteral("--no-graceful");
     }
+    if (dashed)
+        args << QStringLiteral("--") << target;
     return args.join(QLatin1Char(' '));
 }
 
@@ -189,9 +199,11 @@ std::optional<SentSpec> commandOf(const CommandOutcome &o, const SentSpec *sent)
 {
     // The record first: it is what went down the wire, whoever sent it.
     if (std::optional<CommandSpec> spec = CommandSpec::fromRecord(o.kind, o.params))
-        return SentSpec{*spec, o.timeout.count() > 0 ? o.timeout
-                               : sent                ? sent->timeout
-                                                     : milliseconds(0)};
+        return SentSpec{
+            *spec, o.timeout.count() > 0 ? o.timeout
+                   : sent                ? sent->timeout
+                                         : std::max(milliseconds(0),
+                                                    duration_cast<milliseconds>(o.deadline - o.registeredAt))};
     if (sent)
         return *sent;
     return std::nullopt;

@@ -52,27 +52,38 @@ void setConfirmAbove(int bots)
 bool confirmFanOut(QWidget *parent, const CommandSpec &spec, const QStringList &bots,
                    const QString &selector)
 {
-    if (!isDestructive(spec.kind) || bots.size() <= confirmAbove())
+    return confirmFanOut(parent, QSet<CommandKind>{spec.kind}, bots, selector);
+}
+
+bool confirmFanOut(QWidget *parent, const QSet<CommandKind> &kinds, const QStringList &bots,
+                   const QString &selector)
+{
+    QStringList distinct = bots;
+    distinct.removeDuplicates();
+    const bool destructive = std::any_of(kinds.cbegin(), kinds.cend(), isDestructive);
+    if (!destructive || distinct.size() <= confirmAbove())
         return true;
-    const QString what = spec.kind == CommandKind::Stop      ? tr("Stop")
-                         : spec.kind == CommandKind::Restart ? tr("Restart")
-                                                             : tr("Update the config of");
-    QMessageBox box(QMessageBox::Warning, tr("Send to %1 bots?").arg(bots.size()),
-                    selector.isEmpty() ? tr("%1 %2 bots?").arg(what).arg(bots.size())
-                                       : tr("%1 %2 bots, chosen with the fleet filter “%3”?")
-                                             .arg(what)
-                                             .arg(bots.size())
-                                             .arg(selector),
+    const CommandKind kind = kinds.size() == 1 ? *kinds.cbegin() : CommandKind::Custom;
+    const QString what = kinds.size() > 1               ? tr("Stop, restart or reconfigure")
+                         : kind == CommandKind::Stop    ? tr("Stop")
+                         : kind == CommandKind::Restart ? tr("Restart")
+                                                        : tr("Update the config of");
+    const int n = int(distinct.size());
+    // All of it plain text: bot ids and the filter come from bots and operators, and the
+    // question that guards a fan-out must show them as they are.
+    const QString question =
+        selector.isEmpty()
+            ? tr("%1 %2 bots?").arg(what).arg(n)
+            : tr("%1 %2 bots, chosen with the fleet filter “%3”?").arg(what).arg(n).arg(selector);
+    QMessageBox box(QMessageBox::Warning, tr("Send to %1 bots?").arg(n),
+                    question + QStringLiteral("\n\n") + someOf(distinct) +
+                        tr("\n\nThe command goes to each of them at once. This is asked above "
+                           "%1 bots (Settings > Confirm fan-outs).")
+                            .arg(confirmAbove()),
                     QMessageBox::Cancel, parent);
     box.setObjectName(QStringLiteral("fanOutConfirm"));
     box.setTextFormat(Qt::PlainText);
-    box.setInformativeText(
-        tr("%1\n\nThe command goes to each of them at once. Ask for this above %n bot(s) "
-           "(Settings > Confirm fan-outs).",
-           nullptr, confirmAbove())
-            .arg(someOf(bots)));
-    QPushButton *go =
-        box.addButton(tr("%1 %2 bots").arg(what).arg(bots.size()), QMessageBox::AcceptRole);
+    QPushButton *go = box.addButton(tr("%1 %2 bots").arg(what).arg(n), QMessageBox::AcceptRole);
     go->setObjectName(QStringLiteral("fanOutGo"));
     box.setDefaultButton(QMessageBox::Cancel);
     box.exec();

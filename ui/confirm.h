@@ -7,6 +7,7 @@
 #include "commandspec.h"
 #include "consolebackend.h"
 
+#include <QSet>
 #include <QStringList>
 
 #include <optional>
@@ -28,6 +29,9 @@ void setConfirmAbove(int bots);
 // confirmAbove(); `selector` says how they were chosen (the fleet filter), may be empty.
 // True when it may go.
 bool confirmFanOut(QWidget *parent, const CommandSpec &spec, const QStringList &bots,
+                   const QString &selector);
+// The same for commands of several kinds (a resend of selected rows); counts distinct bots.
+bool confirmFanOut(QWidget *parent, const QSet<CommandKind> &kinds, const QStringList &bots,
                    const QString &selector);
 
 // Reject or Revoke: the bots, what follows, and an optional reason; none when cancelled.

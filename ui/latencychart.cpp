@@ -172,8 +172,10 @@ void LatencyChart::add(const QList<CommandOutcome> &records)
             continue;
         // Acked or rejected is in time; an answer to anything else came after its deadline.
         const bool late = !o.answered();
-        // A record without a wall time (none should come) counts as answered now.
-        const qint64 at = o.registeredWallMs > 0 ? o.wallMs(late ? o.lateAckAt : o.finishedAt) : t;
+        // A record without a wall time (none should come) counts as answered now, and so does
+        // one from the future (a hub whose clock is ahead): it would never age out.
+        const qint64 at =
+            o.registeredWallMs > 0 ? std::min(t, o.wallMs(late ? o.lateAckAt : o.finishedAt)) : t;
         if (at < oldest)
             continue;
         // Each command once: its records come again on a resync, and a late ack's record is

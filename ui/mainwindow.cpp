@@ -478,7 +478,11 @@ void MainWindow::buildActions()
     QAction *botDetails = m_fleetMenu->addAction(tr("&Details…"), this,
                                                  [this] { showBotDetails(m_fleet->currentBot()); });
     botDetails->setObjectName(QStringLiteral("botDetailsAction"));
-    botDetails->setToolTip(tr("Everything known of the bot (or double-click it)"));
+    botDetails->setToolTip(tr("Everything known of the bot (Enter in the fleet, or double-click "
+                              "it)"));
+    botDetails->setShortcut(QKeySequence(Qt::Key_Return));
+    botDetails->setShortcutContext(Qt::WidgetShortcut); // the fleet's table only
+    m_fleet->view()->addAction(botDetails);
     QAction *botCommands = m_fleetMenu->addAction(
         tr("Its &commands"), this, [this] { showBotCommands(m_fleet->currentBot()); });
     botCommands->setToolTip(tr("Show only this bot's commands in the commands table"));
@@ -773,7 +777,15 @@ void MainWindow::onChanged(const QList<CommandOutcome> &records)
         const CommandOutcome *&before = previous[o.commandId];
         if (!before)
             before = m_commands->record(o.commandId);
-        m_status->counts().note(before, o);
+        if (!before && o.event == ChangeEvent::LateAck) {
+            // Its row was cleared or dropped by the cap: it was counted when it finished,
+            // only the late ack is news.
+            CommandOutcome finished = o;
+            finished.lateAck.reset();
+            m_status->counts().note(&finished, o);
+        } else {
+            m_status->counts().note(before, o);
+        }
         before = &o;
     }
     m_commands->apply(records);
@@ -895,8 +907,8 @@ void MainWindow::resendSelected()
         SentSpec command;
     };
     std::vector<Again> again;
-    QStringList unknown, destructive;
-    CommandSpec asked; // what the question names: the first destructive one
+    QStringList unknown, bots;
+    QSet<CommandKind> kinds;
     for (const QString &id : selectedCommandIds()) {
         const CommandOutcome *row = m_commands->record(id);
         if (!row || row->botId.isEmpty())
@@ -905,18 +917,15 @@ void MainWindow::resendSelected()
         if (std::optional<SentSpec> command = commandOf(*row, sentFor(*row))) {
             if (command->timeout.count() <= 0)
                 command->timeout = m_send->timeoutFor(command->spec.kind);
-            if (isDestructive(command->spec.kind)) {
-                if (destructive.isEmpty())
-                    asked = command->spec;
-                destructive << row->botId;
-            }
+            kinds.insert(command->spec.kind);
+            bots << row->botId;
             again.push_back({row->botId, *command});
         } else {
             unknown << CommandTableModel::shortId(row->commandId);
         }
     }
     // Resending many stops or restarts is a destructive fan-out too: asked about once.
-    if (!destructive.isEmpty() && !confirmFanOut(this, asked, destructive, {})) {
+    if (!confirmFanOut(this, kinds, bots, {})) {
         statusBar()->showMessage(tr("Nothing resent: cancelled"), 5000);
         return;
     }
@@ -930,7 +939,16 @@ void MainWindow::resendSelected()
 
 void MainWindow::clearFinished()
 {
-    const int cleared = m_commands->model()->removeFinished();
+    // Without history the table is all there is of them: asked first.
+    if (!m_backend.hasHistory() &&
+        QMessageBox::question(this, tr("Clear finished commands?"),
+                              tr("This console keeps no history (--no-history): the finished "
+                                 "commands cleared from the table are gone from this console "
+                                 "for good. Their counts in the status bar stay."),
+                              QMessageBox::Yes | QMessageBox::Cancel,
+                              QMessageBox::Cancel) != QMessageBox::Yes)
+        return;
+    const int cleared = m_commands->clearFinished();
     statusBar()->showMessage(
         cleared > 0
             ? (cleared == 1 ? tr("1 finished command cleared from the table")
