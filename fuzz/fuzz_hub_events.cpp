@@ -7,7 +7,10 @@
 // them. Invariants: nothing accepted breaks a rule (valid ids, known state, progress -1..100,
 // times that keep steady_clock arithmetic far from overflow, latency and lateness not
 // negative); an accepted record written back (convert::fillRecord) is accepted again with the
-// same fields; every tally's counts are never negative and add up to its total.
+// same fields; a record's params read back as a command (CommandSpec::fromRecord, what the
+// console's details, Copy as opctl and resend use) only when it validates and writes them again
+// byte for byte; every tally's counts are never negative and add up to its total.
+#include "commandspec.h"
 #include "fanouts.h"
 #include "fuzzsupport.h"
 #include "protoconvert.h"
@@ -98,6 +101,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         }
         checkAccepted(*record);
+        // What the console reads back as the command (details, Copy as opctl, resend): only
+        // a spec that validates and writes the record's params again, byte for byte.
+        if (const auto spec = CommandSpec::fromRecord(record->kind, record->params)) {
+            REQUIRE(spec->validate().isEmpty());
+            REQUIRE(spec->paramsJson() == record->params);
+        }
         // Written back the way a hub writes it, it is accepted again, unchanged where it counts.
         v1::CommandRecord again;
         convert::fillRecord(again, *record);

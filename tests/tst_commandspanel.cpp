@@ -3,6 +3,7 @@
 #include "commandspanel.h"
 #include "commandtablemodel.h"
 #include "fanoutmodel.h"
+#include "records.h"
 
 #include <QComboBox>
 #include <QHeaderView>
@@ -21,25 +22,10 @@ using namespace std::chrono;
 
 namespace {
 
-quint64 changes = 0;
-
 CommandOutcome record(quint64 seq, const QString &bot, CommandState state = CommandState::Pending,
                       const QString &fanOut = {})
 {
-    CommandOutcome o;
-    o.commandId = QStringLiteral("cmd-%1").arg(seq);
-    o.botId = bot;
-    o.kind = QStringLiteral("ping");
-    o.sequence = seq;
-    o.change = ++changes;
-    o.state = state;
-    o.fanOut = fanOut;
-    o.registeredAt = Clock::now();
-    o.deadline = o.registeredAt + 30s;
-    o.registeredWallMs = 1'700'000'000'000;
-    if (state != CommandState::Pending)
-        o.finishedAt = o.registeredAt + 12ms;
-    return o;
+    return testRecord(seq, bot, state, fanOut);
 }
 
 // cmd-1..cmd-4: two pending on bot-a (a fan-out with cmd-3 on bot-b), one acked, one expired.

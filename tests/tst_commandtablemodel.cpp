@@ -1,5 +1,6 @@
 #include "commandfilterproxy.h"
 #include "commandtablemodel.h"
+#include "records.h"
 
 #include <QAbstractItemModelTester>
 #include <QApplication>
@@ -13,18 +14,7 @@ namespace {
 
 CommandOutcome record(quint64 seq, const QString &bot, CommandState state = CommandState::Pending)
 {
-    CommandOutcome o;
-    o.commandId = QStringLiteral("cmd-%1").arg(seq);
-    o.botId = bot;
-    o.kind = QStringLiteral("ping");
-    o.sequence = seq;
-    o.state = state;
-    o.registeredAt = Clock::now();
-    o.deadline = o.registeredAt + 5s;
-    o.registeredWallMs = 1'700'000'000'000;
-    if (state != CommandState::Pending)
-        o.finishedAt = o.registeredAt + 12ms;
-    return o;
+    return testRecord(seq, bot, state);
 }
 
 } // namespace

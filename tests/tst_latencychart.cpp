@@ -8,7 +8,6 @@
 #include <QComboBox>
 #include <QDateTime>
 #include <QDir>
-#include <QElapsedTimer>
 #include <QImage>
 #include <QPainter>
 #include <QRandomGenerator>
@@ -373,42 +372,25 @@ void TestLatencyChart::cheapAtFleetScale()
     fixClock(chart);
     QRandomGenerator rng(7);
     const char *kinds[] = {"start", "stop", "restart", "ping"};
-    QElapsedTimer timer;
-    qint64 addMs = 0;
     for (int b = 0; b < 40; ++b) {
         QList<CommandOutcome> batch;
         for (int i = 0; i < 5000; ++i)
             batch << answered(QStringLiteral("bot-%1").arg(rng.bounded(50'000)), kinds[i % 4],
                               milliseconds(1 + rng.bounded(2000)), rng.bounded(3'000'000));
-        timer.start();
         chart.add(batch);
-        addMs += timer.elapsed();
     }
     QCOMPARE(chart.sampleCount(), 200'000);
     QStringList selected;
     for (int i = 0; i < 20'000; ++i)
         selected << QStringLiteral("bot-%1").arg(i);
     chart.setWindowMs(LatencyChart::OneHourMs);
-    timer.restart();
     const int all = chart.figures("ping").samples;
-    const qint64 computeMs = timer.elapsed();
     chart.setBots(selected);
-    timer.restart();
     const int some = chart.figures("ping").samples;
-    const qint64 scopedMs = timer.elapsed();
     QVERIFY(some > 0 && some < all);
-    qInfo("200,000 answers: add %lld ms (40 batches), compute %lld ms, with 20,000 bots "
-          "selected %lld ms",
-          addMs, computeMs, scopedMs);
-    // Generous bounds (sanitizer builds, a busy machine); typically a few ms each.
-    QVERIFY2(computeMs < 1000, qPrintable(QString::number(computeMs)));
-    QVERIFY2(scopedMs < 1000, qPrintable(QString::number(scopedMs)));
-    // A repaint does not compute again while nothing changed.
     chart.resize(1024, 180);
-    timer.restart();
-    for (int i = 0; i < 20; ++i)
-        chart.grab();
-    qInfo("20 paints: %lld ms", timer.elapsed());
+    QVERIFY(!chart.grab().isNull());
+    // How long each takes: bench/gui_bench --chart (docs/performance.md), not here.
 }
 
 void TestLatencyChart::tooltipsGiveTheFigures()

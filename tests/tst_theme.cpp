@@ -3,6 +3,7 @@
 #include "commandtablemodel.h"
 #include "fleetmodel.h"
 #include "historymodel.h"
+#include "records.h"
 #include "theme.h"
 
 #include <QApplication>
@@ -27,17 +28,7 @@ const QString ResourcesDir = QStringLiteral(OPCONSOLE_SOURCE_DIR "/resources");
 
 CommandOutcome record(quint64 seq, CommandState state)
 {
-    CommandOutcome o;
-    o.commandId = QStringLiteral("cmd-%1").arg(seq);
-    o.botId = QStringLiteral("bot-%1").arg(seq);
-    o.kind = QStringLiteral("ping");
-    o.sequence = seq;
-    o.state = state;
-    o.registeredAt = Clock::now();
-    o.deadline = o.registeredAt + 5s;
-    o.registeredWallMs = 1'700'000'000'000;
-    if (state != CommandState::Pending)
-        o.finishedAt = o.registeredAt + 12ms;
+    CommandOutcome o = testRecord(seq, QStringLiteral("bot-%1").arg(seq), state);
     o.reason = QStringLiteral("why");
     return o;
 }
