@@ -3,6 +3,7 @@
 #include "changefeed.h"
 #include "commandregistry.h"
 #include "commandservice.h"
+#include "config.h"
 #include "eventlog.h"
 #include "historystore.h"
 #include "hub.h"
@@ -108,8 +109,10 @@ int main(int argc, char **argv)
 {
     bool headless = true;
 #ifdef OPCONSOLE_GUI
-    headless = std::any_of(argv + 1, argv + argc,
-                           [](const char *a) { return std::strcmp(a, "--headless") == 0; });
+    // No window for a hub without one, nor to print the settings (no display needed).
+    headless = std::any_of(argv + 1, argv + argc, [](const char *a) {
+        return std::strcmp(a, "--headless") == 0 || std::strcmp(a, "--print-config") == 0;
+    });
     std::unique_ptr<QCoreApplication> application =
         headless ? std::make_unique<QCoreApplication>(argc, argv)
                  : std::make_unique<QApplication>(argc, argv);
@@ -122,58 +125,28 @@ int main(int argc, char **argv)
     QCommandLineParser parser;
     parser.setApplicationDescription(QStringLiteral("Operator console for fleets of bots."));
     parser.addHelpOption();
+    // The hub's settings (listeners, limits, security, history, log): app/config.cpp, also
+    // from an INI file (--config); the rest are about this process.
+    Config::addOptions(parser);
     parser.addOptions({
-        {QStringLiteral("listen"),
-         QStringLiteral("Address bots connect to (default 127.0.0.1:50051)."),
-         QStringLiteral("host:port"), QStringLiteral("127.0.0.1:50051")},
+        {QStringLiteral("config"),
+         QStringLiteral("Read the hub's settings from this INI file (opconsole --print-config "
+                        "writes one); flags win over it."),
+         QStringLiteral("file")},
+        {QStringLiteral("print-config"),
+         QStringLiteral("Print the effective settings (defaults, --config, flags) as an INI "
+                        "file, and exit.")},
         {QStringLiteral("headless"),
          QStringLiteral("Run the hub without a window; log to stderr.")},
         {QStringLiteral("demo"), QStringLiteral("Start N simulated bots (botsim) in-process."),
          QStringLiteral("n"), QStringLiteral("0")},
-        {QStringLiteral("heartbeat"), QStringLiteral("Heartbeat interval told to bots (ms)."),
-         QStringLiteral("ms"), QStringLiteral("2000")},
-        {QStringLiteral("max-timeout"),
-         QStringLiteral("Longest command timeout accepted, in seconds (default 86400)."),
-         QStringLiteral("s"), QStringLiteral("86400")},
-        {QStringLiteral("log-level"),
-         QStringLiteral("Least level logged: debug, info, warning, error (default info)."),
-         QStringLiteral("level"), QStringLiteral("info")},
         {QStringLiteral("screenshot"),
          QStringLiteral("GUI: drive some demo traffic, save the window to FILE and quit."),
          QStringLiteral("file")},
-        {QStringLiteral("data-dir"),
-         QStringLiteral("Where the command history is kept (default: the user's application "
-                        "data folder)."),
-         QStringLiteral("dir")},
-        {QStringLiteral("no-history"),
-         QStringLiteral("Keep no history: commands live in memory only, as before.")},
-        {QStringLiteral("history-days"),
-         QStringLiteral("Delete history older than this many days (default 30)."),
-         QStringLiteral("n"), QStringLiteral("30")},
-        {QStringLiteral("history-max-mb"),
-         QStringLiteral("Delete the oldest history past this size in MiB (default 1024)."),
-         QStringLiteral("n"), QStringLiteral("1024")},
-        {QStringLiteral("history-fsync"),
-         QStringLiteral("Sync every history commit to disk (survives a power loss, not only "
-                        "a crash; slower).")},
         {QStringLiteral("connect"),
          QStringLiteral("GUI: attach to running hubs (their Operator API) instead of hosting "
                         "one; several: a,b."),
          QStringLiteral("host:port[,host:port]")},
-        {QStringLiteral("operator-listen"),
-         QStringLiteral("Address of the Operator API (opctl, consoles): host:port or "
-                        "unix:/path (made 0600). Default 127.0.0.1:50052."),
-         QStringLiteral("address"), QStringLiteral("127.0.0.1:50052")},
-        {QStringLiteral("tls-cert"),
-         QStringLiteral("TLS certificate of both listeners (PEM); with --connect: the client "
-                        "certificate."),
-         QStringLiteral("file")},
-        {QStringLiteral("tls-key"), QStringLiteral("Private key of --tls-cert (PEM)."),
-         QStringLiteral("file")},
-        {QStringLiteral("tls-client-ca"),
-         QStringLiteral("Verify client certificates against this CA; a bot's certificate then "
-                        "names the bot ids it may use."),
-         QStringLiteral("file")},
         {QStringLiteral("tls"),
          QStringLiteral(
              "With --connect: TLS with the system's trusted CAs (implied by --tls-ca).")},
@@ -187,32 +160,21 @@ int main(int argc, char **argv)
          QStringLiteral("With --connect: the operator token to present (a 0600 file); else "
                         "OPCONSOLE_TOKEN."),
          QStringLiteral("file")},
-        {QStringLiteral("operators"),
-         QStringLiteral("Operator tokens, roles and scopes (docs/security.md); without it "
-                        "every local caller of the Operator API is an admin."),
-         QStringLiteral("file")},
-        {QStringLiteral("bot-tokens"),
-         QStringLiteral("Bot tokens and the bot ids each may use (docs/security.md)."),
-         QStringLiteral("file")},
-        {QStringLiteral("admission"),
-         QStringLiteral("open: bots with a valid credential are admitted; approve: new ones "
-                        "wait for an admin (default open)."),
-         QStringLiteral("mode"), QStringLiteral("open")},
-        {QStringLiteral("operator-rate"),
-         QStringLiteral("Sends per second allowed to each operator token (default 50)."),
-         QStringLiteral("n"), QStringLiteral("50")},
-        {QStringLiteral("max-streams-per-credential"),
-         QStringLiteral("Open bot streams per certificate or token (default 1000)."),
-         QStringLiteral("n"), QStringLiteral("1000")},
-        {QStringLiteral("insecure"),
-         QStringLiteral("Allow a listener that other machines reach without TLS (or the "
-                        "Operator API there without --operators). Logged every hour.")},
         {QStringLiteral("theme"),
          QStringLiteral("GUI: system (the desktop's style and colours), light or dark (the "
                         "Fusion style with a light or dark palette). Default system."),
          QStringLiteral("theme"), QStringLiteral("system")},
     });
     parser.process(app);
+    Config config;
+    if (QString why; !config.load(parser.value(QStringLiteral("config")), parser, &why)) {
+        std::fprintf(stderr, "opconsole: %s\n", qPrintable(why));
+        return 64;
+    }
+    if (parser.isSet(QStringLiteral("print-config"))) {
+        std::fputs(qPrintable(config.print()), stdout);
+        return 0;
+    }
 
 #ifdef OPCONSOLE_GUI
     // Checked headless too (a mistake is said, not ignored); applied with the window only.
@@ -290,7 +252,7 @@ int main(int argc, char **argv)
     }
 #endif
 
-    const QString levelName = parser.value(QStringLiteral("log-level"));
+    const QString levelName = config.text(QStringLiteral("log-level"));
     const QStringList levels{QStringLiteral("debug"), QStringLiteral("info"),
                              QStringLiteral("warning"), QStringLiteral("error")};
     if (!levels.contains(levelName)) {
@@ -299,34 +261,19 @@ int main(int argc, char **argv)
         return 64;
     }
     const EventLog log(stderr, LogLevel(levels.indexOf(levelName)));
-    bool numberOk = false;
-    const qint64 maxTimeoutS = parser.value(QStringLiteral("max-timeout")).toLongLong(&numberOk);
-    if (!numberOk || maxTimeoutS < 1 || maxTimeoutS > 365LL * 24 * 3600) {
-        std::fprintf(stderr, "opconsole: --max-timeout takes 1 to 31536000 seconds\n");
-        return 64;
-    }
-    const int heartbeatMs = parser.value(QStringLiteral("heartbeat")).toInt(&numberOk);
-    if (!numberOk || heartbeatMs < 50 || heartbeatMs > 3'600'000) {
-        std::fprintf(stderr, "opconsole: --heartbeat takes 50 to 3600000 ms\n");
-        return 64;
-    }
-
-    const qint64 historyDays = parser.value(QStringLiteral("history-days")).toLongLong(&numberOk);
-    if (!numberOk || historyDays < 1 || historyDays > 3650) {
-        std::fprintf(stderr, "opconsole: --history-days takes 1 to 3650\n");
-        return 64;
-    }
-    const qint64 historyMb = parser.value(QStringLiteral("history-max-mb")).toLongLong(&numberOk);
-    if (!numberOk || historyMb < 1 || historyMb > 1024 * 1024) {
-        std::fprintf(stderr, "opconsole: --history-max-mb takes 1 to 1048576\n");
-        return 64;
-    }
+    // Numbers were checked against their ranges when the settings were read (config.cpp).
+    const auto integer = [&config](const char *name) {
+        return config.integer(QString::fromLatin1(name));
+    };
+    const qint64 maxTimeoutS = integer("max-timeout");
+    const qint64 historyDays = integer("history-days");
+    const qint64 historyMb = integer("history-max-mb");
 
     // Security (docs/security.md), checked before anything listens: a mistake is one line here.
-    const auto option = [&parser](const char *name) {
-        return parser.value(QString::fromLatin1(name));
+    const auto option = [&config](const char *name) {
+        return config.text(QString::fromLatin1(name));
     };
-    const bool insecure = parser.isSet(QStringLiteral("insecure"));
+    const bool insecure = config.isOn(QStringLiteral("insecure"));
     const QString listen = option("listen");
     const QString operatorListen = option("operator-listen");
     const security::ServerTls tls{option("tls-cert"), option("tls-key"), option("tls-client-ca")};
@@ -339,7 +286,7 @@ int main(int argc, char **argv)
         return 64;
     }
     std::shared_ptr<const security::OperatorDirectory> operators;
-    if (parser.isSet(QStringLiteral("operators"))) {
+    if (!option("operators").isEmpty()) {
         operators = security::OperatorDirectory::load(option("operators"), &why);
         if (!operators) {
             std::fprintf(stderr, "opconsole: --operators: %s\n", qPrintable(why));
@@ -347,7 +294,7 @@ int main(int argc, char **argv)
         }
     }
     std::shared_ptr<const security::BotTokens> botTokens;
-    if (parser.isSet(QStringLiteral("bot-tokens"))) {
+    if (!option("bot-tokens").isEmpty()) {
         botTokens = security::BotTokens::load(option("bot-tokens"), &why);
         if (!botTokens) {
             std::fprintf(stderr, "opconsole: --bot-tokens: %s\n", qPrintable(why));
@@ -365,16 +312,8 @@ int main(int argc, char **argv)
                              "--tls-client-ca (certificates) or --bot-tokens\n");
         return 64;
     }
-    const double operatorRate = option("operator-rate").toDouble(&numberOk);
-    if (!numberOk || operatorRate < 0 || operatorRate > 1e6) {
-        std::fprintf(stderr, "opconsole: --operator-rate takes 0 (no limit) to 1000000\n");
-        return 64;
-    }
-    const int streamsPerCredential = option("max-streams-per-credential").toInt(&numberOk);
-    if (!numberOk || streamsPerCredential < 1 || streamsPerCredential > 1'000'000) {
-        std::fprintf(stderr, "opconsole: --max-streams-per-credential takes 1 to 1000000\n");
-        return 64;
-    }
+    const double operatorRate = config.number(QStringLiteral("operator-rate"));
+    const int streamsPerCredential = int(integer("max-streams-per-credential"));
     if (!insecure) {
         // Safe by default: nothing another machine reaches goes in plaintext, and nobody there
         // commands the fleet without a token.
@@ -410,8 +349,8 @@ int main(int argc, char **argv)
                              "without --tls-cert and --bot-tokens\n");
         return 64;
     }
-    const QString dataDir = parser.isSet(QStringLiteral("data-dir"))
-                                ? parser.value(QStringLiteral("data-dir"))
+    const QString dataDir = !option("data-dir").isEmpty()
+                                ? option("data-dir")
                                 : QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
     // Admission decisions persist beside the history (also with --no-history).
     std::unique_ptr<security::AdmissionStore> admission;
@@ -432,6 +371,8 @@ int main(int argc, char **argv)
 
     CommandRegistry registry;
     registry.setMaxTimeout(std::chrono::seconds(maxTimeoutS));
+    registry.setLateAckWindow(std::chrono::milliseconds(integer("late-ack-window")));
+    registry.setMaxRemembered(int(integer("max-remembered")));
     ChangeFeed feed(registry); // the one ordered feed: Watch, the GUI, the log, history
 
     // History: opened before anything can send, so what it restores is in the registry (and
@@ -441,12 +382,12 @@ int main(int argc, char **argv)
     // The context of every connection into the store: gone (and the connections with it)
     // before the store is.
     std::unique_ptr<QObject> historyLink;
-    if (!parser.isSet(QStringLiteral("no-history"))) {
+    if (!config.isOn(QStringLiteral("no-history"))) {
         HistoryOptions ho;
         ho.directory = dataDir;
         ho.maxAge = std::chrono::hours(24 * historyDays);
         ho.maxBytes = historyMb * 1024 * 1024;
-        ho.syncFull = parser.isSet(QStringLiteral("history-fsync"));
+        ho.syncFull = config.isOn(QStringLiteral("history-fsync"));
         QString why;
         history = HistoryStore::open(ho, &why);
         if (!history) {
@@ -474,7 +415,19 @@ int main(int argc, char **argv)
     HubOptions options;
     options.listenAddress = listen;
     options.operatorListenAddress = operatorListen;
-    options.heartbeatInterval = std::chrono::milliseconds(heartbeatMs);
+    options.heartbeatInterval = std::chrono::milliseconds(integer("heartbeat"));
+    options.missedHeartbeats = int(integer("missed-heartbeats"));
+    options.helloTimeout = std::chrono::milliseconds(integer("hello-timeout"));
+    options.maxHandshaking = int(integer("max-handshaking"));
+    options.maxLiveSessions = int(integer("max-live-sessions"));
+    options.maxKnownBots = int(integer("max-known-bots"));
+    options.maxQueuedPerBot = int(integer("max-queued-per-bot"));
+    options.maxQueuedBytesPerBot = integer("max-queued-bytes-per-bot");
+    options.maxMessageBytes = int(integer("max-message-bytes"));
+    options.maxProgressPerSecond = config.number(QStringLiteral("max-progress-per-second"));
+    options.maxStatusPerSecond = config.number(QStringLiteral("max-status-per-second"));
+    options.maxViolationsPerSecond = config.number(QStringLiteral("max-violations-per-second"));
+    options.workerThreads = int(integer("worker-threads"));
     options.botCredentials = botCredentials;
     options.operatorCredentials = operatorCredentials;
     options.security.tokens = botTokens;
@@ -484,6 +437,7 @@ int main(int argc, char **argv)
     options.security.maxStreamsPerCredential = streamsPerCredential;
     Hub hub(registry, options);
     CommandService service(registry, hub);
+    service.setMaxInFlightPerBot(int(integer("max-in-flight-per-bot")));
     OperatorService operatorApi(service, feed);
     operatorApi.setAccess({operators, operatorRate});
     operatorApi.attachTo(hub); // the same commands for scripts (opctl) and operators
@@ -616,7 +570,9 @@ int main(int argc, char **argv)
                              {QStringLiteral("bot_tokens"), botTokens ? botTokens->size() : 0},
                              {QStringLiteral("operators"), operators ? operators->size() : 0},
                              {QStringLiteral("admission"), admissionMode},
-                             {QStringLiteral("admission_file"), admission->path()}});
+                             {QStringLiteral("admission_file"), admission->path()},
+                             {QStringLiteral("heartbeat_ms"), integer("heartbeat")},
+                             {QStringLiteral("config"), parser.value(QStringLiteral("config"))}});
     // --insecure is said at start and every hour, as long as it matters.
     QTimer insecureReminder;
     const bool exposed =

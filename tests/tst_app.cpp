@@ -5,9 +5,12 @@
 #include "testcerts.h"
 #include "tokens.h"
 
+#include <QFile>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QSettings>
+#include <QTemporaryDir>
 #include <QTest>
 
 #include <google/protobuf/util/time_util.h>
@@ -49,6 +52,7 @@ private slots:
     void unsafeOrBrokenSecurityOptionsAreRefused();
     void insecureIsAllowedAndSaidOutLoud();
     void operatorSocketIsPrivate();
+    void configFileThenFlags();
 };
 
 void TestApp::logLinesAreJsonAndCannotBeForged()
@@ -424,4 +428,96 @@ void TestApp::operatorSocketIsPrivate()
 }
 
 QTEST_GUILESS_MAIN(TestApp)
+void TestApp::configFileThenFlags()
+{
+    const QString app = QCoreApplication::applicationDirPath() + QStringLiteral("/opconsole");
+    auto run = [&](const QStringList &args, QByteArray *out = nullptr, QByteArray *err = nullptr) {
+        QProcess p;
+        p.start(app, args);
+        if (!p.waitForFinished(20'000))
+            return -1;
+        if (out)
+            *out = p.readAllStandardOutput();
+        if (err)
+            *err = p.readAllStandardError();
+        return p.exitCode();
+    };
+    QTemporaryDir dir;
+    // --print-config writes every setting as an INI file, each with its default here.
+    QByteArray printed;
+    QCOMPARE(run({"--print-config"}, &printed), 0);
+    const QString file = dir.filePath("hub.conf");
+    {
+        QFile f(file);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(printed);
+    }
+    {
+        QSettings ini(file, QSettings::IniFormat);
+        QCOMPARE(ini.status(), QSettings::NoError);
+        QCOMPARE(ini.value("hub/heartbeat").toString(), QString("2000"));
+        QCOMPARE(ini.value("hub/missed-heartbeats").toString(), QString("3"));
+        QCOMPARE(ini.value("commands/late-ack-window").toString(), QString("300000"));
+        QCOMPARE(ini.value("security/admission").toString(), QString("open"));
+        // The file it printed is one --config takes: change what matters.
+        ini.setValue("hub/heartbeat", 1234);
+        ini.setValue("hub/listen", "127.0.0.1:0");
+        ini.setValue("hub/operator-listen", "127.0.0.1:0");
+        ini.setValue("history/data-dir", dir.filePath("data"));
+    }
+    QCOMPARE(run({"--config", file, "--print-config"}, &printed), 0);
+    QVERIFY2(printed.contains("; from: hub.conf\nheartbeat = 1234\n"), printed.constData());
+    // A flag wins over the file.
+    QCOMPARE(run({"--config", file, "--heartbeat", "777", "--print-config"}, &printed), 0);
+    QVERIFY2(printed.contains("; from: command line\nheartbeat = 777\n"), printed.constData());
+    // The hub runs with it.
+    HubProcess hub(QStringLiteral("127.0.0.1:0"), {"--config", file});
+    const auto started = hub.waitFor("hub_started");
+    QVERIFY(started.has_value());
+    QCOMPARE(started->value("heartbeat_ms").toInt(), 1234);
+    QCOMPARE(started->value("config").toString(), file);
+    QVERIFY(hub.terminate());
+
+    // Every mistake is one line and exit 64, nothing started.
+    const struct
+    {
+        const char *text;
+        const char *says;
+    } bad[] = {
+        {"[hub]\nheartbeet = 1000\n", "unknown setting hub/heartbeet"},
+        {"heartbeat = 1000\n", "heartbeat belongs in [hub]"},
+        {"[security]\nheartbeat = 1000\n", "security/heartbeat belongs in [hub]"},
+        {"[hub]\nheartbeat = 10\n", "takes a whole number, 50 to 3600000 ms"},
+        {"[hub]\nheartbeat = 1e400\n", "takes a whole number"},
+        {"[hub]\nmissed-heartbeats = 2.5\n", "takes a whole number"},
+        {"[history]\nno-history = maybe\n", "takes true or false"},
+        {"[hub]\nmax-progress-per-second = nan\n", "max-progress-per-second = nan takes"},
+    };
+    for (const auto &b : bad) {
+        const QString path = dir.filePath("bad.conf");
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        f.write(b.text);
+        f.close();
+        QByteArray err;
+        QCOMPARE(run({"--headless", "--config", path}, nullptr, &err), 64);
+        QVERIFY2(err.contains(b.says), err.constData());
+    }
+    QByteArray err;
+    QCOMPARE(run({"--headless", "--config", dir.filePath("none.conf")}, nullptr, &err), 64);
+    QVERIFY2(err.contains("no such readable file"), err.constData());
+
+    // docs/operations.md documents every setting.
+    QFile doc(QStringLiteral(OPCONSOLE_SOURCE_DIR "/docs/operations.md"));
+    QVERIFY(doc.open(QIODevice::ReadOnly));
+    const QByteArray operations = doc.readAll();
+    QCOMPARE(run({"--print-config"}, &printed), 0);
+    for (const QByteArray &line : printed.split('\n')) {
+        if (line.isEmpty() || line.startsWith(';') || line.startsWith('['))
+            continue;
+        const QByteArray key = line.left(line.indexOf(" = "));
+        QVERIFY2(operations.contains("`" + key + "`"), key.constData());
+    }
+}
+
 #include "tst_app.moc"

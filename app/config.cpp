@@ -1,0 +1,288 @@
+#include "config.h"
+
+#include <QCommandLineParser>
+#include <QFileInfo>
+#include <QSettings>
+
+#include <cmath>
+
+namespace opconsole {
+
+namespace {
+
+using Kind = Setting::Kind;
+
+// What a number may be: the range, and a whole number where the kind says so.
+QString rangeText(const Setting &s)
+{
+    const QString unit = *s.unit ? QStringLiteral(" ") + QString::fromLatin1(s.unit) : QString();
+    return QStringLiteral("%1 to %2%3")
+        .arg(QString::number(s.min, 'g', 15), QString::number(s.max, 'g', 15), unit);
+}
+
+bool parseSwitch(const QString &value, bool *on)
+{
+    const QString v = value.trimmed().toLower();
+    if (v == QLatin1String("true") || v == QLatin1String("yes") || v == QLatin1String("on") ||
+        v == QLatin1String("1")) {
+        *on = true;
+        return true;
+    }
+    if (v == QLatin1String("false") || v == QLatin1String("no") || v == QLatin1String("off") ||
+        v == QLatin1String("0")) {
+        *on = false;
+        return true;
+    }
+    return false;
+}
+
+} // namespace
+
+const std::vector<Setting> &Config::settings()
+{
+    // The defaults are those of HubOptions, CommandRegistry and CommandService: a hub started
+    // with no flag and no file runs as it did before the table existed.
+    static const std::vector<Setting> all = {
+        // Where it listens and how fast it notices.
+        {"hub", "listen", Kind::Text, "127.0.0.1:50051", 0, 0, "",
+         "Address bots connect to (host:port; port 0 picks a free one)."},
+        {"hub", "operator-listen", Kind::Text, "127.0.0.1:50052", 0, 0, "",
+         "Address of the Operator API (opctl, consoles): host:port or unix:/path (made 0600)."},
+        {"hub", "heartbeat", Kind::Integer, "2000", 50, 3'600'000, "ms",
+         "Heartbeat interval told to bots."},
+        {"hub", "missed-heartbeats", Kind::Integer, "3", 1, 1000, "",
+         "A bot silent for this many heartbeat intervals is disconnected."},
+        {"hub", "hello-timeout", Kind::Integer, "0", 0, 3'600'000, "ms",
+         "A stream that says no Hello within this is closed (0: three heartbeat intervals)."},
+        {"hub", "max-handshaking", Kind::Integer, "10000", 1, 10'000'000, "streams",
+         "Streams waiting for their Hello at once; more are refused."},
+        {"hub", "max-live-sessions", Kind::Integer, "100000", 1, 10'000'000, "bots",
+         "Connected bots at most; Hellos past this are refused."},
+        {"hub", "max-known-bots", Kind::Integer, "200000", 1, 10'000'000, "bots",
+         "Bots remembered, connected or not; the oldest gone ones go first."},
+        {"hub", "max-queued-per-bot", Kind::Integer, "4096", 1, 10'000'000, "messages",
+         "Outgoing messages waiting for one bot's stream; a send past this is refused."},
+        {"hub", "max-queued-bytes-per-bot", Kind::Integer, "4194304", 1024, 1LL << 34, "bytes",
+         "The bytes of those messages, at most."},
+        {"hub", "max-message-bytes", Kind::Integer, "65536", 1024, 64 * 1024 * 1024, "bytes",
+         "A larger message from a bot closes its stream."},
+        {"hub", "max-progress-per-second", Kind::Number, "200", 0, 1e6, "per bot",
+         "Progress messages per second a bot may send (0: no limit); more are dropped."},
+        {"hub", "max-status-per-second", Kind::Number, "20", 0, 1e6, "per bot",
+         "Heartbeats and status reports per second a bot may send (0: no limit)."},
+        {"hub", "max-violations-per-second", Kind::Number, "5", 0, 1e6, "per bot",
+         "Protocol violations reported per second before the bot's stream is ended."},
+        {"hub", "worker-threads", Kind::Integer, "0", 0, 1024, "threads",
+         "gRPC callback threads (0: gRPC chooses)."},
+        // What commands may be.
+        {"commands", "max-timeout", Kind::Integer, "86400", 1, 31'536'000, "s",
+         "Longest command timeout accepted."},
+        {"commands", "late-ack-window", Kind::Integer, "300000", 0, 86'400'000, "ms",
+         "How long after its deadline a command still takes a late ack."},
+        {"commands", "max-remembered", Kind::Integer, "100000", 100, 100'000'000, "commands",
+         "Finished commands kept in memory (for late acks, Watch and the console)."},
+        {"commands", "max-in-flight-per-bot", Kind::Integer, "10000", 0, 10'000'000, "commands",
+         "Commands pending for one bot at most (0: no limit); more are refused."},
+        // History.
+        {"history", "data-dir", Kind::Text, "", 0, 0, "",
+         "Where the history and admission decisions are kept (default: the user's application "
+         "data folder)."},
+        {"history", "no-history", Kind::Switch, "false", 0, 0, "",
+         "Keep no history: commands live in memory only."},
+        {"history", "history-days", Kind::Integer, "30", 1, 3650, "days",
+         "Delete history older than this."},
+        {"history", "history-max-mb", Kind::Integer, "1024", 1, 1024 * 1024, "MiB",
+         "Delete the oldest history past this size."},
+        {"history", "history-fsync", Kind::Switch, "false", 0, 0, "",
+         "Sync every history commit to disk (survives a power loss, not only a crash)."},
+        // Security (docs/security.md).
+        {"security", "tls-cert", Kind::Text, "", 0, 0, "",
+         "TLS certificate of both listeners (PEM)."},
+        {"security", "tls-key", Kind::Text, "", 0, 0, "", "Private key of tls-cert (PEM)."},
+        {"security", "tls-client-ca", Kind::Text, "", 0, 0, "",
+         "Verify client certificates against this CA; a bot's certificate then names the bot "
+         "ids it may use."},
+        {"security", "operators", Kind::Text, "", 0, 0, "",
+         "Operator tokens, roles and scopes; without it every local caller of the Operator API "
+         "is an admin."},
+        {"security", "bot-tokens", Kind::Text, "", 0, 0, "",
+         "Bot tokens and the bot ids each may use."},
+        {"security", "admission", Kind::Text, "open", 0, 0, "",
+         "open: bots with a valid credential are admitted; approve: new ones wait for an "
+         "admin."},
+        {"security", "operator-rate", Kind::Number, "50", 0, 1e6, "sends/s",
+         "Sends per second allowed to each operator token (0: no limit)."},
+        {"security", "max-streams-per-credential", Kind::Integer, "1000", 1, 1'000'000, "streams",
+         "Open bot streams per certificate or token."},
+        {"security", "insecure", Kind::Switch, "false", 0, 0, "",
+         "Allow a listener other machines reach without TLS (or the Operator API there "
+         "without operators). Logged every hour."},
+        // The log.
+        {"log", "log-level", Kind::Text, "info", 0, 0, "",
+         "Least level logged: debug, info, warning, error."},
+    };
+    return all;
+}
+
+const Setting *Config::find(const QString &name)
+{
+    for (const Setting &s : settings()) {
+        if (name == QLatin1String(s.name))
+            return &s;
+    }
+    return nullptr;
+}
+
+void Config::addOptions(QCommandLineParser &parser)
+{
+    for (const Setting &s : settings()) {
+        const QString name = QString::fromLatin1(s.name);
+        QString help = QString::fromLatin1(s.help);
+        if (s.kind == Kind::Switch) {
+            parser.addOption({name, help});
+            continue;
+        }
+        if (s.kind != Kind::Text)
+            help += QStringLiteral(" %1; default %2.")
+                        .arg(rangeText(s), QString::fromLatin1(s.fallback));
+        else if (*s.fallback)
+            help += QStringLiteral(" Default %1.").arg(QString::fromLatin1(s.fallback));
+        const QString valueName = *s.unit ? QString::fromLatin1(s.unit).section(u' ', 0, 0)
+                                  : s.kind == Kind::Text ? QStringLiteral("value")
+                                                         : QStringLiteral("n");
+        parser.addOption({name, help, valueName});
+    }
+}
+
+QString Config::problem(const Setting &s, const QString &value)
+{
+    switch (s.kind) {
+    case Kind::Text:
+        return value.size() > 4096 ? QStringLiteral("is longer than 4096 characters") : QString();
+    case Kind::Switch: {
+        bool on = false;
+        return parseSwitch(value, &on) ? QString() : QStringLiteral("takes true or false");
+    }
+    case Kind::Integer:
+    case Kind::Number: {
+        bool ok = false;
+        const double v = value.trimmed().toDouble(&ok);
+        const bool whole = s.kind == Kind::Number || (std::isfinite(v) && v == std::floor(v));
+        if (!ok || !std::isfinite(v) || !whole || v < s.min || v > s.max)
+            return QStringLiteral("takes %1%2")
+                .arg(s.kind == Kind::Integer ? QStringLiteral("a whole number, ") : QString(),
+                     rangeText(s));
+        return {};
+    }
+    }
+    return {};
+}
+
+bool Config::load(const QString &file, const QCommandLineParser &parser, QString *error)
+{
+    for (const Setting &s : settings()) {
+        m_values.insert(QString::fromLatin1(s.name), QString::fromLatin1(s.fallback));
+        m_from.insert(QString::fromLatin1(s.name), QStringLiteral("default"));
+    }
+    if (!file.isEmpty()) {
+        const QFileInfo info(file);
+        if (!info.isFile() || !info.isReadable()) {
+            *error = QStringLiteral("--config %1: no such readable file").arg(file);
+            return false;
+        }
+        QSettings ini(file, QSettings::IniFormat);
+        if (ini.status() != QSettings::NoError) {
+            *error = QStringLiteral("--config %1: not an INI file").arg(file);
+            return false;
+        }
+        for (const QString &key : ini.allKeys()) {
+            const QString section = key.section(u'/', 0, -2);
+            const QString name = key.section(u'/', -1);
+            const Setting *s = find(name);
+            if (!s || section != QLatin1String(s->section)) {
+                *error = s ? QStringLiteral("--config %1: %2 belongs in [%3]")
+                                 .arg(file, key, QString::fromLatin1(s->section))
+                           : QStringLiteral("--config %1: unknown setting %2 (opconsole "
+                                            "--print-config lists them all)")
+                                 .arg(file, key);
+                return false;
+            }
+            // A value with a comma reads back as a list: joined again, as written.
+            const QVariant raw = ini.value(key);
+            const QString value = raw.typeId() == QMetaType::QStringList
+                                      ? raw.toStringList().join(QStringLiteral(", "))
+                                      : raw.toString();
+            if (const QString why = problem(*s, value); !why.isEmpty()) {
+                *error = QStringLiteral("--config %1: %2 = %3 %4").arg(file, key, value, why);
+                return false;
+            }
+            m_values.insert(name, value.trimmed());
+            m_from.insert(name, QFileInfo(file).fileName());
+        }
+    }
+    for (const Setting &s : settings()) {
+        const QString name = QString::fromLatin1(s.name);
+        if (!parser.isSet(name))
+            continue;
+        const QString value = s.kind == Kind::Switch ? QStringLiteral("true") : parser.value(name);
+        if (const QString why = problem(s, value); !why.isEmpty()) {
+            *error = QStringLiteral("--%1 %2").arg(name, why);
+            return false;
+        }
+        m_values.insert(name, value.trimmed());
+        m_from.insert(name, QStringLiteral("command line"));
+    }
+    return true;
+}
+
+QString Config::text(const QString &name) const
+{
+    Q_ASSERT(find(name));
+    return m_values.value(name);
+}
+
+qint64 Config::integer(const QString &name) const
+{
+    return qint64(number(name));
+}
+
+double Config::number(const QString &name) const
+{
+    Q_ASSERT(find(name) && find(name)->kind != Kind::Text);
+    return m_values.value(name).toDouble();
+}
+
+bool Config::isOn(const QString &name) const
+{
+    Q_ASSERT(find(name) && find(name)->kind == Kind::Switch);
+    bool on = false;
+    parseSwitch(m_values.value(name), &on);
+    return on;
+}
+
+bool Config::isGiven(const QString &name) const
+{
+    return m_from.value(name, QStringLiteral("default")) != QLatin1String("default");
+}
+
+QString Config::print() const
+{
+    QString out = QStringLiteral("; opconsole's effective settings: give this file to --config, "
+                                 "change what you need\n");
+    const char *section = "";
+    for (const Setting &s : settings()) {
+        if (qstrcmp(section, s.section) != 0) {
+            section = s.section;
+            out += QStringLiteral("\n[%1]\n").arg(QString::fromLatin1(section));
+        }
+        const QString name = QString::fromLatin1(s.name);
+        QString about = QString::fromLatin1(s.help);
+        if (s.kind == Kind::Integer || s.kind == Kind::Number)
+            about += QStringLiteral(" (%1)").arg(rangeText(s));
+        out += QStringLiteral("; %1\n; from: %2\n%3 = %4\n")
+                   .arg(about, m_from.value(name), name, m_values.value(name));
+    }
+    return out;
+}
+
+} // namespace opconsole
