@@ -109,9 +109,14 @@ int main(int argc, char **argv)
 {
     bool headless = true;
 #ifdef OPCONSOLE_GUI
-    // No window for a hub without one, nor to print the settings (no display needed).
+    // No window for a hub without one, nor to print the settings, the version or the help
+    // (no display needed).
     headless = std::any_of(argv + 1, argv + argc, [](const char *a) {
-        return std::strcmp(a, "--headless") == 0 || std::strcmp(a, "--print-config") == 0;
+        for (const char *option : {"--headless", "--print-config", "--version", "--help", "-h"}) {
+            if (std::strcmp(a, option) == 0)
+                return true;
+        }
+        return false;
     });
     std::unique_ptr<QCoreApplication> application =
         headless ? std::make_unique<QCoreApplication>(argc, argv)
@@ -122,9 +127,11 @@ int main(int argc, char **argv)
     QCoreApplication &app = *application;
     QCoreApplication::setApplicationName(QStringLiteral("opconsole"));
     QCoreApplication::setOrganizationName(QStringLiteral("opconsole"));
+    QCoreApplication::setApplicationVersion(QStringLiteral(OPCONSOLE_VERSION));
     QCommandLineParser parser;
     parser.setApplicationDescription(QStringLiteral("Operator console for fleets of bots."));
     parser.addHelpOption();
+    parser.addVersionOption();
     // The hub's settings (listeners, limits, security, history, log): app/config.cpp, also
     // from an INI file (--config); the rest are about this process.
     Config::addOptions(parser);
