@@ -12,6 +12,7 @@
 #include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -64,12 +66,20 @@ commands:
   watch      follow commands and bots live  opctl watch [--snapshot] [--count N]
   whoami     who the hub takes you for      opctl whoami
   token      make a token (offline)         opctl token new --name N --role R | --bots IDS
+  completion bash completion for opctl      source <(opctl completion bash)
   help       help on a command              opctl help send
+
+Options go before or after the command's words; "--" ends them (opctl send -- -x ping: a bot
+id that starts with '-'). --name=VALUE works as --name VALUE. An option the command does not
+take, an unknown one, a value given to a flag (--json=no), a value missing or one given twice
+is a usage error (64), said with the option probably meant: each command takes what its help
+lists.
 
 global options:
   --hub ADDR   the hub's operator listener: host:port or unix:/path (default 127.0.0.1:50052,
-               or $OPCONSOLE_HUB)
+               or $OPCONSOLE_HUB); every command but token, help and completion
   --json       one JSON object per line instead of tables
+  --help, -h   help on the command
 
 security options (docs/security.md):
   --tls                   TLS with the system's trusted CAs (implied by the options below)
@@ -81,6 +91,8 @@ security options (docs/security.md):
   --token-file FILE       the operator token, sent as "authorization: Bearer" on every call; a
                           file only you may read (chmod 600). Else $OPCONSOLE_TOKEN. Never
                           sent in plaintext beyond this machine, unless --insecure.
+  --insecure              send the token in plaintext anyway (a hub on another machine
+                          without TLS)
 
 exit codes: 0 acked, 1 rejected by the bot, 2 expired, 3 not connected or disconnected (or a
             bot the hub does not know), 4 cancelled, 5 refused by the hub, 64 usage error,
@@ -107,8 +119,13 @@ options:
   --reason TEXT          stop: why
   --no-graceful          stop: do not stop gracefully
   --id ID                use this command id (must be unused)
+  --all                  fan out to every bot
+  --label k=v            fan out to the bots with this label (repeatable: all of them)
   --fan-out ID           fan-out: use this fan-out id (must be unused); the hub picks one
                          otherwise. Consoles show the fan-out's tally under this id.
+
+An option for another kind is refused (--set with ping: "--set is for send's config
+updates, not a ping command"), as is --fan-out without --all or --label.
 
 The exit code tells the outcome (see opctl --help). A fan-out prints one line per bot as
 each finishes, a live tally on the terminal, then a summary with the fan-out's id (for
@@ -199,11 +216,302 @@ or prefixes ending in *). Restart the hub to read the file again.
 Exit 0 when done, 64 on bad arguments, 73 when a file could not be written.
 )";
 
+const char *const CompletionHelp = R"(usage: opctl completion bash
+
+Prints a bash completion script: commands, each command's options (narrowed to the kind after
+send BOT, or the action after bots, once it is there), the kinds after send BOT, state, kind
+and role values, file names after --token-file, --tls-ca, --tls-cert, --tls-key, --append and
+--token-out. Made from the same tables as opctl's own checks, so it never offers what opctl
+refuses. To use it now, or from ~/.bashrc:
+
+  source <(opctl completion bash)
+)";
+
+// What each command takes. parse() and check() refuse every other option (exit 64), and
+// `opctl completion bash` is made from these tables: the two never disagree.
+enum class Takes
+{
+    Flag,   // --name
+    Value,  // --name VALUE or --name=VALUE, once
+    Values, // the same, repeatable
+};
+
+struct Option
+{
+    std::string_view name; // without "--"
+    Takes takes;
+    std::string_view purpose; // what it is for: said where it is given but not taken
+    // The forms of its command it is for (space-separated; empty: every form): words the
+    // command takes at its wordAt (send's kinds, bots' actions, its noWord without one), or
+    // "fan-out" / "one-bot" for a command that fans out.
+    std::string_view only = {};
+    std::string_view values = {}; // what completion offers for its value: words, or FILE
+};
+
+struct Command
+{
+    std::string_view name;
+    const char *help;
+    bool callsHub = true;   // takes --hub and the security options
+    int arguments = 0;      // at most this many words after its name; -1: the command checks them
+    std::string words = {}; // the words it takes at argument wordAt (send's kinds, ...)
+    size_t wordAt = 0;      // 0: none
+    std::string_view noWord = {}; // its form without that argument (bots: "list")
+    std::string_view fanOut = {}; // options that make it a fan-out (its wordAt is one less)
+    std::vector<Option> options = {};
+};
+
+constexpr std::string_view Kinds = "start stop restart pause resume ping config custom";
+constexpr std::string_view States = "pending acked rejected expired not-connected disconnected "
+                                    "cancelled refused done problems";
+constexpr std::string_view HistoryStates = "pending acked rejected expired not-connected "
+                                           "disconnected cancelled refused unknown done problems";
+constexpr std::string_view ForHub = "the commands that call a hub";
+constexpr std::string_view BotsActions = "the bots actions (accept, reject, revoke)";
+
+// Every command takes these.
+const std::vector<Option> GlobalOptions = {
+    {"help", Takes::Flag, "every command"}, // also -h
+    {"json", Takes::Flag, "every command"},
+};
+
+// Every command that calls a hub takes these.
+const std::vector<Option> HubOptions = {
+    {"hub", Takes::Value, ForHub},
+    {"tls", Takes::Flag, ForHub},
+    {"tls-ca", Takes::Value, ForHub, {}, "FILE"},
+    {"tls-cert", Takes::Value, ForHub, {}, "FILE"},
+    {"tls-key", Takes::Value, ForHub, {}, "FILE"},
+    {"tls-server-name", Takes::Value, ForHub},
+    {"token-file", Takes::Value, ForHub, {}, "FILE"},
+    {"insecure", Takes::Flag, ForHub},
+};
+
+const std::vector<Command> &commandTable()
+{
+    static const std::vector<Command> table = [] {
+        std::vector<Command> t = {
+            {.name = "send",
+             .help = SendHelp,
+             .arguments = -1,
+             .words = std::string(Kinds),
+             .wordAt = 2,
+             .fanOut = "all label",
+             .options = {{"timeout", Takes::Value, "send"},
+                         {"connect-timeout", Takes::Value, "send"},
+                         {"set", Takes::Values, "send's config updates", "config"},
+                         {"version", Takes::Value, "send's config updates", "config"},
+                         {"name", Takes::Value, "send's custom commands", "custom"},
+                         {"json-payload", Takes::Value, "send's custom commands", "custom"},
+                         {"reason", Takes::Value, "send's stop", "stop"},
+                         {"no-graceful", Takes::Flag, "send's stop", "stop"},
+                         {"id", Takes::Value, "send"},
+                         {"fan-out", Takes::Value, "send's fan-outs (--all or --label)", "fan-out"},
+                         {"all", Takes::Flag, "send's fan-outs"},
+                         {"label", Takes::Values, "send's fan-outs"}}},
+            {.name = "bots",
+             .help = BotsHelp,
+             .arguments = -1,
+             .words = "accept reject revoke",
+             .wordAt = 1,
+             .noWord = "list",
+             .options = {{"connected", Takes::Flag, "the bots list", "list"},
+                         {"label", Takes::Values, "the bots list", "list"},
+                         {"reason", Takes::Value, BotsActions, "accept reject revoke"},
+                         {"credential", Takes::Value, BotsActions, "accept reject revoke"}}},
+            {.name = "commands",
+             .help = CommandsHelp,
+             .options = {{"state", Takes::Values, "commands", {}, States},
+                         {"bot", Takes::Value, "commands"},
+                         {"fan-out", Takes::Value, "commands"},
+                         {"limit", Takes::Value, "commands"}}},
+            {.name = "history",
+             .help = HistoryHelp,
+             .options = {{"bot", Takes::Value, "history"},
+                         {"kind", Takes::Value, "history", {}, Kinds},
+                         {"state", Takes::Values, "history", {}, HistoryStates},
+                         {"text", Takes::Value, "history"},
+                         {"issuer", Takes::Value, "history"},
+                         {"fan-out", Takes::Value, "history"},
+                         {"since", Takes::Value, "history"},
+                         {"until", Takes::Value, "history"},
+                         {"limit", Takes::Value, "history"},
+                         {"csv", Takes::Flag, "history"}}},
+            {.name = "cancel",
+             .help = CancelHelp,
+             .arguments = -1,
+             .options = {{"reason", Takes::Value, "cancel"}}},
+            {.name = "watch",
+             .help = WatchHelp,
+             .options = {{"snapshot", Takes::Flag, "watch"}, {"count", Takes::Value, "watch"}}},
+            {.name = "whoami", .help = WhoamiHelp},
+            {.name = "token",
+             .help = TokenHelp,
+             .callsHub = false,
+             .arguments = -1,
+             .words = "new",
+             .wordAt = 1,
+             .options = {{"name", Takes::Value, "token new"},
+                         {"role", Takes::Value, "token new", {}, "viewer operator admin"},
+                         {"bots", Takes::Value, "token new"},
+                         {"scope", Takes::Value, "token new"},
+                         {"append", Takes::Value, "token new", {}, "FILE"},
+                         {"token-out", Takes::Value, "token new", {}, "FILE"}}},
+            {.name = "help", .help = MainHelp, .callsHub = false, .arguments = 1, .wordAt = 1},
+            {.name = "completion",
+             .help = CompletionHelp,
+             .callsHub = false,
+             .arguments = 1,
+             .words = "bash",
+             .wordAt = 1},
+        };
+        std::string topics; // help's: every command
+        for (const Command &c : t)
+            topics += (topics.empty() ? "" : " ") + std::string(c.name);
+        for (Command &c : t)
+            if (c.name == "help")
+                c.words = topics;
+        return t;
+    }();
+    return table;
+}
+
+const Command *findCommand(const std::string &name)
+{
+    for (const Command &c : commandTable())
+        if (c.name == name)
+            return &c;
+    return nullptr;
+}
+
+std::vector<std::string_view> split(std::string_view list)
+{
+    std::vector<std::string_view> out;
+    while (!list.empty()) {
+        const size_t space = list.find(' ');
+        if (space != 0)
+            out.push_back(list.substr(0, space));
+        if (space == std::string_view::npos)
+            break;
+        list.remove_prefix(space + 1);
+    }
+    return out;
+}
+
+bool listed(std::string_view list, std::string_view word)
+{
+    const auto words = split(list);
+    return std::find(words.begin(), words.end(), word) != words.end();
+}
+
+// The options `command` takes: every command's, the hub's when it calls one, its own.
+std::vector<const Option *> optionsOf(const Command &command)
+{
+    std::vector<const Option *> out;
+    for (const Option &o : GlobalOptions)
+        out.push_back(&o);
+    if (command.callsHub)
+        for (const Option &o : HubOptions)
+            out.push_back(&o);
+    for (const Option &o : command.options)
+        out.push_back(&o);
+    return out;
+}
+
+// Every option of every command (one name takes a value everywhere or nowhere).
+std::vector<const Option *> everyOption()
+{
+    std::vector<const Option *> out;
+    for (const Option &o : HubOptions)
+        out.push_back(&o);
+    for (const Command &c : commandTable())
+        for (const Option *o : optionsOf(c))
+            if (std::find_if(out.begin(), out.end(),
+                             [o](const Option *p) { return p->name == o->name; }) == out.end())
+                out.push_back(o);
+    return out;
+}
+
+const Option *findOption(const std::vector<const Option *> &options, std::string_view name)
+{
+    for (const Option *o : options)
+        if (o->name == name)
+            return o;
+    return nullptr;
+}
+
+// Edits (insert, delete, change, swap two neighbours) from a to b.
+size_t editDistance(std::string_view a, std::string_view b)
+{
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i)
+        d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j)
+        d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i)
+        for (size_t j = 1; j <= b.size(); ++j) {
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
+                                d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[a.size()][b.size()];
+}
+
+// What `name` was probably meant to be: the closest candidate, else those it begins (three at
+// most); none when nothing is close.
+std::vector<std::string> closest(std::string_view name, const std::vector<std::string_view> &of)
+{
+    std::optional<std::string_view> best;
+    size_t bestDistance = name.size() <= 4 ? 1 : 2;
+    for (const std::string_view c : of)
+        if (const size_t d = editDistance(name, c);
+            d < c.size() && (best ? d < bestDistance : d <= bestDistance)) {
+            best = c; // the first of equals
+            bestDistance = d;
+        }
+    if (best)
+        return {std::string(*best)};
+    std::vector<std::string> begun;
+    if (name.size() >= 2)
+        for (const std::string_view c : of)
+            if (c.substr(0, name.size()) == name)
+                begun.emplace_back(c);
+    return begun.size() <= 3 ? begun : std::vector<std::string>();
+}
+
+// " (did you mean a or b?)", or nothing; prefix goes before each.
+std::string didYouMean(std::string_view name, const std::vector<std::string_view> &of,
+                       const std::string &prefix)
+{
+    const std::vector<std::string> near = closest(name, of);
+    std::string out;
+    for (size_t i = 0; i < near.size(); ++i)
+        out += (i == 0 ? "" : " or ") + prefix + near[i];
+    return out.empty() ? out : " (did you mean " + out + "?)";
+}
+
+std::vector<std::string_view> namesOf(const std::vector<const Option *> &options)
+{
+    std::vector<std::string_view> out;
+    for (const Option *o : options)
+        out.push_back(o->name);
+    return out;
+}
+
+std::string meant(std::string_view name, const std::vector<const Option *> &options)
+{
+    return didYouMean(name, namesOf(options), "--");
+}
+
 struct Args
 {
     std::vector<std::string> words;
     std::multimap<std::string, std::string> options; // --name value
     std::map<std::string, bool> flags;
+    std::vector<std::string> given; // every option's name, in order
+    std::string unknown;            // the first option no command takes
+    std::string error;              // else the first value missing, or given to a flag
 
     std::optional<std::string> value(const std::string &name) const
     {
@@ -233,45 +541,318 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Words and options, anywhere on the line, until "--" (after it every argument is a word: a
+// bot id "--all" or "-x"). Whether an option takes a value is the same for every command, so
+// this needs no command yet; the first problem is kept for after --help (check() says which
+// options this command takes).
 Args parse(int argc, char **argv)
 {
-    static const std::vector<std::string> flagNames = {
-        "json",     "csv",  "connected", "all", "no-graceful",
-        "snapshot", "help", "h",         "tls", "insecure"};
+    const std::vector<const Option *> known = everyOption();
     Args args;
-    bool optionsEnd = false; // after "--", every argument is a word (a bot id "--all")
+    bool optionsEnd = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (!optionsEnd && a == "--") {
             optionsEnd = true;
             continue;
         }
-        if (!optionsEnd && (a.rfind("--", 0) == 0 || a == "-h")) {
-            std::string name = a == "-h" ? "h" : a.substr(2);
-            std::string value;
-            const auto eq = name.find('=');
-            const bool inlineValue = eq != std::string::npos;
-            if (inlineValue) {
-                value = name.substr(eq + 1);
-                name = name.substr(0, eq);
-            }
-            if (std::find(flagNames.begin(), flagNames.end(), name) != flagNames.end()) {
-                if (inlineValue) // "--insecure=false" must not mean --insecure
-                    throw UsageError("--" + name + " takes no value");
-                args.flags[name] = true;
-                continue;
-            }
-            if (!inlineValue) {
-                if (i + 1 >= argc)
-                    throw UsageError("--" + name + " needs a value");
-                value = argv[++i];
-            }
-            args.options.emplace(name, value);
-        } else {
-            args.words.push_back(a);
+        if (optionsEnd || (a.rfind("--", 0) != 0 && a != "-h")) {
+            args.words.push_back(a); // also "-x": only -h is a short option
+            continue;
         }
+        std::string name = a == "-h" ? "help" : a.substr(2);
+        std::string value;
+        const auto eq = name.find('=');
+        const bool inlineValue = eq != std::string::npos;
+        if (inlineValue) {
+            value = name.substr(eq + 1);
+            name = name.substr(0, eq);
+        }
+        const Option *option = findOption(known, name);
+        if (!option) {
+            if (args.unknown.empty() && args.error.empty())
+                args.unknown = name;
+            continue;
+        }
+        args.given.push_back(name);
+        if (option->takes == Takes::Flag) {
+            if (inlineValue && args.unknown.empty() && args.error.empty())
+                args.error = "--" + name + " takes no value"; // --insecure=false is no --insecure
+            args.flags[name] = true;
+            continue;
+        }
+        if (!inlineValue) {
+            if (i + 1 >= argc) {
+                if (args.unknown.empty() && args.error.empty())
+                    args.error = "--" + name + " needs a value";
+                break;
+            }
+            value = argv[++i]; // as getopt: the next argument, whatever it starts with
+        }
+        args.options.emplace(name, value);
     }
     return args;
+}
+
+// This invocation's form, by kind of limit: the word at the command's wordAt (send's kind,
+// bots' action; its noWord without one) and, for a command that fans out, fan-out or
+// one-bot. Empty: not known (the command says what is wrong with its words).
+struct Forms
+{
+    std::string word;
+    std::string mode;
+};
+
+Forms formsOf(const Command &command, const Args &args)
+{
+    Forms forms;
+    bool fan = false;
+    for (const std::string_view o : split(command.fanOut))
+        fan = fan || args.flag(std::string(o)) || args.value(std::string(o));
+    if (!command.fanOut.empty())
+        forms.mode = fan ? "fan-out" : "one-bot";
+    if (command.wordAt == 0)
+        return forms;
+    const size_t at = command.wordAt - (fan ? 1 : 0);
+    if (args.words.size() > at) {
+        if (listed(command.words, args.words[at]))
+            forms.word = args.words[at];
+    } else {
+        forms.word = command.noWord;
+    }
+    return forms;
+}
+
+std::string formText(const Command &command, const std::string &form)
+{
+    if (form == "fan-out")
+        return "a fan-out";
+    if (form == "one-bot")
+        return "a send to one bot";
+    if (form == command.noWord)
+        return "the " + std::string(command.name) + " " + form;
+    if (command.wordAt > 1) // after a target: send's kind
+        return "a " + form + " command";
+    return std::string(command.name) + " " + form;
+}
+
+// What "a, b and c" says.
+std::string inWords(const std::vector<std::string_view> &items)
+{
+    std::string out;
+    for (size_t i = 0; i < items.size(); ++i)
+        out += (i == 0 ? "" : i + 1 == items.size() ? " and " : ", ") + std::string(items[i]);
+    return out;
+}
+
+// The options on the line against what `command` takes, then the number of its words.
+void check(const Args &args, const Command &command)
+{
+    const std::vector<const Option *> taken = optionsOf(command);
+    const Forms forms = formsOf(command, args);
+    for (const std::string &name : args.given) {
+        const Option *option = findOption(taken, name);
+        if (!option) {
+            std::vector<std::string_view> purposes; // of every command that takes it
+            const auto add = [&](const Option &o) {
+                if (o.name == name &&
+                    std::find(purposes.begin(), purposes.end(), o.purpose) == purposes.end())
+                    purposes.push_back(o.purpose);
+            };
+            for (const Option &o : HubOptions)
+                add(o);
+            for (const Command &c : commandTable())
+                for (const Option &o : c.options)
+                    add(o);
+            throw UsageError("--" + name + " is for " + inWords(purposes) + "; opctl " +
+                             std::string(command.name) + " does not take it" + meant(name, taken));
+        }
+        if (option->takes == Takes::Value && args.values(name).size() > 1)
+            throw UsageError("--" + name + " given twice");
+        if (option->only.empty())
+            continue;
+        const bool byMode = listed("fan-out one-bot", split(option->only).front());
+        const std::string &form = byMode ? forms.mode : forms.word;
+        if (!form.empty() && !listed(option->only, form))
+            throw UsageError("--" + name + " is for " + std::string(option->purpose) + ", not " +
+                             formText(command, form));
+    }
+    if (command.arguments >= 0 && args.words.size() > size_t(command.arguments) + 1)
+        throw UsageError(std::string(command.name) +
+                         (command.arguments == 0
+                              ? " takes no arguments"
+                              : " takes " + std::to_string(command.arguments) +
+                                    (command.arguments == 1 ? " argument" : " arguments")) +
+                         ", not '" + args.words[size_t(command.arguments) + 1] +
+                         "' (see opctl help " + std::string(command.name) + ")");
+}
+
+// The first problem parse() met: an unknown option (with the one probably meant, of those
+// `command` takes when it is known), a missing value or a value for a flag.
+void checkParsed(const Args &args, const Command *command)
+{
+    if (!args.unknown.empty())
+        throw UsageError("unknown option --" + args.unknown +
+                         meant(args.unknown, command ? optionsOf(*command) : everyOption()));
+    if (!args.error.empty())
+        throw UsageError(args.error);
+}
+
+// `opctl completion bash`: the script, from the tables above.
+std::string bashCompletion()
+{
+    const auto quoted = [](const std::string &words) { return "'" + words + "'"; };
+    const auto optionList = [](const std::vector<const Option *> &options) {
+        std::string out;
+        for (const Option *o : options)
+            if (o->only.empty())
+                out += (out.empty() ? "--" : " --") + std::string(o->name);
+        return out;
+    };
+    std::string commandNames, valued, fanOut;
+    for (const Command &c : commandTable()) {
+        commandNames += (commandNames.empty() ? "" : " ") + std::string(c.name);
+        for (const std::string_view o : split(c.fanOut))
+            if (!listed(fanOut, "--" + std::string(o)))
+                fanOut += (fanOut.empty() ? "--" : "|--") + std::string(o);
+    }
+    for (const Option *o : everyOption())
+        if (o->takes != Takes::Flag)
+            valued += (valued.empty() ? "--" : " --") + std::string(o->name);
+    std::vector<const Option *> beforeCommand;
+    for (const Option &o : GlobalOptions)
+        beforeCommand.push_back(&o);
+    for (const Option &o : HubOptions)
+        beforeCommand.push_back(&o);
+
+    std::string s =
+        "# bash completion for opctl, made by `opctl completion bash` from the tables opctl\n"
+        "# checks its arguments with. Use: source <(opctl completion bash)\n\n"
+        "_opctl_valued=" +
+        quoted(valued) +
+        "\n\n"
+        "# COMMAND FORM MODE: the options COMMAND takes; FORM (its kind or action) and MODE\n"
+        "# (fan-out or one-bot) leave out those for other forms when known.\n"
+        "_opctl_options()\n{\n"
+        "    local o=''\n"
+        "    case $1 in\n"
+        "    '') o=" +
+        quoted(optionList(beforeCommand)) + " ;;\n";
+    for (const Command &c : commandTable()) {
+        const auto taken = optionsOf(c);
+        s += "    " + std::string(c.name) + ")\n        o=" + quoted(optionList(taken)) + "\n";
+        for (const Option *o : taken) {
+            if (o->only.empty())
+                continue;
+            const bool byMode = listed("fan-out one-bot", split(o->only).front());
+            s += std::string("        [[ -z $") + (byMode ? "3" : "2") + " || ' " +
+                 std::string(o->only) + " ' == *\" $" + (byMode ? "3" : "2") +
+                 " \"* ]] && o+=' --" + std::string(o->name) + "'\n";
+        }
+        s += "        ;;\n";
+    }
+    s += "    esac\n"
+         "    printf '%s\\n' $o\n"
+         "}\n\n"
+         "# COMMAND OPTION CURRENT: the values of OPTION.\n"
+         "_opctl_value()\n{\n"
+         "    local w=''\n"
+         "    case $1:$2 in\n";
+    std::string files;
+    for (const Option &o : HubOptions)
+        if (o.values == "FILE")
+            files += (files.empty() ? "*:--" : "|*:--") + std::string(o.name);
+    std::string choices;
+    for (const Command &c : commandTable())
+        for (const Option &o : c.options) {
+            if (o.values == "FILE")
+                files += "|" + std::string(c.name) + ":--" + std::string(o.name);
+            else if (!o.values.empty())
+                choices += "    " + std::string(c.name) + ":--" + std::string(o.name) +
+                           ") w=" + quoted(std::string(o.values)) + " ;;\n";
+        }
+    s += "    " + files +
+         ")\n"
+         "        compopt -o filenames 2>/dev/null\n"
+         "        mapfile -t COMPREPLY < <(compgen -f -- \"$3\")\n"
+         "        return 0\n"
+         "        ;;\n" +
+         choices +
+         "    esac\n"
+         "    [[ -n $w ]] && mapfile -t COMPREPLY < <(compgen -W \"$w\" -- \"$3\")\n"
+         "    return 0\n"
+         "}\n\n"
+         "# COMMAND: the words it takes at its position (send's kinds, bots' actions).\n"
+         "_opctl_words()\n{\n"
+         "    case $1 in\n";
+    for (const Command &c : commandTable())
+        if (c.wordAt > 0)
+            s += "    " + std::string(c.name) + ") echo " + quoted(c.words) + " ;;\n";
+    s += "    esac\n"
+         "}\n\n"
+         "_opctl()\n{\n"
+         "    local cur=${COMP_WORDS[COMP_CWORD]} last=$COMP_CWORD i=1 w pending='' ended='' "
+         "fan=''\n"
+         "    local -a args=()\n"
+         "    COMPREPLY=()\n"
+         "    # bash splits --name=value and host:port at '=' and ':': glued back below.\n"
+         "    if [[ $cur == = ]]; then\n"
+         "        cur=''\n"
+         "    elif ((COMP_CWORD > 1)) && [[ ${COMP_WORDS[COMP_CWORD - 1]} == = ]]; then\n"
+         "        last=$((COMP_CWORD - 1))\n"
+         "    fi\n"
+         "    while ((i < last)); do\n"
+         "        w=${COMP_WORDS[i]}\n"
+         "        ((i++))\n"
+         "        while ((i + 1 < last)) && [[ ${COMP_WORDS[i]} == [=:] ]]; do\n"
+         "            w+=${COMP_WORDS[i]}${COMP_WORDS[i + 1]}\n"
+         "            ((i += 2))\n"
+         "        done\n"
+         "        if [[ -n $pending ]]; then\n"
+         "            pending='' # its value\n"
+         "        elif [[ -z $ended && $w == -- ]]; then\n"
+         "            ended=1\n"
+         "        elif [[ -z $ended && ($w == --* || $w == -h) ]]; then\n"
+         "            case ${w%%=*} in " +
+         (fanOut.empty() ? std::string("--") : fanOut) +
+         ") fan=1 ;; esac\n"
+         "            [[ $w != *=* && \" $_opctl_valued \" == *\" $w \"* ]] && pending=$w\n"
+         "        else\n"
+         "            args+=(\"$w\")\n"
+         "        fi\n"
+         "    done\n"
+         "    local cmd=${args[0]-} at='' form='' mode=''\n"
+         "    case $cmd in\n";
+    for (const Command &c : commandTable()) {
+        if (c.wordAt == 0)
+            continue;
+        s += "    " + std::string(c.name) + ") at=" + std::to_string(c.wordAt);
+        if (!c.fanOut.empty())
+            s +=
+                "\n        if [[ -n $fan ]]; then\n            at=" + std::to_string(c.wordAt - 1) +
+                " mode=fan-out\n        elif ((${#args[@]} > 1)); then\n"
+                "            mode=one-bot\n        fi\n        ;;\n";
+        else
+            s += " ;;\n";
+    }
+    s += "    esac\n"
+         "    [[ -n $at ]] && ((${#args[@]} > at)) && form=${args[at]}\n"
+         "    if [[ -n $pending ]]; then\n"
+         "        _opctl_value \"$cmd\" \"$pending\" \"$cur\"\n"
+         "    elif [[ -z $ended && $cur == -* ]]; then\n"
+         "        mapfile -t COMPREPLY < <(compgen -W \"$(_opctl_options \"$cmd\" \"$form\" "
+         "\"$mode\")\" -- \"$cur\")\n"
+         "    elif ((${#args[@]} == 0)); then\n"
+         "        mapfile -t COMPREPLY < <(compgen -W " +
+         quoted(commandNames) +
+         " -- \"$cur\")\n"
+         "    elif [[ -n $at ]] && ((${#args[@]} == at)); then\n"
+         "        mapfile -t COMPREPLY < <(compgen -W \"$(_opctl_words \"$cmd\")\" -- \"$cur\")\n"
+         "    fi\n"
+         "    return 0\n"
+         "}\n\n"
+         "complete -F _opctl opctl\n";
+    return s;
 }
 
 int64_t durationMs(const std::string &text, const char *what)
@@ -1257,27 +1838,42 @@ int main(int argc, char **argv)
         gpr_set_log_function([](gpr_log_func_args *) {});
     try {
         const Args args = parse(argc, argv);
-        const std::string command = args.words.empty() ? "" : args.words[0];
-        const std::map<std::string, const char *> helps = {
-            {"send", SendHelp},     {"bots", BotsHelp},   {"commands", CommandsHelp},
-            {"cancel", CancelHelp}, {"watch", WatchHelp}, {"history", HistoryHelp},
-            {"whoami", WhoamiHelp}, {"token", TokenHelp},
+        const std::string name = args.words.empty() ? "" : args.words[0];
+        const Command *command = findCommand(name);
+        const auto helpOn = [](const std::string &topic) {
+            const Command *c = findCommand(topic);
+            return c ? c->help : MainHelp;
         };
-        if (command.empty() || command == "help") {
-            const bool usage = command.empty() && !args.flag("help") && !args.flag("h");
-            const std::string topic = args.words.size() > 1 ? args.words[1] : "";
-            const auto it = helps.find(topic);
-            std::fputs(it != helps.end() ? it->second : MainHelp, usage ? stderr : stdout);
-            return usage ? ExitUsage : 0;
-        }
-        if (args.flag("help") || args.flag("h")) {
-            const auto it = helps.find(command);
-            std::fputs(it != helps.end() ? it->second : MainHelp, stdout);
+        if (args.flag("help")) { // before any other problem (opctl send --timout --help)
+            std::fputs(helpOn(name == "help" && args.words.size() > 1 ? args.words[1] : name),
+                       stdout);
             return 0;
         }
-        if (!helps.count(command))
-            throw UsageError("unknown command '" + command + "' (see opctl --help)");
-        if (command == "token")
+        checkParsed(args, command);
+        if (name.empty()) {
+            std::fputs(MainHelp, stderr);
+            return ExitUsage;
+        }
+        if (!command) {
+            std::vector<std::string_view> names;
+            for (const Command &c : commandTable())
+                names.push_back(c.name);
+            const std::string near = didYouMean(name, names, "");
+            throw UsageError("unknown command '" + name + "'" +
+                             (near.empty() ? " (see opctl --help)" : near));
+        }
+        if (name == "help") { // with any option some command takes (opctl --hub h help send)
+            std::fputs(helpOn(args.words.size() > 1 ? args.words[1] : ""), stdout);
+            return 0;
+        }
+        check(args, *command);
+        if (name == "completion") {
+            if (args.words.size() != 2 || args.words[1] != "bash")
+                throw UsageError("usage: opctl completion bash (the only shell it knows so far)");
+            std::fputs(bashCompletion().c_str(), stdout);
+            return 0;
+        }
+        if (name == "token")
             return tokenCommand(args, args.flag("json"));
 
         Connection connection;
@@ -1299,17 +1895,17 @@ int main(int argc, char **argv)
                 throw UsageError(problem.toStdString());
         }
         Client client(connection, args.flag("json"));
-        if (command == "bots")
+        if (name == "bots")
             return client.bots(args);
-        if (command == "send")
+        if (name == "send")
             return client.send(args);
-        if (command == "commands")
+        if (name == "commands")
             return client.commands(args);
-        if (command == "cancel")
+        if (name == "cancel")
             return client.cancel(args);
-        if (command == "history")
+        if (name == "history")
             return client.history(args);
-        if (command == "whoami")
+        if (name == "whoami")
             return client.whoami();
         return client.watch(args);
     } catch (const UsageError &e) {
