@@ -285,7 +285,8 @@ public:
                                         const v1::DecideBotRequest *request,
                                         v1::DecideBotResponse *response) override;
 
-    void broadcast(const v1::WatchEvent &event);
+    // A bot event to every watcher (none: nothing is built).
+    void broadcastBot(const char *name, const BotInfo &bot);
     // The feed's changes to every watcher, each change once and in order.
     void broadcastChanges(const QList<CommandOutcome> &records);
     void removeWatcher(WatchWriter *watcher);
@@ -982,16 +983,23 @@ void OperatorServicePrivate::broadcastChanges(const QList<CommandOutcome> &recor
     }
 }
 
-void OperatorServicePrivate::broadcast(const v1::WatchEvent &event)
+void OperatorServicePrivate::broadcastBot(const char *name, const BotInfo &bot)
 {
     // Under feedMutex, like a Watch's start: a bot event reaches every watcher that joined
-    // before it, and a watcher that starts after it lists the bot as it is then.
+    // before it, and a watcher that starts after it lists the bot as it is then. Whether
+    // anyone watches is asked under it too: a Watch that read the fleet before this bot came
+    // and joins after this event would otherwise have neither (a review found that race).
     std::lock_guard feedLock(feedMutex);
     std::vector<std::shared_ptr<WatchWriter>> targets;
     {
         std::lock_guard lock(watchersMutex);
         targets = watchers;
     }
+    if (targets.empty())
+        return;
+    v1::WatchEvent event;
+    event.set_event(name);
+    convert::fillBot(*event.mutable_bot(), bot, commands.registry().pendingCount(bot.botId));
     for (const auto &watcher : targets)
         watcher->push(event);
 }
@@ -1028,15 +1036,7 @@ OperatorService::OperatorService(CommandService &commands, ChangeFeed &feed, QOb
     connect(&feed, &ChangeFeed::changes, this,
             [this](const QList<CommandOutcome> &records) { d->broadcastChanges(records); });
     auto botEvent = [this](const char *name) {
-        return [this, name](const BotInfo &bot) {
-            if (watcherCount() == 0)
-                return;
-            v1::WatchEvent event;
-            event.set_event(name);
-            convert::fillBot(*event.mutable_bot(), bot,
-                             d->commands.registry().pendingCount(bot.botId));
-            d->broadcast(event);
-        };
+        return [this, name](const BotInfo &bot) { d->broadcastBot(name, bot); };
     };
     d->access.onRefused = [this](const QString &caller, const QString &method, const QString &why) {
         emit accessRefused(caller, method, why);
