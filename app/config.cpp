@@ -117,9 +117,12 @@ const std::vector<Setting> &Config::settings()
         {"security", "insecure", Kind::Switch, "false", 0, 0, "",
          "Allow a listener other machines reach without TLS (or the Operator API there "
          "without operators). Logged every hour."},
-        // The log.
+        // The log and the metrics.
         {"log", "log-level", Kind::Text, "info", 0, 0, "",
          "Least level logged: debug, info, warning, error."},
+        {"metrics", "metrics-listen", Kind::Text, "", 0, 0, "",
+         "Serve Prometheus metrics at http://host:port/metrics (plain HTTP, no "
+         "authentication: loopback or a private network). Off when empty."},
     };
     return all;
 }

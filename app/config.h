@@ -25,7 +25,7 @@ struct Setting
         Number,  // a number in [min, max]
         Switch,  // a flag on the command line; true/false in the file
     };
-    const char *section; // the INI section: hub, commands, history, security, log, metrics
+    const char *section; // the INI section: hub, commands, history, security, log, metrics, metrics
     const char *name;    // the flag (--name) and the key in its section
     Kind kind;
     const char *fallback; // the default, as text ("" for none)

@@ -7,6 +7,8 @@
 #include "eventlog.h"
 #include "historystore.h"
 #include "hub.h"
+#include "hubmetrics.h"
+#include "metricsserver.h"
 #include "operatorservice.h"
 #include "simfleet.h"
 #include "tlscredentials.h"
@@ -356,6 +358,12 @@ int main(int argc, char **argv)
                              "without --tls-cert and --bot-tokens\n");
         return 64;
     }
+    const QString metricsListen = option("metrics-listen");
+    if (!metricsListen.isEmpty() &&
+        !metrics::MetricsServer::parseAddress(metricsListen, nullptr, nullptr, &why)) {
+        std::fprintf(stderr, "opconsole: --metrics-listen: %s\n", qPrintable(why));
+        return 64;
+    }
     const QString dataDir = !option("data-dir").isEmpty()
                                 ? option("data-dir")
                                 : QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
@@ -565,6 +573,12 @@ int main(int argc, char **argv)
             }
         });
 
+    // Prometheus /metrics (docs/operations.md): its histograms follow the feed from the start.
+    std::unique_ptr<metrics::HubMetrics> hubMetrics;
+    if (!metricsListen.isEmpty())
+        hubMetrics = std::make_unique<metrics::HubMetrics>(
+            metrics::HubSources{&hub, &registry, &service, &operatorApi, history.get()}, feed);
+    metrics::MetricsServer metricsServer([&hubMetrics] { return hubMetrics->render(); });
     QString error;
     if (!hub.start(&error)) {
         log.error("error", {{QStringLiteral("what"), error}});
@@ -580,6 +594,22 @@ int main(int argc, char **argv)
                              {QStringLiteral("admission_file"), admission->path()},
                              {QStringLiteral("heartbeat_ms"), integer("heartbeat")},
                              {QStringLiteral("config"), parser.value(QStringLiteral("config"))}});
+    if (hubMetrics) {
+        if (!metricsServer.start(metricsListen, &error)) {
+            log.error("error",
+                      {{QStringLiteral("what"), QStringLiteral("--metrics-listen: ") + error}});
+            hub.stop(QStringLiteral("hub shutting down"));
+            return 69;
+        }
+        log.info("metrics_started", {{QStringLiteral("address"), metricsServer.address()},
+                                     {QStringLiteral("port"), int(metricsServer.port())}});
+        if (!metricsServer.isLoopback())
+            log.warning("metrics_exposed",
+                        {{QStringLiteral("address"), metricsServer.address()},
+                         {QStringLiteral("what"), QStringLiteral("/metrics has no authentication "
+                                                                 "and no TLS: keep it on loopback "
+                                                                 "or a private network")}});
+    }
     // --insecure is said at start and every hour, as long as it matters.
     QTimer insecureReminder;
     const bool exposed =
@@ -670,12 +700,14 @@ int main(int argc, char **argv)
         [[maybe_unused]] const auto n = ::read(signalPipe[0], &sig, 1);
         log.info("shutdown", {{QStringLiteral("signal"), int(sig)},
                               {QStringLiteral("pending"), registry.pendingCount()}});
+        metricsServer.stop(); // before the hub
         hub.stop(QStringLiteral("hub shutting down"));
         if (demo)
             demo->stop();
         QCoreApplication::quit();
     });
     const int rc = app.exec();
+    metricsServer.stop();
     hub.stop(QStringLiteral("hub shutting down")); // the window closed: same order
     // The last outcomes (finished on gRPC threads as the hub stopped) were queued to this
     // thread; deliver them to the log before the final line.

@@ -38,6 +38,12 @@ void BotSession::begin(std::shared_ptr<BotSession> self)
     StartRead(&m_in);
 }
 
+std::pair<size_t, size_t> BotSession::queued() const
+{
+    std::lock_guard lock(m_mutex);
+    return {m_writes.queued(), m_writes.queuedBytes()};
+}
+
 QString BotSession::botId() const
 {
     std::lock_guard lock(m_mutex);

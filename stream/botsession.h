@@ -80,6 +80,8 @@ public:
     State state() const;
     std::chrono::steady_clock::time_point startedAt() const { return m_startedAt; }
     qint64 lastSeenNs() const { return m_lastSeenNs.load(std::memory_order_relaxed); }
+    // Messages (and their bytes) waiting behind the write in flight.
+    std::pair<size_t, size_t> queued() const;
 
     // Handshaking -> Live, with Welcome queued in the same step; false (nothing changes) when
     // the session is no longer handshaking (cancelled meanwhile).

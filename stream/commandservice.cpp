@@ -73,6 +73,12 @@ void CommandService::setMaxInFlightPerBot(int count)
     m_registry.setMaxPendingPerBot(count);
 }
 
+size_t CommandService::waitingCount() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_waitingCount;
+}
+
 QString CommandService::newCommandId()
 {
     return QStringLiteral("c-%1-%2-%3")
@@ -239,6 +245,33 @@ void CommandService::connectTimedOut(const QString &commandId)
 FanOut CommandService::sendToMany(const QStringList &botIds, const CommandSpec &spec,
                                   milliseconds timeout, SendOptions options)
 {
+    if (QString refused = reserveFanOut(&options.fanOut); !refused.isEmpty()) {
+        FanOut fan;
+        fan.id = options.fanOut;
+        fan.refused = std::move(refused);
+        return fan;
+    }
+    return sendToReserved(botIds, spec, timeout, std::move(options));
+}
+
+QString CommandService::reserveFanOut(QString *id)
+{
+    if (id->isEmpty())
+        *id = newFanOutId();
+    std::lock_guard lock(m_mutex);
+    if (!m_fanOutIds.insert(*id).second)
+        return QStringLiteral("fan-out id %1 is in use").arg(*id);
+    m_fanOutOrder.push_back(*id);
+    if (m_fanOutOrder.size() > MaxFanOutIds) {
+        m_fanOutIds.erase(m_fanOutOrder.front());
+        m_fanOutOrder.pop_front();
+    }
+    return {};
+}
+
+FanOut CommandService::sendToReserved(const QStringList &botIds, const CommandSpec &spec,
+                                      milliseconds timeout, SendOptions options)
+{
     // A QFuture has one continuation slot, so the tally is kept by a continuation of each
     // registry future, and the caller gets those continuations' futures (same outcomes) with
     // their slots still free. QtFuture::whenAll would take the slots itself.
@@ -252,21 +285,6 @@ FanOut CommandService::sendToMany(const QStringList &botIds, const CommandSpec &
     auto tally = std::make_shared<Tally>();
     tally->remaining = int(botIds.size());
     FanOut fan;
-    if (options.fanOut.isEmpty())
-        options.fanOut = newFanOutId();
-    {
-        std::lock_guard lock(m_mutex);
-        if (!m_fanOutIds.insert(options.fanOut).second) {
-            fan.id = options.fanOut;
-            fan.refused = QStringLiteral("fan-out id %1 is in use").arg(options.fanOut);
-            return fan;
-        }
-        m_fanOutOrder.push_back(options.fanOut);
-        if (m_fanOutOrder.size() > MaxFanOutIds) {
-            m_fanOutIds.erase(m_fanOutOrder.front());
-            m_fanOutOrder.pop_front();
-        }
-    }
     fan.id = options.fanOut;
     tally->summary.id = fan.id;
     tally->summary.kind = spec.name();

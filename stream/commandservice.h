@@ -80,6 +80,13 @@ public:
                                        SendOptions options = {});
     FanOut sendToMany(const QStringList &botIds, const CommandSpec &spec,
                       std::chrono::milliseconds timeout, SendOptions options = {});
+    // A fan-out in parts (a staged rollout's waves): reserveFanOut() takes the id once (picks
+    // one when *id is empty; returns why not, empty when reserved), then each
+    // sendToReserved() sends one part under it: every part's commands carry the same fan-out
+    // id, so its tally is one row. sendToMany() is the two in one.
+    QString reserveFanOut(QString *id);
+    FanOut sendToReserved(const QStringList &botIds, const CommandSpec &spec,
+                          std::chrono::milliseconds timeout, SendOptions options);
     // Releases the waiter at once (Cancelled) and tells the bot; a later ack is kept as late.
     bool cancel(const QString &commandId,
                 const QString &reason = QStringLiteral("cancelled by operator"));
@@ -95,6 +102,8 @@ public:
     void setIdPrefix(const QString &prefix) { m_idPrefix = prefix; }
     // Commands in flight to one bot at most (0: no cap); more are refused at registration.
     void setMaxInFlightPerBot(int count);
+    // Commands waiting for their bot to connect now (at most MaxWaiting).
+    size_t waitingCount() const;
 
     CommandRegistry &registry() const { return m_registry; }
     Hub &hub() const { return m_hub; }
@@ -123,7 +132,7 @@ private:
     Hub &m_hub;
     std::atomic<quint64> m_counter{0};
     QString m_idPrefix;
-    std::mutex m_mutex;
+    mutable std::mutex m_mutex;
     // Commands waiting for their bot to connect, by bot (a Hello takes its list in O(its
     // commands)), and which bot each waits for (a timeout or cancel finds its bot's list in
     // O(1), then the command in O(that bot's waiting commands)).

@@ -13,7 +13,13 @@
 #include <QFile>
 #include <QPointer>
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
+#include <grpcpp/impl/server_initializer.h>
+#include <grpcpp/resource_quota.h>
 
 #include <sys/stat.h>
 
@@ -21,6 +27,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 namespace opconsole {
 
@@ -43,6 +50,10 @@ qint64 steadyNs()
 // How long gRPC may take to finish calls after every stream and API call was told to end.
 constexpr auto ShutdownGrace = 500ms;
 
+// Threads of the operator listener's synchronous services (server reflection): one polls, the
+// others serve an open reflection stream each.
+constexpr int ReflectionThreads = 8;
+
 // Where a client on this machine reaches a listener: its host (loopback for a wildcard) and the
 // port it was bound to.
 QString reachableAddress(const QString &listen, int port)
@@ -51,6 +62,78 @@ QString reachableAddress(const QString &listen, int port)
     if (host.isEmpty() || host == QLatin1String("0.0.0.0") || host == QLatin1String("[::]"))
         host = QStringLiteral("127.0.0.1");
     return QStringLiteral("%1:%2").arg(host).arg(port);
+}
+
+// Copies the names of the services a server ended up with (its own, and those gRPC adds) when
+// it is built, so the health service can say SERVING for each by name.
+class ServiceNames final : public grpc::ServerBuilderPlugin
+{
+public:
+    explicit ServiceNames(std::vector<std::string> *names) : m_names(names) {}
+    std::string name() override { return "opconsole.service_names"; }
+    void InitServer(grpc::ServerInitializer *) override {}
+    void Finish(grpc::ServerInitializer *initializer) override
+    {
+        *m_names = *initializer->GetServiceList();
+    }
+    void ChangeArguments(const std::string &, void *) override {}
+
+private:
+    std::vector<std::string> *m_names;
+};
+
+// What a listener serves besides its own services (docs/security.md, docs/operations.md):
+// server reflection only where `reflection` (the operator listener, for grpcurl, grpcui, Kreya,
+// Postman); and the names of its services, recorded into `names`. Loading libgrpc++_reflection
+// registers its plugin for every server of the process (a static initializer), so each
+// listener removes it and adds back one of its own where wanted.
+class ListenerExtras final : public grpc::ServerBuilderOption
+{
+public:
+    ListenerExtras(bool reflection, std::vector<std::string> *names)
+        : m_reflection(reflection), m_names(names)
+    {}
+    void UpdateArguments(grpc::ChannelArguments *) override {}
+    void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>> *plugins) override
+    {
+        std::erase_if(*plugins, [](const std::unique_ptr<grpc::ServerBuilderPlugin> &plugin) {
+            return dynamic_cast<grpc::reflection::ProtoServerReflectionPlugin *>(plugin.get());
+        });
+        if (m_reflection)
+            plugins->push_back(std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+        plugins->push_back(std::make_unique<ServiceNames>(m_names));
+    }
+
+private:
+    bool m_reflection;
+    std::vector<std::string> *m_names;
+};
+
+// The standard health service (grpc.health.v1.Health) on both listeners: "" (the server) is
+// SERVING from the start, and so is each of the listener's own services by name (not gRPC's
+// own, grpc.*). stopLocked() turns every name NOT_SERVING before anything else.
+void enableHealthChecks()
+{
+    static std::once_flag once; // a process-wide switch of gRPC's, and not thread-safe
+    std::call_once(once, [] { grpc::EnableDefaultHealthCheckService(true); });
+}
+
+void markServing(grpc::Server &server, const std::vector<std::string> &services)
+{
+    grpc::HealthCheckServiceInterface *health = server.GetHealthCheckService();
+    if (!health)
+        return;
+    for (const std::string &service : services) {
+        if (!service.starts_with("grpc."))
+            health->SetServingStatus(service, true);
+    }
+}
+
+void markNotServing(grpc::Server *server)
+{
+    if (grpc::HealthCheckServiceInterface *health =
+            server ? server->GetHealthCheckService() : nullptr)
+        health->Shutdown(); // every name NOT_SERVING, and it stays so until the server is gone
 }
 
 } // namespace
@@ -752,10 +835,14 @@ bool Hub::start(QString *error)
         builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
         builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     };
+    enableHealthChecks();
+    std::vector<std::string> botServices, operatorServices;
     grpc::ServerBuilder builder;
     builder.AddListeningPort(toStd(d->options.listenAddress),
                              credentialsOf(d->options.botCredentials), &d->port);
     builder.RegisterService(d->service.get());
+    // Health for probes on the port bots use; no reflection there (docs/security.md).
+    builder.SetOption(std::make_unique<ListenerExtras>(false, &botServices));
     builder.SetMaxReceiveMessageSize(d->options.maxMessageBytes);
     allowPings(builder);
     // A held bot sends nothing (no heartbeats until accepted): the hub pings an idle stream
@@ -771,6 +858,7 @@ bool Hub::start(QString *error)
         d->server.reset();
         return false;
     }
+    markServing(*d->server, botServices);
     if (!d->extensions.empty()) {
         const QString address = d->options.operatorListenAddress;
         const bool unixSocket = address.startsWith(QLatin1String("unix:"));
@@ -780,6 +868,15 @@ bool Hub::start(QString *error)
         allowPings(operators);
         for (const auto &extension : d->extensions)
             extension(operators);
+        operators.SetOption(std::make_unique<ListenerExtras>(true, &operatorServices));
+        // Reflection is the listener's one synchronous service: each open stream holds a
+        // thread, and anyone who reaches the listener may open one (no token). They share
+        // ReflectionThreads threads on one queue; past that, RESOURCE_EXHAUSTED. The Operator
+        // API and health are callback services and take none of these.
+        grpc::ResourceQuota quota("opconsole operator listener");
+        quota.SetMaxThreads(ReflectionThreads);
+        operators.SetResourceQuota(quota);
+        operators.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
         // A socket is made 0600: only this user reaches the API through it. The mask covers
         // the moment between bind and chmod.
         const mode_t mask = unixSocket ? ::umask(0177) : 0;
@@ -799,6 +896,7 @@ bool Hub::start(QString *error)
             d->server.reset();
             return false;
         }
+        markServing(*d->operatorServer, operatorServices);
     }
     d->running = true;
     d->liveness = std::thread([this] { d->livenessLoop(); });
@@ -859,7 +957,10 @@ void Hub::stop(const QString &reason)
 
 QList<BotInfo> Hub::stopLocked(const QString &reason)
 {
-    // 1. Stop accepting: new streams and Hellos are refused from here on (stopping).
+    // 1. Stop accepting: new streams and Hellos are refused from here on (stopping), and
+    // both listeners' health service answers NOT_SERVING (load balancers drain the hub).
+    markNotServing(d->server.get());
+    markNotServing(d->operatorServer.get());
     {
         std::lock_guard wake(d->livenessMutex);
         d->livenessWake.notify_all();
@@ -1145,6 +1246,29 @@ HubCounters Hub::counters() const
     out.credentialLimited = c.credentialLimited;
     out.held = c.held;
     return out;
+}
+
+HubGauges Hub::gauges() const
+{
+    HubGauges g;
+    std::vector<std::shared_ptr<BotSession>> sessions;
+    {
+        std::lock_guard lock(d->mutex);
+        g.connected = int(d->live.size());
+        g.handshaking = int(d->handshaking.size());
+        g.held = int(d->held.size());
+        g.known = int(d->bots.size());
+        sessions.reserve(d->live.size());
+        for (const auto &[botId, session] : d->live)
+            sessions.push_back(session);
+    }
+    for (const auto &session : sessions) {
+        const auto [messages, bytes] = session->queued();
+        g.queuedMessages += messages;
+        g.queuedBytes += bytes;
+        g.maxQueuedMessages = std::max<quint64>(g.maxQueuedMessages, messages);
+    }
+    return g;
 }
 
 } // namespace opconsole

@@ -101,6 +101,18 @@ struct HubCounters
     quint64 held = 0;              // Hellos held for approval
 };
 
+// How much the hub holds right now (for metrics): bots and the outgoing queues.
+struct HubGauges
+{
+    int connected = 0;             // bots with a live stream
+    int handshaking = 0;           // streams that have not said Hello yet
+    int held = 0;                  // bots awaiting approval
+    int known = 0;                 // bots seen this run, connected or not
+    quint64 queuedMessages = 0;    // waiting in the live bots' outgoing queues, all together
+    quint64 queuedBytes = 0;       // and their bytes
+    quint64 maxQueuedMessages = 0; // in the longest one bot's queue
+};
+
 // An admin's decision on a bot (Hub::decideBot).
 enum class AdmissionAction : quint8
 {
@@ -197,6 +209,8 @@ public:
     QList<BotInfo> bots() const; // every bot seen this run, by id
     QStringList connectedBotIds() const;
     HubCounters counters() const;
+    // One pass over the live sessions, each locked briefly (none under the hub's lock).
+    HubGauges gauges() const;
 
 signals:
     void botConnected(const opconsole::BotInfo &info);

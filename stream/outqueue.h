@@ -73,6 +73,7 @@ public:
     const T *out() const { return &m_out; }
     bool writing() const { return m_writing; }
     size_t queuedBytes() const { return m_bytes; }
+    size_t queued() const { return m_queue.size(); } // behind the write in flight
     void clear()
     {
         m_queue.clear();

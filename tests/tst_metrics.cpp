@@ -1,0 +1,782 @@
+// /metrics over real loopback HTTP: a hub with real bots, scraped before and after traffic, the
+// text format parsed and checked line by line; and opconsole --metrics-listen as a process.
+#include "commandspec.h"
+#include "exposition.h"
+#include "historystore.h"
+#include "hubmetrics.h"
+#include "hubprocess.h"
+#include "hubrig.h"
+#include "metricsserver.h"
+#include "operatorservice.h"
+#include "rawbot.h"
+
+#include <QNetworkAccessManager>
+#include <QNetworkProxy>
+#include <QNetworkReply>
+#include <QProcess>
+#include <QRegularExpression>
+#include <QTcpServer>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+
+using namespace opconsole;
+using namespace std::chrono;
+
+namespace {
+
+// One sample of a scrape: name, labels (unescaped), value.
+struct Sample
+{
+    QString name;
+    QMap<QString, QString> labels;
+    double value = 0;
+};
+
+// A scrape parsed by the rules of the text format 0.0.4; what broke a rule is in `errors`.
+struct Scrape
+{
+    QMap<QString, QString> types; // family -> counter, gauge, histogram
+    QMap<QString, QString> help;
+    QList<Sample> samples;
+    QStringList errors;
+
+    // The value of one series; NaN when absent.
+    double value(const QString &name, const QMap<QString, QString> &labels = {}) const
+    {
+        for (const Sample &s : samples) {
+            if (s.name == name && s.labels == labels)
+                return s.value;
+        }
+        return std::numeric_limits<double>::quiet_NaN();
+    }
+    // The same, 0 when absent (a histogram series appears with its first observation).
+    double count(const QString &name, const QMap<QString, QString> &labels = {}) const
+    {
+        const double v = value(name, labels);
+        return std::isnan(v) ? 0 : v;
+    }
+    bool hasSeries(const QString &name) const
+    {
+        return std::any_of(samples.cbegin(), samples.cend(),
+                           [&](const Sample &s) { return s.name == name; });
+    }
+};
+
+const QRegularExpression MetricName(QStringLiteral("^[a-zA-Z_:][a-zA-Z0-9_:]*$"));
+const QRegularExpression LabelName(QStringLiteral("^[a-zA-Z_][a-zA-Z0-9_]*$"));
+
+bool parseValue(const QString &text, double *value)
+{
+    if (text == QLatin1String("+Inf")) {
+        *value = std::numeric_limits<double>::infinity();
+        return true;
+    }
+    if (text == QLatin1String("-Inf")) {
+        *value = -std::numeric_limits<double>::infinity();
+        return true;
+    }
+    if (text == QLatin1String("NaN")) {
+        *value = std::numeric_limits<double>::quiet_NaN();
+        return true;
+    }
+    bool ok = false;
+    *value = text.toDouble(&ok);
+    return ok;
+}
+
+// {a="x",b="y\"z"}: the label set from `pos` (at '{') to its '}', values unescaped.
+bool parseLabels(const QString &line, qsizetype &pos, QMap<QString, QString> *labels, QString *why)
+{
+    ++pos; // '{'
+    while (pos < line.size() && line.at(pos) != QLatin1Char('}')) {
+        const qsizetype eq = line.indexOf(QLatin1Char('='), pos);
+        if (eq < 0)
+            return *why = QStringLiteral("label without '='"), false;
+        const QString name = line.mid(pos, eq - pos);
+        if (!LabelName.match(name).hasMatch() || name.startsWith(QLatin1String("__")))
+            return *why = QStringLiteral("bad label name '%1'").arg(name), false;
+        if (labels->contains(name))
+            return *why = QStringLiteral("label '%1' twice").arg(name), false;
+        pos = eq + 1;
+        if (pos >= line.size() || line.at(pos) != QLatin1Char('"'))
+            return *why = QStringLiteral("label value not quoted"), false;
+        ++pos;
+        QString value;
+        for (;;) {
+            if (pos >= line.size())
+                return *why = QStringLiteral("label value not closed"), false;
+            const QChar c = line.at(pos++);
+            if (c == QLatin1Char('"'))
+                break;
+            if (c == QLatin1Char('\\')) {
+                if (pos >= line.size())
+                    return *why = QStringLiteral("escape at the end"), false;
+                const QChar e = line.at(pos++);
+                if (e == QLatin1Char('n'))
+                    value += QLatin1Char('\n');
+                else if (e == QLatin1Char('\\') || e == QLatin1Char('"'))
+                    value += e;
+                else
+                    return *why = QStringLiteral("unknown escape \\%1").arg(e), false;
+            } else {
+                value += c;
+            }
+        }
+        labels->insert(name, value);
+        if (pos < line.size() && line.at(pos) == QLatin1Char(','))
+            ++pos;
+        else if (pos >= line.size() || line.at(pos) != QLatin1Char('}'))
+            return *why = QStringLiteral("expected ',' or '}'"), false;
+    }
+    if (pos >= line.size())
+        return *why = QStringLiteral("label set not closed"), false;
+    ++pos; // '}'
+    return true;
+}
+
+Scrape parse(const QByteArray &body)
+{
+    Scrape out;
+    if (!body.endsWith('\n'))
+        out.errors << QStringLiteral("the text does not end with a line feed");
+    QStringList lines = QString::fromUtf8(body).split(QLatin1Char('\n'));
+    if (!lines.isEmpty() && lines.last().isEmpty())
+        lines.removeLast();
+    QString current;        // the family whose samples are being read
+    QSet<QString> declared; // every family met so far: each is one group of lines
+    auto familyOf = [&out](const QString &name) -> QString {
+        if (out.types.contains(name))
+            return name;
+        for (const char *suffix : {"_bucket", "_sum", "_count"}) {
+            if (name.endsWith(QLatin1String(suffix))) {
+                const QString base = name.chopped(qsizetype(std::strlen(suffix)));
+                if (out.types.value(base) == QLatin1String("histogram"))
+                    return base;
+            }
+        }
+        return {};
+    };
+    for (const QString &line : std::as_const(lines)) {
+        const auto error = [&](const QString &why) {
+            out.errors << why + QStringLiteral(": ") + line;
+        };
+        if (line.isEmpty()) {
+            error(QStringLiteral("empty line"));
+            continue;
+        }
+        if (line.startsWith(QLatin1String("# HELP ")) ||
+            line.startsWith(QLatin1String("# TYPE "))) {
+            const bool isType = line.startsWith(QLatin1String("# TYPE "));
+            const QString rest = line.mid(7);
+            const qsizetype space = rest.indexOf(QLatin1Char(' '));
+            const QString name = space < 0 ? rest : rest.left(space);
+            const QString text = space < 0 ? QString() : rest.mid(space + 1);
+            if (!MetricName.match(name).hasMatch())
+                error(QStringLiteral("bad metric name"));
+            if (name != current && declared.contains(name))
+                error(QStringLiteral("family declared again"));
+            current = name;
+            declared.insert(name);
+            if (isType) {
+                static const QStringList types{"counter", "gauge", "histogram", "summary",
+                                               "untyped"};
+                if (!types.contains(text) || out.types.contains(name))
+                    error(QStringLiteral("bad or second TYPE"));
+                out.types.insert(name, text);
+            } else {
+                if (out.help.contains(name) || text.isEmpty())
+                    error(QStringLiteral("second or empty HELP"));
+                out.help.insert(name, text);
+            }
+            continue;
+        }
+        if (line.startsWith(QLatin1Char('#'))) {
+            error(QStringLiteral("a comment"));
+            continue;
+        }
+        Sample s;
+        qsizetype pos = 0;
+        while (pos < line.size() && line.at(pos) != QLatin1Char('{') &&
+               line.at(pos) != QLatin1Char(' '))
+            ++pos;
+        s.name = line.left(pos);
+        if (!MetricName.match(s.name).hasMatch()) {
+            error(QStringLiteral("bad metric name"));
+            continue;
+        }
+        QString why;
+        if (pos < line.size() && line.at(pos) == QLatin1Char('{') &&
+            !parseLabels(line, pos, &s.labels, &why)) {
+            error(why);
+            continue;
+        }
+        if (pos >= line.size() || line.at(pos) != QLatin1Char(' ') ||
+            !parseValue(line.mid(pos + 1), &s.value)) {
+            error(QStringLiteral("bad value"));
+            continue;
+        }
+        const QString family = familyOf(s.name);
+        if (family.isEmpty())
+            error(QStringLiteral("sample without a TYPE"));
+        else if (family != current)
+            error(QStringLiteral("sample away from its family"));
+        else if (out.types.value(family) == QLatin1String("counter") &&
+                 !family.endsWith(QLatin1String("_total")))
+            error(QStringLiteral("a counter not named _total"));
+        if (!s.name.startsWith(QLatin1String("opconsole_")))
+            error(QStringLiteral("without the opconsole_ prefix"));
+        for (const Sample &other : std::as_const(out.samples)) {
+            if (other.name == s.name && other.labels == s.labels)
+                error(QStringLiteral("series twice"));
+        }
+        out.samples << s;
+    }
+    // Every family declared has a HELP and a TYPE.
+    for (auto it = out.help.cbegin(); it != out.help.cend(); ++it) {
+        if (!out.types.contains(it.key()))
+            out.errors << QStringLiteral("HELP without TYPE: ") + it.key();
+    }
+    for (auto it = out.types.cbegin(); it != out.types.cend(); ++it) {
+        if (!out.help.contains(it.key()))
+            out.errors << QStringLiteral("TYPE without HELP: ") + it.key();
+    }
+    return out;
+}
+
+// The series of a histogram are whole: le ascending, buckets cumulative, +Inf equal to _count.
+QStringList checkHistograms(const Scrape &scrape)
+{
+    QStringList errors;
+    for (auto it = scrape.types.cbegin(); it != scrape.types.cend(); ++it) {
+        if (it.value() != QLatin1String("histogram"))
+            continue;
+        const QString bucket = it.key() + QStringLiteral("_bucket");
+        // By the series' labels (as text): the labels, and (le, count) in order.
+        QMap<QString, std::pair<QMap<QString, QString>, QList<std::pair<double, double>>>> series;
+        for (const Sample &s : scrape.samples) {
+            if (s.name != bucket)
+                continue;
+            QMap<QString, QString> labels = s.labels;
+            double le = 0;
+            if (!labels.contains(QStringLiteral("le")) ||
+                !parseValue(labels.take(QStringLiteral("le")), &le))
+                errors << QStringLiteral("bucket without le");
+            QString key;
+            for (auto it = labels.cbegin(); it != labels.cend(); ++it)
+                key += it.key() + QLatin1Char('=') + it.value() + QLatin1Char('\x1f');
+            series[key].first = labels;
+            series[key].second << std::pair{le, s.value};
+        }
+        for (auto s = series.cbegin(); s != series.cend(); ++s) {
+            const auto &[labels, buckets] = s.value();
+            for (qsizetype i = 1; i < buckets.size(); ++i) {
+                if (buckets[i].first <= buckets[i - 1].first ||
+                    buckets[i].second < buckets[i - 1].second)
+                    errors << QStringLiteral("buckets out of order");
+            }
+            if (buckets.isEmpty() || !std::isinf(buckets.last().first))
+                errors << QStringLiteral("no +Inf bucket");
+            else if (buckets.last().second != scrape.value(it.key() + "_count", labels))
+                errors << QStringLiteral("+Inf bucket is not _count");
+            if (!(scrape.value(it.key() + "_sum", labels) >= 0))
+                errors << QStringLiteral("no _sum");
+        }
+    }
+    return errors;
+}
+
+struct Response
+{
+    int status = 0;
+    QByteArray body;
+    QByteArray contentType;
+    QByteArray allow;
+};
+
+Response request(QNetworkAccessManager &nam, quint16 port, const QString &path,
+                 const QByteArray &method = "GET")
+{
+    QNetworkRequest req(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(port).arg(path)));
+    req.setAttribute(QNetworkRequest::Http2AllowedAttribute, false);
+    QByteArray body;
+    if (method == "POST" || method == "PUT") {
+        req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArray("text/plain"));
+        body = "x=1";
+    }
+    QNetworkReply *reply = nam.sendCustomRequest(req, method, body);
+    Response r;
+    if (QTest::qWaitFor([reply] { return reply->isFinished(); }, 10'000)) {
+        r.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+        r.body = reply->readAll();
+        r.contentType = reply->rawHeader("Content-Type");
+        r.allow = reply->rawHeader("Allow");
+    } else {
+        reply->abort();
+    }
+    reply->deleteLater();
+    return r;
+}
+
+// A hub with its Operator API, history and /metrics on a free loopback port.
+struct MetricsRig : HubRig
+{
+    MetricsRig()
+    {
+        api = std::make_unique<OperatorService>(*service, feed);
+        api->attachTo(*hub);
+        HistoryOptions ho;
+        ho.directory = dataDir.path();
+        QString why;
+        history = HistoryStore::open(ho, &why);
+        metrics = std::make_unique<metrics::HubMetrics>(
+            metrics::HubSources{hub.get(), &registry, service.get(), api.get(), history.get()},
+            feed);
+        start();
+        server =
+            std::make_unique<metrics::MetricsServer>([m = metrics.get()] { return m->render(); });
+        serving = server->start(QStringLiteral("127.0.0.1:0"), &error);
+        nam.setProxy(QNetworkProxy::NoProxy);
+    }
+    ~MetricsRig()
+    {
+        server.reset(); // before the hub, as the app does
+        hub->stop();
+        metrics.reset();
+        api.reset();
+    }
+    Scrape scrape()
+    {
+        const Response r = request(nam, server->port(), QStringLiteral("/metrics"));
+        Scrape s = parse(r.body);
+        if (r.status != 200)
+            s.errors << QStringLiteral("status %1").arg(r.status);
+        return s;
+    }
+    // Scrapes until `ready` holds (bounded): the feed may still carry the last answers.
+    Scrape scrapeUntil(const std::function<bool(const Scrape &)> &ready, int ms = 10'000)
+    {
+        Scrape s;
+        (void)QTest::qWaitFor(
+            [&] {
+                s = scrape();
+                return ready(s);
+            },
+            ms);
+        return s;
+    }
+
+    QTemporaryDir dataDir;
+    std::unique_ptr<OperatorService> api;
+    std::unique_ptr<HistoryStore> history;
+    std::unique_ptr<metrics::HubMetrics> metrics;
+    std::unique_ptr<metrics::MetricsServer> server;
+    bool serving = false;
+    QString error;
+    QNetworkAccessManager nam;
+};
+
+using Labels = QMap<QString, QString>;
+
+const QStringList HubCounterNames{"streams_accepted",
+                                  "streams_rejected",
+                                  "sessions_replaced",
+                                  "heartbeat_timeouts",
+                                  "protocol_violations",
+                                  "stream_errors",
+                                  "queue_full",
+                                  "hello_timeouts",
+                                  "rate_limited",
+                                  "not_pending_skipped",
+                                  "violations_unreported",
+                                  "messages_in",
+                                  "messages_out",
+                                  "unauthenticated",
+                                  "permission_denied",
+                                  "credential_limited",
+                                  "held"};
+
+} // namespace
+
+class TestMetrics : public QObject
+{
+    Q_OBJECT
+
+private slots:
+    void everyCounterIsExportedInValidSyntax();
+    void countersMoveByExactlyWhatWasDriven();
+    void waitingCommandsAndQueuesAreGauges();
+    void onlyGetOnMetrics();
+    void labelsAreEscapedAndBoundedByKind();
+    void addressesAreCheckedAndBindFailuresSaid();
+    void appServesMetricsAndRefusesBadAddresses();
+};
+
+void TestMetrics::everyCounterIsExportedInValidSyntax()
+{
+    MetricsRig rig;
+    QVERIFY2(rig.serving, qPrintable(rig.error));
+    QVERIFY(rig.history);
+    const Response r = request(rig.nam, rig.server->port(), QStringLiteral("/metrics"));
+    QCOMPARE(r.status, 200);
+    QCOMPARE(r.contentType, QByteArray(metrics::ContentType));
+    const Scrape s = parse(r.body);
+    QVERIFY2(s.errors.isEmpty(), qPrintable(s.errors.join(QLatin1Char('\n'))));
+
+    // Every HubCounters field (HubMetrics static_asserts that its list has them all).
+    QCOMPARE(HubCounterNames.size(), qsizetype(sizeof(HubCounters) / sizeof(quint64)));
+    for (const QString &field : HubCounterNames) {
+        const QString name = QStringLiteral("opconsole_hub_%1_total").arg(field);
+        QVERIFY2(s.types.value(name) == QLatin1String("counter"), qPrintable(name));
+        QCOMPARE(s.value(name), 0.0);
+    }
+    const QStringList counters{"opconsole_commands_registered_total",
+                               "opconsole_registrations_refused_total",
+                               "opconsole_late_acks_total",
+                               "opconsole_progress_unknown_total",
+                               "opconsole_commands_restored_total",
+                               "opconsole_operator_unauthenticated_total",
+                               "opconsole_operator_permission_denied_total",
+                               "opconsole_operator_rate_limited_total",
+                               "opconsole_operator_refusals_unreported_total",
+                               "opconsole_history_written_total",
+                               "opconsole_history_dropped_progress_total",
+                               "opconsole_history_lost_total"};
+    for (const QString &name : counters) {
+        QVERIFY2(s.types.value(name) == QLatin1String("counter"), qPrintable(name));
+        QVERIFY2(!std::isnan(s.value(name)), qPrintable(name));
+    }
+    for (const char *state :
+         {"acked", "rejected", "expired", "cancelled", "disconnected", "not_connected", "refused"})
+        QCOMPARE(s.value("opconsole_commands_finished_total", {{"state", state}}), 0.0);
+    for (const char *reason : {"unknown", "duplicate", "wrong_bot"})
+        QCOMPARE(s.value("opconsole_acks_ignored_total", {{"reason", reason}}), 0.0);
+    for (const char *result : {"applied", "ignored"})
+        QCOMPARE(s.value("opconsole_resent_acks_total", {{"result", result}}), 0.0);
+    const QStringList gauges{
+        "opconsole_bots_connected",           "opconsole_bots_handshaking",
+        "opconsole_bots_awaiting_approval",   "opconsole_bots_known",
+        "opconsole_bot_queue_messages",       "opconsole_bot_queue_bytes",
+        "opconsole_bot_queue_max_messages",   "opconsole_commands_pending",
+        "opconsole_commands_remembered",      "opconsole_change_batch_records",
+        "opconsole_commands_waiting_for_bot", "opconsole_operator_watchers",
+        "opconsole_history_queued_bytes",     "opconsole_history_commands",
+        "opconsole_history_file_bytes",       "opconsole_history_write_failing"};
+    for (const QString &name : gauges) {
+        QVERIFY2(s.types.value(name) == QLatin1String("gauge"), qPrintable(name));
+        QVERIFY2(!std::isnan(s.value(name)), qPrintable(name));
+    }
+    QCOMPARE(s.types.value("opconsole_ack_latency_seconds"), QStringLiteral("histogram"));
+    QVERIFY(!s.hasSeries("opconsole_ack_latency_seconds_count")); // nothing answered yet
+}
+
+void TestMetrics::countersMoveByExactlyWhatWasDriven()
+{
+    MetricsRig rig;
+    QVERIFY2(rig.serving, qPrintable(rig.error));
+    const Scrape before = rig.scrape();
+    QVERIFY2(before.errors.isEmpty(), qPrintable(before.errors.join(QLatin1Char('\n'))));
+
+    RawBot a(rig.address()), b(rig.address());
+    QVERIFY(a.hello("bot-a"));
+    QVERIFY(b.hello("bot-b"));
+
+    // 5 pings acked, 2 restarts rejected, 1 pause that expires and then gets its late ack.
+    for (int i = 0; i < 5; ++i) {
+        auto ping = rig.service->send("bot-a", CommandSpec::of(CommandKind::Ping), 5s);
+        const auto command = a.readCommand();
+        QVERIFY(command);
+        QVERIFY(a.ack(command->command_id()));
+        QVERIFY(QTest::qWaitFor([&] { return ping.isFinished(); }, 5000));
+        QCOMPARE(ping.result().state, CommandState::Acked);
+    }
+    for (int i = 0; i < 2; ++i) {
+        auto restart = rig.service->send("bot-b", CommandSpec::of(CommandKind::Restart), 5s);
+        const auto command = b.readCommand();
+        QVERIFY(command);
+        QVERIFY(b.ack(command->command_id(), false, "not now"));
+        QVERIFY(QTest::qWaitFor([&] { return restart.isFinished(); }, 5000));
+        QCOMPARE(restart.result().state, CommandState::Rejected);
+    }
+    auto pause = rig.service->send("bot-b", CommandSpec::of(CommandKind::Pause), 200ms);
+    const auto paused = b.readCommand();
+    QVERIFY(paused);
+    QVERIFY(QTest::qWaitFor([&] { return pause.isFinished(); }, 5000));
+    QCOMPARE(pause.result().state, CommandState::Expired);
+    QVERIFY(b.ack(paused->command_id()));
+
+    const Labels pingInTime{{"kind", "ping"}, {"late", "false"}};
+    const Labels restartInTime{{"kind", "restart"}, {"late", "false"}};
+    const Labels pauseLate{{"kind", "pause"}, {"late", "true"}};
+    const QString count = QStringLiteral("opconsole_ack_latency_seconds_count");
+    const Scrape after = rig.scrapeUntil([&](const Scrape &s) {
+        return s.count(count, pauseLate) >= 1 && s.count(count, pingInTime) >= 5 &&
+               s.count(count, restartInTime) >= 2;
+    });
+    QVERIFY2(after.errors.isEmpty(), qPrintable(after.errors.join(QLatin1Char('\n'))));
+    const QStringList histogramErrors = checkHistograms(after);
+    QVERIFY2(histogramErrors.isEmpty(), qPrintable(histogramErrors.join(QLatin1Char('\n'))));
+
+    const auto delta = [&](const QString &name, const Labels &labels = {}) {
+        return after.count(name, labels) - before.count(name, labels);
+    };
+    QCOMPARE(delta("opconsole_commands_registered_total"), 8.0);
+    QCOMPARE(delta("opconsole_commands_finished_total", {{"state", "acked"}}), 5.0);
+    QCOMPARE(delta("opconsole_commands_finished_total", {{"state", "rejected"}}), 2.0);
+    QCOMPARE(delta("opconsole_commands_finished_total", {{"state", "expired"}}), 1.0);
+    for (const char *state : {"cancelled", "disconnected", "not_connected", "refused"})
+        QCOMPARE(delta("opconsole_commands_finished_total", {{"state", state}}), 0.0);
+    QCOMPARE(delta("opconsole_late_acks_total"), 1.0);
+    for (const char *reason : {"unknown", "duplicate", "wrong_bot"})
+        QCOMPARE(delta("opconsole_acks_ignored_total", {{"reason", reason}}), 0.0);
+    // Each answer counted once, under its kind; in time or late.
+    QCOMPARE(delta(count, pingInTime), 5.0);
+    QCOMPARE(delta(count, restartInTime), 2.0);
+    QCOMPARE(delta(count, pauseLate), 1.0);
+    QCOMPARE(delta(count, {{"kind", "pause"}, {"late", "false"}}), 0.0);
+    QCOMPARE(delta(count, {{"kind", "ping"}, {"late", "true"}}), 0.0);
+    QCOMPARE(delta("opconsole_ack_latency_seconds_bucket",
+                   {{"kind", "ping"}, {"late", "false"}, {"le", "+Inf"}}),
+             5.0);
+    QVERIFY(after.value("opconsole_ack_latency_seconds_sum", pingInTime) > 0);
+    // The late ack came after the 200 ms deadline: not in the buckets up to 0.1 s.
+    QCOMPARE(after.count("opconsole_ack_latency_seconds_bucket",
+                         {{"kind", "pause"}, {"late", "true"}, {"le", "0.1"}}),
+             0.0);
+    // The hub: two streams, two Hellos and eight acks in, eight commands out.
+    QCOMPARE(delta("opconsole_hub_streams_accepted_total"), 2.0);
+    QCOMPARE(delta("opconsole_hub_messages_in_total"), 10.0);
+    QCOMPARE(delta("opconsole_hub_messages_out_total"), 8.0);
+    for (const QString &field : HubCounterNames) {
+        if (field != QLatin1String("streams_accepted") && field != QLatin1String("messages_in") &&
+            field != QLatin1String("messages_out"))
+            QCOMPARE(delta(QStringLiteral("opconsole_hub_%1_total").arg(field)), 0.0);
+    }
+    QCOMPARE(after.value("opconsole_bots_connected"), 2.0);
+    QCOMPARE(after.value("opconsole_bots_known"), 2.0);
+    QCOMPARE(after.value("opconsole_commands_pending"), 0.0);
+    QCOMPARE(after.value("opconsole_commands_remembered"), 8.0);
+}
+
+void TestMetrics::waitingCommandsAndQueuesAreGauges()
+{
+    MetricsRig rig;
+    QVERIFY2(rig.serving, qPrintable(rig.error));
+    // A command waiting for its bot to connect is pending and waiting; sent once it connects.
+    auto ping = rig.service->send(
+        "bot-late", CommandSpec::of(CommandKind::Ping), 5s,
+        {.connectTimeout = 10s, .fanOut = {}, .issuer = {}, .params = {}, .admit = {}});
+    Scrape s = rig.scrape();
+    QCOMPARE(s.value("opconsole_commands_waiting_for_bot"), 1.0);
+    QCOMPARE(s.value("opconsole_commands_pending"), 1.0);
+    QCOMPARE(s.value("opconsole_bots_connected"), 0.0);
+    RawBot bot(rig.address());
+    QVERIFY(bot.hello("bot-late"));
+    const auto command = bot.readCommand();
+    QVERIFY(command);
+    s = rig.scrape();
+    QCOMPARE(s.value("opconsole_commands_waiting_for_bot"), 0.0);
+    QCOMPARE(s.value("opconsole_commands_pending"), 1.0);
+    QCOMPARE(s.value("opconsole_bots_connected"), 1.0);
+    // Nothing waits behind the write in flight to a bot that reads.
+    QCOMPARE(s.value("opconsole_bot_queue_messages"), 0.0);
+    QCOMPARE(s.value("opconsole_bot_queue_max_messages"), 0.0);
+    QVERIFY(bot.ack(command->command_id()));
+    QVERIFY(QTest::qWaitFor([&] { return ping.isFinished(); }, 5000));
+    s = rig.scrape();
+    QCOMPARE(s.value("opconsole_commands_pending"), 0.0);
+
+    // A bot that stops reading: HTTP/2 flow control holds the write in flight, and what is
+    // sent after it waits in that bot's queue.
+    auto stub = v1::BotLink::NewStub(
+        grpc::CreateChannel(rig.address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    auto stream = stub->Connect(&context);
+    v1::BotMessage hello;
+    hello.mutable_hello()->set_bot_id("bot-slow");
+    hello.mutable_hello()->set_protocol_version(1);
+    QVERIFY(stream->Write(hello));
+    v1::HubMessage welcome;
+    QVERIFY(stream->Read(&welcome) && welcome.has_welcome());
+    CommandSpec big = CommandSpec::of(CommandKind::Custom);
+    big.customName = QStringLiteral("blob");
+    big.jsonPayload = "[\"" + QByteArray(100 * 1024, 'x') + "\"]";
+    // 100 sends of 100 KiB: each is written, queued, or refused past the queue's 4 MiB.
+    for (int i = 0; i < 100; ++i)
+        rig.service->send("bot-slow", big, 30s);
+    s = rig.scrapeUntil(
+        [](const Scrape &x) { return x.value("opconsole_bot_queue_messages") > 0; });
+    const double queued = s.value("opconsole_bot_queue_messages");
+    QVERIFY2(queued > 0, qPrintable(QString::number(queued)));
+    QCOMPARE(s.value("opconsole_bot_queue_max_messages"), queued); // one bot queues
+    QVERIFY(s.value("opconsole_bot_queue_bytes") > queued * 100 * 1024);
+    QVERIFY(s.value("opconsole_bot_queue_bytes") <= 4 * 1024 * 1024);
+    const double full = s.value("opconsole_hub_queue_full_total");
+    QCOMPARE(s.value("opconsole_hub_messages_out_total") - 1 + full, 100.0); // the ping was 1
+    QCOMPARE(s.value("opconsole_commands_finished_total", {{"state", "refused"}}), full);
+    QCOMPARE(s.value("opconsole_commands_pending"), 100 - full);
+    context.TryCancel();
+}
+
+void TestMetrics::onlyGetOnMetrics()
+{
+    MetricsRig rig;
+    QVERIFY2(rig.serving, qPrintable(rig.error));
+    const quint16 port = rig.server->port();
+    QCOMPARE(request(rig.nam, port, "/metrics").status, 200);
+    QCOMPARE(request(rig.nam, port, "/metrics?name=x").status, 200);
+    for (const QByteArray method : {"POST", "PUT", "DELETE", "HEAD"}) {
+        const Response r = request(rig.nam, port, "/metrics", method);
+        QVERIFY2(r.status == 405, method.constData());
+        QCOMPARE(r.allow, QByteArray("GET"));
+    }
+    for (const char *path : {"/", "/metrics/", "/metric", "/other", "/metrics/../secret"})
+        QVERIFY2(request(rig.nam, port, QString::fromLatin1(path)).status == 404, path);
+    QCOMPARE(request(rig.nam, port, "/other", "POST").status, 404);
+    // Still serving after all that.
+    QCOMPARE(request(rig.nam, port, "/metrics").status, 200);
+}
+
+void TestMetrics::labelsAreEscapedAndBoundedByKind()
+{
+    QCOMPARE(metrics::escapeLabelValue(u"a\"b\\c\nd"), QByteArray("a\\\"b\\\\c\\nd"));
+    QVERIFY(metrics::isValidMetricName("opconsole_x:y_total"));
+    QVERIFY(!metrics::isValidMetricName("9x"));
+    QVERIFY(!metrics::isValidMetricName("a-b"));
+    QVERIFY(metrics::isValidLabelName("kind"));
+    QVERIFY(!metrics::isValidLabelName("__name"));
+    QVERIFY(!metrics::isValidLabelName("a:b"));
+    QCOMPARE(metrics::formatValue(3), QByteArray("3"));
+    QCOMPARE(metrics::formatValue(0.0025), QByteArray("0.0025"));
+    QCOMPARE(metrics::formatValue(std::numeric_limits<double>::infinity()), QByteArray("+Inf"));
+    QCOMPARE(metrics::HubMetrics::kindLabel("Ping"), QStringLiteral("ping"));
+    QCOMPARE(metrics::HubMetrics::kindLabel("config"), QStringLiteral("config"));
+    QCOMPARE(metrics::HubMetrics::kindLabel("bot-7\"}\n"), QStringLiteral("other"));
+
+    // Commands of kinds nobody knows (registered straight into the registry) are one series,
+    // "other", however many kinds there are: the exposition does not grow with what callers
+    // choose, nor with the fleet (no label names a bot).
+    MetricsRig rig;
+    QVERIFY2(rig.serving, qPrintable(rig.error));
+    for (int i = 0; i < 50; ++i) {
+        const QString id = QStringLiteral("c-%1").arg(i);
+        const QString bot = QStringLiteral("bot-%1").arg(i);
+        QVERIFY(rig.registry.trackCommand(id, bot, 5s, QStringLiteral("kind\"%1}\n\\").arg(i)));
+        QCOMPARE(rig.registry.resolveCommand(id, bot, {true, "ok", 0, {}, 0, 0}),
+                 ResolveResult::Resolved);
+    }
+    const Labels other{{"kind", "other"}, {"late", "false"}};
+    const Scrape s = rig.scrapeUntil([&](const Scrape &x) {
+        return x.count("opconsole_ack_latency_seconds_count", other) >= 50;
+    });
+    QVERIFY2(s.errors.isEmpty(), qPrintable(s.errors.join(QLatin1Char('\n'))));
+    QCOMPARE(s.value("opconsole_ack_latency_seconds_count", other), 50.0);
+    const QSet<QString> allowed{"state", "reason", "result", "kind", "late", "le"};
+    qsizetype latencySeries = 0;
+    for (const Sample &sample : s.samples) {
+        for (auto it = sample.labels.cbegin(); it != sample.labels.cend(); ++it) {
+            QVERIFY2(allowed.contains(it.key()), qPrintable(it.key()));
+            QVERIFY2(!it.value().startsWith(QLatin1String("bot-")), qPrintable(it.value()));
+        }
+        if (sample.name == QLatin1String("opconsole_ack_latency_seconds_count"))
+            ++latencySeries;
+    }
+    QCOMPARE(latencySeries, 1);
+    QCOMPARE(s.value("opconsole_commands_finished_total", {{"state", "acked"}}), 50.0);
+}
+
+void TestMetrics::addressesAreCheckedAndBindFailuresSaid()
+{
+    QHostAddress host;
+    quint16 port = 1;
+    QString why;
+    QVERIFY(metrics::MetricsServer::parseAddress("127.0.0.1:9464", &host, &port, &why));
+    QCOMPARE(host, QHostAddress(QHostAddress::LocalHost));
+    QCOMPARE(port, quint16(9464));
+    QVERIFY(metrics::MetricsServer::parseAddress("[::1]:0", &host, &port, &why));
+    QCOMPARE(host, QHostAddress(QHostAddress::LocalHostIPv6));
+    QCOMPARE(port, quint16(0));
+    QVERIFY(metrics::MetricsServer::parseAddress("localhost:80", &host, &port, &why));
+    QVERIFY(host.isLoopback());
+    QVERIFY(metrics::MetricsServer::parseAddress("0.0.0.0:9464", &host, &port, &why));
+    QVERIFY(!host.isLoopback());
+    for (const char *bad : {"", "9464", ":9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
+                            "127.0.0.1:+80", "127.0.0.1:8x", "::1:9464", "[127.0.0.1]:80",
+                            "example.com:9464", "[]:80", "127.0.0.1:9464 "}) {
+        why.clear();
+        QVERIFY2(
+            !metrics::MetricsServer::parseAddress(QString::fromLatin1(bad), &host, &port, &why),
+            bad);
+        QVERIFY2(!why.isEmpty(), bad);
+    }
+
+    // A port in use: start() says so, and nothing serves.
+    QTcpServer taken;
+    QVERIFY(taken.listen(QHostAddress::LocalHost, 0));
+    metrics::MetricsServer server([] { return QByteArray(); });
+    QVERIFY(!server.start(QStringLiteral("127.0.0.1:%1").arg(taken.serverPort()), &why));
+    QVERIFY2(why.contains(QLatin1String("cannot listen")), qPrintable(why));
+    QVERIFY(!server.isRunning());
+    QVERIFY(!server.start(QStringLiteral("nowhere:1"), &why));
+    QVERIFY(server.start(QStringLiteral("127.0.0.1:0"), &why));
+    QVERIFY(server.isRunning());
+    QVERIFY(server.port() != 0);
+    QCOMPARE(server.address(), QStringLiteral("127.0.0.1:%1").arg(server.port()));
+    server.stop();
+    QVERIFY(!server.isRunning());
+    server.stop(); // idempotent
+}
+
+void TestMetrics::appServesMetricsAndRefusesBadAddresses()
+{
+    // A bad address: one line on stderr, exit 64, nothing started.
+    QProcess bad;
+    bad.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/opconsole"));
+    bad.setArguments({"--headless", "--no-history", "--listen", "127.0.0.1:0", "--operator-listen",
+                      "127.0.0.1:0", "--metrics-listen", "metrics.example:9464"});
+    bad.start();
+    QVERIFY(bad.waitForFinished(20'000));
+    QCOMPARE(bad.exitCode(), 64);
+    const QByteArray err = bad.readAllStandardError();
+    QCOMPARE(err.count('\n'), 1);
+    QVERIFY2(err.startsWith("opconsole: --metrics-listen: "), err.constData());
+
+    HubProcess hub(QStringLiteral("127.0.0.1:0"),
+                   {"--heartbeat", "60000", "--metrics-listen", "127.0.0.1:0"});
+    const auto started = hub.waitFor("metrics_started");
+    QVERIFY(started);
+    const int port = started->value("port").toInt();
+    QVERIFY(port > 0);
+    QCOMPARE(started->value("address").toString(), QStringLiteral("127.0.0.1:%1").arg(port));
+    // Started after the hub.
+    QVERIFY(hub.waitFor("hub_started"));
+    QNetworkAccessManager nam;
+    nam.setProxy(QNetworkProxy::NoProxy);
+    RawBot bot(hub.address());
+    QVERIFY(bot.hello("bot-app"));
+    Scrape s;
+    QVERIFY(QTest::qWaitFor(
+        [&] {
+            s = parse(request(nam, quint16(port), "/metrics").body);
+            return s.value("opconsole_bots_connected") == 1.0;
+        },
+        10'000));
+    QVERIFY2(s.errors.isEmpty(), qPrintable(s.errors.join(QLatin1Char('\n'))));
+    QCOMPARE(s.value("opconsole_hub_streams_accepted_total"), 1.0);
+    QVERIFY(s.hasSeries("opconsole_history_written_total")); // the app has history on
+    QVERIFY(s.hasSeries("opconsole_operator_watchers"));
+    QVERIFY(hub.terminate());
+    QCOMPARE(hub.process.exitCode(), 0);
+    bool exposed = false;
+    for (const QByteArray &line : std::as_const(hub.lines))
+        exposed = exposed || line.contains("metrics_exposed");
+    QVERIFY(!exposed); // loopback: no warning
+}
+
+QTEST_MAIN(TestMetrics)
+#include "tst_metrics.moc"
