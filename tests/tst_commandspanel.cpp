@@ -127,9 +127,8 @@ void TestCommandsPanel::filtersNarrowTheTable()
     CommandsPanel panel;
     panel.show();
     panel.apply(someCommands());
-    panel.addBot("bot-a");
-    panel.addBot("bot-b");
-    panel.addBot("bot-a");                   // offered once
+    panel.addBots({"bot-a", "bot-b"});
+    panel.addBots({"bot-a"});                // offered once
     QCOMPARE(panel.botFilter()->count(), 3); // "any bot", bot-a, bot-b
 
     panel.stateFilter()->setCurrentIndex(1); // Pending

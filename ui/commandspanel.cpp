@@ -127,10 +127,18 @@ void CommandsPanel::apply(const QList<CommandOutcome> &records)
         emit currentChanged(current);
 }
 
-void CommandsPanel::addBot(const QString &botId)
+void CommandsPanel::addBots(const QStringList &botIds)
 {
-    if (m_botFilter->findText(botId) < 0)
-        m_botFilter->addItem(botId);
+    // A set, not findText: 50,000 bots connecting must not cost 50,000 scans of the combo.
+    QStringList added;
+    for (const QString &bot : botIds) {
+        if (!m_offeredBots.contains(bot)) {
+            m_offeredBots.insert(bot);
+            added << bot;
+        }
+    }
+    if (!added.isEmpty())
+        m_botFilter->addItems(added);
 }
 
 const CommandOutcome *CommandsPanel::record(const QString &commandId) const
@@ -269,8 +277,8 @@ void CommandsPanel::loadSettings()
     m_textFilter->setText(settings.value(QStringLiteral("commands/textFilter")).toString());
     // Restored like the others (the bot need not be known yet: it is a filter, not a choice).
     const QString bot = settings.value(QStringLiteral("commands/botFilter")).toString();
-    if (!bot.isEmpty() && m_botFilter->findText(bot) < 0)
-        m_botFilter->addItem(bot);
+    if (!bot.isEmpty())
+        addBots({bot});
     m_botFilter->setCurrentText(bot);
 }
 

@@ -2,6 +2,7 @@
 
 #include "commandoutcome.h"
 
+#include <QSet>
 #include <QWidget>
 
 class QComboBox;
@@ -39,8 +40,8 @@ public:
     // Takes every finished command out of the table and clears the selection (the details
     // then show nothing); how many went.
     int clearFinished();
-    // Offers a bot in the bot filter (once).
-    void addBot(const QString &botId);
+    // Offers bots in the bot filter (each once).
+    void addBots(const QStringList &botIds);
     // The command's record as shown, null when it is not in the table.
     const CommandOutcome *record(const QString &commandId) const;
     // The records the table shows now: through its filters, in the view's order (export).
@@ -82,7 +83,8 @@ private:
     QLineEdit *m_textFilter;
     QListView *m_fanOutView;
     QTableView *m_view;
-    QString m_detailsId; // the last one announced
+    QString m_detailsId;         // the last one announced
+    QSet<QString> m_offeredBots; // in the bot filter
 };
 
 } // namespace opconsole

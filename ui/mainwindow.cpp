@@ -117,8 +117,7 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     // Data in: what the backend knows now, then its changes.
     auto upsertBots = [this](const QList<BotInfo> &bots) {
         const QStringList added = m_fleet->upsert(bots);
-        for (const QString &bot : added)
-            m_commands->addBot(bot);
+        m_commands->addBots(added);
         m_history->addBots(added);
         refreshDecisionActions();
     };
