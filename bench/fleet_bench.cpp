@@ -1,0 +1,351 @@
+// fleet_bench: one headless hub (a real `opconsole --headless` process) and fleets of botsim
+// bots (real botsim processes over loopback), at each size asked (default 1000, 10000, 50000):
+//
+//   hub_rss_kb_per_bot     the hub's resident memory per idle connected bot (RSS with the fleet
+//                          minus RSS before it, over the fleet's size)
+//   hub_idle_cpu_pct       the hub's CPU (user + system, % of one core) over 10 s of heartbeats
+//   connect_storm_s        every bot started at once: until the hub counts them all connected
+//   fanout_ping_all_s      opctl send --all ping: until its tally is complete (opctl exits)
+//   botsim_cpu_pct, botsim_rss_mb, botsim_threads   what the simulator costs at idle
+//
+// The hub's counts come from its own /metrics (--metrics-listen): the bench reads what an
+// operator's Prometheus would. Every wait is bounded; processes are stopped at the end. With
+// --chart FILE, the figures are drawn as a PNG (docs/performance.md shows it).
+#include "benchprint.h"
+
+#include <QCommandLineParser>
+#include <QCoreApplication>
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QGuiApplication>
+#include <QImage>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QPainter>
+#include <QProcess>
+#include <QRegularExpression>
+#include <QTcpSocket>
+#include <QTemporaryDir>
+#include <QThread>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <optional>
+
+namespace {
+
+const QString binDir()
+{
+    return QCoreApplication::applicationDirPath();
+}
+
+// /proc/PID/stat utime + stime, in seconds.
+double cpuSeconds(qint64 pid)
+{
+    QFile f(QStringLiteral("/proc/%1/stat").arg(pid));
+    if (!f.open(QIODevice::ReadOnly))
+        return 0;
+    const QByteArray stat = f.readAll();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    const QList<QByteArray> fields = stat.mid(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields.size() < 13)
+        return 0;
+    const double ticks = double(::sysconf(_SC_CLK_TCK));
+    return (fields[11].toDouble() + fields[12].toDouble()) / ticks;
+}
+
+// VmRSS (kB) or Threads of /proc/PID/status.
+qint64 statusField(qint64 pid, const char *name)
+{
+    QFile f(QStringLiteral("/proc/%1/status").arg(pid));
+    if (!f.open(QIODevice::ReadOnly))
+        return 0;
+    for (const QByteArray &line : f.readAll().split('\n')) {
+        if (line.startsWith(name))
+            return line.mid(qstrlen(name)).trimmed().split(' ').first().toLongLong();
+    }
+    return 0;
+}
+
+// GET /metrics over a plain socket; the value of one unlabelled gauge or counter.
+std::optional<double> metric(quint16 port, const QByteArray &name)
+{
+    QTcpSocket socket;
+    socket.connectToHost(QStringLiteral("127.0.0.1"), port);
+    if (!socket.waitForConnected(2000))
+        return std::nullopt;
+    socket.write("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    QByteArray body;
+    QElapsedTimer t;
+    t.start();
+    while (socket.state() == QAbstractSocket::ConnectedState && t.elapsed() < 5000) {
+        socket.waitForReadyRead(500);
+        body += socket.readAll();
+    }
+    body += socket.readAll();
+    for (const QByteArray &line : body.split('\n')) {
+        if (line.startsWith(name + ' '))
+            return line.mid(name.size() + 1).trimmed().toDouble();
+    }
+    return std::nullopt;
+}
+
+struct Hub
+{
+    QTemporaryDir dir;
+    QProcess process;
+    QString botAddress, operatorAddress;
+    quint16 metricsPort = 0;
+
+    bool start(int heartbeatMs)
+    {
+        process.setProgram(binDir() + QStringLiteral("/opconsole"));
+        process.setArguments({"--headless", "--listen", "127.0.0.1:0", "--operator-listen",
+                              "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--no-history",
+                              "--heartbeat", QString::number(heartbeatMs), "--max-handshaking",
+                              "100000"});
+        // Its log (a line per bot that connects) goes to a file: a pipe nobody drains would
+        // block the hub.
+        const QString logPath = dir.filePath(QStringLiteral("hub.log"));
+        process.setStandardErrorFile(logPath);
+        process.start();
+        QElapsedTimer t;
+        t.start();
+        QFile log(logPath);
+        while (t.elapsed() < 20'000 && (botAddress.isEmpty() || metricsPort == 0)) {
+            QThread::msleep(100); // another process's file: nothing to wait on but time
+            if (!log.isOpen() && !log.open(QIODevice::ReadOnly))
+                continue;
+            log.seek(0);
+            for (const QByteArray &line : log.readAll().split('\n')) {
+                const QJsonObject o = QJsonDocument::fromJson(line).object();
+                if (o.value("event") == QLatin1String("hub_started")) {
+                    botAddress = o.value("address").toString();
+                    operatorAddress = o.value("operator_address").toString();
+                } else if (o.value("event") == QLatin1String("metrics_started")) {
+                    metricsPort = quint16(o.value("port").toInt());
+                }
+            }
+        }
+        return !botAddress.isEmpty() && metricsPort != 0;
+    }
+    ~Hub()
+    {
+        process.terminate();
+        if (!process.waitForFinished(30'000))
+            process.kill();
+    }
+};
+
+struct Figures
+{
+    int bots = 0;
+    double rssKbPerBot = 0, idleCpuPct = 0, connectS = 0, fanoutS = 0;
+    double simCpuPct = 0, simRssMb = 0, simThreads = 0;
+};
+
+// Waits (bounded) until the hub counts `bots` connected; the seconds it took, or -1.
+double waitConnected(Hub &hub, int bots, int timeoutMs)
+{
+    QElapsedTimer t;
+    t.start();
+    while (t.elapsed() < timeoutMs) {
+        if (metric(hub.metricsPort, "opconsole_bots_connected").value_or(0) >= bots)
+            return double(t.elapsed()) / 1000;
+        QThread::msleep(100); // polling an external process: nothing to wait on but time
+    }
+    return -1;
+}
+
+std::optional<Figures> measure(int bots, int heartbeatMs, int idleSeconds)
+{
+    Hub hub;
+    if (!hub.start(heartbeatMs)) {
+        std::fprintf(stderr, "fleet_bench: the hub did not start\n");
+        return std::nullopt;
+    }
+    const qint64 hubPid = hub.process.processId();
+    QThread::msleep(500);
+    const qint64 rssBefore = statusField(hubPid, "VmRSS:");
+
+    Figures f;
+    f.bots = bots;
+    QProcess sim;
+    sim.setProgram(binDir() + QStringLiteral("/botsim"));
+    sim.setArguments({"--hub", hub.botAddress, "--bots", QString::number(bots), "--latency",
+                      "fixed:5", "--seed", "1"});
+    sim.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+    sim.start();
+    f.connectS = waitConnected(hub, bots, 600'000);
+    if (f.connectS < 0) {
+        std::fprintf(stderr, "fleet_bench: %d bots did not all connect in 10 min\n", bots);
+        sim.kill();
+        sim.waitForFinished(10'000);
+        return std::nullopt;
+    }
+
+    // Idle: heartbeats only.
+    QThread::msleep(2000);
+    const double hubCpu0 = cpuSeconds(hubPid);
+    const double simCpu0 = cpuSeconds(sim.processId());
+    QElapsedTimer idle;
+    idle.start();
+    QThread::msleep(unsigned(idleSeconds * 1000));
+    const double seconds = double(idle.nsecsElapsed()) / 1e9;
+    f.idleCpuPct = (cpuSeconds(hubPid) - hubCpu0) / seconds * 100;
+    f.simCpuPct = (cpuSeconds(sim.processId()) - simCpu0) / seconds * 100;
+    f.rssKbPerBot = double(statusField(hubPid, "VmRSS:") - rssBefore) / bots;
+    f.simRssMb = double(statusField(sim.processId(), "VmRSS:")) / 1024;
+    f.simThreads = double(statusField(sim.processId(), "Threads:"));
+
+    // A fan-out ping to every bot, until opctl has the whole tally.
+    QProcess opctl;
+    opctl.setProgram(binDir() + QStringLiteral("/opctl"));
+    opctl.setArguments(
+        {"--hub", hub.operatorAddress, "--json", "send", "--all", "ping", "--timeout", "120s"});
+    QElapsedTimer fan;
+    fan.start();
+    opctl.start();
+    if (!opctl.waitForFinished(300'000)) {
+        opctl.kill();
+        std::fprintf(stderr, "fleet_bench: the fan-out did not finish in 5 min\n");
+    }
+    f.fanoutS = double(fan.nsecsElapsed()) / 1e9;
+    if (opctl.exitCode() != 0)
+        std::fprintf(stderr, "fleet_bench: opctl exited %d: %s\n", opctl.exitCode(),
+                     opctl.readAllStandardError().left(300).constData());
+
+    sim.terminate();
+    if (!sim.waitForFinished(60'000))
+        sim.kill();
+    return f;
+}
+
+// The figures as a picture: one panel per figure, size on a log axis.
+bool drawChart(const std::vector<Figures> &all, const QString &path)
+{
+    struct Panel
+    {
+        const char *title;
+        double Figures::*value;
+        double target; // 0: none
+    };
+    const Panel panels[] = {
+        {"hub memory per idle bot (KB)", &Figures::rssKbPerBot, 20},
+        {"hub CPU at idle (% of a core)", &Figures::idleCpuPct, 0},
+        {"connect storm (s)", &Figures::connectS, 0},
+        {"fan-out ping to all (s)", &Figures::fanoutS, 0},
+    };
+    const int w = 1000, h = 640;
+    QImage image(w, h, QImage::Format_RGB32);
+    image.fill(Qt::white);
+    QPainter p(&image);
+    p.setRenderHint(QPainter::Antialiasing);
+    QFont font = p.font();
+    font.setPixelSize(13);
+    p.setFont(font);
+    const int pw = w / 2, ph = h / 2;
+    for (int i = 0; i < 4; ++i) {
+        const QRect cell((i % 2) * pw, (i / 2) * ph, pw, ph);
+        const QRect plot = cell.adjusted(70, 36, -24, -44);
+        p.setPen(Qt::black);
+        p.drawText(cell.adjusted(0, 8, 0, 0), Qt::AlignHCenter | Qt::AlignTop,
+                   QString::fromLatin1(panels[i].title));
+        double top = panels[i].target;
+        for (const Figures &f : all)
+            top = std::max(top, f.*(panels[i].value));
+        top = top <= 0 ? 1 : top * 1.15;
+        p.drawLine(plot.bottomLeft(), plot.bottomRight());
+        p.drawLine(plot.bottomLeft(), plot.topLeft());
+        for (int t = 0; t <= 4; ++t) {
+            const double v = top * t / 4;
+            const int y = plot.bottom() - int(plot.height() * t / 4);
+            p.setPen(QColor(220, 220, 220));
+            p.drawLine(plot.left() + 1, y, plot.right(), y);
+            p.setPen(Qt::black);
+            p.drawText(QRect(cell.left(), y - 8, 64, 16), Qt::AlignRight | Qt::AlignVCenter,
+                       QString::number(v, 'g', 3));
+        }
+        if (panels[i].target > 0) {
+            const int y = plot.bottom() - int(plot.height() * panels[i].target / top);
+            p.setPen(QPen(QColor(200, 40, 40), 1, Qt::DashLine));
+            p.drawLine(plot.left(), y, plot.right(), y);
+            p.drawText(plot.right() - 90, y - 4, QStringLiteral("target"));
+        }
+        // Sizes on a log axis.
+        const double lo = std::log10(500.0), hi = std::log10(100'000.0);
+        auto xOf = [&](double bots) {
+            return plot.left() + int(plot.width() * (std::log10(bots) - lo) / (hi - lo));
+        };
+        p.setPen(Qt::black);
+        for (const int bots : {1000, 10000, 50000}) {
+            p.drawText(QRect(xOf(bots) - 40, plot.bottom() + 4, 80, 16), Qt::AlignHCenter,
+                       QStringLiteral("%1 bots").arg(bots));
+        }
+        QPolygonF line;
+        for (const Figures &f : all)
+            line << QPointF(xOf(f.bots),
+                            plot.bottom() - plot.height() * (f.*(panels[i].value)) / top);
+        p.setPen(QPen(QColor(30, 90, 200), 2));
+        p.drawPolyline(line);
+        p.setBrush(QColor(30, 90, 200));
+        for (const QPointF &pt : std::as_const(line))
+            p.drawEllipse(pt, 4, 4);
+        p.setBrush(Qt::NoBrush);
+    }
+    p.end();
+    return image.save(path);
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM"))
+        qputenv("QT_QPA_PLATFORM", "offscreen");
+    QGuiApplication app(argc, argv); // QPainter on a QImage needs fonts
+    QCommandLineParser parser;
+    parser.addHelpOption();
+    parser.addOptions({
+        {"sizes", "Fleet sizes, comma-separated.", "n,n", "1000,10000,50000"},
+        {"heartbeat", "Heartbeat interval told to bots (ms).", "ms", "5000"},
+        {"idle", "Seconds of idle measured at each size.", "s", "10"},
+        {"chart", "Draw the figures into this PNG.", "file"},
+    });
+    parser.process(app);
+    std::vector<int> sizes;
+    for (const QString &s : parser.value("sizes").split(u',')) {
+        bool ok = false;
+        const int n = s.toInt(&ok);
+        if (!ok || n < 1 || n > 200'000)
+            qFatal("bad --sizes");
+        sizes.push_back(n);
+    }
+    const int heartbeat = parser.value("heartbeat").toInt();
+    const int idle = parser.value("idle").toInt();
+    if (heartbeat < 50 || idle < 1 || idle > 600)
+        qFatal("bad --heartbeat or --idle");
+
+    std::vector<Figures> all;
+    for (const int bots : sizes) {
+        const std::optional<Figures> f = measure(bots, heartbeat, idle);
+        if (!f)
+            return 1;
+        const std::string at = "_" + std::to_string(bots);
+        printFigure(("hub_rss_kb_per_bot" + at).c_str(), f->rssKbPerBot, "KB");
+        printFigure(("hub_idle_cpu_pct" + at).c_str(), f->idleCpuPct, "%");
+        printFigure(("connect_storm_s" + at).c_str(), f->connectS, "s");
+        printFigure(("fanout_ping_all_s" + at).c_str(), f->fanoutS, "s");
+        printFigure(("botsim_cpu_pct" + at).c_str(), f->simCpuPct, "%");
+        printFigure(("botsim_rss_mb" + at).c_str(), f->simRssMb, "MiB");
+        printFigure(("botsim_threads" + at).c_str(), f->simThreads, "threads");
+        all.push_back(*f);
+    }
+    if (parser.isSet("chart") && !drawChart(all, parser.value("chart")))
+        return 1;
+    return 0;
+}
