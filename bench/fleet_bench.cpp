@@ -258,12 +258,22 @@ bool drawChart(const std::vector<Figures> &all, const QString &path)
         double top = panels[i].target;
         for (const Figures &f : all)
             top = std::max(top, f.*(panels[i].value));
-        top = top <= 0 ? 1 : top * 1.15;
+        // Round ticks (1, 2 or 5 times a power of ten), four or five of them.
+        top = top <= 0 ? 1 : top * 1.1;
+        const double magnitude = std::pow(10, std::floor(std::log10(top / 4)));
+        double step = magnitude;
+        for (const double m : {1.0, 2.0, 5.0, 10.0}) {
+            step = m * magnitude;
+            if (top / step <= 5)
+                break;
+        }
+        const int ticks = int(std::ceil(top / step));
+        top = ticks * step;
         p.drawLine(plot.bottomLeft(), plot.bottomRight());
         p.drawLine(plot.bottomLeft(), plot.topLeft());
-        for (int t = 0; t <= 4; ++t) {
-            const double v = top * t / 4;
-            const int y = plot.bottom() - int(plot.height() * t / 4);
+        for (int t = 0; t <= ticks; ++t) {
+            const double v = step * t;
+            const int y = plot.bottom() - int(plot.height() * t / ticks);
             p.setPen(QColor(220, 220, 220));
             p.drawLine(plot.left() + 1, y, plot.right(), y);
             p.setPen(Qt::black);
