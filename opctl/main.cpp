@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -42,7 +43,8 @@ enum Exit
     ExitExpired = 2,
     ExitNotConnected = 3, // also disconnected while pending
     ExitCancelled = 4,
-    ExitRefused = 5, // the hub did not send it (duplicate id, full queue, ...)
+    ExitRefused = 5,        // the hub did not send it (duplicate id, full queue, ...)
+    ExitRolloutStopped = 6, // a staged rollout stopped: a wave failed above --abort-above
     ExitUsage = 64,
     ExitUnreachable = 69,
     ExitInternal = 70,
@@ -60,6 +62,8 @@ commands:
              decide on a bot (admin)         opctl bots accept|reject|revoke BOT [--reason TEXT] [--credential C]
   send       send a command and wait         opctl send BOT COMMAND [options]
              fan out with a live tally       opctl send --all|--label k=v COMMAND [options]
+             ... in waves (a rollout)        opctl send --all COMMAND --batch 10% --abort-above 5%
+  rollout    pause, resume or abort one      opctl rollout pause|resume|abort FAN_OUT_ID
   commands   list commands                  opctl commands [--state S] [--bot B] [--fan-out F]
   history    search the hub's history       opctl history [--bot B] [--state S] [--since 24h]
   cancel     cancel a pending command       opctl cancel ID [--reason TEXT]
@@ -95,7 +99,8 @@ security options (docs/security.md):
                           without TLS)
 
 exit codes: 0 acked, 1 rejected by the bot, 2 expired, 3 not connected or disconnected (or a
-            bot the hub does not know), 4 cancelled, 5 refused by the hub, 64 usage error,
+            bot the hub does not know), 4 cancelled, 5 refused by the hub, 6 a rollout
+            stopped because a wave failed above --abort-above, 64 usage error,
             69 hub unreachable (or the TLS handshake failed), 70 internal error, 73 token new
             could not write a file, 75 the hub is busy or limits your rate (try again later),
             77 not authenticated (no token, or an unknown one) or not permitted (the token's
@@ -123,6 +128,13 @@ options:
   --label k=v            fan out to the bots with this label (repeatable: all of them)
   --fan-out ID           fan-out: use this fan-out id (must be unused); the hub picks one
                          otherwise. Consoles show the fan-out's tally under this id.
+  --batch N|P%           fan-out: a staged rollout, in waves of N bots (1..1000000) or P
+                         percent of them (1%..100%, rounded up); a wave starts once the one
+                         before it has finished
+  --abort-above P%       rollout: stop when a wave's failed share (rejected, expired, not
+                         connected, disconnected, refused) is above P% (0..100); the later
+                         waves are never sent
+  --wave-delay DUR       rollout: wait this long between a wave's end and the next (0..24h)
 
 An option for another kind is refused (--set with ping: "--set is for send's config
 updates, not a ping command"), as is --fan-out without --all or --label.
@@ -131,6 +143,22 @@ The exit code tells the outcome (see opctl --help). A fan-out prints one line pe
 each finishes, a live tally on the terminal, then a summary with the fan-out's id (for
 opctl commands --fan-out ID); it exits 0 only if every bot acked, else with the code of
 the most severe outcome.
+
+A rollout (--batch) prints a line as each wave starts and finishes (its tally), then why it
+ended and the summary; --json prints every event, bot results included. It exits 6 when a
+wave failed above --abort-above (the later waves were not sent), else as a fan-out. opctl
+rollout pauses, resumes or aborts it from elsewhere; Ctrl+C here aborts it and cancels the
+commands of the wave in flight.
+)";
+
+const char *const RolloutHelp =
+    R"(usage: opctl rollout pause|resume|abort FAN_OUT_ID [--cancel-in-flight]
+
+Controls a staged rollout (opctl send --batch ...) by its fan-out id. pause: no further wave
+starts (the one in flight runs to its end); resume: the next wave goes, after what is left of
+its --wave-delay; abort: no further wave is ever sent, and the commands in flight are left to
+finish, or cancelled with --cancel-in-flight. Its issuer or an admin only. Prints where the
+rollout is; exits 0, 3 when the hub has no such rollout, 5 when it has already ended.
 )";
 
 const char *const BotsHelp = R"(usage: opctl bots [--connected] [--label k=v ...]
@@ -308,7 +336,16 @@ const std::vector<Command> &commandTable()
                          {"id", Takes::Value, "send"},
                          {"fan-out", Takes::Value, "send's fan-outs (--all or --label)", "fan-out"},
                          {"all", Takes::Flag, "send's fan-outs"},
-                         {"label", Takes::Values, "send's fan-outs"}}},
+                         {"label", Takes::Values, "send's fan-outs"},
+                         {"batch", Takes::Value, "send's fan-outs (--all or --label)", "fan-out"},
+                         {"abort-above", Takes::Value, "send's rollouts (--batch)", "fan-out"},
+                         {"wave-delay", Takes::Value, "send's rollouts (--batch)", "fan-out"}}},
+            {.name = "rollout",
+             .help = RolloutHelp,
+             .arguments = 2,
+             .words = "pause resume abort",
+             .wordAt = 1,
+             .options = {{"cancel-in-flight", Takes::Flag, "rollout abort", "abort"}}},
             {.name = "bots",
              .help = BotsHelp,
              .arguments = -1,
@@ -1352,32 +1389,46 @@ public:
                 throw UsageError(p);
             request.set_fan_out_id(*id);
         }
+        const bool staged = setRollout(args, request);
         requireHub();
         grpc::ClientContext context;
         prepare(context);
-        context.set_deadline(system_clock::now() + milliseconds(timeout + connectTimeout) + 10s);
+        // A rollout lasts as long as its waves (unknown here): no deadline; Ctrl+C ends the
+        // call, which aborts it.
+        if (!staged)
+            context.set_deadline(system_clock::now() + milliseconds(timeout + connectTimeout) +
+                                 10s);
         auto reader = m_stub->SendToMany(&context, request);
         const bool tty = isatty(STDERR_FILENO);
         std::map<v1::Outcome, int> tally;
         int done = 0;
         int worst = ExitAcked;
         v1::SendToManyEvent event;
+        v1::RolloutState rolloutEnd = v1::ROLLOUT_STATE_UNSPECIFIED;
         while (reader->Read(&event)) {
-            if (event.has_result()) {
+            if (event.has_rollout()) {
+                if (event.rollout().event() == "finished")
+                    rolloutEnd = event.rollout().state();
+                const std::string line = rolloutLine(event.rollout());
+                if (m_json || !line.empty())
+                    std::puts(m_json ? toJson(event.rollout()).c_str() : line.c_str());
+                std::fflush(stdout);
+            } else if (event.has_result()) {
                 const auto &r = event.result();
                 ++done;
                 ++tally[r.outcome()];
                 worst = std::max(worst, exitFor(r.outcome()));
-                std::puts(m_json ? toJson(r).c_str() : describe(r).c_str());
+                if (m_json || !staged) // a rollout says it per wave
+                    std::puts(m_json ? toJson(r).c_str() : describe(r).c_str());
                 std::fflush(stdout);
-                if (tty) {
+                if (tty && !staged) {
                     std::string line = "\r" + std::to_string(done) + " done:";
                     for (const auto &[o, n] : tally)
                         line += " " + std::to_string(n) + " " + outcomeName(o);
                     std::fprintf(stderr, "%s   ", line.c_str());
                 }
             } else if (event.has_summary()) {
-                if (tty)
+                if (tty && !staged)
                     std::fputs("\n", stderr);
                 std::puts(m_json ? toJson(event.summary()).c_str()
                                  : ("summary (fan-out " + event.summary().fan_out_id() +
@@ -1388,7 +1439,140 @@ public:
         const auto status = reader->Finish();
         if (!status.ok())
             return failed(status);
+        if (rolloutEnd == v1::ROLLOUT_STATE_STOPPED)
+            return ExitRolloutStopped;
+        if (rolloutEnd == v1::ROLLOUT_STATE_ABORTED)
+            return std::max(worst, int(ExitCancelled));
         return worst;
+    }
+
+    // --batch, --abort-above, --wave-delay: the request's rollout; false without --batch.
+    static bool setRollout(const Args &args, v1::SendToManyRequest &request)
+    {
+        const auto batch = args.value("batch");
+        if (!batch) {
+            for (const char *o : {"abort-above", "wave-delay"})
+                if (args.value(o))
+                    throw UsageError(std::string("--") + o + " goes with --batch (a rollout)");
+            return false;
+        }
+        v1::Rollout &rollout = *request.mutable_rollout();
+        const auto number = [](std::string text, const char *what, bool percent) {
+            if (percent && !text.empty() && text.back() == '%')
+                text.pop_back();
+            size_t used = 0;
+            double v = 0;
+            try {
+                v = std::stod(text, &used);
+            } catch (const std::exception &) {
+                used = 0;
+            }
+            if (used == 0 || used != text.size() || !std::isfinite(v))
+                throw UsageError(std::string(what) + ": not a number: '" + text + "'");
+            return v;
+        };
+        if (!batch->empty() && batch->back() == '%') {
+            const double p = number(*batch, "--batch", true);
+            if (p < 1 || p > 100 || p != std::floor(p))
+                throw UsageError("--batch: a percentage from 1% to 100%, not " + *batch);
+            rollout.set_batch_percent(int(p));
+        } else {
+            const double n = number(*batch, "--batch", false);
+            if (n < 1 || n > 1'000'000 || n != std::floor(n))
+                throw UsageError("--batch: 1 to 1000000 bots (or a percentage: 10%), not " +
+                                 *batch);
+            rollout.set_batch_count(int(n));
+        }
+        if (const auto above = args.value("abort-above")) {
+            const double p = number(*above, "--abort-above", true);
+            if (p < 0 || p > 100)
+                throw UsageError("--abort-above: a percentage from 0% to 100%, not " + *above);
+            rollout.set_abort_above_percent(p);
+        }
+        if (const auto delay = args.value("wave-delay")) {
+            const int64_t ms = durationMs(*delay, "--wave-delay");
+            if (ms < 0 || ms > 24 * 3'600'000)
+                throw UsageError("--wave-delay: 0 to 24h, not " + *delay);
+            *rollout.mutable_wave_delay() = opconsole::wire::durationFromMs(ms);
+        }
+        return true;
+    }
+
+    // A line per wave and one for the end: "wave 2/10 finished: 100/100 acked".
+    static std::string rolloutLine(const v1::RolloutProgress &p)
+    {
+        const std::string wave =
+            "wave " + std::to_string(p.wave()) + "/" + std::to_string(p.waves());
+        const std::string &e = p.event();
+        if (e == "wave_started")
+            return wave + " started: " + std::to_string(p.wave_bots()) + " bots";
+        if (e == "wave_finished")
+            return wave + " finished: " + p.wave_tally().text();
+        if (e == "paused" || e == "resumed")
+            return "rollout " + e + " after " + wave;
+        if (e == "finished")
+            return "rollout " + p.fan_out_id() + " " + rolloutStateName(p.state()) + ": " +
+                   p.reason();
+        return {};
+    }
+
+    static const char *rolloutStateName(v1::RolloutState state)
+    {
+        switch (state) {
+        case v1::ROLLOUT_STATE_RUNNING:
+            return "running";
+        case v1::ROLLOUT_STATE_PAUSED:
+            return "paused";
+        case v1::ROLLOUT_STATE_COMPLETED:
+            return "completed";
+        case v1::ROLLOUT_STATE_STOPPED:
+            return "stopped";
+        case v1::ROLLOUT_STATE_ABORTED:
+            return "aborted";
+        case v1::ROLLOUT_STATE_SHUT_DOWN:
+            return "shut down";
+        default:
+            return "in an unknown state";
+        }
+    }
+
+    int rollout(const Args &args)
+    {
+        if (args.words.size() != 3)
+            throw UsageError("usage: opctl rollout pause|resume|abort FAN_OUT_ID");
+        const std::string &verb = args.words[1];
+        v1::ControlRolloutRequest request;
+        if (verb == "pause")
+            request.set_action(v1::ROLLOUT_ACTION_PAUSE);
+        else if (verb == "resume")
+            request.set_action(v1::ROLLOUT_ACTION_RESUME);
+        else if (verb == "abort")
+            request.set_action(v1::ROLLOUT_ACTION_ABORT);
+        else
+            throw UsageError("unknown rollout action '" + verb + "' (pause, resume, abort)");
+        request.set_fan_out_id(args.words[2]);
+        if (const std::string p = opconsole::wire::checkId(request.fan_out_id(), "FAN_OUT_ID");
+            !p.empty())
+            throw UsageError(p);
+        request.set_cancel_in_flight(args.flag("cancel-in-flight"));
+        v1::ControlRolloutResponse response;
+        requireHub();
+        const auto status = quickCall(&v1::Operator::Stub::ControlRollout, request, &response);
+        if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+            std::cerr << "opctl: " << status.error_message() << "\n";
+            return ExitRefused;
+        }
+        if (!status.ok())
+            return failed(status);
+        const v1::RolloutProgress &p = response.status();
+        if (m_json) {
+            std::puts(toJson(p).c_str());
+            return ExitAcked;
+        }
+        std::printf("rollout %s %s at wave %d/%d: %s%s\n", p.fan_out_id().c_str(),
+                    rolloutStateName(p.state()), p.wave(), p.waves(), p.overall().text().c_str(),
+                    p.reason().empty() ? "" : ("; " + p.reason()).c_str());
+        return ExitAcked;
     }
 
     // --state S ...: an outcome name, or done (every final one) or problems (all but acked).
@@ -1903,6 +2087,8 @@ int main(int argc, char **argv)
             return client.commands(args);
         if (name == "cancel")
             return client.cancel(args);
+        if (name == "rollout")
+            return client.rollout(args);
         if (name == "history")
             return client.history(args);
         if (name == "whoami")

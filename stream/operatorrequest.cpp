@@ -3,6 +3,8 @@
 #include "protoconvert.h"
 #include "wirecheck.h"
 
+#include <cmath>
+
 namespace opconsole::api {
 
 using namespace std::chrono;
@@ -88,7 +90,71 @@ QString checkSendToMany(const v1::SendToManyRequest &request, milliseconds maxTi
                             request.connect_timeout(), maxTimeout, out);
     if (problem.isEmpty() && out)
         out->options.fanOut = fromStd(request.fan_out_id());
+    if (problem.isEmpty() && request.has_rollout()) {
+        RolloutOptions rollout;
+        if (QString p = checkRollout(request.rollout(), &rollout); !p.isEmpty())
+            return p;
+        out->rollout = rollout;
+    }
     return problem;
+}
+
+QString checkRollout(const v1::Rollout &rollout, RolloutOptions *out)
+{
+    RolloutOptions checked;
+    switch (rollout.batch_case()) {
+    case v1::Rollout::kBatchCount:
+        if (rollout.batch_count() < 1 || rollout.batch_count() > RolloutOptions::MaxBatchCount)
+            return QStringLiteral("rollout.batch_count must be 1 to %1 bots, not %2")
+                .arg(RolloutOptions::MaxBatchCount)
+                .arg(rollout.batch_count());
+        checked.batchCount = rollout.batch_count();
+        break;
+    case v1::Rollout::kBatchPercent:
+        if (rollout.batch_percent() < 1 || rollout.batch_percent() > 100)
+            return QStringLiteral("rollout.batch_percent must be 1 to 100, not %1")
+                .arg(rollout.batch_percent());
+        checked.batchPercent = rollout.batch_percent();
+        break;
+    default:
+        return QStringLiteral("rollout needs batch_count or batch_percent");
+    }
+    if (rollout.has_abort_above_percent()) {
+        const double above = rollout.abort_above_percent();
+        if (!std::isfinite(above) || above < 0 || above > 100)
+            return QStringLiteral("rollout.abort_above_percent must be 0 to 100");
+        checked.abortAbovePercent = above;
+    }
+    if (QString p = checkTimeout(rollout.wave_delay(), false, "rollout.wave_delay",
+                                 RolloutOptions::MaxWaveDelay, &checked.waveDelay);
+        !p.isEmpty())
+        return p;
+    if (QString p = checked.validate(); !p.isEmpty())
+        return p;
+    *out = checked;
+    return {};
+}
+
+QString checkControlRollout(const v1::ControlRolloutRequest &request, RolloutAction *out)
+{
+    if (const std::string p = wire::checkId(request.fan_out_id(), "fan_out_id"); !p.empty())
+        return fromStd(p);
+    switch (request.action()) {
+    case v1::ROLLOUT_ACTION_PAUSE:
+        *out = RolloutAction::Pause;
+        break;
+    case v1::ROLLOUT_ACTION_RESUME:
+        *out = RolloutAction::Resume;
+        break;
+    case v1::ROLLOUT_ACTION_ABORT:
+        *out = request.cancel_in_flight() ? RolloutAction::AbortAndCancel : RolloutAction::Abort;
+        return {};
+    default:
+        return QStringLiteral("action must be pause, resume or abort");
+    }
+    if (request.cancel_in_flight())
+        return QStringLiteral("cancel_in_flight goes with abort only");
+    return {};
 }
 
 QString checkQueryHistory(const v1::QueryHistoryRequest &request, HistoryQuery *out)

@@ -220,24 +220,69 @@ public:
         std::lock_guard lock(m_mutex);
         m_ids = ids;
     }
+    // A rollout's: the caller giving up aborts it (and cancels its commands in flight).
+    void setOnCancel(std::function<void()> fn)
+    {
+        std::lock_guard lock(m_mutex);
+        m_onCancel = std::move(fn);
+    }
 
 protected:
     void cancelled() override
     {
         QStringList ids;
+        std::function<void()> onCancel;
         {
             std::lock_guard lock(m_mutex);
             ids = m_ids;
+            onCancel = std::move(m_onCancel);
         }
         for (const QString &id : ids)
             m_commands.cancel(id, QStringLiteral("the API caller gave up"));
+        if (onCancel)
+            onCancel();
     }
 
 private:
     CommandService &m_commands;
     std::mutex m_mutex;
     QStringList m_ids;
+    std::function<void()> m_onCancel;
 };
+
+v1::RolloutState toProtoState(RolloutState state)
+{
+    switch (state) {
+    case RolloutState::Running:
+        return v1::ROLLOUT_STATE_RUNNING;
+    case RolloutState::Paused:
+        return v1::ROLLOUT_STATE_PAUSED;
+    case RolloutState::Completed:
+        return v1::ROLLOUT_STATE_COMPLETED;
+    case RolloutState::Stopped:
+        return v1::ROLLOUT_STATE_STOPPED;
+    case RolloutState::Aborted:
+        return v1::ROLLOUT_STATE_ABORTED;
+    case RolloutState::ShutDown:
+        return v1::ROLLOUT_STATE_SHUT_DOWN;
+    }
+    return v1::ROLLOUT_STATE_UNSPECIFIED;
+}
+
+void fillRollout(v1::RolloutProgress &out, const RolloutStatus &s)
+{
+    out.set_fan_out_id(toStd(s.fanOut));
+    out.set_event(toStd(s.event));
+    out.set_wave(s.wave);
+    out.set_waves(s.waves);
+    out.set_wave_bots(s.waveBots);
+    convert::fillTally(*out.mutable_wave_tally(), s.waveTally);
+    convert::fillTally(*out.mutable_overall(), s.overall);
+    out.set_state(toProtoState(s.state));
+    out.set_reason(toStd(s.reason));
+    out.set_not_sent(s.notSent);
+    out.set_issuer(toStd(s.issuer));
+}
 
 class WatchWriter;
 
@@ -284,6 +329,12 @@ public:
     grpc::ServerUnaryReactor *DecideBot(grpc::CallbackServerContext *context,
                                         const v1::DecideBotRequest *request,
                                         v1::DecideBotResponse *response) override;
+    grpc::ServerUnaryReactor *ControlRollout(grpc::CallbackServerContext *context,
+                                             const v1::ControlRolloutRequest *request,
+                                             v1::ControlRolloutResponse *response) override;
+    void startRollout(const std::shared_ptr<FanOutWriter> &writer,
+                      const v1::SendToManyRequest &request, const QStringList &bots,
+                      api::CommandRequest &checked, const Caller &caller);
 
     // A bot event to every watcher (none: nothing is built).
     void broadcastBot(const char *name, const BotInfo &bot);
@@ -296,6 +347,8 @@ public:
     ChangeFeed &feed;
     HistoryStore *history = nullptr;
     OperatorAccess access;
+    // Staged rollouts (SendToMany with a rollout), in this service's thread.
+    std::unique_ptr<RolloutRunner> rollouts;
     // Serialises a Watch's start (snapshot or replay, then joining) with the broadcast of the
     // feed's changes, so that each watcher gets every change after its start exactly once.
     // Only pushes happen under it (they never block, nor call back into this class).
@@ -444,6 +497,10 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *context,
                 bots.append(bot.botId);
         }
     }
+    if (checked.rollout) {
+        startRollout(writer, *request, bots, checked, caller);
+        return writer.get();
+    }
     const FanOut fan = commands.sendToMany(bots, checked.spec, checked.timeout, checked.options);
     if (!fan.refused.isEmpty()) {
         writer->finish(invalid(fan.refused));
@@ -506,6 +563,154 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *context,
             });
     }
     return writer.get();
+}
+
+// A rollout on the SendToMany stream: its progress events as they come, a result per command
+// of every wave sent, then (once it has ended and every result is out) the overall summary.
+void OperatorServicePrivate::startRollout(const std::shared_ptr<FanOutWriter> &writer,
+                                          const v1::SendToManyRequest &request,
+                                          const QStringList &bots, api::CommandRequest &checked,
+                                          const Caller &caller)
+{
+    struct Stream
+    {
+        std::mutex mutex;
+        int outstanding = 0;                        // results of the waves sent, not yet pushed
+        std::optional<v1::SendToManyEvent> summary; // set when the rollout has ended
+        bool ended = false;
+    };
+    auto stream = std::make_shared<Stream>();
+    // Under stream->mutex: the summary goes last, once the end is known and every result out.
+    auto endIfDone = [writer](Stream &st, std::unique_lock<std::mutex> &lock) {
+        if (st.ended || !st.summary || st.outstanding > 0)
+            return;
+        st.ended = true;
+        v1::SendToManyEvent last = std::move(*st.summary);
+        lock.unlock();
+        writer->push(std::move(last));
+        writer->finish(grpc::Status::OK);
+    };
+    RolloutObserver observer;
+    if (!request.no_wait()) {
+        observer.waveSent = [writer, stream, endIfDone, history = history](const RolloutWave &w) {
+            {
+                std::lock_guard lock(stream->mutex);
+                stream->outstanding += int(w.futures.size());
+            }
+            for (const auto &future : w.futures) {
+                QFuture<CommandOutcome>(future)
+                    .then([writer, stream, endIfDone, history](const CommandOutcome &o) {
+                        whenDurable(history, o.change, [writer, stream, endIfDone, o] {
+                            try {
+                                v1::SendToManyEvent event;
+                                convert::fillRecord(*event.mutable_result(), o);
+                                writer->push(std::move(event));
+                            } catch (...) {
+                                writer->finish(
+                                    grpc::Status(grpc::StatusCode::INTERNAL, "internal error"));
+                            }
+                            std::unique_lock lock(stream->mutex);
+                            --stream->outstanding;
+                            endIfDone(*stream, lock);
+                        });
+                    })
+                    .onCanceled([writer] {
+                        writer->finish(
+                            grpc::Status(grpc::StatusCode::INTERNAL, "a command was lost"));
+                    });
+            }
+        };
+        observer.progress = [writer, stream, endIfDone](const RolloutStatus &status) {
+            v1::SendToManyEvent event;
+            fillRollout(*event.mutable_rollout(), status);
+            writer->push(std::move(event));
+            if (status.event != QLatin1String("finished"))
+                return;
+            v1::SendToManyEvent summary;
+            convert::fillTally(*summary.mutable_summary(), status.overall);
+            std::unique_lock lock(stream->mutex);
+            stream->summary = std::move(summary);
+            endIfDone(*stream, lock);
+        };
+    }
+    checked.options.issuer = caller.name;
+    QStringList ordered = bots;
+    if (request.bot_ids_size() == 0) // chosen by label or all: waves in bot id order
+        ordered.sort();
+    const RolloutRunner::Started started =
+        rollouts->start(ordered, checked.spec, checked.timeout, checked.options, *checked.rollout,
+                        std::move(observer));
+    if (!started.refused.isEmpty()) {
+        writer->finish(invalid(started.refused));
+        return;
+    }
+    if (request.no_wait()) {
+        // Answered at once: the rollout goes on in the hub; its commands show on Watch under
+        // the fan-out id as each wave is sent, and ControlRollout tells where it is.
+        v1::SendToManyEvent progress;
+        fillRollout(*progress.mutable_rollout(), started.status);
+        writer->push(std::move(progress));
+        v1::SendToManyEvent summary;
+        FanOutSummary none;
+        none.id = started.id;
+        none.kind = checked.spec.name();
+        convert::fillTally(*summary.mutable_summary(), none);
+        writer->push(std::move(summary));
+        writer->finish(grpc::Status::OK);
+        return;
+    }
+    RolloutRunner *runner = rollouts.get();
+    writer->setOnCancel([runner, id = started.id] {
+        runner->control(id, RolloutAction::AbortAndCancel, QStringLiteral("the API caller"));
+    });
+}
+
+grpc::ServerUnaryReactor *
+OperatorServicePrivate::ControlRollout(grpc::CallbackServerContext *context,
+                                       const v1::ControlRolloutRequest *request,
+                                       v1::ControlRolloutResponse *response)
+{
+    auto *reactor = context->DefaultReactor();
+    Caller caller;
+    if (grpc::Status s =
+            access.authorize(*context, security::Role::Operator, "ControlRollout", &caller);
+        !s.ok()) {
+        reactor->Finish(s);
+        return reactor;
+    }
+    RolloutAction action = RolloutAction::Pause;
+    if (const QString problem = api::checkControlRollout(*request, &action); !problem.isEmpty()) {
+        reactor->Finish(invalid(problem));
+        return reactor;
+    }
+    const QString id = fromStd(request->fan_out_id());
+    const std::optional<RolloutStatus> now = rollouts->status(id);
+    if (!now) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                     toStd(QStringLiteral("no rollout %1 on this hub").arg(id))));
+        return reactor;
+    }
+    // Its issuer or an admin (a hub without operator tokens takes every caller for an admin).
+    if (caller.role != security::Role::Admin && now->issuer != caller.name) {
+        reactor->Finish(access.denied(
+            caller, "ControlRollout",
+            QStringLiteral("rollout %1 was started by %2: only its issuer or an admin controls it")
+                .arg(id, now->issuer)));
+        return reactor;
+    }
+    const RolloutRunner::Control result = rollouts->control(id, action, caller.name);
+    switch (result.error) {
+    case RolloutRunner::Control::Error::NotFound:
+        reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, toStd(result.message)));
+        return reactor;
+    case RolloutRunner::Control::Error::Finished:
+        reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, toStd(result.message)));
+        return reactor;
+    case RolloutRunner::Control::Error::None:
+        break;
+    }
+    finishWith(reactor, [&] { fillRollout(*response->mutable_status(), result.status); });
+    return reactor;
 }
 
 grpc::ServerUnaryReactor *OperatorServicePrivate::ListBots(grpc::CallbackServerContext *context,
@@ -1032,6 +1237,7 @@ void OperatorServicePrivate::removeWatcher(WatchWriter *watcher)
 OperatorService::OperatorService(CommandService &commands, ChangeFeed &feed, QObject *parent)
     : QObject(parent), d(std::make_unique<OperatorServicePrivate>(commands, feed))
 {
+    d->rollouts = std::make_unique<RolloutRunner>(commands);
     // Watchers see every transition through the change feed and the hub's bot events.
     connect(&feed, &ChangeFeed::changes, this,
             [this](const QList<CommandOutcome> &records) { d->broadcastChanges(records); });
@@ -1093,6 +1299,11 @@ void OperatorService::setAccess(OperatorAccessOptions access)
 OperatorAccessCounters OperatorService::accessCounters() const
 {
     return d->access.counters();
+}
+
+RolloutRunner &OperatorService::rollouts() const
+{
+    return *d->rollouts;
 }
 
 int OperatorService::watcherCount() const

@@ -15,6 +15,7 @@ class CommandService;
 class HistoryStore;
 class Hub;
 class OperatorServicePrivate;
+class RolloutRunner;
 
 // Who may call the Operator API (docs/security.md).
 struct OperatorAccessOptions
@@ -64,6 +65,8 @@ public:
     void setAccess(OperatorAccessOptions access);
     OperatorAccessCounters accessCounters() const;
     int watcherCount() const;
+    // The staged rollouts started through SendToMany (stream/rollout.h); in this thread.
+    RolloutRunner &rollouts() const;
 
 signals:
     // A call refused for its credential, role, scope or rate (for the log; within a budget).

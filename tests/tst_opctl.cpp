@@ -340,7 +340,7 @@ void TestOpctl::helpListsEveryOptionCompletionOffers()
     Opctl mainHelp({"--help"});
     QCOMPARE(mainHelp.wait(), 0);
     const QStringList commands = complete({"opctl", ""});
-    QCOMPARE(commands.size(), 10);
+    QCOMPARE(commands.size(), 11);
     for (const QString &command : commands) {
         Opctl help({"help", command});
         QCOMPARE(help.wait(), 0);
