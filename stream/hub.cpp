@@ -13,6 +13,7 @@
 #include <QFile>
 #include <QPointer>
 
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -109,7 +110,7 @@ private:
     std::vector<std::string> *m_names;
 };
 
-// The standard health service (grpc.health.v1.Health) on both listeners: "" (the server) is
+// The standard health service (grpc.health.v1.Health) on the operator listener: "" (the server) is
 // SERVING from the start, and so is each of the listener's own services by name (not gRPC's
 // own, grpc.*). stopLocked() turns every name NOT_SERVING before anything else.
 void enableHealthChecks()
@@ -841,8 +842,13 @@ bool Hub::start(QString *error)
     builder.AddListeningPort(toStd(d->options.listenAddress),
                              credentialsOf(d->options.botCredentials), &d->port);
     builder.RegisterService(d->service.get());
-    // Health for probes on the port bots use; no reflection there (docs/security.md).
+    // Neither reflection nor health on the port bots use (docs/security.md): gRPC's health
+    // service lets anyone hold Watch streams with no cap (about 18 KB each, no Hello, no
+    // timeout), and this is the port that faces the fleet. Probes use the operator listener.
     builder.SetOption(std::make_unique<ListenerExtras>(false, &botServices));
+    builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
+    // One hub per port: a second one started on it must fail, not share the bots.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(d->options.maxMessageBytes);
     allowPings(builder);
     // A held bot sends nothing (no heartbeats until accepted): the hub pings an idle stream
@@ -866,6 +872,7 @@ bool Hub::start(QString *error)
         operators.AddListeningPort(toStd(address), credentialsOf(d->options.operatorCredentials),
                                    unixSocket ? nullptr : &d->operatorPort);
         allowPings(operators);
+        operators.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
         for (const auto &extension : d->extensions)
             extension(operators);
         operators.SetOption(std::make_unique<ListenerExtras>(true, &operatorServices));
