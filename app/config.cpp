@@ -1,9 +1,10 @@
 #include "config.h"
 
 #include <QCommandLineParser>
+#include <QFile>
 #include <QFileInfo>
-#include <QSettings>
 
+#include <algorithm>
 #include <cmath>
 
 namespace opconsole {
@@ -44,9 +45,9 @@ const std::vector<Setting> &Config::settings()
     // with no flag and no file runs as it did before the table existed.
     static const std::vector<Setting> all = {
         // Where it listens and how fast it notices.
-        {"hub", "listen", Kind::Text, "127.0.0.1:50051", 0, 0, "",
+        {"hub", "listen", Kind::Address, "127.0.0.1:50051", 0, 0, "",
          "Address bots connect to (host:port; port 0 picks a free one)."},
-        {"hub", "operator-listen", Kind::Text, "127.0.0.1:50052", 0, 0, "",
+        {"hub", "operator-listen", Kind::Address, "127.0.0.1:50052", 0, 0, "",
          "Address of the Operator API (opctl, consoles): host:port or unix:/path (made 0600)."},
         {"hub", "heartbeat", Kind::Integer, "2000", 50, 3'600'000, "ms",
          "Heartbeat interval told to bots."},
@@ -72,11 +73,9 @@ const std::vector<Setting> &Config::settings()
          "Heartbeats and status reports per second a bot may send (0: no limit)."},
         {"hub", "max-violations-per-second", Kind::Number, "5", 0, 1e6, "per bot",
          "Protocol violations reported per second before the bot's stream is ended."},
-        {"hub", "worker-threads", Kind::Integer, "0", 0, 1024, "threads",
-         "gRPC callback threads (0: gRPC chooses)."},
         // What commands may be.
-        {"commands", "max-timeout", Kind::Integer, "86400", 1, 31'536'000, "s",
-         "Longest command timeout accepted."},
+        {"commands", "max-timeout", Kind::Integer, "86400", 1, 2'147'483, "s",
+         "Longest command timeout accepted (Qt's timers count milliseconds in an int)."},
         {"commands", "late-ack-window", Kind::Integer, "300000", 0, 86'400'000, "ms",
          "How long after its deadline a command still takes a late ack."},
         {"commands", "max-remembered", Kind::Integer, "100000", 100, 100'000'000, "commands",
@@ -107,7 +106,7 @@ const std::vector<Setting> &Config::settings()
          "is an admin."},
         {"security", "bot-tokens", Kind::Text, "", 0, 0, "",
          "Bot tokens and the bot ids each may use."},
-        {"security", "admission", Kind::Text, "open", 0, 0, "",
+        {"security", "admission", Kind::Choice, "open", 0, 0, "open|approve",
          "open: bots with a valid credential are admitted; approve: new ones wait for an "
          "admin."},
         {"security", "operator-rate", Kind::Number, "50", 0, 1e6, "sends/s",
@@ -118,9 +117,9 @@ const std::vector<Setting> &Config::settings()
          "Allow a listener other machines reach without TLS (or the Operator API there "
          "without operators). Logged every hour."},
         // The log and the metrics.
-        {"log", "log-level", Kind::Text, "info", 0, 0, "",
+        {"log", "log-level", Kind::Choice, "info", 0, 0, "debug|info|warning|error",
          "Least level logged: debug, info, warning, error."},
-        {"metrics", "metrics-listen", Kind::Text, "", 0, 0, "",
+        {"metrics", "metrics-listen", Kind::Address, "", 0, 0, "",
          "Serve Prometheus metrics at http://host:port/metrics (plain HTTP, no "
          "authentication: loopback or a private network). Off when empty."},
     };
@@ -145,20 +144,33 @@ void Config::addOptions(QCommandLineParser &parser)
             parser.addOption({name, help});
             continue;
         }
-        if (s.kind != Kind::Text)
+        if (s.kind == Kind::Integer || s.kind == Kind::Number)
             help += QStringLiteral(" %1; default %2.")
                         .arg(rangeText(s), QString::fromLatin1(s.fallback));
+        else if (s.kind == Kind::Choice)
+            help += QStringLiteral(" One of %1; default %2.")
+                        .arg(QString::fromLatin1(s.unit).replace(u'|', QStringLiteral(", ")),
+                             QString::fromLatin1(s.fallback));
         else if (*s.fallback)
             help += QStringLiteral(" Default %1.").arg(QString::fromLatin1(s.fallback));
-        const QString valueName = *s.unit ? QString::fromLatin1(s.unit).section(u' ', 0, 0)
-                                  : s.kind == Kind::Text ? QStringLiteral("value")
-                                                         : QStringLiteral("n");
+        const QString valueName = s.kind == Kind::Choice    ? QStringLiteral("word")
+                                  : s.kind == Kind::Address ? QStringLiteral("address")
+                                  : s.kind == Kind::Text    ? QStringLiteral("value")
+                                  : QLatin1String(s.unit) == QLatin1String("ms") ||
+                                          QLatin1String(s.unit) == QLatin1String("s")
+                                      ? QString::fromLatin1(s.unit)
+                                      : QStringLiteral("n");
         parser.addOption({name, help, valueName});
     }
 }
 
 QString Config::problem(const Setting &s, const QString &value)
 {
+    // One line, as written: what --print-config writes must read back the same.
+    if (std::any_of(value.cbegin(), value.cend(), [](QChar c) { return c.unicode() < 0x20; }))
+        return QStringLiteral("holds a control character (a value is one line)");
+    if (value != value.trimmed())
+        return QStringLiteral("has spaces at an end");
     switch (s.kind) {
     case Kind::Text:
         return value.size() > 4096 ? QStringLiteral("is longer than 4096 characters") : QString();
@@ -166,10 +178,32 @@ QString Config::problem(const Setting &s, const QString &value)
         bool on = false;
         return parseSwitch(value, &on) ? QString() : QStringLiteral("takes true or false");
     }
+    case Kind::Choice: {
+        const QStringList words = QString::fromLatin1(s.unit).split(u'|');
+        return words.contains(value)
+                   ? QString()
+                   : QStringLiteral("takes %1").arg(words.join(QStringLiteral(", ")));
+    }
+    case Kind::Address: {
+        if (value.isEmpty())
+            return *s.fallback ? QStringLiteral("takes host:port or unix:/path") : QString();
+        if (value.startsWith(QLatin1String("unix:")))
+            return value.size() > 5 && value.at(5) == u'/' && value.size() < 108
+                       ? QString()
+                       : QStringLiteral("takes unix: and an absolute path shorter than 100 "
+                                        "characters");
+        const qsizetype colon = value.lastIndexOf(u':');
+        bool ok = false;
+        const int port = colon > 0 ? value.mid(colon + 1).toInt(&ok) : -1;
+        if (!ok || port < 0 || port > 65535 || value.size() > 255 || value.contains(u' '))
+            return QStringLiteral("takes host:port (port 0 to 65535; 0 picks a free one) or "
+                                  "unix:/path");
+        return {};
+    }
     case Kind::Integer:
     case Kind::Number: {
         bool ok = false;
-        const double v = value.trimmed().toDouble(&ok);
+        const double v = value.toDouble(&ok);
         const bool whole = s.kind == Kind::Number || (std::isfinite(v) && v == std::floor(v));
         if (!ok || !std::isfinite(v) || !whole || v < s.min || v > s.max)
             return QStringLiteral("takes %1%2")
@@ -188,40 +222,18 @@ bool Config::load(const QString &file, const QCommandLineParser &parser, QString
         m_from.insert(QString::fromLatin1(s.name), QStringLiteral("default"));
     }
     if (!file.isEmpty()) {
-        const QFileInfo info(file);
-        if (!info.isFile() || !info.isReadable()) {
+        QFile in(file);
+        constexpr qint64 MaxBytes = 1024 * 1024;
+        if (!QFileInfo(file).isFile() || !in.open(QIODevice::ReadOnly)) {
             *error = QStringLiteral("--config %1: no such readable file").arg(file);
             return false;
         }
-        QSettings ini(file, QSettings::IniFormat);
-        if (ini.status() != QSettings::NoError) {
-            *error = QStringLiteral("--config %1: not an INI file").arg(file);
+        if (in.size() > MaxBytes) {
+            *error = QStringLiteral("--config %1: larger than 1 MiB").arg(file);
             return false;
         }
-        for (const QString &key : ini.allKeys()) {
-            const QString section = key.section(u'/', 0, -2);
-            const QString name = key.section(u'/', -1);
-            const Setting *s = find(name);
-            if (!s || section != QLatin1String(s->section)) {
-                *error = s ? QStringLiteral("--config %1: %2 belongs in [%3]")
-                                 .arg(file, key, QString::fromLatin1(s->section))
-                           : QStringLiteral("--config %1: unknown setting %2 (opconsole "
-                                            "--print-config lists them all)")
-                                 .arg(file, key);
-                return false;
-            }
-            // A value with a comma reads back as a list: joined again, as written.
-            const QVariant raw = ini.value(key);
-            const QString value = raw.typeId() == QMetaType::QStringList
-                                      ? raw.toStringList().join(QStringLiteral(", "))
-                                      : raw.toString();
-            if (const QString why = problem(*s, value); !why.isEmpty()) {
-                *error = QStringLiteral("--config %1: %2 = %3 %4").arg(file, key, value, why);
-                return false;
-            }
-            m_values.insert(name, value.trimmed());
-            m_from.insert(name, QFileInfo(file).fileName());
-        }
+        if (!loadText(in.readAll(), file, error))
+            return false;
     }
     for (const Setting &s : settings()) {
         const QString name = QString::fromLatin1(s.name);
@@ -232,8 +244,59 @@ bool Config::load(const QString &file, const QCommandLineParser &parser, QString
             *error = QStringLiteral("--%1 %2").arg(name, why);
             return false;
         }
-        m_values.insert(name, value.trimmed());
+        m_values.insert(name, value);
         m_from.insert(name, QStringLiteral("command line"));
+    }
+    return true;
+}
+
+bool Config::loadText(const QByteArray &text, const QString &file, QString *error)
+{
+    QString section;
+    QHash<QString, int> seen; // name -> line
+    const QList<QByteArray> lines = text.split('\n');
+    for (qsizetype n = 0; n < lines.size(); ++n) {
+        const int lineNo = int(n) + 1;
+        QByteArray raw = lines.at(n);
+        if (raw.endsWith('\r'))
+            raw.chop(1);
+        const QString line = QString::fromUtf8(raw).trimmed();
+        const auto fail = [&](const QString &why) {
+            *error = QStringLiteral("--config %1, line %2: %3").arg(file).arg(lineNo).arg(why);
+            return false;
+        };
+        if (line.isEmpty() || line.startsWith(u';') || line.startsWith(u'#'))
+            continue;
+        if (line.startsWith(u'[')) {
+            section = line.endsWith(u']') ? line.mid(1, line.size() - 2).trimmed() : QString();
+            const bool known =
+                std::any_of(settings().cbegin(), settings().cend(),
+                            [&](const Setting &s) { return section == QLatin1String(s.section); });
+            if (!known)
+                return fail(QStringLiteral("unknown section %1").arg(line.left(80)));
+            continue;
+        }
+        const qsizetype eq = line.indexOf(u'=');
+        if (eq <= 0)
+            return fail(
+                QStringLiteral("not a section, a comment or key = value: %1").arg(line.left(80)));
+        const QString name = line.left(eq).trimmed();
+        const QString value = line.mid(eq + 1).trimmed();
+        const Setting *s = find(name);
+        if (!s)
+            return fail(QStringLiteral("unknown setting %1 (opconsole --print-config lists them "
+                                       "all)")
+                            .arg(name.left(80)));
+        if (section != QLatin1String(s->section))
+            return fail(
+                QStringLiteral("%1 belongs in [%2]").arg(name, QString::fromLatin1(s->section)));
+        if (const int before = seen.value(name); before > 0)
+            return fail(QStringLiteral("%1 is set twice (also on line %2)").arg(name).arg(before));
+        seen.insert(name, lineNo);
+        if (const QString why = problem(*s, value); !why.isEmpty())
+            return fail(QStringLiteral("%1 = %2 %3").arg(name, value.left(80), why));
+        m_values.insert(name, value);
+        m_from.insert(name, QFileInfo(file).fileName());
     }
     return true;
 }
@@ -251,7 +314,7 @@ qint64 Config::integer(const QString &name) const
 
 double Config::number(const QString &name) const
 {
-    Q_ASSERT(find(name) && find(name)->kind != Kind::Text);
+    Q_ASSERT(find(name) && (find(name)->kind == Kind::Integer || find(name)->kind == Kind::Number));
     return m_values.value(name).toDouble();
 }
 
@@ -261,11 +324,6 @@ bool Config::isOn(const QString &name) const
     bool on = false;
     parseSwitch(m_values.value(name), &on);
     return on;
-}
-
-bool Config::isGiven(const QString &name) const
-{
-    return m_from.value(name, QStringLiteral("default")) != QLatin1String("default");
 }
 
 QString Config::print() const
@@ -282,6 +340,9 @@ QString Config::print() const
         QString about = QString::fromLatin1(s.help);
         if (s.kind == Kind::Integer || s.kind == Kind::Number)
             about += QStringLiteral(" (%1)").arg(rangeText(s));
+        else if (s.kind == Kind::Choice)
+            about += QStringLiteral(" (%1)").arg(
+                QString::fromLatin1(s.unit).replace(u'|', QStringLiteral(", ")));
         out += QStringLiteral("; %1\n; from: %2\n%3 = %4\n")
                    .arg(about, m_from.value(name), name, m_values.value(name));
     }

@@ -3,8 +3,13 @@
 // and what it does. Each is a command-line flag (--heartbeat 2000) and a key of an INI file
 // given with --config (heartbeat = 2000 in [hub]); a flag wins over the file, the file over
 // the default. --print-config writes the effective values as such a file, each with where it
-// came from. A value out of range, an unknown key or a key in the wrong section is an error
-// that names the file, the key and what it takes: nothing is silently ignored.
+// came from. The file is read line by line by this class, not QSettings (which drops lines
+// without '=', cuts values at ';', splits them at ',' and applies backslash escapes): a
+// section, `key = value` (the value verbatim up to the end of the line), or a comment line
+// starting with ';' or '#'. An unknown section or key, a key in the wrong section or given
+// twice, a line that is none of these, a value out of range: an error naming the file, the
+// line and what it takes. Nothing is silently ignored, and what --print-config writes reads
+// back to the same values.
 
 #include <QHash>
 #include <QString>
@@ -20,10 +25,13 @@ struct Setting
 {
     enum class Kind : quint8
     {
-        Text,    // any text (an address, a file, a mode checked where it is used)
+        Text,    // any text on one line (a file)
         Integer, // a whole number in [min, max]
         Number,  // a number in [min, max]
         Switch,  // a flag on the command line; true/false in the file
+        Choice,  // one of the words in `unit`, separated by '|'
+        Address, // host:port (port 0..65535; 0 picks one) or unix:/absolute/path; may be empty
+                 // only when its default is
     };
     const char *section; // the INI section: hub, commands, history, security, log, metrics, metrics
     const char *name;    // the flag (--name) and the key in its section
@@ -31,7 +39,7 @@ struct Setting
     const char *fallback; // the default, as text ("" for none)
     double min = 0;
     double max = 0;
-    const char *unit = ""; // "ms", "s", "bytes", ... for the help and the file's comments
+    const char *unit = ""; // "ms", "s", "bytes", ... for the help; a Choice's words
     const char *help = "";
 };
 
@@ -48,13 +56,13 @@ public:
     // with *error (one line), when the file cannot be read or holds a mistake, or a value is
     // out of range.
     bool load(const QString &file, const QCommandLineParser &parser, QString *error);
+    // The same from a file's text (load() reads the file, then this); `name` for messages.
+    bool loadText(const QByteArray &text, const QString &name, QString *error);
 
     QString text(const QString &name) const;
     qint64 integer(const QString &name) const;
     double number(const QString &name) const;
     bool isOn(const QString &name) const;
-    // Whether a setting was given (file or flag), not only its default.
-    bool isGiven(const QString &name) const;
     // The effective values as an INI file, each with a comment saying what it is and where
     // its value came from (default, the file, the command line).
     QString print() const;

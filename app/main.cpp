@@ -442,7 +442,6 @@ int main(int argc, char **argv)
     options.maxProgressPerSecond = config.number(QStringLiteral("max-progress-per-second"));
     options.maxStatusPerSecond = config.number(QStringLiteral("max-status-per-second"));
     options.maxViolationsPerSecond = config.number(QStringLiteral("max-violations-per-second"));
-    options.workerThreads = int(integer("worker-threads"));
     options.botCredentials = botCredentials;
     options.operatorCredentials = operatorCredentials;
     options.security.tokens = botTokens;
