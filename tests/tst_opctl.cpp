@@ -2,6 +2,7 @@
 // take are usage errors (64) said with the option probably meant, "--" ends options, and the
 // bash completion it prints offers what it takes.
 #include "hubrig.h"
+#include "opctlprocess.h"
 #include "operatorservice.h"
 #include "rawbot.h"
 
@@ -33,30 +34,6 @@ struct Rig : HubRig
 
 // Where nothing listens: a command that got as far as calling the hub exits 69, not 64.
 const QString Nowhere = QStringLiteral("127.0.0.1:1");
-
-// Runs opctl; wait() keeps this thread's events going (a Rig's hub serves meanwhile).
-struct Opctl
-{
-    explicit Opctl(const QStringList &args)
-    {
-        process.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/opctl"));
-        process.setArguments(args);
-        process.start();
-    }
-    int wait(int ms = 20'000)
-    {
-        if (!QTest::qWaitFor([&] { return process.state() == QProcess::NotRunning; }, ms)) {
-            process.kill();
-            process.waitForFinished(5'000);
-            return -1;
-        }
-        out = QString::fromUtf8(process.readAllStandardOutput());
-        err = QString::fromUtf8(process.readAllStandardError());
-        return process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -2;
-    }
-    QProcess process;
-    QString out, err;
-};
 
 // What `opctl ARGS` says on stderr, with its exit code.
 std::pair<int, QString> run(const QStringList &args)

@@ -1,6 +1,7 @@
 // The Operator API over real loopback gRPC, directly and through opctl run as a process.
 #include "hubrig.h"
 #include "opconsole/v1/operator.grpc.pb.h"
+#include "opctlprocess.h"
 #include "operatorservice.h"
 #include "rawbot.h"
 
@@ -37,27 +38,6 @@ struct Rig : HubRig
     std::unique_ptr<OperatorService> api;
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<v1::Operator::Stub> stub;
-};
-
-// Runs opctl against the hub while the test keeps serving its bots; returns the exit code.
-struct Opctl
-{
-    explicit Opctl(const QStringList &args)
-    {
-        process.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/opctl"));
-        process.setArguments(args);
-        process.start();
-    }
-    int wait(int ms = 20'000)
-    {
-        if (!QTest::qWaitFor([&] { return process.state() == QProcess::NotRunning; }, ms))
-            return -1;
-        out = QString::fromUtf8(process.readAllStandardOutput());
-        err = QString::fromUtf8(process.readAllStandardError());
-        return process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -2;
-    }
-    QProcess process;
-    QString out, err;
 };
 
 v1::SendCommandRequest ping(const std::string &bot, int timeoutMs)

@@ -5,6 +5,7 @@
 #include "hubrig.h"
 #include "opconsole/v1/botlink.grpc.pb.h"
 #include "opconsole/v1/operator.grpc.pb.h"
+#include "opctlprocess.h"
 #include "operatorrequest.h"
 #include "operatorservice.h"
 #include "rollout.h"
@@ -804,15 +805,11 @@ void TestRollout::opctlRollsOutInWavesAndSaysWhyItStopped()
     QVERIFY(QTest::qWaitFor([&] { return fleet.allWelcomed(); }, WaitMs));
     const QString hub = rig.hub->operatorAddress();
     auto opctl = [&](const QStringList &args, QString *out, QString *err) {
-        QProcess process;
-        process.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/opctl"));
-        process.setArguments(QStringList{QStringLiteral("--hub"), hub} + args);
-        process.start();
-        if (!QTest::qWaitFor([&] { return process.state() == QProcess::NotRunning; }, WaitMs))
-            return -1;
-        *out = QString::fromUtf8(process.readAllStandardOutput());
-        *err = QString::fromUtf8(process.readAllStandardError());
-        return process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -2;
+        Opctl run(QStringList{QStringLiteral("--hub"), hub} + args);
+        const int code = run.wait(WaitMs);
+        *out = run.out;
+        *err = run.err;
+        return code;
     };
     QString out, err;
     QCOMPARE(opctl({"send", "--all", "restart", "--batch", "25%", "--abort-above", "50%",
