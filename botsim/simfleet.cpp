@@ -11,7 +11,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <queue>
@@ -89,9 +89,14 @@ bool LatencyModel::parse(const std::string &text, LatencyModel *out, std::string
     return true;
 }
 
-double LatencyModel::sampleMs(std::mt19937_64 &rng) const
+namespace {
+
+template <class Rng> double sample(const LatencyModel &m, Rng &rng)
 {
-    switch (kind) {
+    const double a = m.a;
+    const double b = m.b;
+    using Kind = LatencyModel::Kind;
+    switch (m.kind) {
     case Kind::Fixed:
         return a;
     case Kind::Uniform:
@@ -103,6 +108,18 @@ double LatencyModel::sampleMs(std::mt19937_64 &rng) const
     }
     }
     return 0;
+}
+
+} // namespace
+
+double LatencyModel::sampleMs(std::mt19937_64 &rng) const
+{
+    return sample(*this, rng);
+}
+
+double LatencyModel::sampleMs(SimRng &rng) const
+{
+    return sample(*this, rng);
 }
 
 std::string LatencyModel::describe() const
@@ -143,11 +160,17 @@ class FleetPrivate
 public:
     struct Item
     {
+        enum class Kind
+        {
+            Message,   // write `message` (an ack is the bot's: any stream of it)
+            Heartbeat, // write a heartbeat and schedule the next
+            Connect,   // open a stream (the first one, or after the back-off)
+        };
         SteadyTime at;
         SimBot *bot;
         uint64_t generation;
         v1::BotMessage message;
-        bool heartbeat = false;
+        Kind kind = Kind::Message;
         bool operator<(const Item &other) const { return at > other.at; } // min-heap
     };
 
@@ -156,6 +179,8 @@ public:
     void schedule(Item item)
     {
         std::lock_guard lock(mutex);
+        if (stopping)
+            return;
         const bool earliest = queue.empty() || item.at < queue.top().at;
         queue.push(std::move(item));
         if (earliest)
@@ -171,12 +196,6 @@ public:
     }
     std::FILE *journalFile = nullptr;
     std::mutex journalMutex;
-    // Sleeps up to `d`; false when the fleet is stopping.
-    bool sleepFor(milliseconds d)
-    {
-        std::unique_lock lock(mutex);
-        return !backoffWake.wait_for(lock, d, [this] { return stopping.load(); });
-    }
 
     // A line for the log, within a budget (50 lines in 10 s; the rest are counted and said
     // once the budget is back): a fleet of thousands refused at once must not flood it.
@@ -225,12 +244,17 @@ public:
     SimStats stats;
     std::atomic<bool> stopping{false};
     std::mutex mutex;
-    std::condition_variable wake;        // the scheduler's: schedule() wakes only it
-    std::condition_variable backoffWake; // bots sleeping in reconnect back-off: only stop()
+    std::condition_variable wake; // the scheduler's
     std::priority_queue<Item> queue;
     std::thread scheduler;
+    // The channels the bots share: a few for a fleet with one set of credentials, one per bot
+    // when each bot has its own certificate.
+    std::vector<std::shared_ptr<grpc::Channel>> channels;
+    std::vector<std::unique_ptr<v1::BotLink::Stub>> stubs;
     std::vector<std::unique_ptr<SimBot>> bots;
 
+    std::atomic<int> connectedNow{0};
+    std::atomic<int> awaitingNow{0};
     std::mutex connectedMutex;
     std::condition_variable connectedChanged;
     void notifyConnected()
@@ -238,10 +262,66 @@ public:
         std::lock_guard lock(connectedMutex);
         connectedChanged.notify_all();
     }
+
+    // Streams whose reactor has not had its OnDone yet: stop() waits for none.
+    std::mutex sessionsMutex;
+    std::condition_variable sessionsChanged;
+    int liveSessions = 0;
+    void sessionStarted()
+    {
+        std::lock_guard lock(sessionsMutex);
+        ++liveSessions;
+    }
+    void sessionEnded()
+    {
+        // Notified under the lock: stop() cannot return (and the fleet go) before it is done.
+        std::lock_guard lock(sessionsMutex);
+        --liveSessions;
+        sessionsChanged.notify_all();
+    }
 };
 
-// One simulated bot: a reader thread that keeps a stream open, reconnecting with exponential
-// backoff; timed acks, progress and heartbeats go through the fleet's scheduler thread.
+// One stream of a bot: a gRPC callback reactor. One read is always pending; writes go through
+// a small queue (a reactor has at most one write in flight). A hold keeps OnDone away until
+// the stream is closed on our side and no write is in flight, so that writes started from the
+// scheduler thread never race with its end.
+class Session final : public grpc::ClientBidiReactor<v1::BotMessage, v1::HubMessage>
+{
+public:
+    enum class Phase
+    {
+        Hello,    // waiting for Welcome (or Held, Reject)
+        Welcomed, // commands and heartbeats
+        Rejected, // reading to the end after a Reject
+    };
+
+    explicit Session(SimBot *bot) : bot(bot) {}
+
+    void OnReadDone(bool ok) override;
+    void OnWriteDone(bool ok) override;
+    void OnDone(const grpc::Status &status) override;
+
+    SimBot *const bot;
+    grpc::ClientContext context;
+    v1::HubMessage in;
+    // Read side: only in OnReadDone (one read at a time) and then OnDone.
+    Phase phase = Phase::Hello;
+    bool anyMessage = false;
+    std::string rejectReason;
+    int readsAfterReject = 0;
+    // Under the bot's m_writeMutex.
+    uint64_t generation = 0;
+    bool welcomed = false;
+    bool writing = false;
+    bool writeFailed = false;
+    bool closed = false;
+    bool holdReleased = false;
+    bool dropping = false; // a simulated drop: cancelled once what is queued is written
+    std::list<v1::BotMessage> out;
+};
+
+// One simulated bot: a state machine over its current stream (a Session); timed acks,
+// progress, heartbeats and reconnects go through the fleet's scheduler thread.
 class SimBot
 {
 public:
@@ -250,76 +330,103 @@ public:
         return o.idPrefix + std::to_string(o.firstIndex + index);
     }
 
-    SimBot(FleetPrivate *fleet, int index,
-           const std::shared_ptr<grpc::ChannelCredentials> &credentials)
-        : m_fleet(fleet), m_index(index)
+    SimBot(FleetPrivate *fleet, int index, v1::BotLink::Stub *stub)
+        : m_fleet(fleet), m_index(index), m_stub(stub)
     {
         const SimOptions &o = fleet->options;
         m_id = idOf(o, index);
         m_labels = o.labels;
         m_labels.emplace("group", index % 2 == 0 ? "a" : "b");
-        m_rng.seed(o.seed * 1'000'003u + uint64_t(index));
-        grpc::ChannelArguments args;
-        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1); // its own connection, like a real bot
-        // gRPC's own reconnect back-off (1 s growing to 2 min) would otherwise make a bot wait
-        // far longer than its own back-off says after a hub restart.
-        args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, int(o.backoffBase.count()));
-        args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, int(o.backoffMax.count()));
-        // gRPC takes this one as the least time a connection attempt gets (TCP, TLS handshake,
-        // HTTP/2 settings), not as a back-off: the back-off's 100 ms would time out handshakes
-        // on a busy machine. A refused connection still fails (and is retried) at once.
-        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10'000);
-        security::ClientTls tls;
-        tls.serverName = QString::fromStdString(o.tlsServerName);
-        security::applyChannelArguments(tls, args);
-        m_channel = grpc::CreateCustomChannel(o.hub, credentials, args);
-        m_stub = v1::BotLink::NewStub(m_channel);
+        m_rng.state = o.seed * 1'000'003u + uint64_t(index);
+        m_backoff = o.backoffBase;
     }
 
-    void start()
-    {
-        m_thread = std::thread([this] { run(); });
-    }
-    void cancelStream()
-    {
-        std::lock_guard lock(m_contextMutex);
-        if (m_context)
-            m_context->TryCancel();
-    }
-    void join()
-    {
-        if (m_thread.joinable())
-            m_thread.join();
-    }
     const std::string &id() const { return m_id; }
     bool connected() const { return m_connected; }
     bool awaiting() const { return m_awaiting; }
 
-    // Writes on the current stream if it is still generation `generation` (any generation: 0).
-    bool write(const v1::BotMessage &message, uint64_t generation)
+    // Opens a stream (scheduler thread, or start() before the scheduler runs).
+    void connect()
+    {
+        if (m_fleet->stopping)
+            return;
+        auto *session = new Session(this);
+        if (!m_fleet->options.token.empty())
+            session->context.AddMetadata("authorization", "Bearer " + m_fleet->options.token);
+        v1::BotMessage hello;
+        hello.mutable_hello()->set_bot_id(m_id);
+        hello.mutable_hello()->set_protocol_version(1);
+        hello.mutable_hello()->set_bot_version("botsim/1");
+        for (const auto &[k, v] : m_labels)
+            (*hello.mutable_hello()->mutable_labels())[k] = v;
+        if (m_fleet->options.resendAcks)
+            addRecentAcks(*hello.mutable_hello());
+        const v1::BotMessage *first = nullptr;
+        {
+            std::lock_guard lock(m_writeMutex);
+            m_session = session;
+            session->out.push_back(std::move(hello));
+            session->writing = true;
+            first = &session->out.front();
+        }
+        m_fleet->sessionStarted();
+        m_stub->async()->Connect(&session->context, session);
+        session->AddHold();
+        session->StartWrite(first);
+        session->StartRead(&session->in);
+        session->StartCall();
+    }
+
+    // Ends the current stream (stop()).
+    void cancel()
     {
         std::lock_guard lock(m_writeMutex);
-        if (!m_stream || (generation != 0 && generation != m_generation))
-            return false;
-        const bool written = m_stream->Write(message);
-        if (written && message.has_ack())
-            m_fleet->journal(message.ack().command_id(), m_id,
-                             message.ack().success() ? "ack-ok" : "ack-fail");
-        return written;
+        if (m_session)
+            m_session->context.TryCancel();
+    }
+
+    // Queues a write on the current welcomed stream if it is still generation `generation`
+    // (any generation: 0).
+    bool write(const v1::BotMessage &message, uint64_t generation)
+    {
+        Session *session = nullptr;
+        const v1::BotMessage *next = nullptr;
+        {
+            std::lock_guard lock(m_writeMutex);
+            session = m_session;
+            if (!session || !session->welcomed || session->closed || session->writeFailed ||
+                session->dropping || (generation != 0 && generation != session->generation))
+                return false;
+            session->out.push_back(message);
+            if (session->writing)
+                return true;
+            session->writing = true;
+            next = &session->out.front();
+        }
+        // The hold stays while `writing`: the session outlives this call.
+        session->StartWrite(next);
+        return true;
     }
 
     void fire(FleetPrivate::Item &item)
     {
-        if (item.heartbeat) {
+        switch (item.kind) {
+        case FleetPrivate::Item::Kind::Connect:
+            connect();
+            return;
+        case FleetPrivate::Item::Kind::Heartbeat: {
             v1::BotMessage beat;
             beat.mutable_heartbeat()->set_sequence(++m_heartbeatSequence);
             beat.mutable_heartbeat()->set_state(currentState());
             if (write(beat, item.generation)) {
                 ++m_fleet->stats.heartbeatsSent;
-                item.at = steady_clock::now() + m_heartbeatInterval;
+                item.at = nextHeartbeat();
                 m_fleet->schedule(std::move(item));
             }
             return;
+        }
+        case FleetPrivate::Item::Kind::Message:
+            break;
         }
         if (item.message.has_ack()) {
             v1::CommandAck &ack = *item.message.mutable_ack();
@@ -333,18 +440,127 @@ public:
                 m_sentAcks[ack.command_id()] = ack;
             }
             *ack.mutable_completed_at() = nowStamp();
-            // Done, whether or not this stream still carries it: the next Hello says it again.
-            std::lock_guard lock(m_stateMutex);
-            m_recentAcks.emplace_back(steady_clock::now(), ack);
-            ++m_fleet->stats.acksDone;
-            if (m_recentAcks.size() > size_t(opconsole::wire::limits::MaxResentAcks))
-                m_recentAcks.pop_front();
+            {
+                // Done, whether or not this stream still carries it: the next Hello says it
+                // again.
+                std::lock_guard lock(m_stateMutex);
+                m_recentAcks.emplace_back(steady_clock::now(), ack);
+                ++m_fleet->stats.acksDone;
+                if (m_recentAcks.size() > size_t(opconsole::wire::limits::MaxResentAcks))
+                    m_recentAcks.pop_front();
+            }
             // An ack is the bot's, not the connection's: one done after a reconnect goes on the
             // new stream (the hub takes it as a late ack if it lost track of the command).
             write(item.message, 0);
             return;
         }
         write(item.message, item.generation);
+    }
+
+    void onReadDone(Session *session, bool ok)
+    {
+        if (!ok) {
+            close(session);
+            return;
+        }
+        const v1::HubMessage &in = session->in;
+        session->anyMessage = true;
+        switch (session->phase) {
+        case Session::Phase::Hello:
+            hello(session, in);
+            return;
+        case Session::Phase::Rejected:
+            // The hub ends the stream with its status right after a Reject: read it, not a
+            // cancellation of ours.
+            if (++session->readsAfterReject >= 16) {
+                session->context.TryCancel();
+                close(session);
+            } else {
+                session->StartRead(&session->in);
+            }
+            return;
+        case Session::Phase::Welcomed:
+            if (handle(in, session->generation)) {
+                // As a bot that crashes after answering: what it wrote goes first.
+                ++m_fleet->stats.disconnects;
+                bool now = false;
+                {
+                    std::lock_guard lock(m_writeMutex);
+                    session->dropping = true;
+                    now = !session->writing;
+                }
+                if (now) {
+                    session->context.TryCancel();
+                    close(session);
+                }
+            } else {
+                session->StartRead(&session->in);
+            }
+            return;
+        }
+    }
+
+    void onWriteDone(Session *session, bool ok)
+    {
+        const v1::BotMessage *next = nullptr;
+        bool release = false;
+        bool drop = false;
+        {
+            std::lock_guard lock(m_writeMutex);
+            if (ok && !session->out.empty() && session->out.front().has_ack()) {
+                const v1::CommandAck &ack = session->out.front().ack();
+                m_fleet->journal(ack.command_id(), m_id, ack.success() ? "ack-ok" : "ack-fail");
+            }
+            if (!session->out.empty())
+                session->out.pop_front();
+            if (!ok) {
+                session->writeFailed = true; // the stream is broken: its read ends too
+                session->out.clear();
+            }
+            if (!session->closed && ok && !session->out.empty()) {
+                next = &session->out.front();
+            } else {
+                session->writing = false;
+                drop = session->dropping && !session->closed;
+                release = session->closed && !session->holdReleased;
+                if (release)
+                    session->holdReleased = true;
+            }
+        }
+        if (next)
+            session->StartWrite(next);
+        if (release)
+            session->RemoveHold();
+        if (drop) {
+            session->context.TryCancel();
+            close(session);
+        }
+    }
+
+    void onDone(Session *session, const grpc::Status &status)
+    {
+        {
+            std::lock_guard lock(m_writeMutex);
+            if (m_session == session)
+                m_session = nullptr;
+        }
+        setAwaiting(false);
+        const SimOptions &o = m_fleet->options;
+        if (!session->welcomed) {
+            if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !session->anyMessage &&
+                !m_fleet->stopping)
+                sayWhyNotConnected(status);
+            refused(status, session->rejectReason);
+            ++m_fleet->stats.streamErrors;
+        } else {
+            m_backoff = o.backoffBase;
+        }
+        if (m_fleet->stopping)
+            return;
+        const auto delay = m_backoff;
+        m_backoff = std::min(m_backoff * 2, o.backoffMax);
+        m_fleet->schedule(
+            {steady_clock::now() + delay, this, 0, {}, FleetPrivate::Item::Kind::Connect});
     }
 
 private:
@@ -354,63 +570,117 @@ private:
         return m_state;
     }
 
-    void run()
+    // The next heartbeat's time, on a grid of a fiftieth of the interval (at most 100 ms):
+    // the bots' heartbeats fall due together, so that the scheduler wakes up (and gRPC
+    // writes to each connection) once for many of them, not once for each.
+    SteadyTime nextHeartbeat() const
     {
-        const SimOptions &o = m_fleet->options;
-        auto backoff = o.backoffBase;
-        while (!m_fleet->stopping) {
-            if (!waitForChannel())
-                break;
-            grpc::ClientContext context;
-            // Waits for the channel to connect instead of failing at once while gRPC backs off.
-            context.set_wait_for_ready(true);
-            if (!o.token.empty())
-                context.AddMetadata("authorization", "Bearer " + o.token);
-            {
-                std::lock_guard lock(m_contextMutex);
-                m_context = &context;
-            }
-            if (!m_fleet->stopping && session(context))
-                backoff = o.backoffBase;
-            {
-                std::lock_guard lock(m_contextMutex);
-                m_context = nullptr;
-            }
-            if (m_fleet->stopping || !m_fleet->sleepFor(backoff))
-                break;
-            backoff = std::min(backoff * 2, o.backoffMax);
+        const auto interval = milliseconds(m_heartbeatMs.load());
+        const auto tick = std::clamp<nanoseconds>(interval / 50, 1ms, 100ms);
+        const auto at = (steady_clock::now() + interval).time_since_epoch();
+        return SteadyTime(duration_cast<steady_clock::duration>((at / tick + 1) * tick));
+    }
+
+    void setConnected(bool on)
+    {
+        if (m_connected.exchange(on) != on) {
+            m_fleet->connectedNow += on ? 1 : -1;
+            m_fleet->notifyConnected();
+        }
+    }
+    void setAwaiting(bool on)
+    {
+        if (m_awaiting.exchange(on) != on) {
+            m_fleet->awaitingNow += on ? 1 : -1;
+            m_fleet->notifyConnected();
         }
     }
 
-    // Until the channel is connected (true) or the fleet stops (false). Each time it fails to
-    // connect, a call that does not wait asks gRPC why (refused, a TLS handshake that failed,
-    // a plaintext bot closed by a TLS hub), said once for the fleet.
-    bool waitForChannel()
+    // Closed on our side (the read ended, a simulated drop, a refusal): no more writes; the
+    // hold goes once no write is in flight, and then OnDone comes.
+    void close(Session *session)
     {
-        auto seen = GRPC_CHANNEL_READY;
-        while (!m_fleet->stopping) {
-            const auto state = m_channel->GetState(true);
-            if (state == GRPC_CHANNEL_READY)
-                return true;
-            if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && seen != GRPC_CHANNEL_TRANSIENT_FAILURE)
-                sayWhyNotConnected();
-            seen = state;
-            // A slice, so that stop() is not kept waiting on a hub that is away.
-            m_channel->WaitForStateChange(state, system_clock::now() + 250ms);
+        bool release = false;
+        {
+            std::lock_guard lock(m_writeMutex);
+            if (session->closed)
+                return;
+            session->closed = true;
+            // What is queued goes, not the write in flight (the front): OnWriteDone pops it.
+            session->out.resize(session->writing ? std::min<size_t>(session->out.size(), 1) : 0);
+            release = !session->writing && !session->holdReleased;
+            if (release)
+                session->holdReleased = true;
         }
-        return false;
+        if (session->welcomed)
+            setConnected(false);
+        if (release)
+            session->RemoveHold();
     }
 
-    void sayWhyNotConnected()
+    // The answer to the Hello: Held (keep reading), Welcome, or a refusal.
+    void hello(Session *session, const v1::HubMessage &in)
     {
-        grpc::ClientContext probe;
-        probe.set_deadline(system_clock::now() + 200ms);
-        // It fails at once while the channel is down (it does not wait for ready); should the
-        // channel have come up meanwhile, the hub sees a stream end without a Hello.
-        auto stream = m_stub->Connect(&probe);
-        const grpc::Status status = stream->Finish();
-        if (status.error_code() != grpc::StatusCode::UNAVAILABLE)
+        // Held awaiting approval: the stream stays open, with no deadline, until an admin
+        // accepts the bot (Welcome) or rejects it (Reject, then PERMISSION_DENIED).
+        if (in.has_held()) {
+            if (!m_awaiting) {
+                ++m_fleet->stats.held;
+                setAwaiting(true);
+                if (!m_heldSaid) {
+                    m_heldSaid = true;
+                    m_fleet->log("botsim: " + m_id + " awaiting approval: " + in.held().reason());
+                }
+            }
+            session->StartRead(&session->in);
             return;
+        }
+        setAwaiting(false);
+        if (!in.has_welcome()) {
+            if (in.has_reject()) {
+                ++m_fleet->stats.rejectedByHub;
+                session->rejectReason = in.reject().reason();
+                if (session->rejectReason.empty())
+                    session->rejectReason = "rejected";
+                session->phase = Session::Phase::Rejected;
+                session->StartRead(&session->in);
+                return;
+            }
+            session->rejectReason = "the hub's first message was neither Welcome nor Held";
+            session->context.TryCancel();
+            close(session);
+            return;
+        }
+        m_heldSaid = false;
+        m_lastRefusal.clear();
+        m_fleet->connectedAgain();
+        // Whatever the hub says, within 10 ms .. 1 h (a bad value must not abort a bot).
+        int64_t heartbeatMs = 2000;
+        (void)opconsole::wire::checkDuration(in.welcome().heartbeat_interval(),
+                                             "heartbeat_interval", &heartbeatMs);
+        m_heartbeatMs = std::clamp<int64_t>(heartbeatMs, 10, 3'600'000);
+        uint64_t generation;
+        {
+            std::lock_guard lock(m_writeMutex);
+            session->welcomed = true;
+            session->generation = generation = ++m_generation;
+        }
+        session->phase = Session::Phase::Welcomed;
+        ++m_fleet->stats.connects;
+        // The state right away (after a reconnect too), not at the first heartbeat.
+        write(statusReport(currentState()), generation);
+        setConnected(true);
+        if (m_fleet->options.heartbeats)
+            m_fleet->schedule(
+                {nextHeartbeat(), this, generation, {}, FleetPrivate::Item::Kind::Heartbeat});
+        session->StartRead(&session->in);
+    }
+
+    // A stream that ended UNAVAILABLE before the hub said a word did not connect: say why
+    // (refused, a TLS handshake that failed, a plaintext bot closed by a TLS hub), once for
+    // the fleet.
+    void sayWhyNotConnected(const grpc::Status &status)
+    {
         // "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50051:
         // Socket closed": the last part says it; the address is in the line already.
         const std::string why = security::connectionError(status.error_message());
@@ -472,100 +742,10 @@ private:
         m_fleet->log("botsim: " + m_id + " " + what + "; retrying with back-off");
     }
 
-    // One connection; true when it was welcomed.
-    bool session(grpc::ClientContext &context)
-    {
-        auto stream = m_stub->Connect(&context);
-        v1::BotMessage hello;
-        hello.mutable_hello()->set_bot_id(m_id);
-        hello.mutable_hello()->set_protocol_version(1);
-        hello.mutable_hello()->set_bot_version("botsim/1");
-        for (const auto &[k, v] : m_labels)
-            (*hello.mutable_hello()->mutable_labels())[k] = v;
-        if (m_fleet->options.resendAcks)
-            addRecentAcks(*hello.mutable_hello());
-        v1::HubMessage in;
-        bool read = stream->Write(hello) && stream->Read(&in);
-        // Held awaiting approval: the stream stays open, with no deadline, until an admin
-        // accepts the bot (Welcome) or rejects it (Reject, then PERMISSION_DENIED).
-        while (read && in.has_held()) {
-            if (!m_awaiting) {
-                m_awaiting = true;
-                ++m_fleet->stats.held;
-                m_fleet->notifyConnected();
-                if (!m_heldSaid) {
-                    m_heldSaid = true;
-                    m_fleet->log("botsim: " + m_id + " awaiting approval: " + in.held().reason());
-                }
-            }
-            read = stream->Read(&in);
-        }
-        if (m_awaiting) {
-            m_awaiting = false;
-            m_fleet->notifyConnected();
-        }
-        if (!read || !in.has_welcome()) {
-            std::string rejectReason;
-            bool ended = !read;
-            if (read && in.has_reject()) {
-                ++m_fleet->stats.rejectedByHub;
-                rejectReason = in.reject().reason();
-                if (rejectReason.empty())
-                    rejectReason = "rejected";
-                // The hub ends the stream with its status right after a Reject: read it, not
-                // a cancellation of ours.
-                for (int i = 0; i < 16 && !ended; ++i)
-                    ended = !stream->Read(&in);
-            } else if (read) {
-                rejectReason = "the hub's first message was neither Welcome nor Held";
-            }
-            if (!ended)
-                context.TryCancel();
-            refused(stream->Finish(), rejectReason);
-            ++m_fleet->stats.streamErrors;
-            return false;
-        }
-        m_heldSaid = false;
-        m_lastRefusal.clear();
-        m_fleet->connectedAgain();
-        // Whatever the hub says, within 10 ms .. 1 h (a bad value must not abort a bot).
-        int64_t heartbeatMs = 2000;
-        (void)opconsole::wire::checkDuration(in.welcome().heartbeat_interval(),
-                                             "heartbeat_interval", &heartbeatMs);
-        m_heartbeatInterval = milliseconds(std::clamp<int64_t>(heartbeatMs, 10, 3'600'000));
-        uint64_t generation;
-        {
-            std::lock_guard lock(m_writeMutex);
-            m_stream = stream.get();
-            generation = ++m_generation;
-        }
-        m_connected = true;
-        ++m_fleet->stats.connects;
-        // The state right away (after a reconnect too), not at the first heartbeat.
-        write(statusReport(currentState()), generation);
-        m_fleet->notifyConnected();
-        if (m_fleet->options.heartbeats)
-            m_fleet->schedule(
-                {steady_clock::now() + m_heartbeatInterval, this, generation, {}, true});
+public:
+    FleetPrivate *fleet() const { return m_fleet; }
 
-        bool drop = false;
-        while (!drop && stream->Read(&in))
-            drop = handle(in, generation);
-        m_connected = false;
-        m_fleet->notifyConnected();
-        {
-            std::lock_guard lock(m_writeMutex);
-            m_stream = nullptr;
-            ++m_generation; // scheduled items of this connection are void now
-        }
-        if (drop) {
-            ++m_fleet->stats.disconnects;
-            context.TryCancel();
-        }
-        stream->Finish();
-        return true;
-    }
-
+private:
     // Returns true when the bot should drop its connection now (simulated failure).
     bool handle(const v1::HubMessage &in, uint64_t generation)
     {
@@ -792,25 +972,23 @@ private:
 
     FleetPrivate *m_fleet;
     int m_index;
+    v1::BotLink::Stub *m_stub;
     std::string m_id;
     std::map<std::string, std::string> m_labels;
-    std::mt19937_64 m_rng;
-    std::shared_ptr<grpc::Channel> m_channel;
-    std::unique_ptr<v1::BotLink::Stub> m_stub;
-    std::thread m_thread;
+    SimRng m_rng; // reactor callbacks of the one stream at a time
     std::atomic<bool> m_connected{false};
     std::atomic<bool> m_awaiting{false};
-    bool m_heldSaid = false;   // "awaiting approval" logged since the last Welcome (run thread)
-    std::string m_lastRefusal; // the refusal last logged (run thread)
-    milliseconds m_heartbeatInterval{1000};
+    // Reactor callbacks (one stream at a time; the next one starts from the scheduler after
+    // the last one's OnDone).
+    bool m_heldSaid = false;   // "awaiting approval" logged since the last Welcome
+    std::string m_lastRefusal; // the refusal last logged
+    milliseconds m_backoff{100};
+    std::atomic<int64_t> m_heartbeatMs{1000};
     uint64_t m_heartbeatSequence = 0; // scheduler thread only
 
-    std::mutex m_contextMutex;
-    grpc::ClientContext *m_context = nullptr;
-
     std::mutex m_writeMutex;
-    grpc::ClientReaderWriter<v1::BotMessage, v1::HubMessage> *m_stream = nullptr;
-    uint64_t m_generation = 0;
+    Session *m_session = nullptr; // the stream until its OnDone
+    uint64_t m_generation = 0;    // of the last welcomed stream
 
     std::mutex m_stateMutex;
     v1::BotState m_state = v1::BOT_STATE_STOPPED;
@@ -818,11 +996,29 @@ private:
     std::unordered_map<std::string, v1::CommandAck> m_sentAcks;
     std::unordered_set<std::string> m_inProgress;
     std::unordered_set<std::string> m_cancelled;
-    std::deque<std::string> m_held; // dropped and cancelled ids, oldest first (holdLocked)
+    std::list<std::string> m_held; // dropped and cancelled ids, oldest first (holdLocked)
     // Acks done lately, oldest first, for the next Hello (addRecentAcks).
-    std::deque<std::pair<steady_clock::time_point, v1::CommandAck>> m_recentAcks;
-    std::deque<std::string> m_order;
+    std::list<std::pair<steady_clock::time_point, v1::CommandAck>> m_recentAcks;
+    std::list<std::string> m_order;
 };
+
+void Session::OnReadDone(bool ok)
+{
+    bot->onReadDone(this, ok);
+}
+
+void Session::OnWriteDone(bool ok)
+{
+    bot->onWriteDone(this, ok);
+}
+
+void Session::OnDone(const grpc::Status &status)
+{
+    FleetPrivate *fleet = bot->fleet();
+    bot->onDone(this, status);
+    delete this;
+    fleet->sessionEnded();
+}
 
 void FleetPrivate::schedulerLoop()
 {
@@ -837,7 +1033,8 @@ void FleetPrivate::schedulerLoop()
             wake.wait_until(lock, at);
             continue;
         }
-        Item item = queue.top();
+        // The top is taken out at once: the heap's order does not depend on the message.
+        Item item = std::move(const_cast<Item &>(queue.top()));
         queue.pop();
         lock.unlock();
         item.bot->fire(item);
@@ -883,11 +1080,7 @@ bool Fleet::start(std::string *error)
     const bool perBot =
         o.tlsCert.find("{id}") != std::string::npos || o.tlsKey.find("{id}") != std::string::npos;
     std::vector<std::shared_ptr<grpc::ChannelCredentials>> credentials;
-    for (int i = 0; i < o.bots; ++i) {
-        if (i > 0 && !perBot) {
-            credentials.push_back(credentials.front());
-            continue;
-        }
+    for (int i = 0; i < (perBot ? o.bots : std::min(o.bots, 1)); ++i) {
         const std::string id = SimBot::idOf(o, i);
         QString why;
         auto c = security::channelCredentials(tlsFor(id), &why);
@@ -896,13 +1089,46 @@ bool Fleet::start(std::string *error)
         credentials.push_back(std::move(c));
     }
 
+    // The channels: one per credential (a bot certificate each), and a fleet with one set of
+    // credentials spreads its streams over a few connections (BotsPerChannel each).
+    constexpr int BotsPerChannel = 500;
+    const int channelCount =
+        perBot ? o.bots : std::max(1, (o.bots + BotsPerChannel - 1) / BotsPerChannel);
+    for (int c = 0; c < channelCount; ++c) {
+        grpc::ChannelArguments args;
+        // Its own connection: channels with equal arguments would otherwise share one.
+        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        // No retries: the retry filter keeps per-call state and copies of what is sent, for a
+        // stream that is never retried (a bot reconnects on its own).
+        args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+        // The least filter stack: no deadline or message size filters (the streams have no
+        // deadline, the hub bounds its messages), a few KB less for each of 10,000 streams.
+        args.SetInt(GRPC_ARG_MINIMAL_STACK, 1);
+        // gRPC's own reconnect back-off (1 s growing to 2 min) would otherwise make a bot wait
+        // far longer than its own back-off says after a hub restart.
+        args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, int(o.backoffBase.count()));
+        args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, int(o.backoffMax.count()));
+        // gRPC takes this one as the least time a connection attempt gets (TCP, TLS handshake,
+        // HTTP/2 settings), not as a back-off: the back-off's 100 ms would time out handshakes
+        // on a busy machine. A refused connection still fails (and is retried) at once.
+        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10'000);
+        security::ClientTls tls;
+        tls.serverName = QString::fromStdString(o.tlsServerName);
+        security::applyChannelArguments(tls, args);
+        d->channels.push_back(
+            grpc::CreateCustomChannel(o.hub, credentials[perBot ? size_t(c) : 0], args));
+        d->stubs.push_back(v1::BotLink::NewStub(d->channels.back()));
+    }
+
     if (!o.journalPath.empty() && !d->journalFile)
         d->journalFile = std::fopen(o.journalPath.c_str(), "w");
     for (int i = 0; i < o.bots; ++i)
-        d->bots.push_back(std::make_unique<SimBot>(d.get(), i, credentials[size_t(i)]));
-    d->scheduler = std::thread([this] { d->schedulerLoop(); });
+        d->bots.push_back(
+            std::make_unique<SimBot>(d.get(), i, d->stubs[size_t(i % channelCount)].get()));
+    const auto now = steady_clock::now();
     for (auto &bot : d->bots)
-        bot->start();
+        d->schedule({now, bot.get(), 0, {}, FleetPrivate::Item::Kind::Connect});
+    d->scheduler = std::thread([this] { d->schedulerLoop(); });
     return true;
 }
 
@@ -913,14 +1139,21 @@ void Fleet::stop()
         if (d->stopping.exchange(true))
             return;
         d->wake.notify_all();
-        d->backoffWake.notify_all();
     }
-    for (auto &bot : d->bots)
-        bot->cancelStream();
-    for (auto &bot : d->bots)
-        bot->join();
+    // No stream starts once the scheduler is gone; those open end with their OnDone, soon
+    // after a cancel (asked again now and then, should one have been missed).
     if (d->scheduler.joinable())
         d->scheduler.join();
+    for (int round = 0;; ++round) {
+        for (auto &bot : d->bots)
+            bot->cancel();
+        std::unique_lock lock(d->sessionsMutex);
+        if (d->sessionsChanged.wait_for(lock, 1s, [this] { return d->liveSessions == 0; }))
+            break;
+        if (round == 10)
+            d->log("botsim: " + std::to_string(d->liveSessions) +
+                   " streams have not ended 10 s after a cancel; still waiting");
+    }
     if (d->journalFile) {
         std::fclose(d->journalFile);
         d->journalFile = nullptr;
@@ -934,14 +1167,12 @@ const SimStats &Fleet::stats() const
 
 int Fleet::connectedCount() const
 {
-    return int(std::count_if(d->bots.begin(), d->bots.end(),
-                             [](const auto &bot) { return bot->connected(); }));
+    return d->connectedNow;
 }
 
 int Fleet::awaitingCount() const
 {
-    return int(std::count_if(d->bots.begin(), d->bots.end(),
-                             [](const auto &bot) { return bot->awaiting(); }));
+    return d->awaitingNow;
 }
 
 bool Fleet::waitConnected(int count, milliseconds timeout) const

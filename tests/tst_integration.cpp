@@ -3,6 +3,7 @@
 #include "hubrig.h"
 #include "simfleet.h"
 
+#include <QDir>
 #include <QProcess>
 #include <QTest>
 
@@ -51,6 +52,7 @@ private slots:
     void disconnectingBotsReconnectWithBackoff();
     void botsimAsSeparateProcess();
     void stateChangesAreReportedWithTheAck();
+    void twoThousandBotsOnAFewThreads();
 };
 
 void TestIntegration::thousandCommandsAcrossFiftyBotsNoneLost()
@@ -209,6 +211,49 @@ void TestIntegration::stateChangesAreReportedWithTheAck()
     auto stopped = rig.service->send(bot, CommandSpec::of(CommandKind::Stop), 5s);
     QVERIFY(rig.allFinished({stopped}));
     QTRY_COMPARE_WITH_TIMEOUT(rig.hub->bot(bot)->state, QString("stopped"), 10'000);
+}
+
+// The threads of this process now (the hub's, the fleet's and gRPC's).
+static int threadCount()
+{
+    return int(QDir(QStringLiteral("/proc/self/task"))
+                   .entryList(QDir::Dirs | QDir::NoDotAndDotDot)
+                   .size());
+}
+
+void TestIntegration::twoThousandBotsOnAFewThreads()
+{
+    // botsim runs its bots on gRPC's callback client: 2,000 bots are 2,000 streams on a few
+    // connections, served by gRPC's threads and the fleet's one timer thread, not a thread each.
+    constexpr int Bots = 2000;
+    Rig rig;
+    QVERIFY(rig.started);
+    const int before = threadCount();
+    auto options = rig.fleetOptions(Bots);
+    QVERIFY(botsim::LatencyModel::parse("uniform:0:50", &options.latency, nullptr));
+    botsim::Fleet fleet(options);
+    QVERIFY(fleet.start());
+    QVERIFY(fleet.waitConnected(Bots, 60s));
+    QTRY_COMPARE_WITH_TIMEOUT(rig.hub->connectedBotIds().size(), Bots, 30'000);
+    const int during = threadCount();
+    qInfo("threads: %d with the hub alone, %d with %d bots", before, during, Bots);
+    QVERIFY2(during - before <= 16,
+             qPrintable(QStringLiteral("%1 threads more").arg(during - before)));
+
+    const FanOut ping = rig.service->sendToMany(rig.hub->connectedBotIds(),
+                                                CommandSpec::of(CommandKind::Ping), 30s);
+    QVERIFY(ping.refused.isEmpty());
+    QCOMPARE(ping.futures.size(), Bots);
+    QVERIFY(rig.allFinished(ping.futures, 60'000));
+    QCOMPARE(rig.tally(ping.futures).value(CommandState::Acked), Bots);
+    QCOMPARE(fleet.stats().executed.load(), uint64_t(Bots));
+    QCOMPARE(fleet.connectedCount(), Bots);
+    QVERIFY(threadCount() - before <= 16);
+
+    // Stopping ends every stream (each reactor's OnDone) before stop() returns.
+    fleet.stop();
+    QCOMPARE(fleet.connectedCount(), 0);
+    QTRY_VERIFY_WITH_TIMEOUT(rig.hub->connectedBotIds().isEmpty(), 30'000);
 }
 
 QTEST_GUILESS_MAIN(TestIntegration)
