@@ -6,7 +6,8 @@
 //   hub_idle_cpu_pct       the hub's CPU (user + system, % of one core) over 10 s of heartbeats
 //   connect_storm_s        every bot started at once: until the hub counts them all connected
 //   fanout_ping_all_s      opctl send --all ping: until its tally is complete (opctl exits)
-//   botsim_cpu_pct, botsim_rss_mb, botsim_threads   what the simulator costs at idle
+//   botsim_cpu_pct, botsim_rss_mb, botsim_threads   what the simulator costs at idle (summed
+//                          over its processes: 10,000 bots a process)
 //
 // The hub's counts come from its own /metrics (--metrics-listen): the bench reads what an
 // operator's Prometheus would. Every wait is bounded; processes are stopped at the end. With
@@ -79,14 +80,23 @@ std::optional<double> metric(quint16 port, const QByteArray &name)
     if (!socket.waitForConnected(2000))
         return std::nullopt;
     socket.write("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    // Until the body's Content-Length is in (the server may keep the connection open).
     QByteArray body;
     QElapsedTimer t;
     t.start();
-    while (socket.state() == QAbstractSocket::ConnectedState && t.elapsed() < 5000) {
-        socket.waitForReadyRead(500);
+    qsizetype want = -1;
+    while (t.elapsed() < 5000 && (want < 0 || body.size() < want)) {
+        if (!socket.waitForReadyRead(500) && socket.state() != QAbstractSocket::ConnectedState)
+            break;
         body += socket.readAll();
+        const qsizetype headerEnd = body.indexOf("\r\n\r\n");
+        if (want < 0 && headerEnd >= 0) {
+            static const QRegularExpression length(QStringLiteral("(?i)content-length:\\s*(\\d+)"));
+            const auto m = length.match(QString::fromLatin1(body.left(headerEnd)));
+            if (m.hasMatch())
+                want = headerEnd + 4 + m.captured(1).toLongLong();
+        }
     }
-    body += socket.readAll();
     for (const QByteArray &line : body.split('\n')) {
         if (line.startsWith(name + ' '))
             return line.mid(name.size() + 1).trimmed().toDouble();
@@ -174,39 +184,63 @@ std::optional<Figures> measure(int bots, int heartbeatMs, int idleSeconds)
 
     Figures f;
     f.bots = bots;
-    QProcess sim;
-    sim.setProgram(binDir() + QStringLiteral("/botsim"));
-    sim.setArguments({"--hub", hub.botAddress, "--bots", QString::number(bots), "--latency",
-                      "fixed:5", "--seed", "1"});
-    sim.setProcessChannelMode(QProcess::ForwardedErrorChannel);
-    sim.start();
+    // botsim holds at most 10,000 bots a process: larger fleets are several, started at once.
+    constexpr int PerProcess = 10'000;
+    std::vector<std::unique_ptr<QProcess>> sims;
+    for (int first = 0; first < bots; first += PerProcess) {
+        auto sim = std::make_unique<QProcess>();
+        sim->setProgram(binDir() + QStringLiteral("/botsim"));
+        sim->setArguments({"--hub", hub.botAddress, "--bots",
+                           QString::number(std::min(PerProcess, bots - first)), "--prefix",
+                           QStringLiteral("s%1-").arg(first / PerProcess), "--latency", "fixed:5",
+                           "--seed", QString::number(1 + first / PerProcess)});
+        sim->setStandardOutputFile(QProcess::nullDevice()); // nobody reads it: no pipe to fill
+        sim->setProcessChannelMode(QProcess::ForwardedErrorChannel);
+        sims.push_back(std::move(sim));
+    }
+    for (auto &sim : sims)
+        sim->start();
+    auto stopSims = [&sims] {
+        for (auto &sim : sims)
+            sim->terminate();
+        for (auto &sim : sims) {
+            if (!sim->waitForFinished(60'000))
+                sim->kill();
+        }
+    };
+    auto simSum = [&sims](auto field) {
+        double sum = 0;
+        for (auto &sim : sims)
+            sum += field(sim->processId());
+        return sum;
+    };
     f.connectS = waitConnected(hub, bots, 600'000);
     if (f.connectS < 0) {
         std::fprintf(stderr, "fleet_bench: %d bots did not all connect in 10 min\n", bots);
-        sim.kill();
-        sim.waitForFinished(10'000);
+        stopSims();
         return std::nullopt;
     }
 
     // Idle: heartbeats only.
     QThread::msleep(2000);
     const double hubCpu0 = cpuSeconds(hubPid);
-    const double simCpu0 = cpuSeconds(sim.processId());
+    const double simCpu0 = simSum(cpuSeconds);
     QElapsedTimer idle;
     idle.start();
     QThread::msleep(unsigned(idleSeconds * 1000));
     const double seconds = double(idle.nsecsElapsed()) / 1e9;
     f.idleCpuPct = (cpuSeconds(hubPid) - hubCpu0) / seconds * 100;
-    f.simCpuPct = (cpuSeconds(sim.processId()) - simCpu0) / seconds * 100;
+    f.simCpuPct = (simSum(cpuSeconds) - simCpu0) / seconds * 100;
     f.rssKbPerBot = double(statusField(hubPid, "VmRSS:") - rssBefore) / bots;
-    f.simRssMb = double(statusField(sim.processId(), "VmRSS:")) / 1024;
-    f.simThreads = double(statusField(sim.processId(), "Threads:"));
+    f.simRssMb = simSum([](qint64 pid) { return double(statusField(pid, "VmRSS:")); }) / 1024;
+    f.simThreads = simSum([](qint64 pid) { return double(statusField(pid, "Threads:")); });
 
     // A fan-out ping to every bot, until opctl has the whole tally.
     QProcess opctl;
     opctl.setProgram(binDir() + QStringLiteral("/opctl"));
     opctl.setArguments(
         {"--hub", hub.operatorAddress, "--json", "send", "--all", "ping", "--timeout", "120s"});
+    opctl.setStandardOutputFile(QProcess::nullDevice()); // a line a bot: nobody reads it
     QElapsedTimer fan;
     fan.start();
     opctl.start();
@@ -219,9 +253,7 @@ std::optional<Figures> measure(int bots, int heartbeatMs, int idleSeconds)
         std::fprintf(stderr, "fleet_bench: opctl exited %d: %s\n", opctl.exitCode(),
                      opctl.readAllStandardError().left(300).constData());
 
-    sim.terminate();
-    if (!sim.waitForFinished(60'000))
-        sim.kill();
+    stopSims();
     return f;
 }
 
