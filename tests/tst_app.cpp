@@ -370,7 +370,7 @@ void TestApp::unsafeOrBrokenSecurityOptionsAreRefused()
         {{"--tls-cert", certs.hubCert(), "--tls-key", certs.botKey("bot-1")}, "does not belong"},
         {{"--tls-client-ca", certs.ca()}, "--tls-client-ca needs --tls-cert"},
         {{"--admission", "approve"}, "needs bot identities"},
-        {{"--admission", "maybe"}, "--admission is open or approve"},
+        {{"--admission", "maybe"}, "--admission takes open, approve"},
         {{"--operators", shared}, "writable by others than its owner"},
         {{"--operators", malformed}, ":1: the hash must be"},
         {{"--operators", unknownRole}, "role 'boss'"},
