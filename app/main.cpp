@@ -658,6 +658,7 @@ int main(int argc, char **argv)
     std::unique_ptr<MainWindow> window;
     if (!headless) {
         localBackend = std::make_unique<LocalBackend>(registry, feed, hub, service, history.get());
+        localBackend->setRollouts(&operatorApi.rollouts()); // "Roll out in waves"
         window = std::make_unique<MainWindow>(*localBackend);
         window->show();
         if (const QString shot = parser.value(QStringLiteral("screenshot")); !shot.isEmpty()) {

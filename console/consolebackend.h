@@ -16,6 +16,7 @@
 #include <QObject>
 #include <QStringList>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -28,6 +29,31 @@ struct SendReceipt
     QString fanOut;         // the fan-out id when sent to several bots
     QString error;          // refused before anything was registered; the rest is empty then
     bool ok() const { return error.isEmpty(); }
+};
+
+// A staged rollout as the window asks for it (the hub's RolloutOptions, stream/rollout.h, and
+// the Operator API's Rollout): waves of batchCount bots or batchPercent of them, the next wave
+// after the one before has every answer and waveDelay, stopped when a wave's failed share is
+// above abortAbovePercent.
+struct RolloutPlan
+{
+    int batchCount = 0;                      // bots per wave; or
+    int batchPercent = 0;                    // percent of the bots per wave, rounded up
+    std::optional<double> abortAbovePercent; // none: never stopped
+    std::chrono::milliseconds waveDelay{0};
+
+    // As the hub counts them (RolloutOptions::waveSize).
+    int waveSize(int bots) const
+    {
+        if (batchCount > 0)
+            return batchCount;
+        return int(std::max<qint64>(1, (qint64(bots) * batchPercent + 99) / 100));
+    }
+    int waves(int bots) const
+    {
+        const int size = waveSize(bots);
+        return bots <= 0 ? 0 : (bots + size - 1) / size;
+    }
 };
 
 // An admin's decision on a bot (docs/security.md, "Admission").
@@ -97,6 +123,13 @@ public:
     // with a clear error, when the hub is unreachable: nothing is queued for later.
     virtual SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
                              std::chrono::milliseconds timeout, const QString &commandId = {}) = 0;
+    // Whether sendRollout() can be asked (a hub in this process without its Operator API's
+    // rollout runner cannot).
+    virtual bool canRollOut() const { return false; }
+    // Sends to `botIds` in waves, in that order, under one fan-out id (SendReceipt::fanOut; the
+    // command ids come on the feed, wave by wave). Refused at once like send().
+    virtual SendReceipt sendRollout(const QStringList &botIds, const CommandSpec &spec,
+                                    std::chrono::milliseconds timeout, const RolloutPlan &plan);
     // Releases the waiter (Cancelled) and tells the bot. Asynchronous for a remote hub: the
     // outcome arrives on the feed; false only when it cannot be asked now.
     // `hub`: the record's hub, when the console shows several (an id is unique per hub only).
@@ -147,6 +180,14 @@ inline QFuture<HistoryPage> ConsoleBackend::queryHistory(const HistoryQuery &)
     HistoryPage page;
     page.error = tr("this console has no history");
     return QtFuture::makeReadyFuture(page);
+}
+
+inline SendReceipt ConsoleBackend::sendRollout(const QStringList &, const CommandSpec &,
+                                               std::chrono::milliseconds, const RolloutPlan &)
+{
+    SendReceipt receipt;
+    receipt.error = tr("this console cannot send in waves");
+    return receipt;
 }
 
 inline QFuture<DecisionReply> ConsoleBackend::decideBot(const QString &, BotDecision,

@@ -7,6 +7,7 @@
 
 #include <QDateTime>
 #include <QRandomGenerator>
+#include <QSet>
 
 #include <algorithm>
 #include <map>
@@ -151,6 +152,38 @@ SendReceipt HubSet::send(const QStringList &botIds, const CommandSpec &spec,
         receipt.commandIds += m_hubs[size_t(i)]->sendFanOut(bots, spec, timeout, fanOut).commandIds;
     }
     return receipt;
+}
+
+SendReceipt HubSet::sendRollout(const QStringList &botIds, const CommandSpec &spec,
+                                std::chrono::milliseconds timeout, const RolloutPlan &plan)
+{
+    SendReceipt receipt;
+    if (botIds.isEmpty()) {
+        receipt.error = tr("no bot selected");
+        return receipt;
+    }
+    QSet<int> hubs;
+    for (const QString &bot : botIds) {
+        const int i = m_hubs.size() == 1 ? 0 : hubOf(bot);
+        if (i < 0) {
+            receipt.error = tr("no attached hub knows bot %1").arg(bot);
+            return receipt;
+        }
+        hubs.insert(i);
+    }
+    if (hubs.size() > 1) {
+        receipt.error = tr("a rollout across several hubs is not supported: these bots are on "
+                           "%1 hubs; select the bots of one hub, or send to all at once")
+                            .arg(hubs.size());
+        return receipt;
+    }
+    const int i = *hubs.cbegin();
+    if (m_hubs[size_t(i)]->link() != Link::Live) {
+        receipt.error = tr("hub %1 is not attached (%2); nothing was sent")
+                            .arg(m_addresses.at(i), m_hubs[size_t(i)]->linkProblem());
+        return receipt;
+    }
+    return m_hubs[size_t(i)]->sendRollout(botIds, spec, timeout, plan);
 }
 
 bool HubSet::cancel(const QString &commandId, const QString &reason, const QString &hub)

@@ -37,6 +37,11 @@ public:
     int pendingCount(const QString &botId) const override;
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
                      std::chrono::milliseconds timeout, const QString &commandId = {}) override;
+    // In waves on the one hub that holds every bot; refused when they are on several (a
+    // rollout's waves and threshold are one hub's).
+    bool canRollOut() const override { return true; }
+    SendReceipt sendRollout(const QStringList &botIds, const CommandSpec &spec,
+                            std::chrono::milliseconds timeout, const RolloutPlan &plan) override;
     bool cancel(const QString &commandId, const QString &reason, const QString &hub = {}) override;
     // Every hub's page, merged newest first: a page holds up to query.pageSize records of
     // each hub, and its token goes on with each hub where that hub's page ended.

@@ -7,6 +7,7 @@
 #include "commandservice.h"
 #include "historystore.h"
 #include "hub.h"
+#include "rollout.h"
 
 namespace opconsole {
 
@@ -123,6 +124,38 @@ SendReceipt LocalBackend::send(const QStringList &botIds, const CommandSpec &spe
     }
     receipt.commandIds = fan.commandIds;
     receipt.fanOut = fan.id;
+    return receipt;
+}
+
+SendReceipt LocalBackend::sendRollout(const QStringList &botIds, const CommandSpec &spec,
+                                      std::chrono::milliseconds timeout, const RolloutPlan &plan)
+{
+    SendReceipt receipt;
+    if (!m_rollouts) {
+        receipt.error = tr("this console cannot send in waves");
+        return receipt;
+    }
+    if (botIds.isEmpty()) {
+        receipt.error = tr("no bot selected");
+        return receipt;
+    }
+    if (const QString problem = spec.validate(); !problem.isEmpty()) {
+        receipt.error = problem;
+        return receipt;
+    }
+    RolloutOptions options;
+    options.batchCount = plan.batchCount;
+    options.batchPercent = plan.batchPercent;
+    options.abortAbovePercent = plan.abortAbovePercent;
+    options.waveDelay = plan.waveDelay;
+    // The runner checks the options and the spec, and refuses with why.
+    const RolloutRunner::Started started =
+        m_rollouts->start(botIds, spec, timeout, fromConsole(), options, {});
+    if (!started.refused.isEmpty()) {
+        receipt.error = started.refused;
+        return receipt;
+    }
+    receipt.fanOut = started.id;
     return receipt;
 }
 

@@ -11,6 +11,7 @@ class CommandRegistry;
 class CommandService;
 class Hub;
 class HistoryStore;
+class RolloutRunner;
 
 // The console with its hub in the same process (scripts/run.sh, --demo): reads the change
 // feed and the hub's bot signals, sends through the CommandService. All in the GUI thread.
@@ -35,6 +36,12 @@ public:
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
                      std::chrono::milliseconds timeout, const QString &commandId = {}) override;
     bool cancel(const QString &commandId, const QString &reason, const QString &hub = {}) override;
+    // Rollouts go through the hub's runner (OperatorService::rollouts()), which outlives the
+    // backend; without one (null, the default) canRollOut() is false.
+    void setRollouts(RolloutRunner *runner) { m_rollouts = runner; }
+    bool canRollOut() const override { return m_rollouts != nullptr; }
+    SendReceipt sendRollout(const QStringList &botIds, const CommandSpec &spec,
+                            std::chrono::milliseconds timeout, const RolloutPlan &plan) override;
     bool hasHistory() const override { return m_history != nullptr; }
     QFuture<HistoryPage> queryHistory(const HistoryQuery &query) override;
     QString historySummary() const override;
@@ -53,6 +60,7 @@ private:
     Hub &m_hub;
     CommandService &m_service;
     HistoryStore *m_history;
+    RolloutRunner *m_rollouts = nullptr;
     // Admission decisions run here (they write a file); waited for before the hub can go.
     QThreadPool m_decisions;
 };

@@ -803,8 +803,24 @@ SendReceipt RemoteBackend::send(const QStringList &botIds, const CommandSpec &sp
     return sendFanOut(botIds, spec, timeout, newId("f"));
 }
 
+SendReceipt RemoteBackend::sendRollout(const QStringList &botIds, const CommandSpec &spec,
+                                       milliseconds timeout, const RolloutPlan &plan)
+{
+    SendReceipt receipt;
+    if (botIds.isEmpty()) {
+        receipt.error = tr("no bot selected");
+        return receipt;
+    }
+    if (const QString problem = spec.validate(); !problem.isEmpty()) {
+        receipt.error = problem;
+        return receipt;
+    }
+    return sendFanOut(botIds, spec, timeout, newId("f"), &plan);
+}
+
 SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSpec &spec,
-                                      milliseconds timeout, const QString &fanOut)
+                                      milliseconds timeout, const QString &fanOut,
+                                      const RolloutPlan *rollout)
 {
     SendReceipt receipt;
     if (m_link != Link::Live) {
@@ -846,6 +862,16 @@ SendReceipt RemoteBackend::sendFanOut(const QStringList &botIds, const CommandSp
     call->request.mutable_command()->clear_command_id();
     *call->request.mutable_timeout() = wire::durationFromMs(timeout.count());
     call->request.set_fan_out_id(toStd(fanOut));
+    if (rollout) {
+        v1::Rollout &r = *call->request.mutable_rollout();
+        if (rollout->batchCount > 0)
+            r.set_batch_count(rollout->batchCount);
+        else
+            r.set_batch_percent(rollout->batchPercent);
+        if (rollout->abortAbovePercent)
+            r.set_abort_above_percent(*rollout->abortAbovePercent);
+        *r.mutable_wave_delay() = wire::durationFromMs(rollout->waveDelay.count());
+    }
     call->request.set_no_wait(true);
     call->ctx.set_deadline(system_clock::now() + seconds(60));
     m_net->authorize(call->ctx);

@@ -91,9 +91,16 @@ public:
                                      const QString &reason, const QString &hub = {},
                                      const QString &credential = {}) override;
 
-    // A fan-out under an id the caller chose (the same id on several hubs: one tally).
+    // Through SendToMany with a Rollout and no_wait: the hub runs the waves. A hub older than
+    // rollouts would ignore the rollout and send to every bot at once.
+    bool canRollOut() const override { return true; }
+    SendReceipt sendRollout(const QStringList &botIds, const CommandSpec &spec,
+                            std::chrono::milliseconds timeout, const RolloutPlan &plan) override;
+    // A fan-out under an id the caller chose (the same id on several hubs: one tally); in
+    // waves when `rollout` is given.
     SendReceipt sendFanOut(const QStringList &botIds, const CommandSpec &spec,
-                           std::chrono::milliseconds timeout, const QString &fanOutId);
+                           std::chrono::milliseconds timeout, const QString &fanOutId,
+                           const RolloutPlan *rollout = nullptr);
     bool knows(const QString &commandId) const { return m_commands.count(commandId) > 0; }
     const BotInfo *bot(const QString &botId) const
     {

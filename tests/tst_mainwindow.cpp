@@ -4,6 +4,7 @@
 #include "botdetails.h"
 #include "commandfilterproxy.h"
 #include "commandtablemodel.h"
+#include "confirm.h"
 #include "fanoutmodel.h"
 #include "fleetmodel.h"
 #include "hubrig.h"
@@ -12,6 +13,7 @@
 #include "mainwindow.h"
 #include "operatorservice.h"
 #include "rawbot.h"
+#include "rollout.h"
 #include "sendpanel.h"
 #include "statusline.h"
 #include "tokens.h"
@@ -21,6 +23,7 @@
 #include <QClipboard>
 #include <QComboBox>
 #include <QDialog>
+#include <QDoubleSpinBox>
 #include <QHeaderView>
 #include <QLineEdit>
 #include <QListView>
@@ -28,6 +31,7 @@
 #include <QMessageBox>
 #include <QPushButton>
 #include <QSettings>
+#include <QSpinBox>
 #include <QStandardPaths>
 #include <QStatusBar>
 #include <QTableView>
@@ -166,6 +170,52 @@ struct FanOutAnswer
     QString text;
 };
 
+// Answers the fan-out dialog with "Roll out in waves" of `batch` bots (abort above 50%, no
+// delay) when it offers them, else with Cancel; says whether it was offered.
+struct RolloutAnswer
+{
+    explicit RolloutAnswer(int batch)
+    {
+        QObject::connect(&poll, &QTimer::timeout, &poll, [this, batch] {
+            QWidget *modal = QApplication::activeModalWidget();
+            if (!modal || modal->objectName() != QLatin1String("fanOutConfirm"))
+                return;
+            ++asked;
+            auto *waves = modal->findChild<QPushButton *>(QStringLiteral("fanOutRollout"));
+            offered = waves != nullptr;
+            if (!waves) {
+                qobject_cast<QDialog *>(modal)->reject();
+                return;
+            }
+            modal->findChild<QComboBox *>(QStringLiteral("rolloutBatchUnit"))->setCurrentIndex(1);
+            modal->findChild<QSpinBox *>(QStringLiteral("rolloutBatch"))->setValue(batch);
+            modal->findChild<QDoubleSpinBox *>(QStringLiteral("rolloutAbortAbove"))->setValue(50);
+            modal->findChild<QSpinBox *>(QStringLiteral("rolloutWaveDelay"))->setValue(0);
+            button = waves->text();
+            waves->click();
+        });
+        poll.start(10);
+    }
+    QTimer poll;
+    int asked = 0;
+    bool offered = false;
+    QString button;
+};
+
+// The next command `bot` is sent, the window's event loop running meanwhile (the hub's
+// rollout runner sends its waves from this thread); none after 5 s.
+std::optional<v1::Command> nextCommand(RawBot &bot)
+{
+    std::optional<v1::Command> command;
+    const bool got = QTest::qWaitFor(
+        [&] {
+            command = bot.readCommand(10ms);
+            return command.has_value();
+        },
+        5000);
+    return got ? command : std::nullopt;
+}
+
 // Sends as opctl would (the Operator API's service, not the window); the command's id.
 QString sendAs(Rig &rig, const QString &bot, const CommandSpec &spec, milliseconds timeout = 30s)
 {
@@ -211,6 +261,9 @@ private slots:
     void botDetailsFromTheFleet();
     void inFlightFollowsTheTable();
     void toolbarTooltipsNameTheirShortcuts();
+    void fanOutDialogOffersWaves();
+    void rolloutFromTheWindowSendsInWaves();
+    void rolloutThroughTheOperatorApi();
 };
 
 void TestMainWindow::selectBotClickSendSeePendingThenAcked()
@@ -1090,6 +1143,174 @@ void TestMainWindow::toolbarTooltipsNameTheirShortcuts()
         }
     }
     QVERIFY(checked >= 8);
+}
+
+void TestMainWindow::fanOutDialogOffersWaves()
+{
+    QSettings().setValue("send/confirmAbove", 2);
+    Rig rig;
+    std::vector<std::unique_ptr<RawBot>> bots;
+    QStringList ids;
+    for (int i = 0; i < 3; ++i) {
+        bots.push_back(std::make_unique<RawBot>(rig.address()));
+        ids << QStringLiteral("bot-%1").arg(i);
+        QVERIFY(bots.back()->hello(ids.last().toStdString()));
+        QVERIFY(rig.botListed(ids.last()));
+    }
+    rig.window->selectBots(ids);
+    QVERIFY(!rig.backend->canRollOut());
+    {
+        RolloutAnswer answer(1); // no runner: the dialog has no waves, and is cancelled
+        rig.window->sendKindToSelection(CommandKind::Restart);
+        QCOMPARE(answer.asked, 1);
+        QVERIFY(!answer.offered);
+    }
+    QCOMPARE(rig.registry.counters().registered, 0u);
+    rig.backend->setRollouts(&rig.api->rollouts());
+    {
+        // Within the threshold: not asked, sent at once.
+        RolloutAnswer answer(1);
+        rig.window->selectBots(ids.mid(0, 2));
+        rig.window->sendKindToSelection(CommandKind::Restart);
+        QCOMPARE(answer.asked, 0);
+    }
+    QTRY_COMPARE_WITH_TIMEOUT(rig.registry.counters().registered, 2u, 5000);
+    {
+        RolloutAnswer answer(2);
+        rig.window->selectBots(ids);
+        rig.window->sendKindToSelection(CommandKind::Stop);
+        QCOMPARE(answer.asked, 1);
+        QVERIFY(answer.offered);
+        QCOMPARE(answer.button, QStringLiteral("Roll out in 2 waves"));
+    }
+    // Remembered for the next time.
+    QCOMPARE(QSettings().value("send/rolloutBatch").toInt(), 2);
+    QCOMPARE(QSettings().value("send/rolloutBatchUnit").toString(), QStringLiteral("count"));
+    QCOMPARE(rolloutDefaults().batchCount, 2);
+    QCOMPARE(rolloutDefaults().waveDelay, 0ms);
+    const QString message = rig.window->statusBar()->currentMessage();
+    QVERIFY2(message.contains("rollout f-") && message.contains("2 waves of 2 bots"),
+             qPrintable(message));
+    QSettings().remove("send/rolloutBatch");
+    QSettings().remove("send/rolloutBatchUnit");
+    QSettings().remove("send/rolloutAbortAbove");
+    QSettings().remove("send/rolloutWaveDelay");
+    QCOMPARE(rolloutDefaults().batchPercent, 10);
+    QCOMPARE(rolloutDefaults().abortAbovePercent.value_or(-1), 5.0);
+    QCOMPARE(rolloutDefaults().waveDelay, 10s);
+}
+
+void TestMainWindow::rolloutFromTheWindowSendsInWaves()
+{
+    QSettings().setValue("send/confirmAbove", 2);
+    Rig rig;
+    rig.backend->setRollouts(&rig.api->rollouts());
+    std::map<QString, std::unique_ptr<RawBot>> bots;
+    QStringList ids;
+    for (int i = 0; i < 5; ++i) {
+        ids << QStringLiteral("bot-%1").arg(i);
+        auto bot = std::make_unique<RawBot>(rig.address());
+        QVERIFY(bot->hello(ids.last().toStdString()));
+        QVERIFY(rig.botListed(ids.last()));
+        bots.emplace(ids.last(), std::move(bot));
+    }
+    rig.window->selectBots(ids);
+    const QStringList order = rig.window->selectedBots(); // the waves' order
+    QCOMPARE(order.size(), 5);
+    {
+        RolloutAnswer answer(2); // waves of 2: 2, 2, 1
+        rig.window->sendKindToSelection(CommandKind::Restart);
+        QCOMPARE(answer.asked, 1);
+        QCOMPARE(answer.button, QStringLiteral("Roll out in 3 waves"));
+    }
+    const QString message = rig.window->statusBar()->currentMessage();
+    QVERIFY2(message.contains("3 waves"), qPrintable(message));
+    QTRY_COMPARE_WITH_TIMEOUT(rig.window->fanOutModel()->rowCount(), 1, 5000);
+    const QString fanOut =
+        rig.window->fanOutModel()->index(0, 0).data(FanOutModel::FanOutIdRole).toString();
+    QVERIFY2(message.contains(fanOut), qPrintable(message));
+
+    int acked = 0;
+    for (int wave = 0; wave < 3; ++wave) {
+        const QStringList now = order.mid(wave * 2, 2);
+        std::vector<std::string> commands;
+        for (const QString &id : now) {
+            const auto command = nextCommand(*bots.at(id));
+            QVERIFY2(command.has_value(), qPrintable(id));
+            QVERIFY(command->has_restart());
+            commands.push_back(command->command_id());
+        }
+        // The wave in flight has no answer yet: the bots of later waves got nothing (the
+        // runner says it is at this wave; a short look at their streams to be sure).
+        const std::optional<RolloutStatus> status = rig.api->rollouts().status(fanOut);
+        QVERIFY(status.has_value());
+        QCOMPARE(status->wave, wave + 1);
+        QCOMPARE(status->waves, 3);
+        for (const QString &later : order.mid((wave + 1) * 2))
+            QVERIFY2(!bots.at(later)->readCommand(20ms).has_value(), qPrintable(later));
+        // The tally row counts the waves sent.
+        QTRY_VERIFY_WITH_TIMEOUT(rig.window->fanOutModel()->tally(fanOut) &&
+                                     rig.window->fanOutModel()->tally(fanOut)->total ==
+                                         acked + int(now.size()),
+                                 5000);
+        if (wave < 2) { // between waves, the row does not read as a finished fan-out
+            QVERIFY2(rig.fanOutText(0).contains(QStringLiteral("of 5 bots at")) &&
+                         rig.fanOutText(0).contains("rollout in 3 waves"),
+                     qPrintable(rig.fanOutText(0)));
+        }
+        for (size_t i = 0; i < commands.size(); ++i) {
+            QVERIFY(rig.registry.find(QString::fromStdString(commands[i])).has_value());
+            QVERIFY(bots.at(now.at(qsizetype(i)))->ack(commands[i]));
+        }
+        acked += int(now.size());
+    }
+    QTRY_VERIFY_WITH_TIMEOUT(rig.api->rollouts().status(fanOut)->state == RolloutState::Completed,
+                             5000);
+    QTRY_VERIFY_WITH_TIMEOUT(rig.window->fanOutModel()->tally(fanOut)->acked == 5, 5000);
+    QVERIFY2(rig.fanOutText(0).contains("5/5 acked"), qPrintable(rig.fanOutText(0)));
+}
+
+// A console attached over the Operator API (HubSet over one RemoteBackend): SendToMany with a
+// Rollout and no_wait; the hub runs the waves.
+void TestMainWindow::rolloutThroughTheOperatorApi()
+{
+    Rig rig;
+    std::vector<std::unique_ptr<RawBot>> bots;
+    QStringList ids;
+    for (int i = 0; i < 3; ++i) {
+        bots.push_back(std::make_unique<RawBot>(rig.address()));
+        ids << QStringLiteral("bot-%1").arg(i);
+        QVERIFY(bots.back()->hello(ids.last().toStdString()));
+        QVERIFY(rig.botListed(ids.last()));
+    }
+    RemoteBackend::Options remote;
+    remote.firstRetry = 50ms;
+    HubSet backend({QString::fromStdString(rig.operatorAddress())}, remote);
+    QVERIFY(backend.canRollOut());
+    QVERIFY(
+        QTest::qWaitFor([&] { return backend.bots().size() == 3 && backend.canSend(); }, 10'000));
+    RolloutPlan plan;
+    plan.batchCount = 2;
+    const SendReceipt receipt =
+        backend.sendRollout(ids, CommandSpec::of(CommandKind::Restart), 30s, plan);
+    QVERIFY2(receipt.ok(), qPrintable(receipt.error));
+    QVERIFY(!receipt.fanOut.isEmpty());
+    std::vector<std::string> first;
+    for (int i = 0; i < 2; ++i) {
+        const auto command = nextCommand(*bots[size_t(i)]);
+        QVERIFY(command.has_value());
+        first.push_back(command->command_id());
+    }
+    QTRY_VERIFY_WITH_TIMEOUT(rig.api->rollouts().status(receipt.fanOut).has_value(), 5000);
+    QCOMPARE(rig.api->rollouts().status(receipt.fanOut)->waves, 2);
+    QVERIFY(!bots[2]->readCommand(20ms).has_value());
+    for (int i = 0; i < 2; ++i)
+        QVERIFY(bots[size_t(i)]->ack(first[size_t(i)]));
+    const auto last = nextCommand(*bots[2]);
+    QVERIFY(last.has_value());
+    QVERIFY(bots[2]->ack(last->command_id()));
+    QTRY_VERIFY_WITH_TIMEOUT(
+        rig.api->rollouts().status(receipt.fanOut)->state == RolloutState::Completed, 5000);
 }
 
 #include "tst_mainwindow.moc"

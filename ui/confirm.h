@@ -25,11 +25,29 @@ bool isDestructive(CommandKind kind);
 int confirmAbove();
 void setConfirmAbove(int bots);
 
+// The waves the fan-out dialog offers first: QSettings "send/rollout*" (default waves of 10%,
+// stopped above 5% failed, 10 s between waves), the last ones chosen.
+RolloutPlan rolloutDefaults();
+void setRolloutDefaults(const RolloutPlan &plan);
+
+// What the operator chose for a fan-out.
+struct FanOutDecision
+{
+    enum class Go : quint8
+    {
+        Cancel,
+        AtOnce,  // to every bot at once (also when nothing was asked)
+        InWaves, // a staged rollout, as `rollout` says
+    };
+    Go go = Go::Cancel;
+    RolloutPlan rollout;
+};
+
 // Asks before `spec` goes to `bots` when it is destructive and they are more than
 // confirmAbove(); `selector` says how they were chosen (the fleet filter), may be empty.
-// True when it may go.
-bool confirmFanOut(QWidget *parent, const CommandSpec &spec, const QStringList &bots,
-                   const QString &selector);
+// With `offerWaves` the dialog also offers "Roll out in waves" (batch, abort above, delay).
+FanOutDecision confirmFanOut(QWidget *parent, const CommandSpec &spec, const QStringList &bots,
+                             const QString &selector, bool offerWaves);
 // The same for commands of several kinds (a resend of selected rows); counts distinct bots.
 bool confirmFanOut(QWidget *parent, const QSet<CommandKind> &kinds, const QStringList &bots,
                    const QString &selector);

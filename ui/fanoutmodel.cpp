@@ -33,6 +33,16 @@ QVariant FanOutModel::data(const QModelIndex &index, int role) const
         return {};
     switch (role) {
     case Qt::DisplayRole:
+        if (const auto r = m_rollouts.constFind(id); r != m_rollouts.cend() && s->total < r->bots)
+            return tr("%1 → %2 of %3 bots at %4, rollout in %5 waves: %6")
+                .arg(s->kind)
+                .arg(s->total)
+                .arg(r->bots)
+                .arg(s->startedWallMs > 0 ? QDateTime::fromMSecsSinceEpoch(s->startedWallMs)
+                                                .toString(QStringLiteral("HH:mm:ss"))
+                                          : QString())
+                .arg(r->waves)
+                .arg(s->text());
         return title(*s) + QStringLiteral(": ") + s->text();
     case Qt::ToolTipRole:
         return tr("Fan-out %1. Click to show its commands only.").arg(id);
@@ -79,6 +89,20 @@ void FanOutModel::setMaxRows(int rows)
     m_maxRows = std::max(1, rows);
     m_tracker = FanOutTracker(m_maxRows);
     rebuildRows();
+}
+
+void FanOutModel::setRollout(const QString &fanOutId, int bots, int waves)
+{
+    if (fanOutId.isEmpty() || m_rollouts.contains(fanOutId))
+        return;
+    m_rollouts.insert(fanOutId, {bots, waves});
+    m_rolloutOrder.push_back(fanOutId);
+    while (m_rolloutOrder.size() > size_t(2 * DefaultMaxRows)) {
+        m_rollouts.remove(m_rolloutOrder.front());
+        m_rolloutOrder.pop_front();
+    }
+    if (const int row = rowOf(fanOutId); row >= 0)
+        emit dataChanged(index(row), index(row));
 }
 
 int FanOutModel::rowOf(const QString &fanOutId) const

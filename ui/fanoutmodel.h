@@ -4,6 +4,9 @@
 #include "fanouts.h"
 
 #include <QAbstractListModel>
+#include <QHash>
+
+#include <deque>
 
 namespace opconsole {
 
@@ -35,12 +38,23 @@ public:
     int rowOf(const QString &fanOutId) const;
     const FanOutSummary *tally(const QString &fanOutId) const;
     static QString title(const FanOutSummary &s);
+    // A staged rollout this window started: its row says how many of `bots` its waves have
+    // reached ("restart → 20 of 100 bots, rollout in 5 waves"), so a row between waves does
+    // not read as a finished fan-out. Kept for the newest rollouts only.
+    void setRollout(const QString &fanOutId, int bots, int waves);
 
 private:
     void rebuildRows();
     FanOutTracker m_tracker;
     QStringList m_rows; // ids shown, newest first
     int m_maxRows = DefaultMaxRows;
+    struct Rollout
+    {
+        int bots = 0;
+        int waves = 0;
+    };
+    QHash<QString, Rollout> m_rollouts;
+    std::deque<QString> m_rolloutOrder; // oldest first
 };
 
 } // namespace opconsole

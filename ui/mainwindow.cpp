@@ -7,6 +7,7 @@
 #include "confirm.h"
 #include "connectdialog.h"
 #include "detailsview.h"
+#include "fanoutmodel.h"
 #include "fleetmodel.h"
 #include "fleetpanel.h"
 #include "historypanel.h"
@@ -821,13 +822,21 @@ void MainWindow::sendKindToSelection(CommandKind kind)
 void MainWindow::send(const QStringList &bots, const CommandSpec &spec, milliseconds timeout,
                       Ask ask)
 {
-    // A stop, restart or config to many bots is asked about first (confirm.h).
-    if (ask == Ask::IfMany &&
-        !confirmFanOut(this, spec, bots, m_fleet->filter()->text().trimmed())) {
+    // A stop, restart or config to many bots is asked about first (confirm.h), and may go in
+    // waves (a staged rollout) where the backend can.
+    FanOutDecision decision;
+    decision.go = FanOutDecision::Go::AtOnce;
+    if (ask == Ask::IfMany)
+        decision = confirmFanOut(this, spec, bots, m_fleet->filter()->text().trimmed(),
+                                 bots.size() > 1 && m_backend.canRollOut());
+    if (decision.go == FanOutDecision::Go::Cancel) {
         statusBar()->showMessage(tr("%1 not sent: cancelled").arg(spec.name()), 5000);
         return;
     }
-    const SendReceipt receipt = m_backend.send(bots, spec, timeout);
+    const bool inWaves = decision.go == FanOutDecision::Go::InWaves;
+    const SendReceipt receipt = inWaves
+                                    ? m_backend.sendRollout(bots, spec, timeout, decision.rollout)
+                                    : m_backend.send(bots, spec, timeout);
     if (!receipt.ok()) {
         // Refused before anything was registered (unreachable hub, in-flight cap, shutting
         // down): no row will show it, so say it here, and long enough to be read.
@@ -854,10 +863,20 @@ void MainWindow::send(const QStringList &bots, const CommandSpec &spec, millisec
             m_sentOrder.pop_front();
         }
     }
-    if (bots.size() == 1)
+    if (inWaves) {
+        // The command ids come wave by wave on the feed; the fan-out row is the progress.
+        m_commands->fanOutModel()->setRollout(receipt.fanOut, int(bots.size()),
+                                              decision.rollout.waves(int(bots.size())));
+        statusBar()->showMessage(tr("%1 rollout %2 started: %3 waves of %4 bots")
+                                     .arg(spec.name(), receipt.fanOut)
+                                     .arg(decision.rollout.waves(int(bots.size())))
+                                     .arg(decision.rollout.waveSize(int(bots.size()))),
+                                 10000);
+    } else if (bots.size() == 1) {
         statusBar()->showMessage(tr("%1 sent to %2").arg(spec.name(), bots.first()), 3000);
-    else
+    } else {
         statusBar()->showMessage(tr("%1 sent to %2 bots").arg(spec.name()).arg(bots.size()), 3000);
+    }
 }
 
 const SentSpec *MainWindow::sentFor(const CommandOutcome &o) const
