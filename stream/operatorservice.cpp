@@ -491,9 +491,13 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *context,
         for (const auto &id : request->bot_ids())
             bots.append(fromStd(id));
     } else {
+        // Chosen by label or all. A rollout takes only the caller's bots: a scoped
+        // operator's bots out of scope would be refusal rows that count as a wave's failures
+        // and stop it at the first wave (a plain fan-out keeps its refusal row per bot).
         const QMap<QString, QString> selector = selectorOf(request->label_selector());
         for (const BotInfo &bot : commands.hub().bots()) {
-            if (bot.connected && bot.matches(selector))
+            if (bot.connected && bot.matches(selector) &&
+                (!checked.rollout || OperatorAccess::outOfScope(caller, bot.botId, bot).isEmpty()))
                 bots.append(bot.botId);
         }
     }
@@ -685,17 +689,20 @@ OperatorServicePrivate::ControlRollout(grpc::CallbackServerContext *context,
     }
     const QString id = fromStd(request->fan_out_id());
     const std::optional<RolloutStatus> now = rollouts->status(id);
+    // Its issuer or an admin (a hub without operator tokens takes every caller for an admin).
+    // One answer for "not yours" and "none such" to a non-admin: ids and issuers are not
+    // probed through it.
+    if (caller.role != security::Role::Admin && (!now || now->issuer != caller.name)) {
+        reactor->Finish(access.denied(
+            caller, "ControlRollout",
+            QStringLiteral("no rollout %1 of yours on this hub (only its issuer or an admin "
+                           "controls one)")
+                .arg(id)));
+        return reactor;
+    }
     if (!now) {
         reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
                                      toStd(QStringLiteral("no rollout %1 on this hub").arg(id))));
-        return reactor;
-    }
-    // Its issuer or an admin (a hub without operator tokens takes every caller for an admin).
-    if (caller.role != security::Role::Admin && now->issuer != caller.name) {
-        reactor->Finish(access.denied(
-            caller, "ControlRollout",
-            QStringLiteral("rollout %1 was started by %2: only its issuer or an admin controls it")
-                .arg(id, now->issuer)));
         return reactor;
     }
     const RolloutRunner::Control result = rollouts->control(id, action, caller.name);

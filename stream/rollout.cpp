@@ -215,6 +215,14 @@ RolloutRunner::Started RolloutRunner::start(const QStringList &botIds, const Com
             started.refused = QStringLiteral("too many rollouts running (%1)").arg(MaxRunning);
             return started;
         }
+        // An id this runner still keeps (the service forgets fan-out ids after 100,000 of
+        // them; the runner keeps 256 ended rollouts): refused, or its stream would wait
+        // for a rollout that is the old one and never runs.
+        if (!options.fanOut.isEmpty() && m_rollouts.contains(options.fanOut)) {
+            started.id = options.fanOut;
+            started.refused = QStringLiteral("fan-out id %1 is in use").arg(options.fanOut);
+            return started;
+        }
         if (QString refused = m_commands.reserveFanOut(&options.fanOut); !refused.isEmpty()) {
             started.id = options.fanOut;
             started.refused = std::move(refused);

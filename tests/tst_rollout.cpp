@@ -874,6 +874,14 @@ void TestRollout::onlyItsIssuerOrAnAdminControlsIt()
              grpc::StatusCode::PERMISSION_DENIED);
     QCOMPARE(control(rig, id, v1::ROLLOUT_ACTION_PAUSE, &response).error_code(),
              grpc::StatusCode::UNAUTHENTICATED);
+    // Another operator cannot tell a rollout that is not theirs from one that does not exist;
+    // an admin is told.
+    QCOMPARE(
+        control(rig, "f-nosuch", v1::ROLLOUT_ACTION_PAUSE, &response, false, oscar).error_code(),
+        grpc::StatusCode::PERMISSION_DENIED);
+    QCOMPARE(
+        control(rig, "f-nosuch", v1::ROLLOUT_ACTION_PAUSE, &response, false, alice).error_code(),
+        grpc::StatusCode::NOT_FOUND);
     QVERIFY(control(rig, id, v1::ROLLOUT_ACTION_PAUSE, &response, false, alice).ok());
     QCOMPARE(response.status().state(), v1::ROLLOUT_STATE_PAUSED);
     QVERIFY(control(rig, id, v1::ROLLOUT_ACTION_ABORT, &response, false, olga).ok());

@@ -20,7 +20,7 @@ QString FanOutModel::title(const FanOutSummary &s)
             : QString();
     if (s.total == 1)
         return tr("%1 → 1 bot at %2").arg(s.kind, at);
-    return tr("%1 → %2 bots at %3").arg(s.kind).arg(s.total).arg(at);
+    return tr("%1 → %2 bots at %3").arg(s.kind, QString::number(s.total), at);
 }
 
 QVariant FanOutModel::data(const QModelIndex &index, int role) const
@@ -34,15 +34,14 @@ QVariant FanOutModel::data(const QModelIndex &index, int role) const
     switch (role) {
     case Qt::DisplayRole:
         if (const auto r = m_rollouts.constFind(id); r != m_rollouts.cend() && s->total < r->bots)
+            // One multi-argument arg(): the kind comes from a hub's records, and a "%2" in it
+            // must not be filled by the next argument.
             return tr("%1 → %2 of %3 bots at %4, rollout in %5 waves: %6")
-                .arg(s->kind)
-                .arg(s->total)
-                .arg(r->bots)
-                .arg(s->startedWallMs > 0 ? QDateTime::fromMSecsSinceEpoch(s->startedWallMs)
+                .arg(s->kind, QString::number(s->total), QString::number(r->bots),
+                     s->startedWallMs > 0 ? QDateTime::fromMSecsSinceEpoch(s->startedWallMs)
                                                 .toString(QStringLiteral("HH:mm:ss"))
-                                          : QString())
-                .arg(r->waves)
-                .arg(s->text());
+                                          : QString(),
+                     QString::number(r->waves), s->text());
         return title(*s) + QStringLiteral(": ") + s->text();
     case Qt::ToolTipRole:
         return tr("Fan-out %1. Click to show its commands only.").arg(id);
