@@ -645,7 +645,13 @@ void OperatorServicePrivate::startRollout(const std::shared_ptr<FanOutWriter> &w
         rollouts->start(ordered, checked.spec, checked.timeout, checked.options, *checked.rollout,
                         std::move(observer));
     if (!started.refused.isEmpty()) {
-        writer->finish(invalid(started.refused));
+        using Refusal = RolloutRunner::Started::Refusal;
+        writer->finish(
+            started.why == Refusal::Busy
+                ? grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, toStd(started.refused))
+            : started.why == Refusal::ShuttingDown
+                ? grpc::Status(grpc::StatusCode::UNAVAILABLE, toStd(started.refused))
+                : invalid(started.refused));
         return;
     }
     if (request.no_wait()) {

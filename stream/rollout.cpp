@@ -199,10 +199,12 @@ RolloutRunner::Started RolloutRunner::start(const QStringList &botIds, const Com
     Started started;
     if (QString problem = rollout.validate(); !problem.isEmpty()) {
         started.refused = std::move(problem);
+        started.why = Started::Refusal::Invalid;
         return started;
     }
     if (m_commands.hub().isStopping()) {
         started.refused = QStringLiteral("hub shutting down");
+        started.why = Started::Refusal::ShuttingDown;
         return started;
     }
     auto r = std::make_shared<Rollout>();
@@ -213,6 +215,7 @@ RolloutRunner::Started RolloutRunner::start(const QStringList &botIds, const Com
             running += other->finished() ? 0 : 1;
         if (running >= MaxRunning) {
             started.refused = QStringLiteral("too many rollouts running (%1)").arg(MaxRunning);
+            started.why = Started::Refusal::Busy;
             return started;
         }
         // An id this runner still keeps (the service forgets fan-out ids after 100,000 of
@@ -221,11 +224,13 @@ RolloutRunner::Started RolloutRunner::start(const QStringList &botIds, const Com
         if (!options.fanOut.isEmpty() && m_rollouts.contains(options.fanOut)) {
             started.id = options.fanOut;
             started.refused = QStringLiteral("fan-out id %1 is in use").arg(options.fanOut);
+            started.why = Started::Refusal::Invalid;
             return started;
         }
         if (QString refused = m_commands.reserveFanOut(&options.fanOut); !refused.isEmpty()) {
             started.id = options.fanOut;
             started.refused = std::move(refused);
+            started.why = Started::Refusal::Invalid;
             return started;
         }
         if (options.params.isEmpty())

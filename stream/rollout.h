@@ -114,6 +114,15 @@ public:
     {
         QString id;      // the fan-out id, on every wave's commands
         QString refused; // why nothing was sent (id in use, bad options, too many rollouts)
+        // What kind of refusal: the caller's mistake, or the hub's state (a client retries
+        // those later; the Operator API answers RESOURCE_EXHAUSTED or UNAVAILABLE).
+        enum class Refusal : quint8
+        {
+            None,
+            Invalid,      // bad options or spec, an id in use
+            Busy,         // too many rollouts running
+            ShuttingDown, // the hub is stopping
+        } why = Refusal::None;
         RolloutStatus status;
     };
     // Reserves the fan-out id (options.fanOut, or a new one) and sends the first wave from the
