@@ -261,17 +261,19 @@ void RolloutRunner::post(const QString &id)
         this, [this, id] { step(id); }, Qt::QueuedConnection);
 }
 
+std::shared_ptr<RolloutRunner::Rollout> RolloutRunner::find(const QString &id) const
+{
+    std::lock_guard lock(m_mutex);
+    const auto it = m_rollouts.find(id);
+    return it == m_rollouts.end() ? nullptr : it->second;
+}
+
 // On the runner's thread: sends the next wave if the rollout is ready for it.
 void RolloutRunner::step(const QString &id)
 {
-    std::shared_ptr<Rollout> r;
-    {
-        std::lock_guard lock(m_mutex);
-        const auto it = m_rollouts.find(id);
-        if (it == m_rollouts.end())
-            return;
-        r = it->second;
-    }
+    const std::shared_ptr<Rollout> r = find(id);
+    if (!r)
+        return;
     std::unique_lock emitLock(r->emitMutex);
     RolloutObserver observer;
     RolloutStatus event;
@@ -353,14 +355,9 @@ void RolloutRunner::waveLost(const QString &id, int wave)
 
 void RolloutRunner::waveDone(const QString &id, int wave, const FanOutSummary &tally)
 {
-    std::shared_ptr<Rollout> r;
-    {
-        std::lock_guard lock(m_mutex);
-        const auto it = m_rollouts.find(id);
-        if (it == m_rollouts.end())
-            return;
-        r = it->second;
-    }
+    const std::shared_ptr<Rollout> r = find(id);
+    if (!r)
+        return;
     std::unique_lock emitLock(r->emitMutex);
     RolloutObserver observer;
     RolloutStatus waveEvent;

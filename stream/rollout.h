@@ -159,6 +159,7 @@ private:
     void waveLost(const QString &id, int wave);
     RolloutStatus statusLocked(const Rollout &r, const char *event) const;
     void forgetLocked();
+    std::shared_ptr<Rollout> find(const QString &id) const; // null when not kept
 
     CommandService &m_commands;
     mutable std::mutex m_mutex;
