@@ -1,11 +1,11 @@
 // The history panel, per-bot history and File > Export, under the offscreen platform, against
 // real parts: a registry and its feed writing into a HistoryStore in a temporary directory
 // (an "earlier run" written into it first), a hub, the CommandService and a LocalBackend.
+#include "botdetails.h"
 #include "changefeed.h"
 #include "commandexport.h"
 #include "commandregistry.h"
 #include "commandservice.h"
-#include "botdetails.h"
 #include "commandtablemodel.h"
 #include "detailsview.h"
 #include "fleetmodel.h"
