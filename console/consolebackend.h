@@ -11,6 +11,7 @@
 
 #include <QFuture>
 
+#include <QCoreApplication>
 #include <QList>
 #include <QMap>
 #include <QObject>
@@ -180,6 +181,15 @@ inline QFuture<HistoryPage> ConsoleBackend::queryHistory(const HistoryQuery &)
     HistoryPage page;
     page.error = tr("this console has no history");
     return QtFuture::makeReadyFuture(page);
+}
+
+// Why a rollout of `spec` to `botIds` cannot be asked for (no bot, a spec that does not
+// validate); empty when it can. What every backend checks first in sendRollout().
+inline QString rolloutProblem(const QStringList &botIds, const CommandSpec &spec)
+{
+    if (botIds.isEmpty())
+        return QCoreApplication::translate("opconsole::ConsoleBackend", "no bot selected");
+    return spec.validate();
 }
 
 inline SendReceipt ConsoleBackend::sendRollout(const QStringList &, const CommandSpec &,

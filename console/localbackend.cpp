@@ -135,14 +135,8 @@ SendReceipt LocalBackend::sendRollout(const QStringList &botIds, const CommandSp
         receipt.error = tr("this console cannot send in waves");
         return receipt;
     }
-    if (botIds.isEmpty()) {
-        receipt.error = tr("no bot selected");
+    if (receipt.error = rolloutProblem(botIds, spec); !receipt.ok())
         return receipt;
-    }
-    if (const QString problem = spec.validate(); !problem.isEmpty()) {
-        receipt.error = problem;
-        return receipt;
-    }
     RolloutOptions options;
     options.batchCount = plan.batchCount;
     options.batchPercent = plan.batchPercent;

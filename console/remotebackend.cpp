@@ -807,14 +807,8 @@ SendReceipt RemoteBackend::sendRollout(const QStringList &botIds, const CommandS
                                        milliseconds timeout, const RolloutPlan &plan)
 {
     SendReceipt receipt;
-    if (botIds.isEmpty()) {
-        receipt.error = tr("no bot selected");
+    if (receipt.error = rolloutProblem(botIds, spec); !receipt.ok())
         return receipt;
-    }
-    if (const QString problem = spec.validate(); !problem.isEmpty()) {
-        receipt.error = problem;
-        return receipt;
-    }
     return sendFanOut(botIds, spec, timeout, newId("f"), &plan);
 }
 
