@@ -2,6 +2,7 @@
 
 #include <QAbstractItemModelTester>
 #include <QIcon>
+#include <QSignalSpy>
 #include <QTest>
 
 using namespace opconsole;
@@ -12,6 +13,7 @@ class TestFleetModel : public QObject
 
 private slots:
     void upsertAndLiveColumns();
+    void batchesInsertOnceAndRefreshSignalsChangesOnly();
     void admissionIsShown();
 };
 
@@ -58,6 +60,73 @@ void TestFleetModel::upsertAndLiveColumns()
     pending = 0;
     model.refreshLive({a, b});
     QCOMPARE(model.index(0, FleetModel::InFlight).data().toInt(), 0);
+}
+
+// A connect storm comes as batches: the new bots are one insertion (a sorting proxy would pay a
+// pass per row otherwise), a bot twice in a batch is one row with its latest info, and the 1 Hz
+// refresh signals only the rows that show something new.
+void TestFleetModel::batchesInsertOnceAndRefreshSignalsChangesOnly()
+{
+    QHash<QString, int> pending;
+    FleetModel model([&](const QString &bot) { return pending.value(bot); });
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QSignalSpy inserted(&model, &QAbstractItemModel::rowsInserted);
+    QSignalSpy changed(&model, &QAbstractItemModel::dataChanged);
+    QList<BotInfo> batch;
+    for (int i = 0; i < 500; ++i) {
+        BotInfo b;
+        b.botId = QStringLiteral("bot-%1").arg(i);
+        b.connected = true;
+        b.state = "idle";
+        batch << b;
+    }
+    batch << batch[7];
+    batch.last().state = "running"; // bot-7 again, later in the batch
+    QCOMPARE(model.upsert(batch).size(), 500);
+    QCOMPARE(model.rowCount(), 500);
+    QCOMPARE(inserted.size(), 1);
+    QCOMPARE(inserted[0][1].toInt(), 0);
+    QCOMPARE(inserted[0][2].toInt(), 499);
+    QCOMPARE(model.index(7, FleetModel::State).data().toString(), QString("running"));
+    QCOMPARE(model.rowOf("bot-499"), 499);
+    QCOMPARE(changed.size(), 0);
+
+    // A second batch: two known bots (adjacent rows: one signal) and one new.
+    BotInfo extra;
+    extra.botId = "bot-new";
+    QList<BotInfo> second{batch[10], batch[11], extra};
+    second[0].state = second[1].state = "stopped";
+    QCOMPARE(model.upsert(second), QStringList{"bot-new"});
+    QCOMPARE(inserted.size(), 2);
+    QCOMPARE(changed.size(), 1);
+    QCOMPARE(changed[0][0].toModelIndex().row(), 10);
+    QCOMPARE(changed[0][1].toModelIndex().row(), 11);
+
+    // The refresh: nothing new, no signal; heartbeats alone, no signal; two rows whose in-flight
+    // count moved and one that disconnected, a signal per run of adjacent rows.
+    QList<BotInfo> all = batch.mid(0, 500);
+    all[7].state = "running";
+    all[10].state = all[11].state = "stopped";
+    all << extra;
+    changed.clear();
+    model.refreshLive(all);
+    QCOMPARE(changed.size(), 0);
+    for (BotInfo &b : all)
+        b.lastSeenMs = QDateTime::currentMSecsSinceEpoch();
+    model.refreshLive(all);
+    QCOMPARE(changed.size(), 0);
+    pending["bot-3"] = 2;
+    pending["bot-4"] = 1;
+    all[200].connected = false;
+    all[200].disconnectedAtMs = QDateTime::currentMSecsSinceEpoch();
+    model.refreshLive(all);
+    QCOMPARE(changed.size(), 2);
+    QCOMPARE(changed[0][0].toModelIndex().row(), 3);
+    QCOMPARE(changed[0][1].toModelIndex().row(), 4);
+    QCOMPARE(changed[1][0].toModelIndex().row(), 200);
+    QCOMPARE(model.index(4, FleetModel::InFlight).data().toInt(), 1);
+    QCOMPARE(model.connectedCount(), 499);
+    QVERIFY(model.index(200, FleetModel::Connection).data().toString().startsWith("disconnected"));
 }
 
 void TestFleetModel::admissionIsShown()

@@ -71,6 +71,9 @@ void FleetModel::fill(Row &row)
     row.labels = labels.join(QStringLiteral(", "));
     row.connection = connectionText(row.info);
     row.inFlight = m_pendingOf ? m_pendingOf(row.info.botId) : 0;
+    row.botSortKey = QStringLiteral("%1%2")
+                         .arg(row.info.botId.size(), 4, 10, QLatin1Char('0'))
+                         .arg(row.info.botId);
 }
 
 QVariant FleetModel::data(const QModelIndex &index, int role) const
@@ -171,10 +174,8 @@ QVariant FleetModel::data(const QModelIndex &index, int role) const
     case SortRole:
         if (index.column() == Heartbeat)
             return row.info.lastSeenMs;
-        if (index.column() == Bot) // bot-2 before bot-10
-            return QStringLiteral("%1%2")
-                .arg(row.info.botId.size(), 4, 10, QLatin1Char('0'))
-                .arg(row.info.botId);
+        if (index.column() == Bot)
+            return row.botSortKey;
         return data(index, Qt::DisplayRole);
     }
     return {};
@@ -189,24 +190,60 @@ QVariant FleetModel::headerData(int section, Qt::Orientation orientation, int ro
     return section >= 0 && section < ColumnCount ? tr(names[section]) : QVariant();
 }
 
-void FleetModel::upsert(const BotInfo &info)
+QStringList FleetModel::upsert(const QList<BotInfo> &bots)
 {
-    const auto it = m_index.constFind(info.botId);
-    if (it != m_index.cend()) {
-        Row &row = m_rows[*it];
+    // One insertion for the new bots: a proxy that sorts places a batch at once, where a row
+    // at a time would cost it a pass over its mapping per bot (quadratic in a connect storm).
+    QList<Row> fresh;
+    QHash<QString, int> freshIndex; // a bot twice in the batch: its latest info
+    QList<int> changed;
+    for (const BotInfo &info : bots) {
+        if (const auto it = m_index.constFind(info.botId); it != m_index.cend()) {
+            Row &row = m_rows[*it];
+            setInfo(row, info);
+            fill(row);
+            changed << *it;
+            continue;
+        }
+        if (const auto it = freshIndex.constFind(info.botId); it != freshIndex.cend()) {
+            Row &row = fresh[*it];
+            setInfo(row, info);
+            fill(row);
+            continue;
+        }
+        Row row;
         setInfo(row, info);
         fill(row);
-        emit dataChanged(index(*it, 0), index(*it, ColumnCount - 1));
-        return;
+        freshIndex.insert(info.botId, int(fresh.size()));
+        fresh << std::move(row);
     }
+    std::sort(changed.begin(), changed.end());
+    changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+    emitRowsChanged(changed, 0, ColumnCount - 1);
+    QStringList added;
+    if (fresh.isEmpty())
+        return added;
     const int at = int(m_rows.size());
-    beginInsertRows({}, at, at);
-    Row row;
-    setInfo(row, info);
-    fill(row);
-    m_rows.append(row);
-    m_index.insert(info.botId, at);
+    beginInsertRows({}, at, at + int(fresh.size()) - 1);
+    added.reserve(fresh.size());
+    for (Row &row : fresh) {
+        m_index.insert(row.info.botId, int(m_rows.size()));
+        added << row.info.botId;
+        m_rows << std::move(row);
+    }
     endInsertRows();
+    return added;
+}
+
+void FleetModel::emitRowsChanged(const QList<int> &rows, int first, int last)
+{
+    for (qsizetype i = 0; i < rows.size();) {
+        qsizetype j = i;
+        while (j + 1 < rows.size() && rows[j + 1] == rows[j] + 1)
+            ++j;
+        emit dataChanged(index(rows[i], first), index(rows[j], last));
+        i = j + 1;
+    }
 }
 
 void FleetModel::noteOutcomes(const QList<CommandOutcome> &records)
@@ -234,10 +271,14 @@ void FleetModel::noteOutcomes(const QList<CommandOutcome> &records)
 
 void FleetModel::refreshLive(const QList<BotInfo> &bots)
 {
+    // A signal only where a row shows something new: a signal over every row would have the
+    // proxy re-sort and re-filter the whole fleet each second (50,000 rows).
+    QList<BotInfo> unknown;
+    QList<int> changedRows;
     for (const BotInfo &info : bots) {
         const auto it = m_index.constFind(info.botId);
         if (it == m_index.cend()) {
-            upsert(info);
+            unknown << info;
             continue;
         }
         Row &row = m_rows[*it];
@@ -246,14 +287,19 @@ void FleetModel::refreshLive(const QList<BotInfo> &bots)
                              row.info.admission != info.admission ||
                              row.info.disconnectedAtMs != info.disconnectedAtMs ||
                              isWaiting(row.info) != isWaiting(info);
+        const int inFlight = row.inFlight;
         setInfo(row, info);
         if (changed)
             fill(row);
         else
             row.inFlight = m_pendingOf ? m_pendingOf(info.botId) : 0;
+        if (changed || row.inFlight != inFlight)
+            changedRows << *it;
     }
-    if (!m_rows.isEmpty())
-        emit dataChanged(index(0, State), index(int(m_rows.size()) - 1, InFlight));
+    std::sort(changedRows.begin(), changedRows.end());
+    emitRowsChanged(changedRows, 0, ColumnCount - 1);
+    if (!unknown.isEmpty())
+        upsert(unknown);
 }
 
 void FleetModel::setInfo(Row &row, const BotInfo &info)

@@ -51,9 +51,14 @@ public:
     QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;
     QVariant headerData(int section, Qt::Orientation orientation, int role) const override;
 
-    void upsert(const BotInfo &info);
+    void upsert(const BotInfo &info) { upsert(QList<BotInfo>{info}); }
+    // A batch (a burst of connects, a resync): the new bots are added as one insertion at the
+    // end, in the batch's order, and their ids returned; a known bot's row changes in place.
+    QStringList upsert(const QList<BotInfo> &bots);
     void noteOutcomes(const QList<CommandOutcome> &records); // last latency per bot
-    // Heartbeat age and in-flight counts move with time: refresh those columns.
+    // The 1 Hz refresh: rows whose state, connection or in-flight count changed are signalled
+    // (one dataChanged per run of adjacent rows); a heartbeat alone changes no row (the age is
+    // worked out when read: the view repaints what it shows, FleetPanel::refreshLive).
     void refreshLive(const QList<BotInfo> &bots);
     int connectedCount() const;
     // Bots awaiting approval with their stream open.
@@ -75,7 +80,11 @@ private:
         QString connection;
         int inFlight = 0;
         QString lastLatency;
+        QString botSortKey; // bot-2 before bot-10
     };
+    // Signals dataChanged over these rows' columns [first, last], a run of adjacent rows at a
+    // time; rows sorted and unique.
+    void emitRowsChanged(const QList<int> &rows, int first, int last);
     void fill(Row &row);
     void setInfo(Row &row, const BotInfo &info); // keeps the count of waiting bots
 
