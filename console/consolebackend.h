@@ -117,6 +117,8 @@ public:
 
     // What is known now; afterwards, changes come through the signals.
     virtual QList<BotInfo> bots() const = 0;
+    // One bot as known now (its heartbeat included), without a copy of the fleet.
+    virtual std::optional<BotInfo> botInfo(const QString &botId) const = 0;
     virtual QList<CommandOutcome> commands() const = 0;
     virtual int pendingCount(const QString &botId) const = 0;
 

@@ -77,6 +77,14 @@ QList<BotInfo> HubSet::bots() const
     return out;
 }
 
+std::optional<BotInfo> HubSet::botInfo(const QString &botId) const
+{
+    for (const auto &hub : m_hubs)
+        if (const BotInfo *b = hub->bot(botId))
+            return *b;
+    return std::nullopt;
+}
+
 QList<CommandOutcome> HubSet::commands() const
 {
     QList<CommandOutcome> out;

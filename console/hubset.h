@@ -33,6 +33,7 @@ public:
     QString linkProblem() const override;
     bool canSend() const override;
     QList<BotInfo> bots() const override;
+    std::optional<BotInfo> botInfo(const QString &botId) const override;
     QList<CommandOutcome> commands() const override;
     int pendingCount(const QString &botId) const override;
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,

@@ -33,7 +33,13 @@ LocalBackend::LocalBackend(CommandRegistry &registry, ChangeFeed &feed, Hub &hub
       m_history(history)
 {
     connect(&feed, &ChangeFeed::changes, this, &ConsoleBackend::commandsChanged);
-    auto one = [this](const BotInfo &bot) { emit botsChanged({bot}); };
+    auto one = [this](const BotInfo &bot) {
+        if (m_botChanges.isEmpty())
+            QMetaObject::invokeMethod(
+                this, [this] { emit botsChanged(std::exchange(m_botChanges, {})); },
+                Qt::QueuedConnection);
+        m_botChanges << bot;
+    };
     connect(&hub, &Hub::botConnected, this, one);
     connect(&hub, &Hub::botDisconnected, this, one);
     connect(&hub, &Hub::botUpdated, this, one);
@@ -83,6 +89,11 @@ QFuture<DecisionReply> LocalBackend::decideBot(const QString &botId, BotDecision
 QList<BotInfo> LocalBackend::bots() const
 {
     return m_hub.bots();
+}
+
+std::optional<BotInfo> LocalBackend::botInfo(const QString &botId) const
+{
+    return m_hub.bot(botId);
 }
 
 QList<CommandOutcome> LocalBackend::commands() const

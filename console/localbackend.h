@@ -31,6 +31,7 @@ public:
     Link link() const override { return Link::Live; }
     QString linkProblem() const override { return {}; }
     QList<BotInfo> bots() const override;
+    std::optional<BotInfo> botInfo(const QString &botId) const override;
     QList<CommandOutcome> commands() const override;
     int pendingCount(const QString &botId) const override;
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
@@ -61,6 +62,9 @@ private:
     CommandService &m_service;
     HistoryStore *m_history;
     RolloutRunner *m_rollouts = nullptr;
+    // The hub's bot signals of this turn of the event loop, emitted as one botsChanged (a
+    // connect storm is a batch for the fleet, not a row at a time).
+    QList<BotInfo> m_botChanges;
     // Admission decisions run here (they write a file); waited for before the hub can go.
     QThreadPool m_decisions;
 };

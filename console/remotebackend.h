@@ -74,6 +74,11 @@ public:
     Link link() const override { return m_link; }
     QString linkProblem() const override { return m_problem; }
     QList<BotInfo> bots() const override;
+    std::optional<BotInfo> botInfo(const QString &botId) const override
+    {
+        const BotInfo *b = bot(botId);
+        return b ? std::optional<BotInfo>(*b) : std::nullopt;
+    }
     QList<CommandOutcome> commands() const override;
     int pendingCount(const QString &botId) const override;
     SendReceipt send(const QStringList &botIds, const CommandSpec &spec,
@@ -116,7 +121,11 @@ private:
     friend class RemoteLink;
     friend class CallBox;
     struct Item; // one checked Watch event, in arrival order
+    // Events taken per turn of the event loop: from MinPerDrain to MaxPerDrain, halved when a
+    // turn took longer than DrainTargetMs (the views' work included), grown when well under.
     static constexpr size_t MaxPerDrain = 3000;
+    static constexpr size_t MinPerDrain = 250;
+    static constexpr qint64 DrainTargetMs = 16;
     void drain();
     void setLink(Link link, const QString &problem);
     void applyCommand(CommandOutcome record, QList<CommandOutcome> &out);
@@ -131,6 +140,7 @@ private:
     std::shared_ptr<CallBox> m_calls; // the asynchronous calls in flight
     Link m_link = Link::Connecting;
     QString m_problem;
+    size_t m_perDrain = MaxPerDrain;
     Stats m_stats;
     ConsoleIdentity m_identity;
 

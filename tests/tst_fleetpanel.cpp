@@ -47,6 +47,7 @@ private slots:
     void filterNarrowsTheTable();
     void selectionFollowsTheFilterAndIsSignalled();
     void outcomesAndLiveColumns();
+    void refreshLooksUpTheRowsOnScreen();
     void settingsRoundTrip();
     void approvalBarCountsShowsAndOffersTheDecisions();
 };
@@ -131,7 +132,8 @@ void TestFleetPanel::outcomesAndLiveColumns()
     QCOMPARE(panel.chart()->figures("restart").samples, 0);
 
     inFlight = 0;
-    panel.refreshLive({a});
+    panel.refreshLive([&](const QString &) { return std::optional<BotInfo>(a); },
+                      [&] { return QList<BotInfo>{a}; });
     QCOMPARE(panel.model()->index(0, FleetModel::InFlight).data().toInt(), 0);
 
     QVERIFY(!panel.view()->isColumnHidden(FleetModel::Hub));
@@ -139,6 +141,48 @@ void TestFleetPanel::outcomesAndLiveColumns()
     QVERIFY(panel.view()->isColumnHidden(FleetModel::Hub));
     panel.setHubColumnVisible(true);
     QVERIFY(!panel.view()->isColumnHidden(FleetModel::Hub));
+}
+
+// The 1 Hz refresh looks up the rows on screen only, unless the fleet is sorted by heartbeat
+// (the order needs every bot's age); what it finds changed reaches the rows.
+void TestFleetPanel::refreshLooksUpTheRowsOnScreen()
+{
+    FleetPanel panel([](const QString &) { return 0; });
+    panel.resize(900, 400);
+    panel.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&panel));
+    QList<BotInfo> fleet;
+    for (int i = 0; i < 2000; ++i)
+        fleet << bot(QStringLiteral("bot-%1").arg(i), "a");
+    panel.upsert(fleet);
+    panel.view()->sortByColumn(FleetModel::Bot, Qt::AscendingOrder);
+    QStringList asked;
+    int wholeFleet = 0;
+    auto lookup = [&](const QString &id) -> std::optional<BotInfo> {
+        asked << id;
+        BotInfo b = bot(id, "a");
+        if (id == QLatin1String("bot-1"))
+            b.state = QStringLiteral("restarting");
+        return b;
+    };
+    auto all = [&] {
+        ++wholeFleet;
+        return fleet;
+    };
+    panel.refreshLive(lookup, all);
+    QCOMPARE(wholeFleet, 0);
+    QVERIFY2(!asked.isEmpty() && asked.size() < 100, qPrintable(QString::number(asked.size())));
+    QCOMPARE(asked.first(), QString("bot-0"));
+    const int row = panel.model()->rowOf("bot-1");
+    QCOMPARE(panel.model()->index(row, FleetModel::State).data().toString(), QString("restarting"));
+    // bot-1999 is off screen: not asked.
+    QVERIFY(!asked.contains("bot-1999"));
+
+    asked.clear();
+    panel.view()->sortByColumn(FleetModel::Heartbeat, Qt::AscendingOrder);
+    panel.refreshLive(lookup, all);
+    QCOMPARE(wholeFleet, 1);
+    QVERIFY(asked.isEmpty());
 }
 
 void TestFleetPanel::settingsRoundTrip()

@@ -194,13 +194,7 @@ void FleetPanel::selectBots(const QStringList &botIds)
 
 QStringList FleetPanel::upsert(const QList<BotInfo> &bots)
 {
-    QStringList added;
-    for (const BotInfo &b : bots) {
-        const bool known = m_model->rowOf(b.botId) >= 0;
-        m_model->upsert(b);
-        if (!known)
-            added << b.botId;
-    }
+    const QStringList added = m_model->upsert(bots);
     refreshApprovalBar();
     return added;
 }
@@ -211,9 +205,25 @@ void FleetPanel::apply(const QList<CommandOutcome> &records)
     m_chart->add(records);
 }
 
-void FleetPanel::refreshLive(const QList<BotInfo> &bots)
+void FleetPanel::refreshLive(
+    const std::function<std::optional<BotInfo>(const QString &)> &lookup,
+    const std::function<QList<BotInfo>()> &all)
 {
-    m_model->refreshLive(bots);
+    if (m_proxy->sortColumn() == FleetModel::Heartbeat) {
+        m_model->refreshLive(all());
+        m_proxy->invalidate(); // ages move without a signal: the order is worked out again
+    } else {
+        QList<BotInfo> onScreen;
+        const int first = std::max(0, m_view->rowAt(0));
+        int last = m_view->rowAt(m_view->viewport()->height() - 1);
+        if (last < 0)
+            last = m_proxy->rowCount() - 1;
+        for (int r = first; r <= last && r < m_proxy->rowCount(); ++r)
+            if (auto b = lookup(m_proxy->index(r, 0).data(FleetModel::BotIdRole).toString()))
+                onScreen << std::move(*b);
+        m_model->refreshLive(onScreen);
+        m_view->viewport()->update(); // the ages, worked out when read
+    }
     refreshApprovalBar();
 }
 

@@ -6,6 +6,7 @@
 #include <QWidget>
 
 #include <functional>
+#include <optional>
 
 class QAction;
 class QHBoxLayout;
@@ -56,7 +57,11 @@ public:
     QStringList upsert(const QList<BotInfo> &bots);
     // Last latency per bot and the latency chart.
     void apply(const QList<CommandOutcome> &records);
-    void refreshLive(const QList<BotInfo> &bots);
+    // The 1 Hz refresh: the rows on screen from lookup (their heartbeat ages and anything a
+    // signal missed), and the whole fleet from all() only while sorted by heartbeat (the order
+    // needs every bot's). A fleet of 50,000 is not copied each second to show 40 rows.
+    void refreshLive(const std::function<std::optional<BotInfo>(const QString &)> &lookup,
+                     const std::function<QList<BotInfo>()> &all);
     void setHubColumnVisible(bool visible);
 
     void saveSettings() const;

@@ -176,7 +176,8 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
     auto *slow = new QTimer(this);
     slow->setInterval(1000);
     connect(slow, &QTimer::timeout, this, [this] {
-        m_fleet->refreshLive(m_backend.bots());
+        m_fleet->refreshLive([this](const QString &id) { return m_backend.botInfo(id); },
+                             [this] { return m_backend.bots(); });
         refreshStatus();
         if (m_botDetails && m_botDetails->isVisible())
             showBotDetails(m_botDetails->botId());
