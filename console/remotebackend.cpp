@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <QDateTime>
+#include <QElapsedTimer>
 #include <QPromise>
 #include <QRandomGenerator>
 
@@ -543,17 +544,22 @@ void RemoteBackend::setLink(Link link, const QString &problem)
 
 void RemoteBackend::drain()
 {
-    // At most MaxPerDrain events per turn of the event loop: a burst (a resync, a fan-out to
-    // 50,000 bots) is taken in slices, so the window keeps answering while it comes in.
+    // At most m_perDrain events per turn of the event loop: a burst (a resync, a fan-out to
+    // 50,000 bots) is taken in slices, so the window keeps answering while it comes in; the
+    // slice shrinks when a turn (with the views' work on it) takes longer than DrainTargetMs.
+    QElapsedTimer took;
+    took.start();
     std::deque<Item> items;
+    bool fullSlice = false;
     {
         std::lock_guard lock(m_net->mutex);
         std::deque<Item> &inbox = m_net->inbox;
-        if (inbox.size() <= MaxPerDrain) {
+        if (inbox.size() <= m_perDrain) {
             items.swap(inbox);
             m_net->drainPosted = false;
         } else {
-            const auto end = inbox.begin() + qsizetype(MaxPerDrain);
+            fullSlice = true;
+            const auto end = inbox.begin() + qsizetype(m_perDrain);
             items.assign(std::make_move_iterator(inbox.begin()), std::make_move_iterator(end));
             inbox.erase(inbox.begin(), end);
             QMetaObject::invokeMethod(this, &RemoteBackend::drain, Qt::QueuedConnection);
@@ -636,6 +642,11 @@ void RemoteBackend::drain()
     }
     flush();
     forgetOld();
+    const qint64 ms = took.elapsed();
+    if (ms > DrainTargetMs)
+        m_perDrain = std::max(MinPerDrain, m_perDrain / 2);
+    else if (fullSlice && ms < DrainTargetMs / 3)
+        m_perDrain = std::min(MaxPerDrain, m_perDrain + m_perDrain / 2);
 }
 
 void RemoteBackend::applyCommand(CommandOutcome record, QList<CommandOutcome> &out)
