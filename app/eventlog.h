@@ -3,6 +3,7 @@
 // writer, so no value a bot or an operator sends can break a line or forge one. Event names
 // are those of Watch and docs/operations.md.
 
+#include <QByteArray>
 #include <QJsonObject>
 
 #include <cstdio>
@@ -38,9 +39,32 @@ public:
         write(LogLevel::Error, event, std::move(fields));
     }
 
+    // While one lives, lines are gathered and written together at its end (or every 256 KB):
+    // a batch of 10,000 outcomes is a few writes, not 10,000 (stderr is unbuffered). A line
+    // is never split. The log's thread only.
+    class Batch
+    {
+    public:
+        explicit Batch(const EventLog &log) : m_log(log) { ++m_log.m_held; }
+        ~Batch()
+        {
+            if (--m_log.m_held == 0)
+                m_log.writeHeld();
+        }
+        Batch(const Batch &) = delete;
+        Batch &operator=(const Batch &) = delete;
+
+    private:
+        const EventLog &m_log;
+    };
+
 private:
+    void writeHeld() const;
+
     std::FILE *m_out;
     LogLevel m_minimum;
+    mutable int m_held = 0; // Batches alive
+    mutable QByteArray m_heldLines;
 };
 
 } // namespace opconsole

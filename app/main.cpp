@@ -539,6 +539,7 @@ int main(int argc, char **argv)
     // order): a final outcome once, and a late ack when it comes.
     QObject::connect(
         &feed, &ChangeFeed::changes, &app, [&log](const QList<CommandOutcome> &records) {
+            const EventLog::Batch batch(log);
             for (const CommandOutcome &o : records) {
                 if (o.event == ChangeEvent::Restored)
                     continue; // from history: logged when it happened

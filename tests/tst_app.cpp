@@ -1,4 +1,5 @@
 // opconsole --headless as a real process: its JSON-lines log and its shutdown on SIGTERM.
+#include "eventlog.h"
 #include "hubprocess.h"
 #include "opconsole/v1/operator.grpc.pb.h"
 #include "rawbot.h"
@@ -45,6 +46,7 @@ class TestApp : public QObject
 
 private slots:
     void logLinesAreJsonAndCannotBeForged();
+    void logBatchesWriteWholeLinesInOrder();
     void sigtermEndsEveryCallWithItsOutcomeAndLogsIt();
     void connectRefusesWhatIsNotAListOfHubs();
     void historyOptionsRefuseBadValues();
@@ -53,6 +55,59 @@ private slots:
     void operatorSocketIsPrivate();
     void configFileThenFlags();
 };
+
+// A batch (the outcomes of one change-feed batch) is written at its end, or in 256 KB parts,
+// never a line split, in order; nothing is held once it ends.
+void TestApp::logBatchesWriteWholeLinesInOrder()
+{
+    std::FILE *f = std::tmpfile();
+    QVERIFY(f);
+    auto written = [f] {
+        std::fflush(f);
+        const long size = std::ftell(f);
+        QByteArray all(size, '\0');
+        std::rewind(f);
+        const size_t got = std::fread(all.data(), 1, size_t(size), f);
+        std::fseek(f, 0, SEEK_END);
+        all.truncate(qsizetype(got));
+        return all;
+    };
+    const EventLog log(f, LogLevel::Info);
+    log.info("alone");
+    QCOMPARE(written().count('\n'), 1);
+    {
+        const EventLog::Batch batch(log);
+        log.info("first", {{QStringLiteral("n"), 1}});
+        log.write(LogLevel::Debug, "below_the_level");
+        {
+            const EventLog::Batch inner(log);
+            log.warning("second", {{QStringLiteral("n"), 2}});
+        }
+        QCOMPARE(written().count('\n'), 1); // held until the outer batch ends
+    }
+    QList<QByteArray> lines = written().trimmed().split('\n');
+    QCOMPARE(lines.size(), 3);
+    QCOMPARE(QJsonDocument::fromJson(lines[1]).object().value("event").toString(),
+             QString("first"));
+    QCOMPARE(QJsonDocument::fromJson(lines[2]).object().value("event").toString(),
+             QString("second"));
+    // A batch larger than 256 KB goes out in parts of whole lines.
+    const QString big(1000, QLatin1Char('x'));
+    {
+        const EventLog::Batch batch(log);
+        for (int i = 0; i < 1000; ++i)
+            log.info("big", {{QStringLiteral("i"), i}, {QStringLiteral("text"), big}});
+        const qsizetype before = written().count('\n');
+        QVERIFY2(before > 3 && before < 1003, qPrintable(QString::number(before)));
+    }
+    lines = written().trimmed().split('\n');
+    QCOMPARE(lines.size(), 1003);
+    for (int i = 0; i < 1000; ++i) {
+        const QJsonObject o = QJsonDocument::fromJson(lines[3 + i]).object();
+        QCOMPARE(o.value("i").toInt(-1), i);
+    }
+    std::fclose(f);
+}
 
 void TestApp::logLinesAreJsonAndCannotBeForged()
 {
