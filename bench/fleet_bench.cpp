@@ -22,8 +22,8 @@
 #include "hubset.h"
 #include "mainwindow.h"
 
-#include <QCommandLineParser>
 #include <QApplication>
+#include <QCommandLineParser>
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
@@ -180,8 +180,7 @@ public:
                   std::this_thread::sleep_for(std::chrono::milliseconds(100));
               }
           })
-    {
-    }
+    {}
     ~ConnectedPoller()
     {
         m_stop = true;
@@ -224,7 +223,7 @@ public:
     struct Phase
     {
         double maxStallMs = 0;
-        double busyMs = 0; // of that stall, the GUI thread's CPU time
+        double busyMs = 0;    // of that stall, the GUI thread's CPU time
         double maxBusyMs = 0; // the most CPU time between two ticks
     };
     StallProbe()
@@ -312,9 +311,9 @@ public:
         const double ms = double(t.nsecsElapsed()) / 1e6;
         if (ms >= slowMs) {
             const QObject *parent = receiver->parent();
-            const std::string key = std::string(receiver->metaObject()->className()) + " (in "
-                                    + (parent ? parent->metaObject()->className() : "-")
-                                    + ") event " + std::to_string(type);
+            const std::string key = std::string(receiver->metaObject()->className()) + " (in " +
+                                    (parent ? parent->metaObject()->className() : "-") +
+                                    ") event " + std::to_string(type);
             Slow &s = slow[key];
             ++s.count;
             s.totalMs += ms;
@@ -337,9 +336,7 @@ private:
 // The operator's window, attached to the hub's Operator API as `opconsole --connect` would be.
 struct Console
 {
-    explicit Console(const QString &operatorAddress)
-        : backend({operatorAddress})
-        , window(backend)
+    explicit Console(const QString &operatorAddress) : backend({operatorAddress}), window(backend)
     {
         window.resize(1400, 900);
         window.show();
@@ -361,7 +358,6 @@ std::optional<Figures> measure(int bots, int heartbeatMs, int idleSeconds, bool 
         return std::nullopt;
     }
     const qint64 hubPid = hub.process.processId();
-    ConnectedPoller poller(hub.metricsPort);
     std::unique_ptr<Console> console;
     if (gui) {
         console = std::make_unique<Console>(hub.operatorAddress);
@@ -409,7 +405,12 @@ std::optional<Figures> measure(int bots, int heartbeatMs, int idleSeconds, bool 
             sum += field(sim->processId());
         return sum;
     };
-    f.connectS = waitConnected(poller, bots, 600'000);
+    {
+        // Scraped only while the fleet connects: a scrape walks every session's queue, and ten
+        // a second would show in the idle figure (Prometheus scrapes every 15 s or so).
+        const ConnectedPoller poller(hub.metricsPort);
+        f.connectS = waitConnected(poller, bots, 600'000);
+    }
     if (f.connectS < 0) {
         std::fprintf(stderr, "fleet_bench: %d bots did not all connect in 10 min\n", bots);
         stopSims();
@@ -487,8 +488,8 @@ std::optional<Figures> measure(int bots, int heartbeatMs, int idleSeconds, bool 
 
     stopSims();
     if (console) {
-        (void)QTest::qWaitFor(
-            [&] { return console->window.fleetModel()->connectedCount() == 0; }, 120'000);
+        (void)QTest::qWaitFor([&] { return console->window.fleetModel()->connectedCount() == 0; },
+                              120'000);
         f.guiDisconnect = probe->takePhase();
         f.guiP99StallMs = probe->p99();
         for (int i = 0; i < console->backend.size(); ++i)
