@@ -162,6 +162,12 @@ SendReceipt HubSet::send(const QStringList &botIds, const CommandSpec &spec,
     return receipt;
 }
 
+bool HubSet::canRollOut() const
+{
+    return std::any_of(m_hubs.cbegin(), m_hubs.cend(),
+                       [](const auto &hub) { return hub->canRollOut(); });
+}
+
 SendReceipt HubSet::sendRollout(const QStringList &botIds, const CommandSpec &spec,
                                 std::chrono::milliseconds timeout, const RolloutPlan &plan)
 {

@@ -40,7 +40,8 @@ public:
                      std::chrono::milliseconds timeout, const QString &commandId = {}) override;
     // In waves on the one hub that holds every bot; refused when they are on several (a
     // rollout's waves and threshold are one hub's).
-    bool canRollOut() const override { return true; }
+    // Some hub runs them (a rollout goes to the one hub that holds every bot of it).
+    bool canRollOut() const override;
     SendReceipt sendRollout(const QStringList &botIds, const CommandSpec &spec,
                             std::chrono::milliseconds timeout, const RolloutPlan &plan) override;
     bool cancel(const QString &commandId, const QString &reason, const QString &hub = {}) override;

@@ -46,6 +46,7 @@ struct RemoteBackend::Item
     bool newRun = false;   // SnapshotEnd: the hub is another run than the one followed before
     bool complete = false; // SnapshotEnd: every pending command was in the snapshot
     ConsoleIdentity identity{};
+    bool rollouts = false; // Identity: the hub runs staged rollouts (ControlRollout is there)
 };
 
 namespace {
@@ -365,8 +366,33 @@ bool RemoteLink::askIdentity(bool *refused, QString *problem)
         return false;
     }
     RemoteBackend::Item item{RemoteBackend::Item::Identity, {}, {}, 0, {}, false};
-    if (status.ok())
+    if (status.ok()) {
         item.identity = identityOf(me);
+        // A hub older than staged rollouts would take one for a send to every bot at once
+        // (it ignores the field): ControlRollout says whether it has them. An empty fan-out
+        // id is refused by a hub that does; one that does not says UNIMPLEMENTED. (A hub
+        // without WhoAmI is older still.)
+        auto probe = std::make_shared<grpc::ClientContext>();
+        authorize(*probe);
+        probe->set_deadline(system_clock::now() + seconds(15));
+        {
+            std::lock_guard lock(mutex);
+            if (stopping)
+                return false;
+            current = probe;
+        }
+        v1::ControlRolloutRequest request;
+        request.set_action(v1::ROLLOUT_ACTION_PAUSE);
+        v1::ControlRolloutResponse response;
+        const grpc::Status asked = stub->ControlRollout(probe.get(), request, &response);
+        {
+            std::lock_guard lock(mutex);
+            current.reset();
+        }
+        item.rollouts = asked.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+                        asked.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+                        asked.error_code() == grpc::StatusCode::NOT_FOUND;
+    }
     post(std::move(item));
     return true;
 }
@@ -629,6 +655,7 @@ void RemoteBackend::drain()
             ++m_stats.badRecords;
             break;
         case Item::Identity: {
+            m_rollouts = item.rollouts;
             const ConsoleIdentity &was = m_identity;
             const ConsoleIdentity &is = item.identity;
             if (was.name != is.name || was.role != is.role || was.scope != is.scope ||
@@ -820,6 +847,12 @@ SendReceipt RemoteBackend::sendRollout(const QStringList &botIds, const CommandS
     SendReceipt receipt;
     if (receipt.error = rolloutProblem(botIds, spec); !receipt.ok())
         return receipt;
+    if (!m_rollouts) {
+        receipt.error = tr("hub %1 does not run staged rollouts (an older version); nothing "
+                           "was sent")
+                            .arg(m_address);
+        return receipt;
+    }
     return sendFanOut(botIds, spec, timeout, newId("f"), &plan);
 }
 

@@ -98,7 +98,8 @@ public:
 
     // Through SendToMany with a Rollout and no_wait: the hub runs the waves. A hub older than
     // rollouts would ignore the rollout and send to every bot at once.
-    bool canRollOut() const override { return true; }
+    // Known at each attach: a hub older than staged rollouts has none (ControlRollout).
+    bool canRollOut() const override { return m_rollouts; }
     SendReceipt sendRollout(const QStringList &botIds, const CommandSpec &spec,
                             std::chrono::milliseconds timeout, const RolloutPlan &plan) override;
     // A fan-out under an id the caller chose (the same id on several hubs: one tally); in
@@ -141,6 +142,7 @@ private:
     Link m_link = Link::Connecting;
     QString m_problem;
     size_t m_perDrain = MaxPerDrain;
+    bool m_rollouts = false;
     Stats m_stats;
     ConsoleIdentity m_identity;
 

@@ -1078,6 +1078,22 @@ public:
             context.AddMetadata("authorization", "Bearer " + m_token);
     }
 
+    // Whether the hub knows staged rollouts: a hub older than them would take a SendToMany
+    // with a rollout for one to every bot at once (a field it does not know is ignored), so
+    // ControlRollout is asked first. An empty fan-out id is refused by a hub that has it
+    // (INVALID_ARGUMENT, or PERMISSION_DENIED to a viewer); one without says UNIMPLEMENTED.
+    bool hubRunsRollouts() const
+    {
+        grpc::ClientContext context;
+        prepare(context);
+        context.set_deadline(system_clock::now() + 10s);
+        v1::ControlRolloutRequest probe;
+        probe.set_action(v1::ROLLOUT_ACTION_PAUSE);
+        v1::ControlRolloutResponse response;
+        return m_stub->ControlRollout(&context, probe, &response).error_code() !=
+               grpc::StatusCode::UNIMPLEMENTED;
+    }
+
     void requireHub()
     {
         if (m_channel->WaitForConnected(system_clock::now() + 3s))
@@ -1391,6 +1407,14 @@ public:
         }
         const bool staged = setRollout(args, request);
         requireHub();
+        if (staged && !hubRunsRollouts()) {
+            std::fprintf(stderr,
+                         "opctl: the hub at %s does not run staged rollouts (an older version): "
+                         "nothing was sent. It would have sent to every bot at once; without "
+                         "--batch, that is what you ask for.\n",
+                         m_address.c_str());
+            return ExitRefused;
+        }
         grpc::ClientContext context;
         prepare(context);
         // A rollout lasts as long as its waves (unknown here): no deadline; Ctrl+C ends the

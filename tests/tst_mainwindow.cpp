@@ -1286,9 +1286,10 @@ void TestMainWindow::rolloutThroughTheOperatorApi()
     RemoteBackend::Options remote;
     remote.firstRetry = 50ms;
     HubSet backend({QString::fromStdString(rig.operatorAddress())}, remote);
-    QVERIFY(backend.canRollOut());
+    QVERIFY(!backend.canRollOut()); // not before the hub said so (at attach)
     QVERIFY(
         QTest::qWaitFor([&] { return backend.bots().size() == 3 && backend.canSend(); }, 10'000));
+    QVERIFY(backend.canRollOut());
     RolloutPlan plan;
     plan.batchCount = 2;
     const SendReceipt receipt =

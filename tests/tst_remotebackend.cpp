@@ -7,7 +7,9 @@
 #include "changefeed.h"
 #include "fanouts.h"
 #include "hubrig.h"
+#include "hubset.h"
 #include "opconsole/v1/operator.grpc.pb.h"
+#include "opctlprocess.h"
 #include "operatorservice.h"
 #include "rawbot.h"
 #include "remotebackend.h"
@@ -101,6 +103,37 @@ public:
         std::lock_guard lock(m_mutex);
         return m_sendCalls;
     }
+    // A hub of the version before staged rollouts: WhoAmI answers, ControlRollout does not
+    // exist, SendToMany sends to all (here: counts the calls and finishes).
+    bool answersWhoAmI = false;
+    int sendToManyCalls()
+    {
+        std::lock_guard lock(m_mutex);
+        return m_sendToManyCalls;
+    }
+    grpc::ServerUnaryReactor *WhoAmI(grpc::CallbackServerContext *context,
+                                     const v1::WhoAmIRequest *, v1::WhoAmIResponse *) override
+    {
+        auto *reactor = context->DefaultReactor();
+        reactor->Finish(answersWhoAmI ? grpc::Status::OK
+                                      : grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+        return reactor;
+    }
+    grpc::ServerWriteReactor<v1::SendToManyEvent> *
+    SendToMany(grpc::CallbackServerContext *, const v1::SendToManyRequest *) override
+    {
+        {
+            std::lock_guard lock(m_mutex);
+            ++m_sendToManyCalls;
+        }
+        class Done final : public grpc::ServerWriteReactor<v1::SendToManyEvent>
+        {
+        public:
+            Done() { Finish(grpc::Status::OK); }
+            void OnDone() override { delete this; }
+        };
+        return new Done;
+    }
 
     grpc::ServerWriteReactor<v1::WatchEvent> *Watch(grpc::CallbackServerContext *,
                                                     const v1::WatchRequest *request) override
@@ -177,6 +210,7 @@ private:
     std::mutex m_mutex;
     std::vector<v1::WatchRequest> m_requests;
     int m_sendCalls = 0;
+    int m_sendToManyCalls = 0;
 };
 
 bool live(RemoteBackend &backend, int ms = 10'000)
@@ -274,7 +308,53 @@ private slots:
     void onlyAnAdminDecidesAndAHeldBotIsAcceptedThenRevoked();
     void tlsWithTokenAndPlaintextToATlsHub();
     void settingsThatCannotWorkLeaveItUnattached();
+    void anOlderHubIsSentNoRollout();
 };
+
+// A hub older than staged rollouts ignores a SendToMany's rollout and sends to every bot at
+// once: the console finds out at attach (no ControlRollout) and offers no waves; a rollout
+// asked all the same is refused with nothing sent. A hub that has them is told apart.
+void TestRemoteBackend::anOlderHubIsSentNoRollout()
+{
+    FakeHub fake([](int, const v1::WatchRequest &) {
+        WatchScript out;
+        out.events.push_back(marker("snapshot_end", 0, 7));
+        out.stayOpen = true;
+        return out;
+    });
+    fake.answersWhoAmI = true;
+    RemoteBackend backend(fake.address(), quick());
+    QVERIFY(live(backend));
+    QVERIFY(!backend.canRollOut());
+    RolloutPlan plan;
+    plan.batchPercent = 10;
+    const SendReceipt receipt =
+        backend.sendRollout({"bot-1", "bot-2"}, CommandSpec::of(CommandKind::Restart), 5s, plan);
+    QVERIFY(!receipt.ok());
+    QVERIFY2(receipt.error.contains("does not run staged rollouts"), qPrintable(receipt.error));
+    QCOMPARE(fake.sendToManyCalls(), 0);
+    HubSet set({fake.address()}, quick());
+    QVERIFY(QTest::qWaitFor([&] { return set.link() == ConsoleBackend::Link::Live; }, 10'000));
+    QVERIFY(!set.canRollOut());
+    // opctl asks before it sends: nothing reaches the older hub, exit 5 (refused), and why.
+    Opctl opctl({"--hub", fake.address(), "send", "--all", "restart", "--batch", "10%"});
+    QCOMPARE(opctl.wait(), 5);
+    QVERIFY2(opctl.err.contains("does not run staged rollouts"), qPrintable(opctl.err));
+    QCOMPARE(fake.sendToManyCalls(), 0);
+    // Without --batch it is sent (to all at once, as asked).
+    Opctl atOnce({"--hub", fake.address(), "send", "--all", "restart"});
+    QCOMPARE(atOnce.wait(), 0);
+    QCOMPARE(fake.sendToManyCalls(), 1);
+
+    // The real hub: it has them.
+    HubRig rig;
+    OperatorService api(*rig.service, rig.feed);
+    api.attachTo(*rig.hub);
+    QVERIFY(rig.start());
+    RemoteBackend current(QString::fromStdString(rig.operatorAddress()), quick());
+    QVERIFY(live(current));
+    QVERIFY(current.canRollOut());
+}
 
 void TestRemoteBackend::resumesAfterTheServerRestartsWithNoGapOrDuplicate()
 {
