@@ -99,7 +99,8 @@ struct RolloutRunner::Rollout
     };
     QString id;
     QString issuer;
-    QStringList bots;
+    QStringList bots; // freed when it ends (a fleet of 50,000 ids; 256 ended ones are kept)
+    int botCount = 0;
     CommandSpec spec;
     milliseconds timeout{};
     SendOptions options;
@@ -121,9 +122,14 @@ struct RolloutRunner::Rollout
     std::mutex emitMutex;
 
     bool finished() const { return state >= RolloutState::Completed; }
-    int botsNotSent() const
+    int botsNotSent() const { return botCount - std::min(botCount, sent * waveSize); }
+    // Its end is told (the "finished" event): what only a running one needs goes.
+    void ended()
     {
-        return int(bots.size()) - std::min(int(bots.size()), sent * waveSize);
+        finishTold = true;
+        observer = {};
+        bots = {};
+        inFlight = {};
     }
     QString notSentText() const
     {
@@ -238,6 +244,7 @@ RolloutRunner::Started RolloutRunner::start(const QStringList &botIds, const Com
         r->id = options.fanOut;
         r->issuer = options.issuer;
         r->bots = botIds;
+        r->botCount = int(botIds.size());
         r->spec = spec;
         r->timeout = timeout;
         r->options = std::move(options);
@@ -304,8 +311,7 @@ void RolloutRunner::step(const QString &id)
             event = statusLocked(*r, "wave_started");
         }
         if (finish) {
-            r->finishTold = true;
-            r->observer = {};
+            r->ended();
             event = statusLocked(*r, "finished");
         }
     }
@@ -399,8 +405,7 @@ void RolloutRunner::waveDone(const QString &id, int wave, const FanOutSummary &t
         }
         waveEvent = statusLocked(*r, "wave_finished");
         if (r->finished() && !r->finishTold) {
-            r->finishTold = true;
-            r->observer = {};
+            r->ended();
             finishEvent = statusLocked(*r, "finished");
         }
     }
@@ -487,8 +492,7 @@ RolloutRunner::Control RolloutRunner::control(const QString &fanOut, RolloutActi
                 cancel = r->inFlight;
             event = "aborted";
             if (!inWave) { // else the end is told when the wave in flight has finished
-                r->finishTold = true;
-                r->observer = {};
+                r->ended();
                 finishEvent = statusLocked(*r, "finished");
             }
             break;
@@ -542,9 +546,8 @@ void RolloutRunner::shutDown(const QString &reason)
                             .arg(r->sent)
                             .arg(r->waves)
                             .arg(r->notSentText());
-            r->finishTold = true;
             observer = std::move(r->observer);
-            r->observer = {};
+            r->ended();
             event = statusLocked(*r, "finished");
         }
         if (observer.progress)
