@@ -132,7 +132,7 @@ struct Hub
         process.setArguments({"--headless", "--listen", "127.0.0.1:0", "--operator-listen",
                               "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--no-history",
                               "--heartbeat", QString::number(heartbeatMs), "--max-handshaking",
-                              "100000"});
+                              "100000", "--data-dir", dir.path()});
         // Its log (a line per bot that connects) goes to a file: a pipe nobody drains would
         // block the hub.
         const QString logPath = dir.filePath(QStringLiteral("hub.log"));

@@ -21,8 +21,9 @@ struct HubProcess
     {
         process.setProgram(QCoreApplication::applicationDirPath() + QStringLiteral("/opconsole"));
         QStringList args = QStringList{"--headless", "--listen", listen} + extra;
-        // Its own history, never the user's (unless the test gives one).
-        if (!extra.contains("--data-dir") && !extra.contains("--no-history"))
+        // Its own data (history, admission decisions), never the user's, unless the test gives
+        // a directory: a hub without history still keeps its admission list there.
+        if (!extra.contains("--data-dir"))
             args << "--data-dir" << dataDir.path();
         // Its operator listener on a free port too (the default is a fixed one).
         if (!extra.contains("--operator-listen"))
