@@ -205,9 +205,8 @@ void FleetPanel::apply(const QList<CommandOutcome> &records)
     m_chart->add(records);
 }
 
-void FleetPanel::refreshLive(
-    const std::function<std::optional<BotInfo>(const QString &)> &lookup,
-    const std::function<QList<BotInfo>()> &all)
+void FleetPanel::refreshLive(const std::function<std::optional<BotInfo>(const QString &)> &lookup,
+                             const std::function<QList<BotInfo>()> &all)
 {
     if (m_proxy->sortColumn() == FleetModel::Heartbeat) {
         m_model->refreshLive(all());
