@@ -6,7 +6,11 @@
 #include <QHttpServerRequest>
 #include <QHttpServerResponder>
 #include <QTcpServer>
+#include <QTcpSocket>
 #include <QThread>
+#include <QTimer>
+
+#include <unistd.h>
 
 #include <chrono>
 #include <utility>
@@ -16,6 +20,57 @@ namespace opconsole::metrics {
 namespace {
 
 using Status = QHttpServerResponder::StatusCode;
+
+// A listener that holds its connections to MetricsServer::Limits: a connection over the count
+// is closed as it comes, one idle for the timeout or that has sent over the byte budget is
+// closed (QAbstractHttpServer deletes a socket once it disconnects).
+class GuardedTcpServer final : public QTcpServer
+{
+public:
+    GuardedTcpServer(const MetricsServer::Limits &limits, QObject *parent)
+        : QTcpServer(parent), m_limits(limits)
+    {}
+
+protected:
+    void incomingConnection(qintptr descriptor) override
+    {
+        auto *socket = new QTcpSocket(this);
+        if (!socket->setSocketDescriptor(descriptor)) {
+            ::close(int(descriptor));
+            delete socket;
+            return;
+        }
+        if (m_open >= m_limits.maxConnections) {
+            socket->abort();
+            socket->deleteLater();
+            return;
+        }
+        ++m_open;
+        connect(socket, &QObject::destroyed, this, [this] { --m_open; });
+        auto *idle = new QTimer(socket);
+        idle->setSingleShot(true);
+        idle->setInterval(m_limits.idleTimeout);
+        connect(idle, &QTimer::timeout, socket, &QTcpSocket::abort);
+        // Before the HTTP server's own readyRead slot (connected once it takes the socket):
+        // what arrived is counted before it is read.
+        connect(socket, &QTcpSocket::readyRead, socket,
+                [socket, idle, limit = m_limits.maxBytesIn, in = qint64(0)]() mutable {
+                    in += socket->bytesAvailable();
+                    if (in > limit) {
+                        socket->abort();
+                        return;
+                    }
+                    idle->start();
+                });
+        connect(socket, &QTcpSocket::bytesWritten, idle, [idle] { idle->start(); });
+        idle->start();
+        addPendingConnection(socket);
+    }
+
+private:
+    const MetricsServer::Limits m_limits;
+    int m_open = 0;
+};
 
 // Routing by hand rather than QHttpServer's router: that one answers a POST to a GET-only
 // route with 404 (Qt 6.4), where a method that is not allowed is 405.
@@ -27,9 +82,10 @@ public:
     {}
 
     // In this object's thread.
-    quint16 listenOn(const QHostAddress &host, quint16 port, QString *error)
+    quint16 listenOn(const QHostAddress &host, quint16 port, const MetricsServer::Limits &limits,
+                     QString *error)
     {
-        auto *tcp = new QTcpServer(this);
+        auto *tcp = new GuardedTcpServer(limits, this);
         if (!tcp->listen(host, port)) {
             *error = tcp->errorString();
             delete tcp;
@@ -115,7 +171,7 @@ bool MetricsServer::parseAddress(const QString &text, QHostAddress *host, quint1
     return true;
 }
 
-bool MetricsServer::start(const QString &address, QString *error)
+bool MetricsServer::start(const QString &address, const Limits &limits, QString *error)
 {
     stop();
     QHostAddress host;
@@ -136,7 +192,7 @@ bool MetricsServer::start(const QString &address, QString *error)
         anchor,
         [&] {
             auto *http = new MetricsHttp(m_render, anchor);
-            bound = http->listenOn(host, port, &why);
+            bound = http->listenOn(host, port, limits, &why);
         },
         Qt::BlockingQueuedConnection);
     m_thread = std::move(thread);

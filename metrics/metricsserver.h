@@ -9,6 +9,7 @@
 #include <QHostAddress>
 #include <QString>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 
@@ -32,9 +33,24 @@ public:
     static bool parseAddress(const QString &text, QHostAddress *host, quint16 *port,
                              QString *error = nullptr);
 
+    // What one client may hold: /metrics is unauthenticated, so a peer that opens connections
+    // and sends nothing, or sends without end, is cut off rather than left to take memory and
+    // sockets. A scraper (one connection, a request of a few hundred bytes every 15 s or so)
+    // never meets them; it reconnects when its connection is closed.
+    struct Limits
+    {
+        int maxConnections = 16;                       // more are closed at once
+        std::chrono::milliseconds idleTimeout{60'000}; // nothing read or written: closed
+        qint64 maxBytesIn = 1 << 20;                   // read over a connection's life: closed
+    };
+
     // Listens on `address` (parseAddress); false with *error when it is not an address or
     // cannot be bound. Once started it serves until stop().
-    bool start(const QString &address, QString *error = nullptr);
+    bool start(const QString &address, QString *error = nullptr)
+    {
+        return start(address, {}, error);
+    }
+    bool start(const QString &address, const Limits &limits, QString *error = nullptr);
     // Closes the listener and every connection, and ends the thread; idempotent.
     void stop();
 

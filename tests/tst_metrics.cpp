@@ -442,6 +442,7 @@ private slots:
     void onlyGetOnMetrics();
     void labelsAreEscapedAndBoundedByKind();
     void addressesAreCheckedAndBindFailuresSaid();
+    void hostileClientsAreCutOff();
     void appServesMetricsAndRefusesBadAddresses();
     void countersMoveDuringALoadRun();
 };
@@ -717,6 +718,66 @@ void TestMetrics::labelsAreEscapedAndBoundedByKind()
     }
     QCOMPARE(latencySeries, 1);
     QCOMPARE(s.value("opconsole_commands_finished_total", {{"state", "acked"}}), 50.0);
+}
+
+// /metrics has no authentication: a peer that holds connections open, sends nothing, or sends
+// without end is cut off (Limits), and a scraper is served again once it goes.
+void TestMetrics::hostileClientsAreCutOff()
+{
+    metrics::MetricsServer::Limits limits;
+    limits.maxConnections = 4;
+    limits.idleTimeout = std::chrono::milliseconds(400);
+    limits.maxBytesIn = 64 * 1024;
+    metrics::MetricsServer server([] { return QByteArray("opconsole_up 1\n"); });
+    QString why;
+    QVERIFY2(server.start(QStringLiteral("127.0.0.1:0"), limits, &why), qPrintable(why));
+    const auto closed = [](QTcpSocket &s, int ms) {
+        return QTest::qWaitFor([&] { return s.state() == QAbstractSocket::UnconnectedState; }, ms);
+    };
+    QNetworkAccessManager nam;
+    nam.setProxy(QNetworkProxy::NoProxy);
+    for (int round = 0; round < 3; ++round) {
+        // Four idle connections take every place: a fifth is closed as it comes.
+        std::vector<std::unique_ptr<QTcpSocket>> held;
+        for (int i = 0; i < limits.maxConnections; ++i) {
+            held.push_back(std::make_unique<QTcpSocket>());
+            held.back()->connectToHost(QHostAddress::LocalHost, server.port());
+            QVERIFY(held.back()->waitForConnected(5000));
+        }
+        // Until the server has taken all four (its thread accepts them in turn).
+        QTcpSocket extra;
+        bool refused = false;
+        for (int attempt = 0; attempt < 50 && !refused; ++attempt) {
+            extra.abort();
+            extra.connectToHost(QHostAddress::LocalHost, server.port());
+            QVERIFY(extra.waitForConnected(5000)); // the kernel accepts; the server closes it
+            extra.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            refused = closed(extra, 200) && extra.readAll().isEmpty();
+        }
+        QVERIFY(refused);
+        // Idle ones are closed after the timeout; then a scrape is served.
+        for (auto &s : held)
+            QVERIFY(closed(*s, 5000));
+        const Response r = request(nam, server.port(), QStringLiteral("/metrics"));
+        QCOMPARE(r.status, 200);
+        QCOMPARE(r.body, QByteArray("opconsole_up 1\n"));
+    }
+    // A header without end: cut off once over the budget, not read into memory for ever.
+    QTcpSocket flood;
+    flood.connectToHost(QHostAddress::LocalHost, server.port());
+    QVERIFY(flood.waitForConnected(5000));
+    flood.write("GET /metrics HTTP/1.1\r\nX-Long: ");
+    const QByteArray chunk(16 * 1024, 'a');
+    qint64 sent = 0;
+    while (flood.state() == QAbstractSocket::ConnectedState && sent < 64 * 1024 * 1024) {
+        flood.write(chunk);
+        sent += chunk.size();
+        (void)flood.waitForBytesWritten(1000);
+    }
+    QVERIFY(closed(flood, 5000));
+    QVERIFY2(sent < 64 * 1024 * 1024, qPrintable(QString::number(sent)));
+    const Response after = request(nam, server.port(), QStringLiteral("/metrics"));
+    QCOMPARE(after.status, 200);
 }
 
 void TestMetrics::addressesAreCheckedAndBindFailuresSaid()
