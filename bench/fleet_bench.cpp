@@ -54,6 +54,8 @@ using namespace opconsole;
 
 namespace {
 
+bool keepLogs = false; // --keep-logs
+
 const QString binDir()
 {
     return QCoreApplication::applicationDirPath();
@@ -133,6 +135,11 @@ struct Hub
                               "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--no-history",
                               "--heartbeat", QString::number(heartbeatMs), "--max-handshaking",
                               "100000", "--data-dir", dir.path()});
+        if (keepLogs) {
+            dir.setAutoRemove(false);
+            std::fprintf(stderr, "fleet_bench: the hub's log and opctl's output in %s\n",
+                         qPrintable(dir.path()));
+        }
         // Its log (a line per bot that connects) goes to a file: a pipe nobody drains would
         // block the hub.
         const QString logPath = dir.filePath(QStringLiteral("hub.log"));
@@ -610,6 +617,7 @@ int main(int argc, char **argv)
         {"chart", "Draw the figures into this PNG.", "file"},
         {"no-gui", "Leave the console's window out (no stall figures)."},
         {"slow-events", "Trace the window's events that take longer than this.", "ms"},
+        {"keep-logs", "Keep the hub's log and opctl's output (their directory is said)."},
     });
     parser.process(app);
     std::vector<int> sizes;
@@ -626,6 +634,7 @@ int main(int argc, char **argv)
         qFatal("bad --heartbeat or --idle");
 
     app.slowMs = parser.value("slow-events").toDouble();
+    keepLogs = parser.isSet("keep-logs");
     std::vector<Figures> all;
     for (const int bots : sizes) {
         const std::optional<Figures> f = measure(bots, heartbeat, idle, !parser.isSet("no-gui"));
