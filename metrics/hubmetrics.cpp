@@ -62,6 +62,10 @@ constexpr HubCounter HubCounterList[] = {
     {"opconsole_hub_credential_limited_total",
      "Bot streams refused over their credential's stream limit.", &HubCounters::credentialLimited},
     {"opconsole_hub_held_total", "Bot Hellos held for an admin's approval.", &HubCounters::held},
+    {"opconsole_hub_silence_held_total",
+     "Silent bots left connected in a mass silence (too many at once: the hub or its network "
+     "is the likelier cause), per liveness pass.",
+     &HubCounters::silenceHeld},
 };
 static_assert(sizeof(HubCounters) == std::size(HubCounterList) * sizeof(quint64),
               "export every HubCounters field in /metrics");

@@ -236,7 +236,7 @@ public:
             heartbeatTimeouts{0}, protocolViolations{0}, streamErrors{0}, queueFull{0},
             messagesIn{0}, messagesOut{0}, helloTimeouts{0}, rateLimited{0}, notPendingSkipped{0},
             violationsUnreported{0}, unauthenticated{0}, permissionDenied{0}, credentialLimited{0},
-            held{0};
+            held{0}, silenceHeld{0};
     } counters;
 
     std::mutex livenessMutex;
@@ -742,6 +742,10 @@ void HubPrivate::livenessLoop()
     const auto helloLimit = options.effectiveHelloTimeout();
     const auto period =
         std::clamp(duration_cast<milliseconds>(std::min(interval, helloLimit) / 4), 10ms, 500ms);
+    const qint64 periodNs = duration_cast<nanoseconds>(period).count();
+    constexpr qint64 StallNs = 2'000'000'000; // woken 2 s late: the hub was stalled
+    constexpr size_t MassSilence = 64;
+    qint64 lastPass = 0;
     const QString silentReason =
         QStringLiteral("no heartbeat for %1 ms").arg(interval.count() * options.missedHeartbeats);
     const QString helloReason = QStringLiteral("no Hello within %1 ms")
@@ -758,16 +762,45 @@ void HubPrivate::livenessLoop()
         std::vector<std::shared_ptr<BotSession>> silent, mute;
         const qint64 now = steadyNs();
         const auto helloDeadline = steady_clock::now() - helloLimit;
+        // This loop woke far later than asked: the hub is short of CPU, and so were the
+        // threads that read the bots' heartbeats. Their silence is the hub's own: not judged.
+        const bool hubStalled = lastPass != 0 && now - lastPass > periodNs + StallNs;
+        lastPass = now;
+        size_t liveCount = 0;
+        size_t quiet = 0; // silent for over half the limit: the silence may be spreading
         {
             std::lock_guard lock(mutex);
+            liveCount = live.size();
             for (const auto &[botId, session] : live) {
-                if (now - session->lastSeenNs() > limitNs)
+                if (hubStalled)
+                    break;
+                const qint64 silence = now - session->lastSeenNs();
+                quiet += silence > limitNs / 2;
+                if (silence > limitNs)
                     silent.push_back(session);
             }
             for (const auto &[id, session] : handshaking) {
                 if (session->startedAt() < helloDeadline)
                     mute.push_back(session);
             }
+        }
+        // A mass silence: a tenth of the fleet (and at least MassSilence bots) quiet at once is
+        // likelier the hub (its reading threads short of CPU) or its network than the bots.
+        // (Counted from half the limit: a silence that spreads over a few passes is one.)
+        // Then only bots silent for twice the limit go, at most a hundredth of the fleet a
+        // pass, the longest silent first: a hub that catches up loses none, a fleet that is
+        // really gone is closed over a minute rather than at once.
+        if (!silent.empty() && quiet >= MassSilence && quiet * 10 > liveCount) {
+            std::sort(silent.begin(), silent.end(), [](const auto &a, const auto &b) {
+                return a->lastSeenNs() < b->lastSeenNs();
+            });
+            const size_t cap = std::max<size_t>(10, liveCount / 100);
+            size_t keep = 0;
+            while (keep < silent.size() && keep < cap &&
+                   now - silent[keep]->lastSeenNs() > 2 * limitNs)
+                ++keep;
+            counters.silenceHeld += silent.size() - keep;
+            silent.resize(keep);
         }
         for (const auto &session : silent)
             session->close(silentReason,
@@ -1252,6 +1285,7 @@ HubCounters Hub::counters() const
     out.permissionDenied = c.permissionDenied;
     out.credentialLimited = c.credentialLimited;
     out.held = c.held;
+    out.silenceHeld = c.silenceHeld;
     return out;
 }
 

@@ -99,6 +99,9 @@ struct HubCounters
                                    // bots, impostors of a live session
     quint64 credentialLimited = 0; // streams over a credential's limit
     quint64 held = 0;              // Hellos held for approval
+    // Silent bots left connected for now in a mass silence (HubPrivate::livenessLoop): so
+    // many at once that the hub (short of CPU) or its network is the likelier cause.
+    quint64 silenceHeld = 0;
 };
 
 // How much the hub holds right now (for metrics): bots and the outgoing queues.

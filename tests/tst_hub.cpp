@@ -4,6 +4,7 @@
 
 #include <QSignalSpy>
 
+#include <QElapsedTimer>
 #include <QRegularExpression>
 #include <QTest>
 #include <grpcpp/generic/generic_stub.h>
@@ -32,6 +33,7 @@ private slots:
     void oversizeMessageClosesOnlyThatStream();
     void undecodableBytesCloseOnlyThatStream();
     void silentBotIsDisconnectedAtOnce();
+    void aMassSilenceIsNotBlamedOnTheBots();
     void reconnectWithSameIdKeepsNewSession();
     void streamEndFailsPendingAtOnce();
     void cancelReleasesWaiterAndTellsBot();
@@ -326,6 +328,55 @@ void TestHub::undecodableBytesCloseOnlyThatStream()
     QVERIFY(!rig.hub->isConnected("bot-bytes"));
     // Nothing else noticed.
     QVERIFY(pingRoundTrips(rig, fine, "bot-fine"));
+}
+
+// A hub short of CPU reads its bots' heartbeats late, and every bot looks silent at once:
+// they are not all disconnected (that made a 50,000-bot fan-out lose 11,000 answers). In a
+// mass silence only bots silent for twice the limit go, a few at a time; bots that speak again
+// within that stay. A fleet that is really gone is still closed, every bot of it.
+void TestHub::aMassSilenceIsNotBlamedOnTheBots()
+{
+    HubOptions options;
+    options.heartbeatInterval = 1000ms; // silent for 3 s: disconnected (missedHeartbeats 3)
+    Rig rig(options);
+    QSignalSpy disconnected(rig.hub.get(), &Hub::botDisconnected);
+    constexpr int Bots = 100;
+    std::vector<std::unique_ptr<RawBot>> bots;
+    for (int i = 0; i < Bots; ++i) {
+        bots.push_back(std::make_unique<RawBot>(rig.address()));
+        QVERIFY(bots.back()->hello("bot-" + std::to_string(i)));
+    }
+    // All silent past the 3 s limit: held, not closed (nor before twice the limit).
+    QVERIFY(QTest::qWaitFor([&] { return rig.hub->counters().silenceHeld > 0; }, 20'000));
+    QCOMPARE(disconnected.count(), 0);
+    // They speak again (the hub caught up): every one stays.
+    const quint64 messagesBefore = rig.hub->counters().messagesIn;
+    for (auto &bot : bots)
+        QVERIFY(bot->heartbeat());
+    QVERIFY(QTest::qWaitFor([&] { return rig.hub->counters().messagesIn >= messagesBefore + Bots; },
+                            10'000));
+    QCOMPARE(disconnected.count(), 0);
+    QCOMPARE(rig.hub->counters().heartbeatTimeouts, 0u);
+    QCOMPARE(int(rig.hub->bots().size()), Bots);
+
+    // Now they are gone for good: every one is closed, none before twice the limit, and not
+    // all in one pass.
+    QElapsedTimer silentFor;
+    silentFor.start();
+    QVERIFY(QTest::qWaitFor([&] { return disconnected.count() == Bots; }, 60'000));
+    QCOMPARE(rig.hub->counters().heartbeatTimeouts, quint64(Bots));
+    for (const QList<QVariant> &args : std::as_const(disconnected)) {
+        const BotInfo bot = args.at(0).value<BotInfo>();
+        QVERIFY2(bot.disconnectReason.contains("no heartbeat"), qPrintable(bot.disconnectReason));
+    }
+    QVERIFY2(silentFor.elapsed() >= 6000, qPrintable(QString::number(silentFor.elapsed())));
+    qint64 first = std::numeric_limits<qint64>::max(), last = 0;
+    for (const QList<QVariant> &args : std::as_const(disconnected)) {
+        const qint64 at = args.at(0).value<BotInfo>().disconnectedAtMs;
+        first = std::min(first, at);
+        last = std::max(last, at);
+    }
+    QVERIFY2(last > first, "every silent bot was closed in one pass");
 }
 
 void TestHub::silentBotIsDisconnectedAtOnce()

@@ -427,7 +427,8 @@ const QStringList HubCounterNames{"streams_accepted",
                                   "unauthenticated",
                                   "permission_denied",
                                   "credential_limited",
-                                  "held"};
+                                  "held",
+                                  "silence_held"};
 
 } // namespace
 
