@@ -100,6 +100,8 @@ void TestFleetModel::batchesInsertOnceAndRefreshSignalsChangesOnly()
     QCOMPARE(inserted.size(), 2);
     QCOMPARE(changed.size(), 1);
     QCOMPARE(changed[0][0].toModelIndex().row(), 10);
+    QCOMPARE(changed[0][0].toModelIndex().column(),
+             int(FleetModel::Labels)); // the id never changes
     QCOMPARE(changed[0][1].toModelIndex().row(), 11);
 
     // The refresh: nothing new, no signal; heartbeats alone, no signal; two rows whose in-flight

@@ -48,6 +48,7 @@ private slots:
     void selectionFollowsTheFilterAndIsSignalled();
     void outcomesAndLiveColumns();
     void refreshLooksUpTheRowsOnScreen();
+    void aChangeMovesItsRowInTheSortedOrder();
     void settingsRoundTrip();
     void approvalBarCountsShowsAndOffersTheDecisions();
 };
@@ -183,6 +184,43 @@ void TestFleetPanel::refreshLooksUpTheRowsOnScreen()
     panel.refreshLive(lookup, all);
     QCOMPARE(wholeFleet, 1);
     QVERIFY(asked.isEmpty());
+}
+
+// Rows signal their changes from the Labels column on (the id never changes): a fleet sorted
+// by another column still moves a row whose value changed.
+void TestFleetPanel::aChangeMovesItsRowInTheSortedOrder()
+{
+    FleetPanel panel([](const QString &) { return 0; });
+    BotInfo a = bot("bot-a", "g"), b = bot("bot-b", "g"), c = bot("bot-c", "g");
+    a.state = "idle";
+    b.state = "running";
+    c.state = "stopped";
+    panel.upsert({a, b, c});
+    panel.view()->sortByColumn(FleetModel::State, Qt::AscendingOrder);
+    auto order = [&] {
+        QStringList ids;
+        const QAbstractItemModel *m = panel.view()->model();
+        for (int r = 0; r < m->rowCount(); ++r)
+            ids << m->index(r, 0).data(FleetModel::BotIdRole).toString();
+        return ids;
+    };
+    QCOMPARE(order(), QStringList({"bot-a", "bot-b", "bot-c"}));
+    a.state = "updating";
+    panel.upsert({a});
+    QCOMPARE(order(), QStringList({"bot-b", "bot-c", "bot-a"}));
+    c.connected = false;
+    c.disconnectedAtMs = 1000;
+    panel.view()->sortByColumn(FleetModel::Connection, Qt::AscendingOrder);
+    panel.upsert({c});
+    QCOMPARE(order().last(), QString("bot-c")); // "connected" < "disconnected since"
+    c.connected = true;
+    c.disconnectedAtMs = 0;
+    panel.view()->sortByColumn(FleetModel::Connection, Qt::DescendingOrder);
+    QCOMPARE(order().first(), QString("bot-c")); // still disconnected: first, descending
+    b.connected = false;
+    b.disconnectedAtMs = 3'600'000; // an hour later: "disconnected since 01:00:.."
+    panel.upsert({b});              // disconnected later: before bot-c, descending
+    QCOMPARE(order().first(), QString("bot-b"));
 }
 
 void TestFleetPanel::settingsRoundTrip()

@@ -219,7 +219,9 @@ QStringList FleetModel::upsert(const QList<BotInfo> &bots)
     }
     std::sort(changed.begin(), changed.end());
     changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
-    emitRowsChanged(changed, 0, ColumnCount - 1);
+    // From Labels on: a known bot's id (the Bot column) never changes, and a proxy sorted by
+    // it (the default) then has nothing to re-sort (50,000 disconnects at once).
+    emitRowsChanged(changed, Labels, ColumnCount - 1);
     QStringList added;
     if (fresh.isEmpty())
         return added;
@@ -297,7 +299,7 @@ void FleetModel::refreshLive(const QList<BotInfo> &bots)
             changedRows << *it;
     }
     std::sort(changedRows.begin(), changedRows.end());
-    emitRowsChanged(changedRows, 0, ColumnCount - 1);
+    emitRowsChanged(changedRows, Labels, ColumnCount - 1);
     if (!unknown.isEmpty())
         upsert(unknown);
 }
