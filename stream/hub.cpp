@@ -759,7 +759,8 @@ void HubPrivate::livenessLoop()
         }
         if (stopping)
             break;
-        std::vector<std::shared_ptr<BotSession>> silent, mute;
+        std::vector<std::pair<qint64, std::shared_ptr<BotSession>>> silent; // last seen, session
+        std::vector<std::shared_ptr<BotSession>> mute;
         const qint64 now = steadyNs();
         const auto helloDeadline = steady_clock::now() - helloLimit;
         // This loop woke far later than asked: the hub is short of CPU, and so were the
@@ -774,10 +775,10 @@ void HubPrivate::livenessLoop()
             for (const auto &[botId, session] : live) {
                 if (hubStalled)
                     break;
-                const qint64 silence = now - session->lastSeenNs();
-                quiet += silence > limitNs / 2;
-                if (silence > limitNs)
-                    silent.push_back(session);
+                const qint64 seen = session->lastSeenNs();
+                quiet += now - seen > limitNs / 2;
+                if (now - seen > limitNs)
+                    silent.push_back({seen, session});
             }
             for (const auto &[id, session] : handshaking) {
                 if (session->startedAt() < helloDeadline)
@@ -791,18 +792,18 @@ void HubPrivate::livenessLoop()
         // pass, the longest silent first: a hub that catches up loses none, a fleet that is
         // really gone is closed over a minute rather than at once.
         if (!silent.empty() && quiet >= MassSilence && quiet * 10 > liveCount) {
-            std::sort(silent.begin(), silent.end(), [](const auto &a, const auto &b) {
-                return a->lastSeenNs() < b->lastSeenNs();
-            });
+            // By when each was last seen as collected: the sessions' own clocks move meanwhile
+            // (a comparator reading them would not be a strict weak order).
+            std::sort(silent.begin(), silent.end(),
+                      [](const auto &a, const auto &b) { return a.first < b.first; });
             const size_t cap = std::max<size_t>(10, liveCount / 100);
             size_t keep = 0;
-            while (keep < silent.size() && keep < cap &&
-                   now - silent[keep]->lastSeenNs() > 2 * limitNs)
+            while (keep < silent.size() && keep < cap && now - silent[keep].first > 2 * limitNs)
                 ++keep;
             counters.silenceHeld += silent.size() - keep;
             silent.resize(keep);
         }
-        for (const auto &session : silent)
+        for (const auto &[seen, session] : silent)
             session->close(silentReason,
                            grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, toStd(silentReason)),
                            false, &counters.heartbeatTimeouts);
