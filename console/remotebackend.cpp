@@ -673,11 +673,15 @@ void RemoteBackend::drain()
     }
     flush();
     forgetOld();
-    const qint64 ms = took.elapsed();
-    if (ms > DrainTargetMs)
-        m_perDrain = std::max(MinPerDrain, m_perDrain / 2);
-    else if (fullSlice && ms < DrainTargetMs / 3)
-        m_perDrain = std::min(MaxPerDrain, m_perDrain + m_perDrain / 2);
+    // The next slice is what fits DrainTargetMs at this turn's cost per event (the views'
+    // cost grows with their rows): smaller at once when over, at most twice as large when a
+    // full slice was well under.
+    const qint64 us = std::max<qint64>(1, took.nsecsElapsed() / 1000);
+    const size_t fits = size_t(qint64(items.size()) * DrainTargetMs * 1000 / us);
+    if (us > DrainTargetMs * 1000)
+        m_perDrain = std::clamp(fits, MinPerDrain, MaxPerDrain);
+    else if (fullSlice)
+        m_perDrain = std::clamp(std::min(fits, m_perDrain * 2), MinPerDrain, MaxPerDrain);
 }
 
 void RemoteBackend::applyCommand(CommandOutcome record, QList<CommandOutcome> &out)

@@ -122,8 +122,8 @@ private:
     friend class RemoteLink;
     friend class CallBox;
     struct Item; // one checked Watch event, in arrival order
-    // Events taken per turn of the event loop: from MinPerDrain to MaxPerDrain, halved when a
-    // turn took longer than DrainTargetMs (the views' work included), grown when well under.
+    // Events taken per turn of the event loop, from MinPerDrain to MaxPerDrain: as many as fit
+    // DrainTargetMs at the last turn's cost per event (the views' work included).
     static constexpr size_t MaxPerDrain = 3000;
     static constexpr size_t MinPerDrain = 250;
     static constexpr qint64 DrainTargetMs = 16;
@@ -141,7 +141,7 @@ private:
     std::shared_ptr<CallBox> m_calls; // the asynchronous calls in flight
     Link m_link = Link::Connecting;
     QString m_problem;
-    size_t m_perDrain = MaxPerDrain;
+    size_t m_perDrain = MinPerDrain * 2;
     bool m_rollouts = false;
     Stats m_stats;
     ConsoleIdentity m_identity;
