@@ -20,6 +20,7 @@
 #include <QAction>
 #include <QCheckBox>
 #include <QComboBox>
+#include <QCompleter>
 #include <QDateTimeEdit>
 #include <QDockWidget>
 #include <QFile>
@@ -275,12 +276,37 @@ private slots:
     void panelSearchesByBotStateTextAndTime();
     void panelPagesWithMoreAndStopsAtTheCap();
     void panelShowsAFailingQuery();
+    void botCompletionMergesBatches();
     void panelDetailsOnDoubleClick();
     void withoutHistoryTheActionsSayWhy();
     void fleetContextMenuOpensTheBotsHistory();
     void exportWritesTheLiveTablesFilter();
     void exportWritesTheHistoryRows();
 };
+
+// The bot field completes the bots seen: every batch merged in, sorted, each once.
+void TestHistoryDialog::botCompletionMergesBatches()
+{
+    Rig rig;
+    HistoryPanel panel(*rig.backend);
+    QCompleter *completer = panel.botField()->completer();
+    QVERIFY(completer);
+    auto listed = [&] {
+        QStringList out;
+        for (int r = 0; r < completer->model()->rowCount(); ++r)
+            out << completer->model()->index(r, 0).data().toString();
+        return out;
+    };
+    const int before = int(listed().size());
+    panel.addBots({"zz-bot-3", "zz-bot-1", "zz-bot-3"});
+    panel.addBots({"zz-bot-2", "zz-bot-1"});
+    panel.addBots({});
+    const QStringList all = listed();
+    QCOMPARE(all.size(), before + 3);
+    QVERIFY(std::is_sorted(all.cbegin(), all.cend()));
+    QCOMPARE(all.mid(all.indexOf("zz-bot-1"), 3),
+             QStringList({"zz-bot-1", "zz-bot-2", "zz-bot-3"}));
+}
 
 void TestHistoryDialog::csvQuotesFieldsAndGuardsFormulas()
 {

@@ -275,10 +275,18 @@ void HistoryPanel::addBots(const QStringList &botIds)
 {
     if (botIds.isEmpty())
         return;
-    QStringList bots = m_knownBots->stringList() + botIds;
-    bots.sort();
-    bots.erase(std::unique(bots.begin(), bots.end()), bots.end());
-    m_knownBots->setStringList(bots);
+    // The batch sorted and merged in: sorting the whole list again for every batch of a
+    // connect storm was a fifth of the window's time at 50,000 bots.
+    QStringList fresh = botIds;
+    fresh.sort();
+    fresh.erase(std::unique(fresh.begin(), fresh.end()), fresh.end());
+    const QStringList known = m_knownBots->stringList();
+    QStringList merged;
+    merged.reserve(known.size() + fresh.size());
+    std::set_union(known.cbegin(), known.cend(), fresh.cbegin(), fresh.cend(),
+                   std::back_inserter(merged));
+    if (merged.size() != known.size())
+        m_knownBots->setStringList(merged);
 }
 
 void HistoryPanel::setPageSize(int size)
