@@ -51,18 +51,29 @@ protected:
         idle->setSingleShot(true);
         idle->setInterval(m_limits.idleTimeout);
         connect(idle, &QTimer::timeout, socket, &QTcpSocket::abort);
+        // A request has requestTimeout from its first byte to its answer: a peer that sends a
+        // byte now and then (never a whole request) is closed, not kept for ever.
+        auto *request = new QTimer(socket);
+        request->setSingleShot(true);
+        request->setInterval(m_limits.requestTimeout);
+        connect(request, &QTimer::timeout, socket, &QTcpSocket::abort);
         // Before the HTTP server's own readyRead slot (connected once it takes the socket):
         // what arrived is counted before it is read.
         connect(socket, &QTcpSocket::readyRead, socket,
-                [socket, idle, limit = m_limits.maxBytesIn, in = qint64(0)]() mutable {
+                [socket, idle, request, limit = m_limits.maxBytesIn, in = qint64(0)]() mutable {
                     in += socket->bytesAvailable();
                     if (in > limit) {
                         socket->abort();
                         return;
                     }
                     idle->start();
+                    if (!request->isActive())
+                        request->start();
                 });
-        connect(socket, &QTcpSocket::bytesWritten, idle, [idle] { idle->start(); });
+        connect(socket, &QTcpSocket::bytesWritten, idle, [idle, request] {
+            idle->start();
+            request->stop(); // answered
+        });
         idle->start();
         addPendingConnection(socket);
     }

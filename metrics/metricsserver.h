@@ -39,9 +39,10 @@ public:
     // never meets them; it reconnects when its connection is closed.
     struct Limits
     {
-        int maxConnections = 16;                       // more are closed at once
-        std::chrono::milliseconds idleTimeout{60'000}; // nothing read or written: closed
-        qint64 maxBytesIn = 1 << 20;                   // read over a connection's life: closed
+        int maxConnections = 16;                          // more are closed at once
+        std::chrono::milliseconds idleTimeout{60'000};    // nothing read or written: closed
+        std::chrono::milliseconds requestTimeout{10'000}; // first byte to answer, or closed
+        qint64 maxBytesIn = 1 << 20;                      // read over a connection's life: closed
     };
 
     // Listens on `address` (parseAddress); false with *error when it is not an address or

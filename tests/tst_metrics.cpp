@@ -728,6 +728,7 @@ void TestMetrics::hostileClientsAreCutOff()
     metrics::MetricsServer::Limits limits;
     limits.maxConnections = 4;
     limits.idleTimeout = std::chrono::milliseconds(400);
+    limits.requestTimeout = std::chrono::milliseconds(1000);
     limits.maxBytesIn = 64 * 1024;
     metrics::MetricsServer server([] { return QByteArray("opconsole_up 1\n"); });
     QString why;
@@ -763,6 +764,21 @@ void TestMetrics::hostileClientsAreCutOff()
         QCOMPARE(r.status, 200);
         QCOMPARE(r.body, QByteArray("opconsole_up 1\n"));
     }
+    // A request sent a byte at a time (never whole, never idle): closed a request timeout after
+    // its first byte.
+    QTcpSocket trickle;
+    trickle.connectToHost(QHostAddress::LocalHost, server.port());
+    QVERIFY(trickle.waitForConnected(5000));
+    const QByteArray slow = "GET /metrics HTTP/1.1\r\nX-Slow: " + QByteArray(200, 'a');
+    qsizetype at = 0;
+    while (trickle.state() == QAbstractSocket::ConnectedState && at < slow.size()) {
+        trickle.write(slow.mid(at++, 1));
+        (void)trickle.waitForBytesWritten(1000);
+        QTest::qWait(100); // the pace of the attack, not a synchronisation
+    }
+    QVERIFY2(at < slow.size(), "a trickled request was never cut off");
+    QVERIFY(closed(trickle, 5000));
+
     // A header without end: cut off once over the budget, not read into memory for ever.
     QTcpSocket flood;
     flood.connectToHost(QHostAddress::LocalHost, server.port());
