@@ -10,7 +10,6 @@
 #include <QElapsedTimer>
 #include <QPromise>
 #include <QRandomGenerator>
-#include <QTimer>
 
 #include <condition_variable>
 #include <deque>
@@ -367,7 +366,11 @@ bool RemoteLink::askIdentity(bool *refused, QString *problem)
         return false;
     }
     RemoteBackend::Item item{RemoteBackend::Item::Identity, {}, {}, 0, {}, false};
-    if (status.ok()) {
+    // A viewer sends nothing (so no rollout either), and its probe would be logged as a
+    // refused access at every attach.
+    if (status.ok() && identityOf(me).role == security::Role::Viewer) {
+        item.identity = identityOf(me);
+    } else if (status.ok()) {
         item.identity = identityOf(me);
         // A hub older than staged rollouts would take one for a send to every bot at once
         // (it ignores the field): ControlRollout says whether it has them. An empty fan-out
@@ -589,10 +592,9 @@ void RemoteBackend::drain()
             const auto end = inbox.begin() + qsizetype(m_perDrain);
             items.assign(std::make_move_iterator(inbox.begin()), std::make_move_iterator(end));
             inbox.erase(inbox.begin(), end);
-            // The rest after the window's timers and paint: a zero timer takes its turn with
-            // them, where a posted event would come first again (a burst of 50,000 would
-            // starve them until it is all in).
-            QTimer::singleShot(0, this, &RemoteBackend::drain);
+            // The rest on the next turn: an event posted while posted events are delivered
+            // waits for the next pass, so the window's timers and paint come in between.
+            QMetaObject::invokeMethod(this, &RemoteBackend::drain, Qt::QueuedConnection);
         }
     }
     m_net->room.notify_all();

@@ -764,6 +764,11 @@ void TestRemoteBackend::onlyAnAdminDecidesAndAHeldBotIsAcceptedThenRevoked()
     QVERIFY(!admin.canDecide("elsewhere:1"));
     QCOMPARE(viewer.identity().role, security::Role::Viewer);
     QVERIFY(!viewer.canDecide());
+    // The rollout probe is not asked as a viewer (it would be a refused access at each attach);
+    // the admin's is refused as a bad request, not a denial.
+    QVERIFY(admin.canRollOut());
+    QVERIFY(!viewer.canRollOut());
+    QCOMPARE(hub.api->accessCounters().permissionDenied, 0u);
 
     // A bot with a valid token, never accepted: held, and listed as awaiting approval.
     RawBot bot(hub.rig->address(), {nullptr, hub.rack.toStdString(), {}});
