@@ -1082,7 +1082,10 @@ public:
     // with a rollout for one to every bot at once (a field it does not know is ignored), so
     // ControlRollout is asked first. An empty fan-out id is refused by a hub that has it
     // (INVALID_ARGUMENT, or PERMISSION_DENIED to a viewer); one without says UNIMPLEMENTED.
-    bool hubRunsRollouts() const
+    // The probe's answer: OK when the hub has rollouts; UNIMPLEMENTED when it is older; any
+    // other failure (unreachable, too slow) is said as such, and nothing is sent: a rollout is
+    // never sent on a guess.
+    grpc::Status probeRollouts() const
     {
         grpc::ClientContext context;
         prepare(context);
@@ -1090,8 +1093,16 @@ public:
         v1::ControlRolloutRequest probe;
         probe.set_action(v1::ROLLOUT_ACTION_PAUSE);
         v1::ControlRolloutResponse response;
-        return m_stub->ControlRollout(&context, probe, &response).error_code() !=
-               grpc::StatusCode::UNIMPLEMENTED;
+        const grpc::Status status = m_stub->ControlRollout(&context, probe, &response);
+        switch (status.error_code()) {
+        case grpc::StatusCode::OK:
+        case grpc::StatusCode::INVALID_ARGUMENT:  // the empty id, refused: it has them
+        case grpc::StatusCode::PERMISSION_DENIED: // a viewer: the send says so
+        case grpc::StatusCode::NOT_FOUND:
+            return grpc::Status::OK;
+        default:
+            return status;
+        }
     }
 
     void requireHub()
@@ -1407,13 +1418,18 @@ public:
         }
         const bool staged = setRollout(args, request);
         requireHub();
-        if (staged && !hubRunsRollouts()) {
-            std::fprintf(stderr,
-                         "opctl: the hub at %s does not run staged rollouts (an older version): "
-                         "nothing was sent. It would have sent to every bot at once; without "
-                         "--batch, that is what you ask for.\n",
-                         m_address.c_str());
-            return ExitRefused;
+        if (staged) {
+            const grpc::Status probe = probeRollouts();
+            if (probe.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+                std::fprintf(stderr,
+                             "opctl: the hub at %s does not run staged rollouts (an older "
+                             "version): nothing was sent. It would have sent to every bot at "
+                             "once; without --batch, that is what you ask for.\n",
+                             m_address.c_str());
+                return ExitRefused;
+            }
+            if (!probe.ok())
+                return failed(probe);
         }
         grpc::ClientContext context;
         prepare(context);
