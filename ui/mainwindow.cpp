@@ -179,8 +179,12 @@ MainWindow::MainWindow(ConsoleBackend &backend, QWidget *parent)
         m_fleet->refreshLive([this](const QString &id) { return m_backend.botInfo(id); },
                              [this] { return m_backend.bots(); });
         refreshStatus();
-        if (m_botDetails && m_botDetails->isVisible())
+        if (m_botDetails && m_botDetails->isVisible()) {
+            // Its bot may be off screen (the refresh above looked up the rows on screen).
+            if (const auto bot = m_backend.botInfo(m_botDetails->botId()))
+                m_fleet->model()->refreshLive({*bot});
             showBotDetails(m_botDetails->botId());
+        }
         if (++m_slowTicks % 5 == 0) // the history's stats: every 5 s is plenty
             refreshHistoryLine();
     });
