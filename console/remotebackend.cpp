@@ -13,8 +13,10 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -231,6 +233,10 @@ private:
     // Who the hub takes the console for, posted before the Watch; false when it could not say
     // (an older hub without WhoAmI is not a failure).
     bool askIdentity(bool *refused, QString *problem);
+    // One unary call with the token and a 15 s deadline, cancellable by stop() while it waits
+    // (it is `current` meanwhile); none when stopping.
+    std::optional<grpc::Status>
+    unary(const std::function<grpc::Status(grpc::ClientContext *)> &call);
 };
 
 // What an asynchronous call's callback may touch, possibly after the console is gone: no gRPC
@@ -336,7 +342,8 @@ void RemoteLink::run(milliseconds firstRetry, milliseconds maxRetry, millisecond
     }
 }
 
-bool RemoteLink::askIdentity(bool *refused, QString *problem)
+std::optional<grpc::Status>
+RemoteLink::unary(const std::function<grpc::Status(grpc::ClientContext *)> &call)
 {
     auto ctx = std::make_shared<grpc::ClientContext>();
     authorize(*ctx);
@@ -344,15 +351,23 @@ bool RemoteLink::askIdentity(bool *refused, QString *problem)
     {
         std::lock_guard lock(mutex);
         if (stopping)
-            return false;
+            return std::nullopt;
         current = ctx;
     }
+    const grpc::Status status = call(ctx.get());
+    std::lock_guard lock(mutex);
+    current.reset();
+    return status;
+}
+
+bool RemoteLink::askIdentity(bool *refused, QString *problem)
+{
     v1::WhoAmIResponse me;
-    const grpc::Status status = stub->WhoAmI(ctx.get(), v1::WhoAmIRequest{}, &me);
-    {
-        std::lock_guard lock(mutex);
-        current.reset();
-    }
+    const std::optional<grpc::Status> asked = unary(
+        [&](grpc::ClientContext *ctx) { return stub->WhoAmI(ctx, v1::WhoAmIRequest{}, &me); });
+    if (!asked)
+        return false;
+    const grpc::Status &status = *asked;
     if (!status.ok() && status.error_code() != grpc::StatusCode::UNIMPLEMENTED) {
         *refused = isRefusal(status.error_code());
         *problem =
@@ -376,26 +391,17 @@ bool RemoteLink::askIdentity(bool *refused, QString *problem)
         // (it ignores the field): ControlRollout says whether it has them. An empty fan-out
         // id is refused by a hub that does; one that does not says UNIMPLEMENTED. (A hub
         // without WhoAmI is older still.)
-        auto probe = std::make_shared<grpc::ClientContext>();
-        authorize(*probe);
-        probe->set_deadline(system_clock::now() + seconds(15));
-        {
-            std::lock_guard lock(mutex);
-            if (stopping)
-                return false;
-            current = probe;
-        }
         v1::ControlRolloutRequest request;
         request.set_action(v1::ROLLOUT_ACTION_PAUSE);
         v1::ControlRolloutResponse response;
-        const grpc::Status asked = stub->ControlRollout(probe.get(), request, &response);
-        {
-            std::lock_guard lock(mutex);
-            current.reset();
-        }
-        item.rollouts = asked.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
-                        asked.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
-                        asked.error_code() == grpc::StatusCode::NOT_FOUND;
+        const std::optional<grpc::Status> probe = unary([&](grpc::ClientContext *ctx) {
+            return stub->ControlRollout(ctx, request, &response);
+        });
+        if (!probe)
+            return false;
+        item.rollouts = probe->error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+                        probe->error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+                        probe->error_code() == grpc::StatusCode::NOT_FOUND;
     }
     post(std::move(item));
     return true;

@@ -1,5 +1,7 @@
 #include "commandtablemodel.h"
 
+#include "rowruns.h"
+
 #include <QBrush>
 #include <QDateTime>
 
@@ -214,13 +216,9 @@ void CommandTableModel::applyChanges(const QList<CommandOutcome> &records)
     if (changed.size() > 512) {
         emit dataChanged(index(changed.front(), State), index(changed.back(), Message));
     } else {
-        for (size_t i = 0; i < changed.size();) {
-            size_t j = i;
-            while (j + 1 < changed.size() && changed[j + 1] == changed[j] + 1)
-                ++j;
-            emit dataChanged(index(changed[i], State), index(changed[j], Message));
-            i = j + 1;
-        }
+        forEachRun(changed, [&](int top, int bottom) {
+            emit dataChanged(index(top, State), index(bottom, Message));
+        });
     }
     if (!added.empty()) {
         const int first = int(m_rows.size());

@@ -1,5 +1,6 @@
 #include "fleetmodel.h"
 
+#include "rowruns.h"
 #include "theme.h"
 
 #include <QApplication>
@@ -239,13 +240,9 @@ QStringList FleetModel::upsert(const QList<BotInfo> &bots)
 
 void FleetModel::emitRowsChanged(const QList<int> &rows, int first, int last)
 {
-    for (qsizetype i = 0; i < rows.size();) {
-        qsizetype j = i;
-        while (j + 1 < rows.size() && rows[j + 1] == rows[j] + 1)
-            ++j;
-        emit dataChanged(index(rows[i], first), index(rows[j], last));
-        i = j + 1;
-    }
+    forEachRun(rows, [&](int top, int bottom) {
+        emit dataChanged(index(top, first), index(bottom, last));
+    });
 }
 
 void FleetModel::noteOutcomes(const QList<CommandOutcome> &records)
