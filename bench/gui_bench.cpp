@@ -123,6 +123,7 @@ struct HubSide
     {
         HubOptions options;
         options.listenAddress = QStringLiteral("127.0.0.1:0");
+        options.operatorListenAddress = QStringLiteral("127.0.0.1:0"); // the console's
         hub = std::make_unique<Hub>(registry, options);
         service = std::make_unique<CommandService>(registry, *hub);
         api = std::make_unique<OperatorService>(*service, feed);
@@ -149,7 +150,7 @@ int runRemote(QApplication &app, int rows, int rate, double seconds, int pending
         &inHubThread, [&] { side = std::make_unique<HubSide>(); }, Qt::BlockingQueuedConnection);
     CommandRegistry &registry = side->registry;
 
-    HubSet backend({side->hub->address()});
+    HubSet backend({side->hub->operatorAddress()});
     MainWindow window(backend);
     window.resize(1400, 900);
     window.show();
