@@ -172,10 +172,8 @@ SendReceipt HubSet::sendRollout(const QStringList &botIds, const CommandSpec &sp
                                 std::chrono::milliseconds timeout, const RolloutPlan &plan)
 {
     SendReceipt receipt;
-    if (botIds.isEmpty()) {
-        receipt.error = tr("no bot selected");
+    if (receipt.error = rolloutProblem(botIds, spec); !receipt.ok())
         return receipt;
-    }
     QSet<int> hubs;
     for (const QString &bot : botIds) {
         const int i = m_hubs.size() == 1 ? 0 : hubOf(bot);

@@ -75,6 +75,20 @@ struct Rig : HubRig
     {
         return QTest::qWaitFor([&] { return window->fleetModel()->rowOf(bot) >= 0; }, 5000);
     }
+    // Raw bots that said Hello (with these labels) and are listed in the fleet, one per id;
+    // fewer when one was not (the caller checks the count).
+    std::vector<std::unique_ptr<RawBot>>
+    helloBots(const QStringList &ids, const std::map<std::string, std::string> &labels = {}) const
+    {
+        std::vector<std::unique_ptr<RawBot>> bots;
+        for (const QString &id : ids) {
+            auto bot = std::make_unique<RawBot>(address());
+            if (!bot->hello(id.toStdString(), labels) || !botListed(id))
+                break;
+            bots.push_back(std::move(bot));
+        }
+        return bots;
+    }
 
     // The text of fan-out row `row` (newest first).
     QString fanOutText(int row) const
@@ -951,14 +965,9 @@ void TestMainWindow::destructiveFanOutAsksFirst()
 {
     QSettings().setValue("send/confirmAbove", 2);
     Rig rig;
-    std::vector<std::unique_ptr<RawBot>> bots;
-    QStringList ids;
-    for (int i = 0; i < 3; ++i) {
-        bots.push_back(std::make_unique<RawBot>(rig.address()));
-        ids << QStringLiteral("bot-%1").arg(i);
-        QVERIFY(bots.back()->hello(ids.last().toStdString(), {{"group", "canary"}}));
-        QVERIFY(rig.botListed(ids.last()));
-    }
+    const QStringList ids = {"bot-0", "bot-1", "bot-2"};
+    const auto bots = rig.helloBots(ids, {{"group", "canary"}});
+    QVERIFY(bots.size() == 3);
     rig.window->fleetFilter()->setText("group=canary");
     rig.window->selectBots(ids);
     QCOMPARE(rig.window->selectedBots().size(), 3);
@@ -1149,14 +1158,9 @@ void TestMainWindow::fanOutDialogOffersWaves()
 {
     QSettings().setValue("send/confirmAbove", 2);
     Rig rig;
-    std::vector<std::unique_ptr<RawBot>> bots;
-    QStringList ids;
-    for (int i = 0; i < 3; ++i) {
-        bots.push_back(std::make_unique<RawBot>(rig.address()));
-        ids << QStringLiteral("bot-%1").arg(i);
-        QVERIFY(bots.back()->hello(ids.last().toStdString()));
-        QVERIFY(rig.botListed(ids.last()));
-    }
+    const QStringList ids = {"bot-0", "bot-1", "bot-2"};
+    const auto bots = rig.helloBots(ids);
+    QVERIFY(bots.size() == 3);
     rig.window->selectBots(ids);
     QVERIFY(!rig.backend->canRollOut());
     {
@@ -1275,14 +1279,9 @@ void TestMainWindow::rolloutFromTheWindowSendsInWaves()
 void TestMainWindow::rolloutThroughTheOperatorApi()
 {
     Rig rig;
-    std::vector<std::unique_ptr<RawBot>> bots;
-    QStringList ids;
-    for (int i = 0; i < 3; ++i) {
-        bots.push_back(std::make_unique<RawBot>(rig.address()));
-        ids << QStringLiteral("bot-%1").arg(i);
-        QVERIFY(bots.back()->hello(ids.last().toStdString()));
-        QVERIFY(rig.botListed(ids.last()));
-    }
+    const QStringList ids = {"bot-0", "bot-1", "bot-2"};
+    const auto bots = rig.helloBots(ids);
+    QVERIFY(bots.size() == 3);
     RemoteBackend::Options remote;
     remote.firstRetry = 50ms;
     HubSet backend({QString::fromStdString(rig.operatorAddress())}, remote);
