@@ -261,15 +261,12 @@ int main(int argc, char **argv)
     }
 #endif
 
-    const QString levelName = config.text(QStringLiteral("log-level"));
+    // A Choice of the settings table (config.cpp): one of these, checked when it was read.
     const QStringList levels{QStringLiteral("debug"), QStringLiteral("info"),
                              QStringLiteral("warning"), QStringLiteral("error")};
-    if (!levels.contains(levelName)) {
-        std::fprintf(stderr, "opconsole: --log-level must be one of %s\n",
-                     qPrintable(levels.join(QStringLiteral(", "))));
-        return 64;
-    }
-    const EventLog log(stderr, LogLevel(levels.indexOf(levelName)));
+    const EventLog log(
+        stderr,
+        LogLevel(std::max(0, int(levels.indexOf(config.text(QStringLiteral("log-level")))))));
     // Numbers were checked against their ranges when the settings were read (config.cpp).
     const auto integer = [&config](const char *name) {
         return config.integer(QString::fromLatin1(name));
@@ -310,11 +307,8 @@ int main(int argc, char **argv)
             return 64;
         }
     }
+    // A Choice (config.cpp): open or approve, checked when it was read.
     const QString admissionMode = option("admission");
-    if (admissionMode != QLatin1String("open") && admissionMode != QLatin1String("approve")) {
-        std::fprintf(stderr, "opconsole: --admission is open or approve\n");
-        return 64;
-    }
     const bool approveNew = admissionMode == QLatin1String("approve");
     if (approveNew && tls.clientCa.isEmpty() && !botTokens) {
         std::fprintf(stderr, "opconsole: --admission approve needs bot identities to approve: "

@@ -59,7 +59,6 @@ struct HubOptions
     int maxQueuedPerBot = 4096;                    // outgoing messages waiting for one bot's stream
     qint64 maxQueuedBytesPerBot = 4 * 1024 * 1024; // and their bytes
     int maxMessageBytes = 64 * 1024;               // larger messages from a bot close its stream
-    int workerThreads = 0;                         // gRPC callback threads; 0 lets gRPC choose
     // A stream that has not said Hello within this is closed (0: 3 heartbeat intervals).
     std::chrono::milliseconds helloTimeout{0};
     int maxHandshaking = 10'000; // streams waiting for Hello at once; more are refused
