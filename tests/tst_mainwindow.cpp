@@ -161,27 +161,37 @@ void answerDecisionDialog(const QString &reason, bool confirm, bool *answered)
     poll->start();
 }
 
-// Answers the fan-out confirmation when it shows; counts how often it did.
-struct FanOutAnswer
+// Calls answer(dialog) whenever the fan-out confirmation shows (modal: looked for every 10 ms).
+struct FanOutDialogWatch
 {
-    explicit FanOutAnswer(bool go)
+    explicit FanOutDialogWatch(std::function<void(QWidget *)> answer)
     {
-        QObject::connect(&poll, &QTimer::timeout, &poll, [this, go] {
+        QObject::connect(&poll, &QTimer::timeout, &poll, [answer = std::move(answer)] {
             QWidget *modal = QApplication::activeModalWidget();
-            if (!modal || modal->objectName() != QLatin1String("fanOutConfirm"))
-                return;
-            text = modal->findChild<QLabel *>(QStringLiteral("qt_msgbox_label"))->text();
-            ++asked;
-            if (go)
-                modal->findChild<QPushButton *>(QStringLiteral("fanOutGo"))->click();
-            else
-                qobject_cast<QDialog *>(modal)->reject();
+            if (modal && modal->objectName() == QLatin1String("fanOutConfirm"))
+                answer(modal);
         });
         poll.start(10);
     }
     QTimer poll;
+};
+
+// Answers the fan-out confirmation when it shows; counts how often it did.
+struct FanOutAnswer
+{
+    explicit FanOutAnswer(bool go)
+        : watch([this, go](QWidget *modal) {
+              text = modal->findChild<QLabel *>(QStringLiteral("qt_msgbox_label"))->text();
+              ++asked;
+              if (go)
+                  modal->findChild<QPushButton *>(QStringLiteral("fanOutGo"))->click();
+              else
+                  qobject_cast<QDialog *>(modal)->reject();
+          })
+    {}
     int asked = 0;
     QString text;
+    FanOutDialogWatch watch; // last: its answers use the members above
 };
 
 // Answers the fan-out dialog with "Roll out in waves" of `batch` bots (abort above 50%, no
@@ -189,31 +199,26 @@ struct FanOutAnswer
 struct RolloutAnswer
 {
     explicit RolloutAnswer(int batch)
-    {
-        QObject::connect(&poll, &QTimer::timeout, &poll, [this, batch] {
-            QWidget *modal = QApplication::activeModalWidget();
-            if (!modal || modal->objectName() != QLatin1String("fanOutConfirm"))
-                return;
-            ++asked;
-            auto *waves = modal->findChild<QPushButton *>(QStringLiteral("fanOutRollout"));
-            offered = waves != nullptr;
-            if (!waves) {
-                qobject_cast<QDialog *>(modal)->reject();
-                return;
-            }
-            modal->findChild<QComboBox *>(QStringLiteral("rolloutBatchUnit"))->setCurrentIndex(1);
-            modal->findChild<QSpinBox *>(QStringLiteral("rolloutBatch"))->setValue(batch);
-            modal->findChild<QDoubleSpinBox *>(QStringLiteral("rolloutAbortAbove"))->setValue(50);
-            modal->findChild<QSpinBox *>(QStringLiteral("rolloutWaveDelay"))->setValue(0);
-            button = waves->text();
-            waves->click();
-        });
-        poll.start(10);
-    }
-    QTimer poll;
+        : watch([this, batch](QWidget *modal) {
+              ++asked;
+              auto *waves = modal->findChild<QPushButton *>(QStringLiteral("fanOutRollout"));
+              offered = waves != nullptr;
+              if (!waves) {
+                  qobject_cast<QDialog *>(modal)->reject();
+                  return;
+              }
+              modal->findChild<QComboBox *>(QStringLiteral("rolloutBatchUnit"))->setCurrentIndex(1);
+              modal->findChild<QSpinBox *>(QStringLiteral("rolloutBatch"))->setValue(batch);
+              modal->findChild<QDoubleSpinBox *>(QStringLiteral("rolloutAbortAbove"))->setValue(50);
+              modal->findChild<QSpinBox *>(QStringLiteral("rolloutWaveDelay"))->setValue(0);
+              button = waves->text();
+              waves->click();
+          })
+    {}
     int asked = 0;
     bool offered = false;
     QString button;
+    FanOutDialogWatch watch; // last: its answers use the members above
 };
 
 // The next command `bot` is sent, the window's event loop running meanwhile (the hub's
