@@ -122,6 +122,20 @@ const std::vector<Setting> &Config::settings()
         {"metrics", "metrics-listen", Kind::Address, "", 0, 0, "",
          "Serve Prometheus metrics at http://host:port/metrics (plain HTTP, no "
          "authentication: loopback or a private network). Off when empty."},
+        // The cluster (docs/cluster.md).
+        {"cluster", "cluster", Kind::Text, "", 0, 0, "",
+         "Share one fleet with other hubs over NATS: nats://host:port[,...] (tls://... for "
+         "TLS). Off when empty."},
+        {"cluster", "hub-id", Kind::Text, "", 0, 0, "",
+         "This hub's id in the cluster: letters, digits, '_' and '-' (default: host name and "
+         "port)."},
+        {"cluster", "cluster-token", Kind::Text, "", 0, 0, "",
+         "NATS authorization token (nats-server's authorization { token })."},
+        {"cluster", "cluster-ca", Kind::Text, "", 0, 0, "",
+         "TLS to NATS: trust this CA (PEM); turns TLS on."},
+        {"cluster", "cluster-cert", Kind::Text, "", 0, 0, "",
+         "TLS to NATS: this hub's client certificate (PEM), when the server verifies clients."},
+        {"cluster", "cluster-key", Kind::Text, "", 0, 0, "", "Private key of cluster-cert (PEM)."},
     };
     return all;
 }

@@ -33,7 +33,7 @@ struct Setting
         Address, // host:port (port 0..65535; 0 picks one) or unix:/absolute/path; may be empty
                  // only when its default is
     };
-    const char *section; // the INI section: hub, commands, history, security, log, metrics, metrics
+    const char *section; // the INI section: hub, commands, history, security, log, metrics, cluster
     const char *name;    // the flag (--name) and the key in its section
     Kind kind;
     const char *fallback; // the default, as text ("" for none)

@@ -1,6 +1,7 @@
 // opconsole: the operator console. GUI by default, --headless for servers.
 #include "admission.h"
 #include "changefeed.h"
+#include "clusternode.h"
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "config.h"
@@ -33,6 +34,7 @@
 #include <QJsonObject>
 #include <QSocketNotifier>
 #include <QStandardPaths>
+#include <QSysInfo>
 #include <QTimer>
 
 #include <algorithm>
@@ -604,6 +606,46 @@ int main(int argc, char **argv)
                                                                  "and no TLS: keep it on loopback "
                                                                  "or a private network")}});
     }
+    // The cluster (docs/cluster.md): after the hub listens (its beacon names the address).
+    std::unique_ptr<cluster::ClusterNode> clusterNode;
+    if (!option("cluster").isEmpty()) {
+        cluster::ClusterOptions c;
+        c.servers = option("cluster").split(QLatin1Char(','), Qt::SkipEmptyParts);
+        for (QString &s : c.servers)
+            s = s.trimmed();
+        c.hubId = option("hub-id");
+        if (c.hubId.isEmpty()) {
+            // host name and port, in the characters a hub id may have
+            QString host = QSysInfo::machineHostName();
+            for (QChar &ch : host)
+                if (!ch.isLetterOrNumber() || ch.unicode() > 127)
+                    ch = QLatin1Char('-');
+            c.hubId = host.left(48) + QLatin1Char('-') + QString::number(hub.port());
+        }
+        c.token = option("cluster-token");
+        c.tlsCa = option("cluster-ca");
+        c.tlsCert = option("cluster-cert");
+        c.tlsKey = option("cluster-key");
+        if (tls.enabled() && !c.tls())
+            log.warning("cluster_plaintext",
+                        {{QStringLiteral("what"),
+                          QStringLiteral("the hub's listeners use TLS but its NATS connection "
+                                         "does not: give --cluster-ca (and a tls:// URL)")}});
+        clusterNode = std::make_unique<cluster::ClusterNode>(service, c);
+        if (!clusterNode->start(&error)) {
+            log.error("error", {{QStringLiteral("what"), QStringLiteral("--cluster: ") + error}});
+            hub.stop(QStringLiteral("hub shutting down"));
+            return 69;
+        }
+        service.setForwarder(clusterNode.get());
+        QObject::connect(
+            clusterNode.get(), &cluster::ClusterNode::remoteBotChanged, &operatorApi,
+            [&operatorApi](const BotInfo &bot) { operatorApi.noteRemoteBot(bot); },
+            Qt::DirectConnection);
+        log.info("cluster_joined", {{QStringLiteral("hub_id"), c.hubId},
+                                    {QStringLiteral("servers"), c.servers.join(QLatin1Char(','))},
+                                    {QStringLiteral("tls"), c.tls()}});
+    }
     // --insecure is said at start and every hour, as long as it matters.
     QTimer insecureReminder;
     const bool exposed =
@@ -704,6 +746,11 @@ int main(int argc, char **argv)
     const int rc = app.exec();
     metricsServer.stop();
     hub.stop(QStringLiteral("hub shutting down")); // the window closed: same order
+    if (clusterNode) {
+        // After the hub: the outcomes of the commands other hubs sent here reach them first.
+        clusterNode->stop();
+        service.setForwarder(nullptr);
+    }
     // The last outcomes (finished on gRPC threads as the hub stopped) were queued to this
     // thread; deliver them to the log before the final line.
     QCoreApplication::sendPostedEvents();

@@ -56,8 +56,11 @@ int main(int argc, char **argv)
         "(unauthenticated, permission denied) is logged and retried with back-off."));
     parser.addHelpOption();
     parser.addOptions({
-        {QStringLiteral("hub"), QStringLiteral("Hub address (default 127.0.0.1:50051)."),
-         QStringLiteral("host:port"), QStringLiteral("127.0.0.1:50051")},
+        {QStringLiteral("hub"),
+         QStringLiteral("Hub address (default 127.0.0.1:50051), or several separated by commas "
+                        "(a cluster): the bots are spread over them and move on to the next when "
+                        "a stream ends."),
+         QStringLiteral("host:port[,...]"), QStringLiteral("127.0.0.1:50051")},
         {QStringLiteral("bots"), QStringLiteral("Number of bots (default 10)."),
          QStringLiteral("n"), QStringLiteral("10")},
         {QStringLiteral("prefix"), QStringLiteral("Bot id prefix (default bot-)."),

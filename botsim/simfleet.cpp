@@ -250,7 +250,13 @@ public:
     // The channels the bots share: a few for a fleet with one set of credentials, one per bot
     // when each bot has its own certificate.
     std::vector<std::shared_ptr<grpc::Channel>> channels;
-    std::vector<std::unique_ptr<v1::BotLink::Stub>> stubs;
+    std::vector<std::unique_ptr<v1::BotLink::Stub>> stubs; // per hub address, channelCount each
+    std::vector<std::string> hubs;                         // the addresses of --hub, in order
+    int channelCount = 1;
+    v1::BotLink::Stub *stubFor(size_t hub, int bot) const
+    {
+        return stubs[hub * size_t(channelCount) + size_t(bot % channelCount)].get();
+    }
     std::vector<std::unique_ptr<SimBot>> bots;
 
     std::atomic<int> connectedNow{0};
@@ -330,8 +336,10 @@ public:
         return o.idPrefix + std::to_string(o.firstIndex + index);
     }
 
-    SimBot(FleetPrivate *fleet, int index, v1::BotLink::Stub *stub)
-        : m_fleet(fleet), m_index(index), m_stub(stub)
+    SimBot(FleetPrivate *fleet, int index)
+        : m_fleet(fleet), m_index(index),
+          // Spread over the hubs given; a bot moves on to the next after each stream.
+          m_hub(size_t(index) % fleet->hubs.size())
     {
         const SimOptions &o = fleet->options;
         m_id = idOf(o, index);
@@ -370,7 +378,7 @@ public:
             first = &session->out.front();
         }
         m_fleet->sessionStarted();
-        m_stub->async()->Connect(&session->context, session);
+        m_fleet->stubFor(m_hub, m_index)->async()->Connect(&session->context, session);
         session->AddHold();
         session->StartWrite(first);
         session->StartRead(&session->in);
@@ -557,6 +565,9 @@ public:
         }
         if (m_fleet->stopping)
             return;
+        // With several hubs (a cluster), the next stream goes to the next one: a hub that
+        // went away is left at once, and a refusing one does not hold the bot.
+        m_hub = (m_hub + 1) % m_fleet->hubs.size();
         const auto delay = m_backoff;
         m_backoff = std::min(m_backoff * 2, o.backoffMax);
         m_fleet->schedule(
@@ -972,7 +983,7 @@ private:
 
     FleetPrivate *m_fleet;
     int m_index;
-    v1::BotLink::Stub *m_stub;
+    size_t m_hub = 0; // index into the fleet's hub addresses
     std::string m_id;
     std::map<std::string, std::string> m_labels;
     SimRng m_rng; // reactor callbacks of the one stream at a time
@@ -1094,37 +1105,48 @@ bool Fleet::start(std::string *error)
     constexpr int BotsPerChannel = 500;
     const int channelCount =
         perBot ? o.bots : std::max(1, (o.bots + BotsPerChannel - 1) / BotsPerChannel);
-    for (int c = 0; c < channelCount; ++c) {
-        grpc::ChannelArguments args;
-        // Its own connection: channels with equal arguments would otherwise share one.
-        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-        // No retries: the retry filter keeps per-call state and copies of what is sent, for a
-        // stream that is never retried (a bot reconnects on its own).
-        args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-        // The least filter stack: no deadline or message size filters (the streams have no
-        // deadline, the hub bounds its messages), a few KB less for each of 10,000 streams.
-        args.SetInt(GRPC_ARG_MINIMAL_STACK, 1);
-        // gRPC's own reconnect back-off (1 s growing to 2 min) would otherwise make a bot wait
-        // far longer than its own back-off says after a hub restart.
-        args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, int(o.backoffBase.count()));
-        args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, int(o.backoffMax.count()));
-        // gRPC takes this one as the least time a connection attempt gets (TCP, TLS handshake,
-        // HTTP/2 settings), not as a back-off: the back-off's 100 ms would time out handshakes
-        // on a busy machine. A refused connection still fails (and is retried) at once.
-        args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10'000);
-        security::ClientTls tls;
-        tls.serverName = QString::fromStdString(o.tlsServerName);
-        security::applyChannelArguments(tls, args);
-        d->channels.push_back(
-            grpc::CreateCustomChannel(o.hub, credentials[perBot ? size_t(c) : 0], args));
-        d->stubs.push_back(v1::BotLink::NewStub(d->channels.back()));
+    d->channelCount = channelCount;
+    d->hubs.clear();
+    for (size_t from = 0; from <= o.hub.size();) {
+        const size_t comma = std::min(o.hub.find(',', from), o.hub.size());
+        if (comma > from)
+            d->hubs.push_back(o.hub.substr(from, comma - from));
+        from = comma + 1;
     }
+    if (d->hubs.empty())
+        return fail("no hub address given");
+    for (size_t h = 0; h < d->hubs.size(); ++h)
+        for (int c = 0; c < channelCount; ++c) {
+            const std::string &hub = d->hubs[h];
+            grpc::ChannelArguments args;
+            // Its own connection: channels with equal arguments would otherwise share one.
+            args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+            // No retries: the retry filter keeps per-call state and copies of what is sent, for a
+            // stream that is never retried (a bot reconnects on its own).
+            args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+            // The least filter stack: no deadline or message size filters (the streams have no
+            // deadline, the hub bounds its messages), a few KB less for each of 10,000 streams.
+            args.SetInt(GRPC_ARG_MINIMAL_STACK, 1);
+            // gRPC's own reconnect back-off (1 s growing to 2 min) would otherwise make a bot wait
+            // far longer than its own back-off says after a hub restart.
+            args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, int(o.backoffBase.count()));
+            args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, int(o.backoffMax.count()));
+            // gRPC takes this one as the least time a connection attempt gets (TCP, TLS handshake,
+            // HTTP/2 settings), not as a back-off: the back-off's 100 ms would time out handshakes
+            // on a busy machine. A refused connection still fails (and is retried) at once.
+            args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10'000);
+            security::ClientTls tls;
+            tls.serverName = QString::fromStdString(o.tlsServerName);
+            security::applyChannelArguments(tls, args);
+            d->channels.push_back(
+                grpc::CreateCustomChannel(hub, credentials[perBot ? size_t(c) : 0], args));
+            d->stubs.push_back(v1::BotLink::NewStub(d->channels.back()));
+        }
 
     if (!o.journalPath.empty() && !d->journalFile)
         d->journalFile = std::fopen(o.journalPath.c_str(), "w");
     for (int i = 0; i < o.bots; ++i)
-        d->bots.push_back(
-            std::make_unique<SimBot>(d.get(), i, d->stubs[size_t(i % channelCount)].get()));
+        d->bots.push_back(std::make_unique<SimBot>(d.get(), i));
     const auto now = steady_clock::now();
     for (auto &bot : d->bots)
         d->schedule({now, bot.get(), 0, {}, FleetPrivate::Item::Kind::Connect});

@@ -49,6 +49,8 @@ struct LatencyModel
 
 struct SimOptions
 {
+    // One hub address, or several separated by commas (a cluster): the bots are spread over
+    // them and each moves on to the next when its stream ends.
     std::string hub = "127.0.0.1:50051";
     int bots = 10;
     std::string idPrefix = "bot-";

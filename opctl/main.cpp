@@ -1228,9 +1228,13 @@ public:
         const auto status = quickCall(&v1::Operator::Stub::ListBots, request, &response);
         if (!status.ok())
             return failed(status);
+        // A cluster's hubs name the hub that holds each bot: a HUB column then.
+        const bool cluster = std::any_of(response.bots().begin(), response.bots().end(),
+                                         [](const auto &b) { return !b.hub().empty(); });
         if (!m_json)
-            std::printf("%-20s %-13s %-9s %-9s %7s  %-22s %s\n", "BOT", "CONNECTION", "ADMISSION",
-                        "STATE", "PENDING", "CREDENTIAL", "LABELS");
+            std::printf("%-20s %s%-13s %-9s %-9s %7s  %-22s %s\n", "BOT",
+                        cluster ? "HUB          " : "", "CONNECTION", "ADMISSION", "STATE",
+                        "PENDING", "CREDENTIAL", "LABELS");
         for (const auto &bot : response.bots()) {
             if (m_json) {
                 std::puts(toJson(bot).c_str());
@@ -1239,10 +1243,13 @@ public:
             std::string labels;
             for (const auto &[k, v] : std::map(bot.labels().begin(), bot.labels().end()))
                 labels += (labels.empty() ? "" : ",") + k + "=" + v;
-            std::printf("%-20s %-13s %-9s %-9s %7d  %-22s %s\n", bot.bot_id().c_str(),
-                        connectionName(bot), admissionName(bot.admission()),
-                        bot.state().empty() ? "-" : bot.state().c_str(), bot.pending(),
-                        bot.credential().empty() ? "-" : bot.credential().c_str(), labels.c_str());
+            const std::string hub = cluster ? (bot.hub().empty() ? "-" : bot.hub()) : "";
+            std::printf(
+                "%-20s %s%s%-13s %-9s %-9s %7d  %-22s %s\n", bot.bot_id().c_str(), hub.c_str(),
+                cluster ? std::string(std::max<size_t>(1, 13 - hub.size()), ' ').c_str() : "",
+                connectionName(bot), admissionName(bot.admission()),
+                bot.state().empty() ? "-" : bot.state().c_str(), bot.pending(),
+                bot.credential().empty() ? "-" : bot.credential().c_str(), labels.c_str());
         }
         return ExitAcked;
     }

@@ -31,6 +31,9 @@ struct BotInfo
     QString disconnectReason;
     int connects = 0; // how many sessions this run
     QString hub;      // the hub that reported it, for a console attached to several; else empty
+    // In a cluster (docs/cluster.md): the id of the hub that holds it, as the Operator API says
+    // (BotRecord.hub); a console's Hub column shows it. Empty outside a cluster.
+    QString holder;
     BotAdmission admission = BotAdmission::Accepted;
     QString credential; // what it connected with: "cert:<sha-256 prefix>", "token:<name>", "none"
 

@@ -1,5 +1,6 @@
 #include "commandservice.h"
 
+#include "commandforwarder.h"
 #include "commandregistry.h"
 #include "hub.h"
 
@@ -128,7 +129,13 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
             return future;
         }
     }
-    if (options.connectTimeout > 0ms && !m_hub.isConnected(botId)) {
+    const auto heldElsewhere = [&] {
+        if (!m_forwarder)
+            return false;
+        const auto remote = m_forwarder->remoteBot(botId);
+        return remote && remote->connected;
+    };
+    if (options.connectTimeout > 0ms && !m_hub.isConnected(botId) && !heldElsewhere()) {
         QString refusal;
         {
             // Checked under the mutex that failWaiting() takes after the hub set stopping:
@@ -142,8 +149,7 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
             else if (!m_waitingBot.emplace(commandId, botId).second)
                 refusal = QStringLiteral("command %1 is already waiting for a bot").arg(commandId);
             else {
-                m_waiting[botId].push_back(
-                    {commandId, botId, spec, timeout, options.connectTimeout, options.admit});
+                m_waiting[botId].push_back({commandId, botId, spec, timeout, options});
                 ++m_waitingCount;
             }
         }
@@ -163,12 +169,48 @@ QFuture<CommandOutcome> CommandService::sendWithId(const QString &commandId, con
             Qt::QueuedConnection);
         return future;
     }
-    dispatch(commandId, botId, spec, timeout, mayWait);
+    dispatch(commandId, botId, spec, timeout, mayWait, options);
     return future;
 }
 
+std::optional<BotInfo> CommandService::findBot(const QString &botId) const
+{
+    std::optional<BotInfo> local = m_hub.bot(botId);
+    if (m_forwarder && !(local && local->connected)) {
+        if (auto remote = m_forwarder->remoteBot(botId); remote && (!local || remote->connected))
+            return remote;
+    }
+    if (local && m_forwarder)
+        local->holder = m_forwarder->hubId();
+    return local;
+}
+
+QList<BotInfo> CommandService::fleet() const
+{
+    QList<BotInfo> bots = m_hub.bots();
+    if (!m_forwarder)
+        return bots;
+    const QString here = m_forwarder->hubId();
+    QHash<QString, qsizetype> index;
+    index.reserve(bots.size());
+    for (qsizetype i = 0; i < bots.size(); ++i) {
+        bots[i].holder = here;
+        index.insert(bots[i].botId, i);
+    }
+    // A bot connected here wins; one this hub only remembers gives way to its holder's entry.
+    for (BotInfo &remote : m_forwarder->remoteBots()) {
+        const auto it = index.constFind(remote.botId);
+        if (it == index.cend())
+            bots.append(std::move(remote));
+        else if (!bots[*it].connected && remote.connected)
+            bots[*it] = std::move(remote);
+    }
+    return bots;
+}
+
 void CommandService::dispatch(const QString &commandId, const QString &botId,
-                              const CommandSpec &spec, milliseconds timeout, bool restartDeadline)
+                              const CommandSpec &spec, milliseconds timeout, bool restartDeadline,
+                              const SendOptions &options)
 {
     const auto responseTimeout = restartDeadline ? std::optional(timeout) : std::nullopt;
     switch (m_hub.sendCommand(botId, commandId, spec, timeout, responseTimeout)) {
@@ -178,6 +220,14 @@ void CommandService::dispatch(const QString &commandId, const QString &botId,
     case SendResult::NotConnected: {
         // A bot held for approval has a stream but takes no command: say so.
         const std::optional<BotInfo> bot = m_hub.bot(botId);
+        const bool heldHere =
+            bot && bot->admission == BotAdmission::Awaiting && bot->disconnectedAtMs == 0;
+        // In a cluster, the hub that holds the bot sends it (none: NotConnected from there).
+        if (m_forwarder && !options.forwarded && !heldHere && !m_hub.isStopping() &&
+            m_forwarder->forward({commandId, botId, spec, timeout, options.fanOut, options.issuer,
+                                  options.params.isEmpty() ? spec.paramsJson() : options.params,
+                                  options.scope}))
+            return;
         m_registry.failCommand(
             commandId, CommandState::NotConnected,
             bot && bot->admission == BotAdmission::Awaiting && bot->disconnectedAtMs == 0
@@ -216,13 +266,13 @@ void CommandService::onBotConnected(const QString &botId)
         m_waitingCount -= ready.size();
     }
     for (const Waiting &w : ready) {
-        if (w.admit) {
-            if (const QString refusal = w.admit(w.botId); !refusal.isEmpty()) {
+        if (w.options.admit) {
+            if (const QString refusal = w.options.admit(w.botId); !refusal.isEmpty()) {
                 m_registry.failCommand(w.commandId, CommandState::Refused, refusal);
                 continue;
             }
         }
-        dispatch(w.commandId, w.botId, w.spec, w.timeout, true);
+        dispatch(w.commandId, w.botId, w.spec, w.timeout, true, w.options);
     }
 }
 
@@ -235,7 +285,7 @@ void CommandService::connectTimedOut(const QString &commandId)
     }
     if (!gone)
         return; // sent meanwhile
-    const double seconds = double(gone->connectTimeout.count()) / 1000.0;
+    const double seconds = double(gone->options.connectTimeout.count()) / 1000.0;
     m_registry.failCommand(commandId, CommandState::NotConnected,
                            QStringLiteral("bot %1 did not connect within %2 s")
                                .arg(gone->botId)
@@ -324,8 +374,10 @@ bool CommandService::cancel(const QString &commandId, const QString &reason)
         std::lock_guard lock(m_mutex);
         takeWaitingLocked(commandId);
     }
-    if (record->wasSent())
-        m_hub.sendCancel(record->botId, commandId, reason);
+    if (record->wasSent() &&
+        m_hub.sendCancel(record->botId, commandId, reason) == SendResult::NotConnected &&
+        m_forwarder)
+        m_forwarder->cancel(record->botId, commandId, reason); // sent by another hub
     return true;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "botinfo.h"
 #include "commandoutcome.h"
 #include "commandspec.h"
 #include "fanouts.h"
@@ -21,6 +22,7 @@
 
 namespace opconsole {
 
+class CommandForwarder;
 class CommandRegistry;
 class Hub;
 
@@ -45,6 +47,12 @@ struct SendOptions
     // Refused with the answer as its reason), e.g. a bot outside the operator's scope. Empty
     // function: every bot is admitted.
     std::function<QString(const QString &botId)> admit;
+    // The operator's scope (labels), for a command another hub of a cluster sends: its holder
+    // checks it again against the bot as it knows it. Empty: every bot.
+    QMap<QString, QString> scope;
+    // Sent here by another hub of the cluster for a bot this hub holds: never forwarded again
+    // (a bot that left meanwhile is NotConnected here).
+    bool forwarded = false;
 };
 
 struct FanOut
@@ -108,6 +116,16 @@ public:
     CommandRegistry &registry() const { return m_registry; }
     Hub &hub() const { return m_hub; }
 
+    // In a cluster: commands for bots this hub does not hold go to the hub that does
+    // (cluster/). Before any send; the forwarder outlives this service's sends.
+    void setForwarder(CommandForwarder *forwarder) { m_forwarder = forwarder; }
+    CommandForwarder *forwarder() const { return m_forwarder; }
+    // A bot as the fleet knows it: this hub's (when connected here), else the cluster's
+    // directory entry, else what this hub remembers of it.
+    std::optional<BotInfo> findBot(const QString &botId) const;
+    // Every bot this hub knows, and every bot other hubs of the cluster hold.
+    QList<BotInfo> fleet() const;
+
 private:
     struct Waiting
     {
@@ -115,14 +133,15 @@ private:
         QString botId;
         CommandSpec spec;
         std::chrono::milliseconds timeout{};
-        std::chrono::milliseconds connectTimeout{};
-        // Asked again when the bot connects: its labels may have changed (an operator's scope).
-        std::function<QString(const QString &botId)> admit;
+        // admit is asked again when the bot connects: its labels may have changed (an
+        // operator's scope).
+        SendOptions options;
     };
     // restartDeadline: the command waited (or could have) for its bot, so it gets its full
     // response timeout from the moment it is written.
     void dispatch(const QString &commandId, const QString &botId, const CommandSpec &spec,
-                  std::chrono::milliseconds timeout, bool restartDeadline);
+                  std::chrono::milliseconds timeout, bool restartDeadline,
+                  const SendOptions &options);
     void failWaiting(const QString &reason);
     std::optional<Waiting> takeWaitingLocked(const QString &commandId);
     void onBotConnected(const QString &botId);
@@ -130,6 +149,7 @@ private:
 
     CommandRegistry &m_registry;
     Hub &m_hub;
+    CommandForwarder *m_forwarder = nullptr;
     std::atomic<quint64> m_counter{0};
     QString m_idPrefix;
     mutable std::mutex m_mutex;

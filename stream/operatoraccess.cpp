@@ -97,12 +97,12 @@ QString OperatorAccess::outOfScope(const Caller &caller, const QString &botId,
 }
 
 std::function<QString(const QString &)>
-OperatorAccess::scopeCheck(const Caller &caller, const char *method, const Hub &hub)
+OperatorAccess::scopeCheck(const Caller &caller, const char *method, const CommandService &commands)
 {
     if (caller.scope.isEmpty())
         return {};
-    return [this, caller, method, &hub](const QString &botId) {
-        QString why = outOfScope(caller, botId, hub.bot(botId));
+    return [this, caller, method, &commands](const QString &botId) {
+        QString why = outOfScope(caller, botId, commands.findBot(botId));
         if (!why.isEmpty())
             denied(caller, method, why);
         return why;

@@ -48,8 +48,8 @@ public:
                               const std::optional<BotInfo> &bot);
     // The per-bot check a scoped caller's sends carry (SendOptions::admit): outOfScope, with
     // each refusal counted and reported for `method`. Empty for an unscoped caller.
-    std::function<QString(const QString &botId)> scopeCheck(const Caller &caller,
-                                                            const char *method, const Hub &hub);
+    std::function<QString(const QString &botId)>
+    scopeCheck(const Caller &caller, const char *method, const CommandService &commands);
     // Refused for scope by a method itself: counted and reported like the others.
     grpc::Status denied(const Caller &caller, const char *method, const QString &why);
 

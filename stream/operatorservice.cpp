@@ -1,5 +1,6 @@
 #include "operatorservice.h"
 
+#include "commandforwarder.h"
 #include "operatoraccess.h"
 
 #include "changefeed.h"
@@ -410,7 +411,7 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
         return reactor;
     }
     const QString botId = fromStd(request->bot_id());
-    if (const QString why = OperatorAccess::outOfScope(caller, botId, commands.hub().bot(botId));
+    if (const QString why = OperatorAccess::outOfScope(caller, botId, commands.findBot(botId));
         !why.isEmpty()) {
         reactor->Finish(access.denied(caller, "SendCommand", why));
         return reactor;
@@ -421,7 +422,8 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::SendCommand(grpc::CallbackServ
     }
     checked.options.issuer = caller.name;
     // Again when a command that waited for its bot is written (its labels may differ).
-    checked.options.admit = access.scopeCheck(caller, "SendCommand", commands.hub());
+    checked.options.admit = access.scopeCheck(caller, "SendCommand", commands);
+    checked.options.scope = caller.scope;
     const QString id = request->command().command_id().empty()
                            ? commands.newCommandId()
                            : fromStd(request->command().command_id());
@@ -485,7 +487,8 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *context,
     }
     checked.options.issuer = caller.name;
     // Bots outside the operator's scope get a refusal row each; the others go.
-    checked.options.admit = access.scopeCheck(caller, "SendToMany", commands.hub());
+    checked.options.admit = access.scopeCheck(caller, "SendToMany", commands);
+    checked.options.scope = caller.scope;
     QStringList bots;
     if (request->bot_ids_size() > 0) {
         for (const auto &id : request->bot_ids())
@@ -495,7 +498,7 @@ OperatorServicePrivate::SendToMany(grpc::CallbackServerContext *context,
         // operator's bots out of scope would be refusal rows that count as a wave's failures
         // and stop it at the first wave (a plain fan-out keeps its refusal row per bot).
         const QMap<QString, QString> selector = selectorOf(request->label_selector());
-        for (const BotInfo &bot : commands.hub().bots()) {
+        for (const BotInfo &bot : commands.fleet()) {
             if (bot.connected && bot.matches(selector) &&
                 (!checked.rollout || OperatorAccess::outOfScope(caller, bot.botId, bot).isEmpty()))
                 bots.append(bot.botId);
@@ -744,7 +747,7 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::ListBots(grpc::CallbackServerC
     }
     finishWith(reactor, [&] {
         const QMap<QString, QString> selector = selectorOf(request->label_selector());
-        for (const BotInfo &bot : commands.hub().bots()) {
+        for (const BotInfo &bot : commands.fleet()) {
             if ((request->connected_only() && !bot.connected) || !bot.matches(selector))
                 continue;
             convert::fillBot(*response->add_bots(), bot,
@@ -930,8 +933,8 @@ OperatorServicePrivate::CancelCommand(grpc::CallbackServerContext *context,
     }
     const QString id = fromStd(request->command_id());
     if (const auto before = commands.registry().find(id); before && !caller.scope.isEmpty()) {
-        if (const QString why = OperatorAccess::outOfScope(caller, before->botId,
-                                                           commands.hub().bot(before->botId));
+        if (const QString why =
+                OperatorAccess::outOfScope(caller, before->botId, commands.findBot(before->botId));
             !why.isEmpty()) {
             reactor->Finish(access.denied(caller, "CancelCommand", why));
             return reactor;
@@ -1166,7 +1169,7 @@ grpc::ServerUnaryReactor *OperatorServicePrivate::DecideBot(grpc::CallbackServer
 
 void OperatorServicePrivate::pushBots(WatchWriter &writer)
 {
-    for (const BotInfo &bot : commands.hub().bots()) {
+    for (const BotInfo &bot : commands.fleet()) {
         v1::WatchEvent event;
         event.set_event("snapshot_bot");
         convert::fillBot(*event.mutable_bot(), bot, commands.registry().pendingCount(bot.botId));
@@ -1218,8 +1221,16 @@ void OperatorServicePrivate::broadcastBot(const char *name, const BotInfo &bot)
     v1::WatchEvent event;
     event.set_event(name);
     convert::fillBot(*event.mutable_bot(), bot, commands.registry().pendingCount(bot.botId));
+    if (bot.holder.isEmpty())
+        if (const CommandForwarder *cluster = commands.forwarder())
+            event.mutable_bot()->set_hub(toStd(cluster->hubId())); // one of this hub's own
     for (const auto &watcher : targets)
         watcher->push(event);
+}
+
+void OperatorService::noteRemoteBot(const BotInfo &bot)
+{
+    d->broadcastBot(bot.connected ? "bot_updated" : "bot_disconnected", bot);
 }
 
 void OperatorServicePrivate::endWatches(const grpc::Status &status)

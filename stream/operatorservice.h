@@ -10,6 +10,7 @@ class OperatorDirectory;
 
 namespace opconsole {
 
+struct BotInfo;
 class ChangeFeed;
 class CommandService;
 class HistoryStore;
@@ -65,6 +66,9 @@ public:
     void setAccess(OperatorAccessOptions access);
     OperatorAccessCounters accessCounters() const;
     int watcherCount() const;
+    // A bot another hub of the cluster holds changed (cluster/): every Watch hears of it, so a
+    // console sees the whole fleet. Any thread.
+    void noteRemoteBot(const BotInfo &bot);
     // The staged rollouts started through SendToMany (stream/rollout.h); in this thread.
     RolloutRunner &rollouts() const;
 

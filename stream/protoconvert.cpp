@@ -259,6 +259,7 @@ void fillBot(v1::BotRecord &out, const BotInfo &b, int pending)
         break;
     }
     out.set_credential(toStd(b.credential));
+    out.set_hub(toStd(b.holder));
 }
 
 v1::Role toProtoRole(security::Role role)
@@ -400,6 +401,7 @@ std::optional<BotInfo> toBotInfo(const v1::BotRecord &b, int *pending, QString *
                      : b.admission() == v1::ADMISSION_REJECTED ? BotAdmission::Rejected
                                                                : BotAdmission::Accepted;
     info.credential = fromStd(b.credential());
+    info.holder = fromStd(b.hub());
     if (pending)
         *pending = b.pending();
     return info;

@@ -58,6 +58,8 @@ QString botDetailsHtml(const BotInfo &bot, int inFlight, const QString &lastLate
     };
     if (!bot.hub.isEmpty())
         row(tr("Hub"), esc(bot.hub));
+    if (!bot.holder.isEmpty() && bot.holder != bot.hub)
+        row(tr("Held by"), tr("%1 (cluster)").arg(esc(bot.holder)));
     row(tr("Connection"), bot.connected
                               ? tr("connected since %1").arg(when(bot.connectedAtMs, nowMs))
                               : tr("disconnected since %1%2")

@@ -89,8 +89,8 @@ QVariant FleetModel::data(const QModelIndex &index, int role) const
             return row.info.botId;
         case Labels:
             return row.labels;
-        case Hub:
-            return row.info.hub;
+        case Hub: // in a cluster, the hub that holds it (reached through the attached one)
+            return row.info.holder.isEmpty() ? row.info.hub : row.info.holder;
         case State:
             return row.info.state.isEmpty() ? QStringLiteral("–") : row.info.state;
         case Connection:
@@ -169,7 +169,7 @@ QVariant FleetModel::data(const QModelIndex &index, int role) const
     case WaitingRole:
         return isWaiting(row.info);
     case HubRole:
-        return row.info.hub;
+        return row.info.holder.isEmpty() ? row.info.hub : row.info.holder;
     case CredentialRole:
         return row.info.credential;
     case SortRole:
@@ -305,6 +305,10 @@ void FleetModel::setInfo(Row &row, const BotInfo &info)
 {
     m_waiting += int(isWaiting(info)) - int(isWaiting(row.info));
     row.info = info;
+    if (!m_clusterSeen && !info.holder.isEmpty()) {
+        m_clusterSeen = true;
+        emit clusterSeen();
+    }
 }
 
 const BotInfo *FleetModel::bot(const QString &botId) const

@@ -72,6 +72,10 @@ public:
     // The Connection column: "connected", "awaiting approval", "rejected", "disconnected since".
     static QString connectionText(const BotInfo &bot);
 
+signals:
+    // The first bot held by a hub of a cluster (BotInfo::holder): the Hub column matters.
+    void clusterSeen();
+
 private:
     struct Row
     {
@@ -92,6 +96,7 @@ private:
     QList<Row> m_rows;
     QHash<QString, int> m_index;
     int m_waiting = 0;
+    bool m_clusterSeen = false;
     QIcon m_awaitingIcon;
     QIcon m_rejectedIcon;
     QIcon m_disconnectedIcon;

@@ -24,6 +24,7 @@ FleetPanel::FleetPanel(std::function<int(const QString &)> pendingOf, QWidget *p
     : QWidget(parent)
 {
     m_model = new FleetModel(std::move(pendingOf), this);
+    connect(m_model, &FleetModel::clusterSeen, this, [this] { setHubColumnVisible(true); });
     m_proxy = new QSortFilterProxyModel(this);
     m_proxy->setSourceModel(m_model);
     m_proxy->setSortRole(FleetModel::SortRole);

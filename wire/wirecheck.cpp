@@ -389,6 +389,9 @@ std::string checkBotRecord(const v1::BotRecord &bot)
     if (std::string p = checkLabel(bot.credential(), "credential", limits::ShortTextBytes);
         !p.empty())
         return p;
+    if (!bot.hub().empty())
+        if (std::string p = checkId(bot.hub(), "hub"); !p.empty())
+            return p;
     return {};
 }
 
