@@ -638,6 +638,10 @@ int main(int argc, char **argv)
             return 69;
         }
         service.setForwarder(clusterNode.get());
+        QObject::connect(clusterNode.get(), &cluster::ClusterNode::problem, &app,
+                         [&log](const QString &what) {
+                             log.warning("cluster_problem", {{QStringLiteral("what"), what}});
+                         });
         QObject::connect(
             clusterNode.get(), &cluster::ClusterNode::remoteBotChanged, &operatorApi,
             [&operatorApi](const BotInfo &bot) { operatorApi.noteRemoteBot(bot); },

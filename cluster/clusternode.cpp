@@ -287,17 +287,33 @@ struct NodeCore
                               !r.ParseFromArray(natsMsg_GetData(msg), len) ||
                               !checkHubId(fromStd(r.hub())).isEmpty()))
             return bad();
+        // A final record is checked before it is matched: one that breaks a rule, or that is
+        // not the forwarded command's (another command, another bot, not the hub that took
+        // it), is ignored and the command keeps waiting (its holder's end, or its deadline).
+        std::optional<CommandOutcome> o;
+        if (!noResponders && r.has_record()) {
+            QString problem;
+            o = convert::toOutcome(r.record(), &problem);
+            if (!o || !o->finished())
+                return bad();
+        }
         Forward f;
         {
             std::lock_guard lock(mutex);
             const auto it = forwards.find(seq);
             if (it == forwards.end())
                 return; // ended already (its holder was given up on, or its deadline passed)
-            if (!noResponders && !r.has_record()) {
+            const QString from = fromStd(r.hub());
+            if (!noResponders && !o) {
                 if (r.taken() && it->second.holder.isEmpty()) {
-                    it->second.holder = fromStd(r.hub());
+                    it->second.holder = from;
                     it->second.takenAt = steady_clock::now();
                 }
+                return;
+            }
+            if (o && (o->commandId != it->second.commandId || o->botId != it->second.botId ||
+                      (!it->second.holder.isEmpty() && from != it->second.holder))) {
+                ++counters.badMessages;
                 return;
             }
             f = it->second;
@@ -310,17 +326,6 @@ struct NodeCore
             registry.failCommand(
                 f.commandId, CommandState::NotConnected,
                 QStringLiteral("bot %1 is not connected to any hub of the cluster").arg(f.botId));
-            return;
-        }
-        QString problem;
-        const std::optional<CommandOutcome> o = convert::toOutcome(r.record(), &problem);
-        if (!o || o->commandId != f.commandId || o->botId != f.botId || !o->finished()) {
-            bad();
-            registry.failCommand(f.commandId, CommandState::Unknown,
-                                 QStringLiteral("hub %1 answered for it with a bad record: %2")
-                                     .arg(fromStd(r.hub()), problem.isEmpty()
-                                                                ? QStringLiteral("not its command")
-                                                                : problem));
             return;
         }
         if (o->answered() && o->ack)
@@ -345,9 +350,17 @@ struct NodeCore
         if (len < 0 || len > 4096 || !b.ParseFromArray(natsMsg_GetData(msg), len))
             return bad();
         const QString hub = fromStd(b.hub());
-        if (!checkHubId(hub).isEmpty() || hub == options.hubId ||
+        if (!checkHubId(hub).isEmpty() ||
             !wire::checkLabel(b.operator_address(), "operator_address", 256).empty())
             return bad();
+        if (hub == options.hubId) {
+            if (b.incarnation() != incarnation) {
+                // Another process says it is this hub: two hubs with one --hub-id.
+                std::lock_guard lock(mutex);
+                ++counters.duplicateHubId;
+            }
+            return;
+        }
         const auto now = steady_clock::now();
         std::lock_guard lock(mutex);
         HubSeen &seen = hubs[hub];
@@ -619,6 +632,15 @@ void ClusterNode::sweep()
                 emit remoteBotChanged(bot);
     m_aliveHubs = alive;
     const auto now = steady_clock::now();
+    if (const quint64 duplicates = counters().duplicateHubId;
+        duplicates > m_duplicatesSaid && now - m_saidAt >= 60s) {
+        m_duplicatesSaid = duplicates;
+        m_saidAt = now;
+        emit problem(QStringLiteral("another process uses hub id %1 in this cluster: every hub "
+                                    "needs its own --hub-id (commands and the directory go "
+                                    "astray otherwise)")
+                         .arg(m_options.hubId));
+    }
     struct Lost
     {
         QString commandId, why;

@@ -24,12 +24,13 @@ struct NodeCore;
 
 struct ClusterCounters
 {
-    quint64 forwarded = 0;     // commands this hub sent to another hub
-    quint64 noHolder = 0;      // of them, no hub held the bot (NotConnected at once)
-    quint64 holderLost = 0;    // of them, the holder went away (Disconnected)
-    quint64 served = 0;        // commands other hubs sent here for this hub's bots
-    quint64 badMessages = 0;   // cluster messages that broke a rule (ignored or refused)
-    quint64 subscriptions = 0; // bot subjects this hub listens on now
+    quint64 forwarded = 0;      // commands this hub sent to another hub
+    quint64 noHolder = 0;       // of them, no hub held the bot (NotConnected at once)
+    quint64 holderLost = 0;     // of them, the holder went away (Disconnected)
+    quint64 served = 0;         // commands other hubs sent here for this hub's bots
+    quint64 badMessages = 0;    // cluster messages that broke a rule (ignored or refused)
+    quint64 duplicateHubId = 0; // beacons of another process with this hub's id
+    quint64 subscriptions = 0;  // bot subjects this hub listens on now
 };
 
 // This hub's part in a cluster (docs/cluster.md), over NATS: it listens on the command
@@ -71,6 +72,8 @@ signals:
     // A bot another hub holds changed, or its hub went away (then it shows disconnected): for
     // the Operator API's Watch (OperatorService::noteRemoteBot). From NATS's thread or this.
     void remoteBotChanged(const opconsole::BotInfo &bot);
+    // Something an operator must fix (two hubs with one id), at most once a minute.
+    void problem(const QString &what);
 
 private:
     void sweep(); // forwarded commands whose holder went away, or that no hub took
@@ -82,6 +85,8 @@ private:
     std::unique_ptr<FleetDirectory> m_directory;
     QTimer m_timer;
     QStringList m_aliveHubs; // at the last sweep
+    quint64 m_duplicatesSaid = 0;
+    std::chrono::steady_clock::time_point m_saidAt{};
 };
 
 } // namespace opconsole::cluster
