@@ -4,10 +4,12 @@
 // Prints one line per figure: "name value unit". See docs/performance.md.
 #include "benchprint.h"
 #include "changefeed.h"
+#include "clusternode.h"
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "historystore.h"
 #include "hub.h"
+#include "natsserver.h" // nats-server as a child process (--cluster)
 #include "opconsole/v1/botlink.grpc.pb.h"
 #include "opconsole/v1/operator.grpc.pb.h"
 #include "operatorservice.h"
@@ -397,6 +399,8 @@ struct HubRun
     QStringList ids;
 };
 
+Figures sendLoop(CommandService &service, const QStringList &ids, int concurrency, double seconds);
+
 Figures runHub(int bots, int concurrency, double seconds, bool withHistory = false,
                const BenchTls *tls = nullptr)
 {
@@ -405,8 +409,70 @@ Figures runHub(int bots, int concurrency, double seconds, bool withHistory = fal
                : withHistory ? QStringLiteral("hh-")
                              : QStringLiteral("hb-"),
                false, withHistory, tls);
-    CommandService &service = *run.service;
-    const QStringList &ids = run.ids;
+    return sendLoop(*run.service, run.ids, concurrency, seconds);
+}
+
+// --cluster: two hubs of one cluster in this process, over a nats-server child process
+// (Debian's, JetStream on); botsim's bots on one of them. The same closed loop is sent through
+// the hub that holds the bots (local) and through the other (forwarded over NATS).
+struct ClusterBench
+{
+    explicit ClusterBench(int bots) : holder(bots, QStringLiteral("cl-"), false)
+    {
+        if (nats.port() == 0)
+            qFatal("nats-server did not start (scripts/deps.sh installs it): %s",
+                   nats.log.constData());
+        HubOptions options;
+        options.listenAddress = QStringLiteral("127.0.0.1:0");
+        entryHub = std::make_unique<Hub>(entryRegistry, options);
+        entryService = std::make_unique<CommandService>(entryRegistry, *entryHub);
+        if (!entryHub->start())
+            qFatal("hub did not start");
+        const auto join = [&](CommandService &service, const char *id) {
+            cluster::ClusterOptions c;
+            c.servers = {nats.url()};
+            c.hubId = QLatin1String(id);
+            auto node = std::make_unique<cluster::ClusterNode>(service, c);
+            QString error;
+            if (!node->start(&error))
+                qFatal("cluster: %s", qPrintable(error));
+            service.setForwarder(node.get());
+            return node;
+        };
+        holderNode = join(*holder.service, "bench-holder");
+        entryNode = join(*entryService, "bench-entry");
+        // The entry hub knows the holder (its beacons) and every bot (the directory).
+        if (!QTest::qWaitFor(
+                [&] {
+                    return entryNode->liveHubs().size() == 2 &&
+                           entryNode->remoteBots().size() == holder.ids.size();
+                },
+                30'000))
+            qFatal("the cluster did not form");
+    }
+    ~ClusterBench()
+    {
+        for (auto *service : {holder.service.get(), entryService.get()})
+            service->setForwarder(nullptr);
+        entryNode->stop();
+        holderNode->stop();
+        entryHub->stop(QStringLiteral("bench over"));
+    }
+
+    NatsServer nats;
+    HubRun holder;
+    CommandRegistry entryRegistry;
+    std::unique_ptr<Hub> entryHub;
+    std::unique_ptr<CommandService> entryService;
+    std::unique_ptr<cluster::ClusterNode> holderNode;
+    std::unique_ptr<cluster::ClusterNode> entryNode;
+};
+
+// Callers in a closed loop: each sends a ping to its bot (caller % bots) and, once it is
+// acked, the next.
+Figures sendLoop(CommandService &service, const QStringList &ids, int concurrency, double seconds)
+{
+    const auto bots = int(ids.size());
     ClosedLoop loop;
     const CommandSpec ping = CommandSpec::of(CommandKind::Ping);
     std::function<void(int)> issue = [&](int caller) {
@@ -543,6 +609,12 @@ int main(int argc, char **argv)
          QStringLiteral("With --tls: rounds of one plaintext and one TLS run (default 3); the "
                         "ratios are the rounds' median."),
          QStringLiteral("n"), QStringLiteral("3")},
+        {QStringLiteral("cluster"),
+         QStringLiteral("Only the cluster's cost: two hubs of one cluster over a nats-server "
+                        "child process, the load sent through the hub that holds the bots "
+                        "(local) and through the other (forwarded over NATS), in rounds of one "
+                        "each (--tls-rounds of them); prints both and the rounds' median "
+                        "ratios.")},
     });
     parser.process(app);
     const int bots = parser.value(QStringLiteral("bots")).toInt();
@@ -581,6 +653,50 @@ int main(int argc, char **argv)
         print(run + "_p99_us" + tag, f.p99, "us");
         print(run + "_cpu_us_per_command" + tag, f.cpuUsPerCommand, "us");
     };
+    if (parser.isSet(QStringLiteral("cluster"))) {
+        const int rounds = parser.value(QStringLiteral("tls-rounds")).toInt();
+        ClusterBench cluster(bots);
+        std::vector<Figures> local, forwarded;
+        std::vector<double> rateRatios, p50Ratios;
+        for (int round = 1; round <= rounds; ++round) {
+            local.push_back(
+                sendLoop(*cluster.holder.service, cluster.holder.ids, concurrency, seconds));
+            forwarded.push_back(
+                sendLoop(*cluster.entryService, cluster.holder.ids, concurrency, seconds));
+            rateRatios.push_back(forwarded.back().perSecond / local.back().perSecond);
+            p50Ratios.push_back(forwarded.back().p50 / local.back().p50);
+            std::fprintf(stderr,
+                         "stream_bench: cluster round %d: local %.0f commands/s p50 %.0f us, "
+                         "forwarded %.0f commands/s p50 %.0f us: %.3fx\n",
+                         round, local.back().perSecond, local.back().p50,
+                         forwarded.back().perSecond, forwarded.back().p50, rateRatios.back());
+        }
+        const auto median = [](std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+        };
+        const auto medianOf = [&](const std::vector<Figures> &runs) {
+            const auto field = [&](double Figures::*f) {
+                std::vector<double> v;
+                for (const Figures &figures : runs)
+                    v.push_back(figures.*f);
+                return median(v);
+            };
+            return Figures{field(&Figures::perSecond), field(&Figures::p50), field(&Figures::p99),
+                           field(&Figures::cpuUsPerCommand)};
+        };
+        printRun(QStringLiteral("cluster_local"), medianOf(local));
+        printRun(QStringLiteral("cluster_forwarded"), medianOf(forwarded));
+        const double rateRatio = median(rateRatios);
+        print("rate_ratio_forwarded_vs_local" + tag, rateRatio, "x");
+        print("p50_ratio_forwarded_vs_local" + tag, median(p50Ratios), "x");
+        if (rateRatio < 0.5)
+            std::fprintf(stderr,
+                         "stream_bench: a forwarded command keeps %.2fx of the local rate (the "
+                         "target is 0.5x)\n",
+                         rateRatio);
+        return 0;
+    }
     const Figures hub = runHub(bots, concurrency, seconds);
     printRun(QStringLiteral("hub"), hub);
     // Side by side: the same load over TLS, in rounds of one plaintext and one TLS run each

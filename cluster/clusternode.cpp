@@ -33,7 +33,7 @@ QString problemOf(const std::string &p)
 
 // What NATS's threads reach (through the closure of every subscription): alive until every
 // subscription has completed, and for as long as a holder's continuation answers with it.
-struct NodeCore
+struct NodeCore : std::enable_shared_from_this<NodeCore>
 {
     CommandService *commands = nullptr;
     ClusterOptions options;
@@ -52,7 +52,8 @@ struct NodeCore
     {
         QString commandId;
         QString botId;
-        QString holder; // empty until a hub took it
+        QString holder;   // empty until a hub said it took it
+        QString expected; // the holder the directory named when it was sent (may be empty)
         steady_clock::time_point sentAt;
         steady_clock::time_point takenAt;
         steady_clock::time_point forgetAt;
@@ -67,6 +68,15 @@ struct NodeCore
     mutable std::mutex mutex;
     quint64 nextSeq = 0;
     std::unordered_map<quint64, Forward> forwards;
+    // Commands other hubs forwarded here that are still pending: a command still pending at
+    // the next beacon tick is told "taken" then (most end before; their outcome says it).
+    struct Held
+    {
+        QByteArray reply;
+        int ticks = 0; // beacon ticks seen pending: "taken" at the second
+    };
+    quint64 nextHeld = 0;
+    std::unordered_map<quint64, Held> held;
     QHash<QString, HubSeen> hubs;
     ClusterCounters counters;
 
@@ -239,16 +249,41 @@ struct NodeCore
             std::lock_guard lock(mutex);
             ++counters.served;
         }
-        answer(reply, nullptr, true);
+        quint64 key;
+        {
+            std::lock_guard lock(mutex);
+            key = ++nextHeld;
+            held.emplace(key, Held{reply, 0});
+        }
         QFuture<CommandOutcome> future =
             commands->sendWithId(commandId, botId, checked.spec, checked.timeout, send);
         // The outcome, from whichever thread finishes it (a bot's reader, the timer thread).
-        future.then([link = link, reply, hub = options.hubId](const CommandOutcome &o) {
+        future.then([self = weak_from_this(), link = link, reply, key,
+                     hub = options.hubId](const CommandOutcome &o) {
+            if (const auto core = self.lock()) {
+                std::lock_guard lock(core->mutex);
+                core->held.erase(key);
+            }
             v1::ForwardReply out;
             out.set_hub(toStd(hub));
             convert::fillRecord(*out.mutable_record(), o);
             link->publish(reply, out.SerializeAsString());
         });
+    }
+
+    // Each beacon tick: "taken" for the forwarded commands that were pending at the last one
+    // (a command that ends within a tick costs its issuer one message, not two).
+    void tellTaken()
+    {
+        std::vector<QByteArray> replies;
+        {
+            std::lock_guard lock(mutex);
+            for (auto &[key, h] : held)
+                if (++h.ticks == 2)
+                    replies.push_back(h.reply);
+        }
+        for (const QByteArray &reply : replies)
+            answer(reply, nullptr, true);
     }
 
     void cancelHere(const QString &botId, const char *data, int len)
@@ -378,6 +413,8 @@ ClusterNode::ClusterNode(CommandService &commands, ClusterOptions options, QObje
     m_timer.setInterval(int(m_options.beaconInterval.count()));
     connect(&m_timer, &QTimer::timeout, this, [this] {
         beacon();
+        if (m_core)
+            m_core->tellTaken();
         sweep();
     });
 }
@@ -525,13 +562,18 @@ bool ClusterNode::forward(const Command &c)
     fc.set_params(toStd(c.params.left(CommandOutcome::MaxParamsLength)));
     const auto now = steady_clock::now();
     quint64 seq;
+    const std::optional<BotInfo> known = m_directory->remoteBot(c.botId);
     {
         std::lock_guard lock(core->mutex);
         seq = ++core->nextSeq;
-        core->forwards.emplace(
-            seq,
-            NodeCore::Forward{
-                c.commandId, c.botId, {}, now, {}, now + c.timeout + m_options.forwardGrace + 5s});
+        core->forwards.emplace(seq,
+                               NodeCore::Forward{c.commandId,
+                                                 c.botId,
+                                                 {},
+                                                 known ? known->holder : QString(),
+                                                 now,
+                                                 {},
+                                                 now + c.timeout + m_options.forwardGrace + 5s});
         ++core->counters.forwarded;
     }
     // Its deadline here: the holder's, plus a grace for the holder's outcome to arrive.
@@ -656,8 +698,18 @@ void ClusterNode::sweep()
                 continue;
             }
             if (f.holder.isEmpty()) {
-                if (now - f.sentAt >= m_options.takeTimeout)
-                    why = QStringLiteral("no hub of the cluster took it within %1 ms")
+                // Not said taken yet (a holder says so within two beacon ticks): the hub the
+                // directory named went away with it, or no hub answers at all.
+                const auto seen = m_core->hubs.constFind(f.expected);
+                const bool expectedGone =
+                    !f.expected.isEmpty() &&
+                    (seen == m_core->hubs.cend() || now - seen->lastSeen >= m_options.deadAfter);
+                if (expectedGone && now - f.sentAt >= 2 * m_options.beaconInterval + 100ms)
+                    why = QStringLiteral("hub %1, which held bot %2, went away")
+                              .arg(f.expected, f.botId);
+                else if (now - f.sentAt >= m_options.takeTimeout)
+                    why = QStringLiteral("no hub of the cluster answered for it within %1 ms "
+                                         "(its hub went away, or NATS is out of reach)")
                               .arg(m_options.takeTimeout.count());
             } else {
                 const auto seen = m_core->hubs.constFind(f.holder);

@@ -28,8 +28,10 @@ struct ClusterOptions
     // A hub says it is alive this often; one silent for deadAfter is gone.
     std::chrono::milliseconds beaconInterval{250};
     std::chrono::milliseconds deadAfter{1'000};
-    // A forwarded command that no hub takes within this is Disconnected.
-    std::chrono::milliseconds takeTimeout{2'000};
+    // A forwarded command that no hub answers for within this is Disconnected: the holder
+    // says "taken" at its second beacon tick for a command still pending (one that ends
+    // sooner is answered by its outcome).
+    std::chrono::milliseconds takeTimeout{1'500};
     // The issuing hub's deadline for a forwarded command: the holder's, plus this (the
     // holder's outcome, Expired included, normally arrives first).
     std::chrono::milliseconds forwardGrace{1'000};

@@ -39,6 +39,7 @@ std::shared_ptr<NatsLink> NatsLink::connect(const ClusterOptions &o, QString *er
         step(natsOptions_SetTimeout(opts, 5000), "timeout");
         // Every subscription's messages on one pool thread, not one thread per bot.
         step(natsOptions_UseGlobalMessageDelivery(opts, true), "delivery");
+        step(nats_SetMessageDeliveryPoolSize(2), "delivery threads");
         if (!o.token.isEmpty())
             step(natsOptions_SetToken(opts, o.token.toUtf8().constData()), "token");
         if (!o.user.isEmpty())
