@@ -72,11 +72,154 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     // the next beacon tick is told "taken" then (most end before; their outcome says it).
     struct Held
     {
-        QByteArray reply;
-        int ticks = 0; // beacon ticks seen pending: "taken" at the second
+        QByteArray answers; // the issuing hub's answer subject
+        quint64 seq = 0;    // its number for the command
+        int ticks = 0;      // beacon ticks seen pending: "taken" at the second
     };
     quint64 nextHeld = 0;
     std::unordered_map<quint64, Held> held;
+
+    // Outgoing: queued by any thread, published by the sender thread in batches (whatever
+    // queued while it published the last ones): forwarded commands per bot subject, answers
+    // per issuing hub.
+    std::mutex outMutex;
+    std::condition_variable outWake;
+    bool outStop = false;
+    std::unordered_map<std::string, v1::ForwardedBatch> outCommands;
+    std::unordered_map<std::string, v1::ForwardReplies> outAnswers;
+    std::thread sender;
+    // Batches sent, for NATS's "no responders" (their commands' seqs), by batch number.
+    quint64 nextBatch = 0;
+    std::unordered_map<quint64, std::pair<steady_clock::time_point, std::vector<quint64>>> batches;
+    static constexpr size_t MaxBatchBytes = 256 * 1024; // well under max_payload (1 MB)
+    static constexpr int MaxBatchCommands = 10'000;     // what a holder takes in one message
+
+    ~NodeCore() { stopSender(false); }
+
+    void stopSender(bool dropCommands)
+    {
+        {
+            std::lock_guard lock(outMutex);
+            if (dropCommands)
+                outCommands.clear();
+            outStop = true;
+        }
+        outWake.notify_all();
+        if (sender.joinable())
+            sender.join();
+    }
+
+    void queueCommand(const QByteArray &subject, v1::ForwardedCommand &&fc)
+    {
+        {
+            std::lock_guard lock(outMutex);
+            *outCommands[subject.toStdString()].add_commands() = std::move(fc);
+        }
+        outWake.notify_one();
+    }
+
+    void queueAnswer(const QByteArray &answers, v1::ForwardReply &&r)
+    {
+        {
+            std::lock_guard lock(outMutex);
+            *outAnswers[answers.toStdString()].add_replies() = std::move(r);
+        }
+        outWake.notify_one();
+    }
+
+    // Splits a batch's items into messages of at most MaxBatchBytes (and MaxBatchCommands).
+    template <typename Item, typename Message, typename Add>
+    static std::vector<Message> split(const google::protobuf::RepeatedPtrField<Item> &items,
+                                      Add add)
+    {
+        std::vector<Message> out(1);
+        size_t bytes = 0;
+        int count = 0;
+        for (const Item &item : items) {
+            const size_t size = item.ByteSizeLong() + 8;
+            if (count > 0 && (bytes + size > MaxBatchBytes || count >= MaxBatchCommands)) {
+                out.emplace_back();
+                bytes = 0;
+                count = 0;
+            }
+            *add(out.back()) = item;
+            bytes += size;
+            ++count;
+        }
+        return out;
+    }
+
+    void senderLoop()
+    {
+        std::unique_lock lock(outMutex);
+        for (;;) {
+            outWake.wait(lock,
+                         [&] { return outStop || !outCommands.empty() || !outAnswers.empty(); });
+            if (outCommands.empty() && outAnswers.empty())
+                return; // stopping, and everything queued is sent
+            auto commands = std::move(outCommands);
+            auto answers = std::move(outAnswers);
+            outCommands.clear();
+            outAnswers.clear();
+            lock.unlock();
+            for (const auto &[subject, batch] : commands) {
+                for (const v1::ForwardedBatch &part :
+                     split<v1::ForwardedCommand, v1::ForwardedBatch>(
+                         batch.commands(), [](v1::ForwardedBatch &b) { return b.add_commands(); }))
+                    sendBatch(QByteArray::fromStdString(subject), part);
+            }
+            for (const auto &[subject, replies] : answers) {
+                for (const v1::ForwardReplies &part : split<v1::ForwardReply, v1::ForwardReplies>(
+                         replies.replies(), [](v1::ForwardReplies &r) { return r.add_replies(); }))
+                    link->publish(QByteArray::fromStdString(subject), part.SerializeAsString());
+            }
+            lock.lock();
+        }
+    }
+
+    void sendBatch(const QByteArray &subject, const v1::ForwardedBatch &batch)
+    {
+        std::vector<quint64> seqs;
+        seqs.reserve(size_t(batch.commands_size()));
+        for (const v1::ForwardedCommand &fc : batch.commands())
+            seqs.push_back(fc.seq());
+        quint64 number;
+        {
+            std::lock_guard lock(mutex);
+            number = ++nextBatch;
+            batches.emplace(number, std::pair{steady_clock::now(), seqs});
+        }
+        if (link->publish(subject, batch.SerializeAsString(),
+                          subjects::batchReplySubject(options.hubId, number)))
+            return;
+        {
+            std::lock_guard lock(mutex);
+            batches.erase(number);
+        }
+        endForwards(seqs, CommandState::NotConnected,
+                    QStringLiteral("the bot is not connected here, and the cluster cannot be "
+                                   "reached"));
+    }
+
+    // Ends forwarded commands that are still waiting, each with `state`.
+    void endForwards(const std::vector<quint64> &seqs, CommandState state, const QString &why)
+    {
+        std::vector<Forward> ended;
+        {
+            std::lock_guard lock(mutex);
+            for (const quint64 seq : seqs) {
+                const auto it = forwards.find(seq);
+                if (it == forwards.end())
+                    continue;
+                ended.push_back(it->second);
+                forwards.erase(it);
+            }
+        }
+        for (const Forward &f : ended)
+            commands->registry().failCommand(
+                f.commandId, state,
+                QString(why).replace(QLatin1String("the bot"), QStringLiteral("bot ") + f.botId));
+    }
     QHash<QString, HubSeen> hubs;
     ClusterCounters counters;
 
@@ -157,26 +300,32 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         const QString botId = subjects::idOf(parts[2]);
         if (botId.isEmpty())
             return bad();
-        if (parts[3] == "cmd")
-            serve(botId, natsMsg_GetReply(msg), natsMsg_GetData(msg), len);
-        else if (parts[3] == "cancel")
+        if (parts[3] == "cmd") {
+            v1::ForwardedBatch batch;
+            if (!batch.ParseFromArray(natsMsg_GetData(msg), len) ||
+                batch.commands_size() > MaxBatchCommands)
+                return bad();
+            for (const v1::ForwardedCommand &fc : batch.commands())
+                serve(botId, fc);
+        } else if (parts[3] == "cancel")
             cancelHere(botId, natsMsg_GetData(msg), len);
         else
             bad();
     }
 
-    void answer(const QByteArray &reply, const CommandOutcome *record, bool taken)
+    void answer(const QByteArray &answers, quint64 seq, const CommandOutcome *record, bool taken)
     {
         v1::ForwardReply out;
         out.set_hub(toStd(options.hubId));
+        out.set_seq(seq);
         out.set_taken(taken);
         if (record)
             convert::fillRecord(*out.mutable_record(), *record);
-        link->publish(reply, out.SerializeAsString());
+        queueAnswer(answers, std::move(out));
     }
 
-    void refuse(const QByteArray &reply, const QString &commandId, const QString &botId,
-                CommandState state, const QString &why)
+    void refuse(const QByteArray &answers, quint64 seq, const QString &commandId,
+                const QString &botId, CommandState state, const QString &why)
     {
         CommandOutcome o;
         o.state = state;
@@ -184,15 +333,17 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         o.botId = botId;
         o.reason = why;
         o.registeredAt = o.finishedAt = Clock::now();
-        answer(reply, &o, false);
+        answer(answers, seq, &o, false);
     }
 
-    void serve(const QString &botId, const char *replyTo, const char *data, int len)
+    void serve(const QString &botId, const v1::ForwardedCommand &fc)
     {
-        const QByteArray reply(replyTo ? replyTo : "");
-        v1::ForwardedCommand fc;
-        if (reply.isEmpty() || !fc.ParseFromArray(data, len))
+        // Answers go to the issuing hub: one that cannot be named is not answered (its own
+        // take timeout ends the command there).
+        if (!checkHubId(fromStd(fc.issuing_hub())).isEmpty())
             return bad();
+        const QByteArray reply = subjects::answerSubject(fromStd(fc.issuing_hub()));
+        const quint64 seq = fc.seq();
         api::CommandRequest checked;
         QString problem =
             api::checkSendCommand(fc.request(), commands->registry().maxTimeout(), &checked);
@@ -210,18 +361,16 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
             problem = problemOf(wire::checkId(fc.fan_out_id(), "fan_out_id"));
         if (problem.isEmpty())
             problem = problemOf(wire::checkText(fc.params(), "params", wire::limits::ParamsBytes));
-        if (problem.isEmpty())
-            problem = checkHubId(fromStd(fc.issuing_hub()));
         if (!problem.isEmpty()) {
             bad();
             // A valid id gets its refusal; anything else is not answered (the issuer's
             // take timeout ends it).
             if (wire::checkId(fc.request().command().command_id(), "command_id").empty())
-                refuse(reply, commandId, botId, CommandState::Refused, problem);
+                refuse(reply, seq, commandId, botId, CommandState::Refused, problem);
             return;
         }
         if (!commands->hub().isConnected(botId)) {
-            refuse(reply, commandId, botId, CommandState::NotConnected,
+            refuse(reply, seq, commandId, botId, CommandState::NotConnected,
                    QStringLiteral("bot %1 left hub %2").arg(botId, options.hubId));
             return;
         }
@@ -253,21 +402,28 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         {
             std::lock_guard lock(mutex);
             key = ++nextHeld;
-            held.emplace(key, Held{reply, 0});
+            held.emplace(key, Held{reply, seq, 0});
         }
         QFuture<CommandOutcome> future =
             commands->sendWithId(commandId, botId, checked.spec, checked.timeout, send);
         // The outcome, from whichever thread finishes it (a bot's reader, the timer thread).
-        future.then([self = weak_from_this(), link = link, reply, key,
+        future.then([self = weak_from_this(), link = link, reply, key, seq,
                      hub = options.hubId](const CommandOutcome &o) {
-            if (const auto core = self.lock()) {
-                std::lock_guard lock(core->mutex);
-                core->held.erase(key);
-            }
             v1::ForwardReply out;
             out.set_hub(toStd(hub));
+            out.set_seq(seq);
             convert::fillRecord(*out.mutable_record(), o);
-            link->publish(reply, out.SerializeAsString());
+            if (const auto core = self.lock()) {
+                {
+                    std::lock_guard lock(core->mutex);
+                    core->held.erase(key);
+                }
+                core->queueAnswer(reply, std::move(out));
+            } else {
+                v1::ForwardReplies one; // the node is gone: straight out, if NATS still is
+                *one.add_replies() = std::move(out);
+                link->publish(reply, one.SerializeAsString());
+            }
         });
     }
 
@@ -275,15 +431,15 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     // (a command that ends within a tick costs its issuer one message, not two).
     void tellTaken()
     {
-        std::vector<QByteArray> replies;
+        std::vector<std::pair<QByteArray, quint64>> taken;
         {
             std::lock_guard lock(mutex);
             for (auto &[key, h] : held)
                 if (++h.ticks == 2)
-                    replies.push_back(h.reply);
+                    taken.emplace_back(h.answers, h.seq);
         }
-        for (const QByteArray &reply : replies)
-            answer(reply, nullptr, true);
+        for (const auto &[answers, seq] : taken)
+            answer(answers, seq, nullptr, true);
     }
 
     void cancelHere(const QString &botId, const char *data, int len)
@@ -311,22 +467,46 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     void reply(natsMsg *msg)
     {
         const QByteArray subject(natsMsg_GetSubject(msg));
-        bool ok = false;
-        const quint64 seq = subject.mid(subject.lastIndexOf('.') + 1).toULongLong(&ok);
-        if (!ok)
-            return bad();
-        const bool noResponders = natsMsg_IsNoResponders(msg);
-        v1::ForwardReply r;
+        const QByteArray last = subject.mid(subject.lastIndexOf('.') + 1);
         const int len = natsMsg_GetDataLength(msg);
-        if (!noResponders && (len < 0 || len > MaxClusterMessageBytes ||
-                              !r.ParseFromArray(natsMsg_GetData(msg), len) ||
-                              !checkHubId(fromStd(r.hub())).isEmpty()))
+        if (last.startsWith('b')) {
+            // NATS's answer to a batch when no hub listens on its bot's subject.
+            bool ok = false;
+            const quint64 number = last.mid(1).toULongLong(&ok);
+            if (!ok || !natsMsg_IsNoResponders(msg))
+                return bad();
+            std::vector<quint64> seqs;
+            {
+                std::lock_guard lock(mutex);
+                const auto it = batches.find(number);
+                if (it == batches.end())
+                    return;
+                seqs = std::move(it->second.second);
+                batches.erase(it);
+                counters.noHolder += seqs.size();
+            }
+            endForwards(seqs, CommandState::NotConnected,
+                        QStringLiteral("the bot is not connected to any hub of the cluster"));
+            return;
+        }
+        v1::ForwardReplies replies;
+        if (last != "r" || len < 0 || len > MaxClusterMessageBytes ||
+            !replies.ParseFromArray(natsMsg_GetData(msg), len))
             return bad();
+        for (const v1::ForwardReply &r : replies.replies())
+            answered(r);
+    }
+
+    void answered(const v1::ForwardReply &r)
+    {
+        if (!checkHubId(fromStd(r.hub())).isEmpty())
+            return bad();
+        const quint64 seq = r.seq();
         // A final record is checked before it is matched: one that breaks a rule, or that is
         // not the forwarded command's (another command, another bot, not the hub that took
         // it), is ignored and the command keeps waiting (its holder's end, or its deadline).
         std::optional<CommandOutcome> o;
-        if (!noResponders && r.has_record()) {
+        if (r.has_record()) {
             QString problem;
             o = convert::toOutcome(r.record(), &problem);
             if (!o || !o->finished())
@@ -339,7 +519,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
             if (it == forwards.end())
                 return; // ended already (its holder was given up on, or its deadline passed)
             const QString from = fromStd(r.hub());
-            if (!noResponders && !o) {
+            if (!o) {
                 if (r.taken() && it->second.holder.isEmpty()) {
                     it->second.holder = from;
                     it->second.takenAt = steady_clock::now();
@@ -353,16 +533,8 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
             }
             f = it->second;
             forwards.erase(it);
-            if (noResponders)
-                ++counters.noHolder;
         }
         CommandRegistry &registry = commands->registry();
-        if (noResponders) {
-            registry.failCommand(
-                f.commandId, CommandState::NotConnected,
-                QStringLiteral("bot %1 is not connected to any hub of the cluster").arg(f.botId));
-            return;
-        }
         if (o->answered() && o->ack)
             registry.resolveCommand(f.commandId, f.botId, *o->ack);
         else
@@ -440,6 +612,7 @@ bool ClusterNode::start(QString *error)
     core->link = NatsLink::connect(m_options, error);
     if (!core->link)
         return false;
+    core->sender = std::thread([raw = core.get()] { raw->senderLoop(); });
     if (natsConnection_HasHeaderSupport(core->link->connection()) != NATS_OK) {
         if (error)
             *error = QStringLiteral("the NATS server has no message headers (2.2 or newer needed)");
@@ -506,6 +679,9 @@ void ClusterNode::stop()
         natsSubscription_Unsubscribe(sub);
         natsSubscription_Destroy(sub);
     }
+    // Nothing more goes out but the answers queued (the outcomes of the commands this hub
+    // held for others, which its stop finished): commands not yet sent are not sent.
+    core->stopSender(true);
     std::unordered_map<quint64, NodeCore::Forward> left;
     {
         std::lock_guard lock(core->mutex);
@@ -583,17 +759,8 @@ bool ClusterNode::forward(const Command &c)
         core->forwards.erase(seq); // finished meanwhile (cancelled): never sent
         return true;
     }
-    if (!core->link->publish(subjects::botSubject(c.botId, "cmd"), fc.SerializeAsString(),
-                             subjects::replySubject(m_options.hubId, seq))) {
-        {
-            std::lock_guard lock(core->mutex);
-            core->forwards.erase(seq);
-        }
-        registry.failCommand(c.commandId, CommandState::NotConnected,
-                             QStringLiteral("bot %1 is not connected here, and the cluster "
-                                            "cannot be reached")
-                                 .arg(c.botId));
-    }
+    fc.set_seq(seq);
+    core->queueCommand(subjects::botSubject(c.botId, "cmd"), std::move(fc));
     return true;
 }
 
@@ -690,6 +857,10 @@ void ClusterNode::sweep()
     std::vector<Lost> lost;
     {
         std::lock_guard lock(m_core->mutex);
+        // Batches NATS said nothing about: delivered (no responders comes at once).
+        for (auto it = m_core->batches.begin(); it != m_core->batches.end();)
+            it = now - it->second.first >= m_options.takeTimeout ? m_core->batches.erase(it)
+                                                                 : std::next(it);
         for (auto it = m_core->forwards.begin(); it != m_core->forwards.end();) {
             const NodeCore::Forward &f = it->second;
             QString why;

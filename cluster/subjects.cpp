@@ -70,9 +70,14 @@ QByteArray botWildcard(const QString &botId)
     return QByteArray(Prefix) + ".bot." + token(botId) + ".*";
 }
 
-QByteArray replySubject(const QString &hubId, quint64 seq)
+QByteArray answerSubject(const QString &hubId)
 {
-    return QByteArray(Prefix) + ".reply." + token(hubId) + '.' + QByteArray::number(seq);
+    return QByteArray(Prefix) + ".reply." + token(hubId) + ".r";
+}
+
+QByteArray batchReplySubject(const QString &hubId, quint64 batch)
+{
+    return QByteArray(Prefix) + ".reply." + token(hubId) + ".b" + QByteArray::number(batch);
 }
 
 QByteArray replyWildcard(const QString &hubId)

@@ -19,8 +19,10 @@ inline constexpr const char *Bucket = "opconsole-bots";
 // Commands and cancels for one bot go to the hub that holds it: opc.bot.<bot>.cmd / .cancel
 QByteArray botSubject(const QString &botId, const char *what);
 QByteArray botWildcard(const QString &botId); // opc.bot.<bot>.*
-// Replies to one hub's forwarded commands: opc.reply.<hub>.<seq>
-QByteArray replySubject(const QString &hubId, quint64 seq);
+// What comes back to one hub for the commands it forwarded: its holders' answers on
+// opc.reply.<hub>.r, and NATS's "no responders" for a batch on opc.reply.<hub>.b<batch>.
+QByteArray answerSubject(const QString &hubId);
+QByteArray batchReplySubject(const QString &hubId, quint64 batch);
 QByteArray replyWildcard(const QString &hubId);
 QByteArray beaconSubject(); // opc.hub.beacon
 // The directory's key of a bot: bot.<bot>

@@ -245,23 +245,41 @@ private slots:
         const auto link = cluster::NatsLink::connect(options, &why);
         QVERIFY2(link, qPrintable(why));
         natsConnection *nc = link->connection();
-        const auto request = [&](const QByteArray &subject, const std::string &data,
+        // Answers come to the issuing hub's answer subject (this test says it is one).
+        natsSubscription *answers = nullptr;
+        QCOMPARE(natsConnection_SubscribeSync(
+                     &answers, nc, cluster::subjects::answerSubject("test-intruder").constData()),
+                 NATS_OK);
+        const auto closeAnswers = qScopeGuard([&] { natsSubscription_Destroy(answers); });
+        QCOMPARE(natsConnection_Flush(nc), NATS_OK);
+        // Sends `data` on the subject; the answer for `seq`, if one comes within 2 s.
+        const auto request = [&](const QByteArray &subject, const std::string &data, quint64 seq,
                                  v1::ForwardReply *reply) {
-            natsMsg *msg = nullptr;
-            const natsStatus s = natsConnection_Request(&msg, nc, subject.constData(), data.data(),
-                                                        int(data.size()), 3000);
-            if (s != NATS_OK)
+            if (natsConnection_PublishRequest(nc, subject.constData(), "opc.reply.test-intruder.b1",
+                                              data.data(), int(data.size())) != NATS_OK)
                 return false;
-            const bool parsed =
-                reply->ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
-            natsMsg_Destroy(msg);
-            return parsed;
+            QDeadlineTimer deadline(2'000);
+            while (!deadline.hasExpired()) {
+                natsMsg *msg = nullptr;
+                if (natsSubscription_NextMsg(&msg, answers, deadline.remainingTime()) != NATS_OK)
+                    return false;
+                v1::ForwardReplies replies;
+                const bool parsed =
+                    replies.ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+                natsMsg_Destroy(msg);
+                for (const v1::ForwardReply &r : replies.replies())
+                    if (parsed && r.seq() == seq && r.has_record()) {
+                        *reply = r;
+                        return true;
+                    }
+            }
+            return false;
         };
         const QByteArray subject = cluster::subjects::botSubject("bot-3", "cmd");
 
         // Garbage: not answered (the issuer's own timeout would end its command).
         v1::ForwardReply reply;
-        QVERIFY(!request(subject, std::string("\xff\xfe garbage", 10), &reply));
+        QVERIFY(!request(subject, std::string("\xff\xfe garbage", 10), 0, &reply));
 
         // Well-formed, but breaking a rule: each refused, with why, never sent to the bot.
         const auto forwarded = [](const char *id, const char *bot, int timeoutMs) {
@@ -286,17 +304,21 @@ private slots:
             {"another bot than its subject", forwarded("c-x1", "bot-6", 5000), "another bot"});
         cases.push_back({"a timeout of ten years", forwarded("c-x2", "bot-3", 0), "timeout"});
         cases.back().fc.mutable_request()->mutable_timeout()->set_seconds(315'000'000);
-        cases.push_back({"a bad issuing hub", forwarded("c-x3", "bot-3", 5000), "hub id"});
-        cases.back().fc.set_issuing_hub("no.dots allowed");
+        cases.push_back({"a bad issuing hub", forwarded("c-x3", "bot-3", 5000), nullptr});
+        cases.back().fc.set_issuing_hub("no.dots allowed"); // cannot be answered
         cases.push_back(
             {"a control character in the issuer", forwarded("c-x4", "bot-3", 5000), "issuer"});
         cases.back().fc.set_issuer(std::string("evil\x01", 5));
         cases.push_back({"no command id", forwarded("", "bot-3", 5000), nullptr});
-        for (const Case &c : cases) {
+        quint64 seq = 100;
+        for (Case &c : cases) {
+            c.fc.set_seq(++seq);
+            v1::ForwardedBatch batch;
+            *batch.add_commands() = c.fc;
             v1::ForwardReply r;
-            const bool answered = request(subject, c.fc.SerializeAsString(), &r);
+            const bool answered = request(subject, batch.SerializeAsString(), seq, &r);
             if (!c.why) {
-                QVERIFY2(!answered, c.name); // an id it cannot name is not answered
+                QVERIFY2(!answered, c.name); // a command or hub it cannot name: not answered
                 continue;
             }
             QVERIFY2(answered, c.name);
@@ -308,8 +330,9 @@ private slots:
         // Answers nobody asked for, a beacon that is not one, a directory entry that is not a
         // bot record: ignored.
         for (const QByteArray &s :
-             {cluster::subjects::replySubject("hub-1", 1),
-              cluster::subjects::replySubject("hub-1", 0), QByteArray("opc.reply.hub-1.notanumber"),
+             {cluster::subjects::answerSubject("hub-1"),
+              cluster::subjects::batchReplySubject("hub-1", 1),
+              QByteArray("opc.reply.hub-1.bnotanumber"), QByteArray("opc.reply.hub-1.x"),
               cluster::subjects::beaconSubject()})
             QCOMPARE(natsConnection_Publish(nc, s.constData(), "\x0a\xff\xff", 3), NATS_OK);
         v1::HubBeacon impostor; // a beacon in hub-3's name does not make it another hub
