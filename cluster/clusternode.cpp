@@ -738,7 +738,7 @@ bool ClusterNode::forward(const Command &c)
     fc.set_params(toStd(c.params.left(CommandOutcome::MaxParamsLength)));
     const auto now = steady_clock::now();
     quint64 seq;
-    const std::optional<BotInfo> known = m_directory->remoteBot(c.botId);
+    const QString expected = m_directory->holderOf(c.botId);
     {
         std::lock_guard lock(core->mutex);
         seq = ++core->nextSeq;
@@ -746,7 +746,7 @@ bool ClusterNode::forward(const Command &c)
                                NodeCore::Forward{c.commandId,
                                                  c.botId,
                                                  {},
-                                                 known ? known->holder : QString(),
+                                                 expected,
                                                  now,
                                                  {},
                                                  now + c.timeout + m_options.forwardGrace + 5s});

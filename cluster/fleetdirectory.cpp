@@ -260,6 +260,13 @@ QList<BotInfo> FleetDirectory::remoteBots() const
     return out;
 }
 
+QString FleetDirectory::holderOf(const QString &botId) const
+{
+    std::lock_guard lock(m_mutex);
+    const auto it = m_remote.constFind(botId);
+    return it == m_remote.cend() ? QString() : it->bot.holder;
+}
+
 QList<BotInfo> FleetDirectory::botsOf(const QString &hub) const
 {
     const qint64 now = QDateTime::currentMSecsSinceEpoch();

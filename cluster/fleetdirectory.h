@@ -59,6 +59,8 @@ public:
     // Another hub's bot; a bot whose hub is gone shows as disconnected.
     std::optional<BotInfo> remoteBot(const QString &botId) const;
     QList<BotInfo> remoteBots() const;
+    // The hub the directory says holds another hub's bot (empty: none known); no copy.
+    QString holderOf(const QString &botId) const;
     // The bots the directory says `hub` holds (as remoteBots() shows them).
     QList<BotInfo> botsOf(const QString &hub) const;
     DirectoryCounters counters() const;

@@ -39,6 +39,8 @@ std::shared_ptr<NatsLink> NatsLink::connect(const ClusterOptions &o, QString *er
         step(natsOptions_SetTimeout(opts, 5000), "timeout");
         // Every subscription's messages on one pool thread, not one thread per bot.
         step(natsOptions_UseGlobalMessageDelivery(opts, true), "delivery");
+        // Two of them: a hub's own forwards' answers and the commands it holds for others do
+        // not wait behind each other.
         step(nats_SetMessageDeliveryPoolSize(2), "delivery threads");
         if (!o.token.isEmpty())
             step(natsOptions_SetToken(opts, o.token.toUtf8().constData()), "token");

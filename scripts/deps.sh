@@ -10,6 +10,7 @@ packages=(
     libqt6sql6-sqlite libsqlite3-dev fonts-dejavu-core
     libssl-dev openssl
     qt6-httpserver-dev qt6-websockets-dev # /metrics (HttpServer's CMake config needs WebSockets)
+    nats-server libnats-dev        # the cluster (docs/cluster.md): the tests start a real server
     desktop-file-utils appstream   # checks of resources/ (ctest desktop_file_validate, appstream_validate)
 )
 if [ "${OPCONSOLE_WITH_XVFB:-0}" = 1 ]; then
