@@ -7,6 +7,7 @@
 #include "opconsole/v1/cluster.pb.h"
 #include "opctlprocess.h"
 #include "subjects.h"
+#include "testcerts.h"
 
 #include <QDateTime>
 #include <QDeadlineTimer>
@@ -310,6 +311,10 @@ private slots:
             {"a control character in the issuer", forwarded("c-x4", "bot-3", 5000), "issuer"});
         cases.back().fc.set_issuer(std::string("evil\x01", 5));
         cases.push_back({"no command id", forwarded("", "bot-3", 5000), nullptr});
+        // The operator's scope travels with the command and is checked again by the holder.
+        cases.push_back(
+            {"a bot outside the operator's scope", forwarded("c-x6", "bot-3", 5000), "scope"});
+        (*cases.back().fc.mutable_scope())["group"] = "nobody-has-this";
         quint64 seq = 100;
         for (Case &c : cases) {
             c.fc.set_seq(++seq);
@@ -367,6 +372,97 @@ private slots:
                         !b.value("bot_id").toString().contains("phantom"));
             QVERIFY(m_hubs[size_t(i)]->process.state() == QProcess::Running);
         }
+    }
+
+    // A cluster whose nats-server asks for TLS and a token: hubs join with both, not without
+    // either; an operator's scope travels with a forwarded command.
+    void aSecuredClusterAsksForTlsAndItsToken()
+    {
+        TestCerts certs;
+        QString why;
+        QVERIFY2(certs.make({}, {}, &why), qPrintable(why));
+        const QString token = QStringLiteral("cluster-secret-4f1c9a");
+        const QString conf = certs.dir.filePath("nats.conf");
+        {
+            QFile f(conf);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write(
+                QStringLiteral("tls {\n  cert_file: \"%1\"\n  key_file: \"%2\"\n  timeout: 5\n}\n"
+                               "authorization {\n  token: \"%3\"\n}\n")
+                    .arg(certs.hubCert(), certs.hubKey(), token)
+                    .toUtf8());
+        }
+        NatsServer secured({"-c", conf});
+        QVERIFY2(secured.port() > 0, secured.log.constData());
+        const QString url = QStringLiteral("tls://localhost:%1").arg(secured.port());
+
+        // An operator who may command group=a only.
+        const QString operators = certs.dir.filePath("operator-tokens");
+        const QString aliceToken = certs.dir.filePath("alice.token");
+        Opctl made({"token", "new", "--name", "alice", "--role", "operator", "--scope", "group=a",
+                    "--append", operators, "--token-out", aliceToken});
+        QVERIFY2(made.wait() == 0, qPrintable(made.err));
+
+        const auto hub = [&](const char *id, QStringList extra) {
+            return std::make_unique<HubProcess>(
+                QStringLiteral("127.0.0.1:0"), QStringList{"--no-history", "--hub-id", id} + extra);
+        };
+        auto a = hub("sec-a", {"--cluster", url, "--cluster-ca", certs.ca(), "--cluster-token",
+                               token, "--operators", operators});
+        auto b =
+            hub("sec-b", {"--cluster", url, "--cluster-ca", certs.ca(), "--cluster-token", token});
+        QVERIFY2(a->waitFor("cluster_joined").has_value(), a->lines.join('\n').constData());
+        QVERIFY2(b->waitFor("cluster_joined").has_value(), b->lines.join('\n').constData());
+        QCOMPARE(a->waitFor("cluster_joined")->value("tls").toBool(), true);
+
+        // Without the token, without the CA, or in plaintext: no hub joins; each says why.
+        struct Refused
+        {
+            QStringList args;
+            const char *says;
+        };
+        const std::vector<Refused> refused{
+            {{"--cluster", url, "--cluster-ca", certs.ca()}, "Authorization"},
+            {{"--cluster", url, "--cluster-ca", certs.ca(), "--cluster-token", "wrong-token"},
+             "Authorization"},
+            {{"--cluster", url, "--cluster-token", token}, "SSL"},
+            {{"--cluster", QStringLiteral("nats://localhost:%1").arg(secured.port()),
+              "--cluster-token", token},
+             "SSL"}, // the server asks for TLS: no CA to trust its certificate
+        };
+        for (const Refused &r : refused) {
+            auto h = hub("sec-x", r.args);
+            const auto error = h->waitFor("error");
+            QVERIFY2(error.has_value(), h->lines.join('\n').constData());
+            QVERIFY2(error->value("what").toString().contains(r.says, Qt::CaseInsensitive),
+                     qPrintable(error->value("what").toString()));
+            QVERIFY(QTest::qWaitFor([&] { return h->process.state() == QProcess::NotRunning; }));
+            QCOMPARE(h->process.exitCode(), 69);
+        }
+
+        // Bots on sec-b (group a and b alternate); alice through sec-a.
+        Botsim bots(
+            {"--hub", QString::fromStdString(b->address()), "--bots", "4", "--prefix", "sec-"});
+        QVERIFY(bots.process.waitForStarted(10'000));
+        const QString opA = QString::fromStdString(a->operatorAddress());
+        const auto alice = [&](const QStringList &args, QString *out) {
+            Opctl op(QStringList{"--hub", opA, "--token-file", aliceToken} + args);
+            const int rc = op.wait();
+            *out = op.out + op.err;
+            return rc;
+        };
+        QString out;
+        QVERIFY(QTest::qWaitFor(
+            [&] {
+                alice({"--json", "bots", "--connected"}, &out);
+                return jsonLines(out).size() == 4;
+            },
+            20'000));
+        QCOMPARE(alice({"--json", "send", "sec-1", "ping"}, &out), 0); // group=a, on sec-b
+        QCOMPARE(jsonLines(out).value(0).value("outcome").toString(),
+                 QStringLiteral("OUTCOME_ACKED"));
+        QVERIFY(alice({"send", "sec-2", "ping"}, &out) != 0); // group=b
+        QVERIFY2(out.contains("permission denied"), qPrintable(out));
     }
 
     // Two hubs given one id: both say so in their logs, and the cluster keeps serving.
