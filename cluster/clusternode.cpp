@@ -541,6 +541,75 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
             registry.failCommand(f.commandId, o->state, o->reason);
     }
 
+    // ---- acks a bot gave another hub ---------------------------------------------------------
+    double ackTokens = 2 * 2000.0;
+    steady_clock::time_point ackRefilled = steady_clock::now();
+
+    // A bot's acks this hub knows no command for: to every hub (within a budget, so that a
+    // bot making up ids cannot flood the cluster).
+    void shareAcks(const QString &botId, const QStringList &ids, const QList<CommandAckData> &acks)
+    {
+        if (closing || ids.isEmpty() || ids.size() != acks.size())
+            return;
+        {
+            std::lock_guard lock(mutex);
+            const auto now = steady_clock::now();
+            const double rate = ClusterNode::MaxSharedAcksPerSecond;
+            ackTokens =
+                std::min(2 * rate, ackTokens + rate * duration<double>(now - ackRefilled).count());
+            ackRefilled = now;
+            if (ackTokens < double(ids.size())) {
+                counters.acksUnshared += quint64(ids.size());
+                return;
+            }
+            ackTokens -= double(ids.size());
+            counters.acksShared += quint64(ids.size());
+        }
+        v1::ResentAcks out;
+        out.set_bot_id(toStd(botId));
+        out.set_hub(toStd(options.hubId));
+        for (qsizetype i = 0; i < ids.size() && i < wire::limits::MaxResentAcks; ++i)
+            *out.add_acks() = convert::fromAckData(ids[i], acks[i]);
+        link->publish(subjects::acksSubject(), out.SerializeAsString());
+    }
+
+    static void onAcks(natsConnection *, natsSubscription *, natsMsg *msg, void *closure)
+    {
+        auto *core = static_cast<NodeCore *>(closure);
+        if (!core->closing)
+            core->sharedAcks(msg);
+        natsMsg_Destroy(msg);
+    }
+
+    void sharedAcks(natsMsg *msg)
+    {
+        v1::ResentAcks in;
+        const int len = natsMsg_GetDataLength(msg);
+        if (len < 0 || len > MaxClusterMessageBytes ||
+            !in.ParseFromArray(natsMsg_GetData(msg), len) ||
+            !wire::checkId(in.bot_id(), "bot_id").empty() ||
+            !checkHubId(fromStd(in.hub())).isEmpty() ||
+            in.acks_size() > wire::limits::MaxResentAcks)
+            return bad();
+        if (fromStd(in.hub()) == options.hubId)
+            return; // its own
+        const QString botId = fromStd(in.bot_id());
+        quint64 applied = 0;
+        for (const v1::CommandAck &ack : in.acks()) {
+            const wire::AckCheck checked = wire::checkAck(ack);
+            if (!checked.problem.empty())
+                continue;
+            // As the bot's own resent ack: only a command of that bot, and only to tell what
+            // this hub does not know yet (a pending one resolves; an ended one without an
+            // answer gets it as a late ack).
+            const ResolveResult r = commands->registry().applyResentAck(
+                fromStd(ack.command_id()), botId, convert::toAckData(ack, checked));
+            applied += r == ResolveResult::Resolved || r == ResolveResult::Late;
+        }
+        std::lock_guard lock(mutex);
+        counters.acksApplied += applied;
+    }
+
     // ---- beacons --------------------------------------------------------------------------
     static void onBeacon(natsConnection *, natsSubscription *, natsMsg *msg, void *closure)
     {
@@ -626,15 +695,16 @@ bool ClusterNode::start(QString *error)
         return false;
     {
         std::lock_guard lock(core->subMutex);
-        natsSubscription *replies = nullptr, *beacons = nullptr;
+        natsSubscription *replies = nullptr, *beacons = nullptr, *acks = nullptr;
         if (!core->subscribe(&replies, subjects::replyWildcard(m_options.hubId), nullptr,
                              &NodeCore::onReply) ||
-            !core->subscribe(&beacons, subjects::beaconSubject(), nullptr, &NodeCore::onBeacon)) {
+            !core->subscribe(&beacons, subjects::beaconSubject(), nullptr, &NodeCore::onBeacon) ||
+            !core->subscribe(&acks, subjects::acksSubject(), nullptr, &NodeCore::onAcks)) {
             if (error)
                 *error = QStringLiteral("cannot subscribe on NATS");
             return false;
         }
-        core->ownSubs = {replies, beacons};
+        core->ownSubs = {replies, beacons, acks};
     }
     m_core = core;
     m_directory = std::move(directory);
@@ -645,6 +715,12 @@ bool ClusterNode::start(QString *error)
     };
     connect(&hub, &Hub::botConnected, this, changed, Qt::DirectConnection);
     connect(&hub, &Hub::botDisconnected, this, changed, Qt::DirectConnection);
+    connect(
+        &hub, &Hub::unknownAcks, this,
+        [this](const QString &botId, const QStringList &ids, const QList<CommandAckData> &acks) {
+            m_core->shareAcks(botId, ids, acks);
+        },
+        Qt::DirectConnection);
     connect(
         &hub, &Hub::botUpdated, this,
         [this](const BotInfo &info) { m_directory->touch(info.botId); }, Qt::DirectConnection);

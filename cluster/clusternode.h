@@ -30,6 +30,9 @@ struct ClusterCounters
     quint64 served = 0;         // commands other hubs sent here for this hub's bots
     quint64 badMessages = 0;    // cluster messages that broke a rule (ignored or refused)
     quint64 duplicateHubId = 0; // beacons of another process with this hub's id
+    quint64 acksShared = 0;     // bots' acks this hub knew no command for, sent to the others
+    quint64 acksUnshared = 0;   // ... past the budget (MaxSharedAcksPerSecond): dropped
+    quint64 acksApplied = 0;    // others' shared acks that told this hub an outcome
     quint64 subscriptions = 0;  // bot subjects this hub listens on now
 };
 
@@ -45,6 +48,9 @@ class ClusterNode final : public QObject, public CommandForwarder
     Q_DISABLE_COPY_MOVE(ClusterNode)
 
 public:
+    // Unknown acks shared with the other hubs, per second (bursts of twice that).
+    static constexpr double MaxSharedAcksPerSecond = 2000;
+
     ClusterNode(CommandService &commands, ClusterOptions options, QObject *parent = nullptr);
     ~ClusterNode() override; // stop()
 

@@ -90,6 +90,11 @@ QByteArray beaconSubject()
     return QByteArray(Prefix) + ".hub.beacon";
 }
 
+QByteArray acksSubject()
+{
+    return QByteArray(Prefix) + ".acks";
+}
+
 QByteArray directoryKey(const QString &botId)
 {
     return "bot." + token(botId);

@@ -25,6 +25,7 @@ QByteArray answerSubject(const QString &hubId);
 QByteArray batchReplySubject(const QString &hubId, quint64 batch);
 QByteArray replyWildcard(const QString &hubId);
 QByteArray beaconSubject(); // opc.hub.beacon
+QByteArray acksSubject();   // opc.acks: bots' acks their hub knows no command for
 // The directory's key of a bot: bot.<bot>
 QByteArray directoryKey(const QString &botId);
 

@@ -536,12 +536,21 @@ void HubPrivate::sessionHello(const std::shared_ptr<BotSession> &session, const 
     // commands fail: an ack lost with that stream resolves its command as it should have; one
     // for a command the hub lost track of (disconnected, unknown after a restart) becomes its
     // late ack. Already known outcomes are ignored quietly.
+    QStringList unknownIds;
+    QList<CommandAckData> unknown;
     for (const v1::CommandAck &ack : hello.recent_acks()) {
         const wire::AckCheck checked = wire::checkAck(ack);
         if (!checked.problem.empty())
             continue; // checkHello refused bad ids; kept safe
-        registry.applyResentAck(fromStd(ack.command_id()), botId, convert::toAckData(ack, checked));
+        const QString id = fromStd(ack.command_id());
+        CommandAckData data = convert::toAckData(ack, checked);
+        if (registry.applyResentAck(id, botId, data) == ResolveResult::Unknown) {
+            unknownIds << id;
+            unknown << std::move(data);
+        }
     }
+    if (!unknown.isEmpty())
+        emit q->unknownAcks(botId, unknownIds, unknown);
     if (replacedHere) {
         // Only commands sent on the old stream fail; the new session's are untouched.
         registry.failBot(botId, QStringLiteral("connection replaced by a newer session"),
@@ -627,10 +636,12 @@ QString HubPrivate::sessionMessage(BotSession &session, const QString &botId,
         if (!checked.problem.empty())
             return fromStd(checked.problem);
         const QString id = fromStd(message.ack().command_id());
-        switch (registry.resolveCommand(id, botId, convert::toAckData(message.ack(), checked))) {
+        CommandAckData ack = convert::toAckData(message.ack(), checked);
+        switch (registry.resolveCommand(id, botId, ack)) {
         case ResolveResult::Unknown:
             // Not a violation: a late ack for a command forgotten after the late-ack window,
             // or from before a hub restart, is a healthy bot's. The registry counts it.
+            emit q->unknownAcks(botId, {id}, {std::move(ack)});
             return fromStd(checked.fieldProblem);
         case ResolveResult::WrongBot:
             return QStringLiteral("ack for command '%1' of another bot").arg(id);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "botinfo.h"
+#include "commandoutcome.h"
 #include "commandspec.h"
 
 #include <QList>
@@ -223,6 +224,11 @@ signals:
     // A stream refused for its credential (unauthenticated, not covering the id, an impostor,
     // rejected, over its limit); for logs, within a budget (the rest are counted only).
     void botRefused(const QString &botId, const QString &credential, const QString &why);
+    // Acks of a bot for commands this hub does not know (one another hub of a cluster sent,
+    // or from before a restart), live or resent in its Hello; in the reading thread. A
+    // cluster hands them to the hub that knows the command (cluster/).
+    void unknownAcks(const QString &botId, const QStringList &commandIds,
+                     const QList<opconsole::CommandAckData> &acks);
 
 private:
     QList<BotInfo> stopLocked(const QString &reason); // stop()'s steps; the bots that went

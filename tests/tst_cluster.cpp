@@ -550,6 +550,22 @@ private slots:
               static_cast<long long>(slowest), static_cast<long long>(backInMs));
         QVERIFY2(slowest <= 2'000, qPrintable(QString::number(slowest)));
 
+        // The bots finished those commands anyway and acked them on their new hubs, which
+        // knew nothing of them and told the cluster: hub-1's records end with the truth, a
+        // late ack, as its own bots' resent acks would.
+        QVERIFY2(QTest::qWaitFor(
+                     [&] {
+                         opctl(0, {"--json", "commands", "--fan-out", fanOut}, &out);
+                         int told = 0;
+                         for (const QJsonObject &o : jsonLines(out))
+                             told += onHub3.contains(o.value("bot_id").toString()) &&
+                                     o.value("outcome").toString() == "OUTCOME_DISCONNECTED" &&
+                                     o.value("late_ack").toObject().value("success").toBool();
+                         return told == 10;
+                     },
+                     15'000),
+                 qPrintable(out));
+
         // Commands to them now succeed, through either hub left.
         Opctl again({"--hub", m_operator.at(1), "send", "--label", "fleet=slow", "ping",
                      "--timeout", "30s"});
