@@ -38,6 +38,7 @@
 #include <QTimer>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -571,9 +572,47 @@ int main(int argc, char **argv)
 
     // Prometheus /metrics (docs/operations.md): its histograms follow the feed from the start.
     std::unique_ptr<metrics::HubMetrics> hubMetrics;
+    std::atomic<const cluster::ClusterNode *> clusterForMetrics{nullptr}; // once it has joined
+    const auto clusterSeries = [&clusterForMetrics] {
+        std::vector<metrics::HubSources::Extra> out;
+        const cluster::ClusterNode *node = clusterForMetrics.load();
+        if (!node)
+            return out;
+        const cluster::ClusterCounters c = node->counters();
+        out = {
+            {"opconsole_cluster_forwarded_total",
+             "Commands sent to the hub of the cluster that holds their bot.", double(c.forwarded),
+             false},
+            {"opconsole_cluster_no_holder_total",
+             "Forwarded commands no hub held the bot for (not connected).", double(c.noHolder),
+             false},
+            {"opconsole_cluster_holder_lost_total",
+             "Forwarded commands whose holder went away (disconnected).", double(c.holderLost),
+             false},
+            {"opconsole_cluster_served_total", "Commands other hubs forwarded to this hub's bots.",
+             double(c.served), false},
+            {"opconsole_cluster_bad_messages_total",
+             "Cluster messages that broke a rule (ignored or refused).", double(c.badMessages),
+             false},
+            {"opconsole_cluster_acks_shared_total",
+             "Bots' acks for commands this hub did not know, told to the other hubs.",
+             double(c.acksShared), false},
+            {"opconsole_cluster_acks_applied_total",
+             "Other hubs' shared acks that told this hub an outcome.", double(c.acksApplied),
+             false},
+            {"opconsole_cluster_subscriptions", "Bot subjects this hub listens on.",
+             double(c.subscriptions), true},
+            {"opconsole_cluster_hubs_live",
+             "Hubs of the cluster whose beacons arrive, this one included.",
+             double(node->liveHubs().size()), true},
+        };
+        return out;
+    };
     if (!metricsListen.isEmpty())
         hubMetrics = std::make_unique<metrics::HubMetrics>(
-            metrics::HubSources{&hub, &registry, &service, &operatorApi, history.get()}, feed);
+            metrics::HubSources{&hub, &registry, &service, &operatorApi, history.get(),
+                                clusterSeries},
+            feed);
     metrics::MetricsServer metricsServer([&hubMetrics] { return hubMetrics->render(); });
     QString error;
     if (!hub.start(&error)) {
@@ -638,6 +677,7 @@ int main(int argc, char **argv)
             return 69;
         }
         service.setForwarder(clusterNode.get());
+        clusterForMetrics = clusterNode.get();
         QObject::connect(clusterNode.get(), &cluster::ClusterNode::problem, &app,
                          [&log](const QString &what) {
                              log.warning("cluster_problem", {{QStringLiteral("what"), what}});
@@ -752,6 +792,7 @@ int main(int argc, char **argv)
     hub.stop(QStringLiteral("hub shutting down")); // the window closed: same order
     if (clusterNode) {
         // After the hub: the outcomes of the commands other hubs sent here reach them first.
+        clusterForMetrics = nullptr; // (the metrics server has stopped already)
         clusterNode->stop();
         service.setForwarder(nullptr);
     }

@@ -1,5 +1,6 @@
 #include "clusternode.h"
 
+#include "clusterwire.h"
 #include "commandregistry.h"
 #include "commandservice.h"
 #include "fleetdirectory.h"
@@ -24,11 +25,6 @@ using convert::toStd;
 
 namespace {
 constexpr int MaxClusterMessageBytes = 1024 * 1024; // nats-server's default max_payload
-
-QString problemOf(const std::string &p)
-{
-    return QString::fromStdString(p);
-}
 } // namespace
 
 // What NATS's threads reach (through the closure of every subscription): alive until every
@@ -340,28 +336,15 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     {
         // Answers go to the issuing hub: one that cannot be named is not answered (its own
         // take timeout ends the command there).
-        if (!checkHubId(fromStd(fc.issuing_hub())).isEmpty())
+        if (!checks::answerable(fc))
             return bad();
         const QByteArray reply = subjects::answerSubject(fromStd(fc.issuing_hub()));
         const quint64 seq = fc.seq();
-        api::CommandRequest checked;
-        QString problem =
-            api::checkSendCommand(fc.request(), commands->registry().maxTimeout(), &checked);
         const QString commandId = fromStd(fc.request().command().command_id());
-        if (problem.isEmpty() && commandId.isEmpty())
-            problem = QStringLiteral("a forwarded command has its id");
-        if (problem.isEmpty() && fromStd(fc.request().bot_id()) != botId)
-            problem = QStringLiteral("a forwarded command names another bot than its subject");
-        if (problem.isEmpty())
-            problem =
-                problemOf(wire::checkLabel(fc.issuer(), "issuer", wire::limits::ShortTextBytes));
-        if (problem.isEmpty())
-            problem = problemOf(wire::checkLabels(fc.scope(), "scope"));
-        if (problem.isEmpty() && !fc.fan_out_id().empty())
-            problem = problemOf(wire::checkId(fc.fan_out_id(), "fan_out_id"));
-        if (problem.isEmpty())
-            problem = problemOf(wire::checkText(fc.params(), "params", wire::limits::ParamsBytes));
-        if (!problem.isEmpty()) {
+        checks::Forwarded checked;
+        if (const QString problem =
+                checks::checkForwarded(fc, botId, commands->registry().maxTimeout(), &checked);
+            !problem.isEmpty()) {
             bad();
             // A valid id gets its refusal; anything else is not answered (the issuer's
             // take timeout ends it).
@@ -374,14 +357,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
                    QStringLiteral("bot %1 left hub %2").arg(botId, options.hubId));
             return;
         }
-        SendOptions send = checked.options;
-        send.connectTimeout = 0ms;
-        send.forwarded = true;
-        send.issuer = fromStd(fc.issuer());
-        send.fanOut = fromStd(fc.fan_out_id());
-        send.params = fromStd(fc.params());
-        for (const auto &[k, v] : fc.scope())
-            send.scope.insert(fromStd(k), fromStd(v));
+        SendOptions send = checked.request.options;
         if (!send.scope.isEmpty()) {
             // The operator's scope, checked here against the bot as this hub knows it.
             send.admit = [scope = send.scope, issuer = send.issuer,
@@ -404,8 +380,8 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
             key = ++nextHeld;
             held.emplace(key, Held{reply, seq, 0});
         }
-        QFuture<CommandOutcome> future =
-            commands->sendWithId(commandId, botId, checked.spec, checked.timeout, send);
+        QFuture<CommandOutcome> future = commands->sendWithId(
+            commandId, botId, checked.request.spec, checked.request.timeout, send);
         // The outcome, from whichever thread finishes it (a bot's reader, the timer thread).
         future.then([self = weak_from_this(), link = link, reply, key, seq,
                      hub = options.hubId](const CommandOutcome &o) {
@@ -508,8 +484,8 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         std::optional<CommandOutcome> o;
         if (r.has_record()) {
             QString problem;
-            o = convert::toOutcome(r.record(), &problem);
-            if (!o || !o->finished())
+            o = checks::checkAnswer(r, &problem);
+            if (!o)
                 return bad();
         }
         Forward f;
@@ -586,10 +562,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         v1::ResentAcks in;
         const int len = natsMsg_GetDataLength(msg);
         if (len < 0 || len > MaxClusterMessageBytes ||
-            !in.ParseFromArray(natsMsg_GetData(msg), len) ||
-            !wire::checkId(in.bot_id(), "bot_id").empty() ||
-            !checkHubId(fromStd(in.hub())).isEmpty() ||
-            in.acks_size() > wire::limits::MaxResentAcks)
+            !in.ParseFromArray(natsMsg_GetData(msg), len) || !checks::checkResentAcks(in).isEmpty())
             return bad();
         if (fromStd(in.hub()) == options.hubId)
             return; // its own
@@ -626,8 +599,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         if (len < 0 || len > 4096 || !b.ParseFromArray(natsMsg_GetData(msg), len))
             return bad();
         const QString hub = fromStd(b.hub());
-        if (!checkHubId(hub).isEmpty() ||
-            !wire::checkLabel(b.operator_address(), "operator_address", 256).empty())
+        if (!checks::checkBeacon(b).isEmpty())
             return bad();
         if (hub == options.hubId) {
             if (b.incarnation() != incarnation) {

@@ -3,6 +3,7 @@
 // change when this does.
 //   cmake --build build-fuzz --target make_corpus && build-fuzz/bin/make_corpus fuzz/corpus
 #include "opconsole/v1/botlink.pb.h"
+#include "opconsole/v1/cluster.pb.h"
 #include "opconsole/v1/operator.pb.h"
 
 #include <google/protobuf/io/coded_stream.h>
@@ -489,13 +490,68 @@ void credentials(const fs::path &dir)
     put("decide_bad", std::string(1, '\4') + serialize(decide));
 }
 
+// fuzz_cluster: the first byte picks the message (0 batch, 1 answers, 2 beacon, 3 acks,
+// 4 directory entry).
+void cluster(const fs::path &dir)
+{
+    Writer put(dir);
+    const auto tagged = [](char tag, const google::protobuf::Message &m) {
+        return std::string(1, tag) + m.SerializeAsString();
+    };
+    v1::ForwardedCommand fc;
+    *fc.mutable_request() = sendPing("bot-1", 5);
+    fc.mutable_request()->mutable_command()->set_command_id("c-1");
+    fc.set_issuer("alice");
+    (*fc.mutable_scope())["group"] = "a";
+    fc.set_fan_out_id("f-1");
+    fc.set_issuing_hub("hub-1");
+    fc.set_seq(7);
+    v1::ForwardedBatch batch;
+    *batch.add_commands() = fc;
+    fc.set_seq(8);
+    fc.mutable_request()->set_bot_id("bot-2"); // another bot than its subject
+    *batch.add_commands() = fc;
+    put("batch", tagged(0, batch));
+    v1::ForwardReplies replies;
+    v1::ForwardReply *acked = replies.add_replies();
+    acked->set_hub("hub-3");
+    acked->set_seq(7);
+    acked->mutable_record()->set_command_id("c-1");
+    acked->mutable_record()->set_bot_id("bot-1");
+    acked->mutable_record()->set_outcome(v1::OUTCOME_ACKED);
+    acked->mutable_record()->mutable_ack()->set_command_id("c-1");
+    acked->mutable_record()->mutable_ack()->set_success(true);
+    v1::ForwardReply *taken = replies.add_replies();
+    taken->set_hub("hub-3");
+    taken->set_seq(8);
+    taken->set_taken(true);
+    put("answers", tagged(1, replies));
+    v1::HubBeacon beacon;
+    beacon.set_hub("hub-2");
+    beacon.set_incarnation(42);
+    beacon.set_operator_address("127.0.0.1:50062");
+    beacon.set_bots(100);
+    put("beacon", tagged(2, beacon));
+    v1::ResentAcks acks;
+    acks.set_bot_id("bot-1");
+    acks.set_hub("hub-2");
+    acks.add_acks()->set_command_id("c-1");
+    put("acks", tagged(3, acks));
+    v1::BotRecord entry;
+    entry.set_bot_id("bot-1");
+    entry.set_connected(true);
+    entry.set_hub("hub-3");
+    (*entry.mutable_labels())["group"] = "a";
+    put("directory", tagged(4, entry));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
         std::fprintf(stderr,
                      "usage: %s CORPUS_DIR (writes CORPUS_DIR/botmessages, "
-                     "CORPUS_DIR/operator_requests, CORPUS_DIR/hub_events and "
-                     "CORPUS_DIR/credentials)\n",
+                     "CORPUS_DIR/operator_requests, CORPUS_DIR/hub_events, "
+                     "CORPUS_DIR/credentials and CORPUS_DIR/cluster)\n",
                      argv[0]);
         return 2;
     }
@@ -504,5 +560,6 @@ int main(int argc, char **argv)
     operatorRequests(root / "operator_requests");
     hubEvents(root / "hub_events");
     credentials(root / "credentials");
+    cluster(root / "cluster");
     return 0;
 }

@@ -260,6 +260,13 @@ QByteArray HubMetrics::render() const
                         LatencyBuckets, h);
         }
     }
+    if (m_sources.extra)
+        for (const HubSources::Extra &x : m_sources.extra()) {
+            if (x.gauge)
+                e.gauge(x.name, x.help, x.value);
+            else
+                e.counter(x.name, x.help, quint64(x.value));
+        }
     return e.text();
 }
 

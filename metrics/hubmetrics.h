@@ -11,7 +11,9 @@
 #include <QObject>
 
 #include <array>
+#include <functional>
 #include <mutex>
+#include <vector>
 
 namespace opconsole {
 class ChangeFeed;
@@ -37,6 +39,16 @@ struct HubSources
     const CommandService *service = nullptr;      // commands waiting for their bot
     const OperatorService *operatorApi = nullptr; // refused calls, Watch streams
     const HistoryStore *history = nullptr;        // the writer's queue and what it wrote
+    // More series from parts metrics/ does not link (the cluster's): each a name, a help
+    // line, a value and whether it is a gauge (else a counter). Called from any thread.
+    struct Extra
+    {
+        const char *name;
+        const char *help;
+        double value;
+        bool gauge;
+    };
+    std::function<std::vector<Extra>()> extra;
 };
 
 // render() may be called from any thread: every source is read thread-safely (the hub's

@@ -43,7 +43,7 @@ if [ ! -f "$build/build.ninja" ]; then
         -DOPCONSOLE_WITH_FUZZ=ON -DOPCONSOLE_WITH_GUI=OFF -DOPCONSOLE_WITH_BENCH=OFF >/dev/null
 fi
 cmake --build "$build" -j "${JOBS:-$(nproc)}" --target fuzz_botmessages fuzz_operator_requests fuzz_hub_events \
-    fuzz_credentials
+    fuzz_credentials fuzz_cluster
 
 # Everything a run writes (corpus copy, crash files, logs) goes to a temp dir; the committed
 # corpus is only read. Kept when a fuzzer fails (or with FUZZ_KEEP=1), removed otherwise.
@@ -55,7 +55,7 @@ trap cleanup EXIT
 # One fuzzer at a time, one process each. libFuzzer stops itself after -max_total_time; the
 # outer `timeout` is only a backstop for a hung process (grace for start-up and the final merge).
 failed=0
-for target in botmessages operator_requests hub_events credentials; do
+for target in botmessages operator_requests hub_events credentials cluster; do
     corpus="$work/corpus-$target"
     artifacts="$work/artifacts-$target/"
     log="$work/$target.log"

@@ -363,7 +363,7 @@ struct MetricsRig : HubRig
         QString why;
         history = HistoryStore::open(ho, &why);
         metrics = std::make_unique<metrics::HubMetrics>(
-            metrics::HubSources{hub.get(), &registry, service.get(), api.get(), history.get()},
+            metrics::HubSources{hub.get(), &registry, service.get(), api.get(), history.get(), {}},
             feed);
         start();
         server =
