@@ -48,19 +48,21 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     {
         QString commandId;
         QString botId;
-        QString holder;   // empty until a hub said it took it
-        QString expected; // the holder the directory named when it was sent (may be empty)
+        QString holder;        // empty until a hub said it took it
+        quint64 holderRun = 0; // and which run of that hub
+        QString expected;      // the holder the directory named when it was sent (may be empty)
         steady_clock::time_point sentAt;
-        steady_clock::time_point takenAt;
         steady_clock::time_point forgetAt;
     };
+    // A hub's runs (incarnations) whose beacons arrive, each with when it was last heard.
     struct HubSeen
     {
-        steady_clock::time_point lastSeen;
-        steady_clock::time_point restartedAt;
-        quint64 incarnation = 0;
+        std::unordered_map<quint64, steady_clock::time_point> runs;
         QString operatorAddress;
     };
+    // Forwards given up on (their holder went away or never answered), until their forgetAt:
+    // an answer that comes after all is the bot's late ack (the truth, late).
+    std::unordered_map<quint64, Forward> gaveUp;
     mutable std::mutex mutex;
     quint64 nextSeq = 0;
     std::unordered_map<quint64, Forward> forwards;
@@ -70,7 +72,8 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     {
         QByteArray answers; // the issuing hub's answer subject
         quint64 seq = 0;    // its number for the command
-        int ticks = 0;      // beacon ticks seen pending: "taken" at the second
+        QString commandId;
+        int ticks = 0; // beacon ticks seen pending: "taken" at the second
     };
     quint64 nextHeld = 0;
     std::unordered_map<quint64, Held> held;
@@ -83,6 +86,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     bool outStop = false;
     std::unordered_map<std::string, v1::ForwardedBatch> outCommands;
     std::unordered_map<std::string, v1::ForwardReplies> outAnswers;
+    std::vector<std::pair<QByteArray, std::string>> outCancels;
     std::thread sender;
     // Batches sent, for NATS's "no responders" (their commands' seqs), by batch number.
     quint64 nextBatch = 0;
@@ -110,6 +114,17 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         {
             std::lock_guard lock(outMutex);
             *outCommands[subject.toStdString()].add_commands() = std::move(fc);
+        }
+        outWake.notify_one();
+    }
+
+    // A cancel goes out after the commands queued before it (a cancel that overtook its
+    // command would find nothing to cancel at the holder).
+    void queueCancel(const QByteArray &subject, std::string &&cancel)
+    {
+        {
+            std::lock_guard lock(outMutex);
+            outCancels.emplace_back(subject, std::move(cancel));
         }
         outWake.notify_one();
     }
@@ -149,12 +164,16 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     {
         std::unique_lock lock(outMutex);
         for (;;) {
-            outWake.wait(lock,
-                         [&] { return outStop || !outCommands.empty() || !outAnswers.empty(); });
-            if (outCommands.empty() && outAnswers.empty())
+            outWake.wait(lock, [&] {
+                return outStop || !outCommands.empty() || !outAnswers.empty() ||
+                       !outCancels.empty();
+            });
+            if (outCommands.empty() && outAnswers.empty() && outCancels.empty())
                 return; // stopping, and everything queued is sent
             auto commands = std::move(outCommands);
             auto answers = std::move(outAnswers);
+            auto cancels = std::move(outCancels);
+            outCancels.clear();
             outCommands.clear();
             outAnswers.clear();
             lock.unlock();
@@ -169,6 +188,8 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
                          replies.replies(), [](v1::ForwardReplies &r) { return r.add_replies(); }))
                     link->publish(QByteArray::fromStdString(subject), part.SerializeAsString());
             }
+            for (const auto &[subject, cancel] : cancels)
+                link->publish(subject, cancel);
             lock.lock();
         }
     }
@@ -186,7 +207,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
             batches.emplace(number, std::pair{steady_clock::now(), seqs});
         }
         if (link->publish(subject, batch.SerializeAsString(),
-                          subjects::batchReplySubject(options.hubId, number)))
+                          subjects::batchReplySubject(options.hubId, incarnation, number)))
             return;
         {
             std::lock_guard lock(mutex);
@@ -224,8 +245,19 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         if (hub == options.hubId)
             return !closing;
         std::lock_guard lock(mutex);
+        return aliveLocked(hub, 0);
+    }
+    // Some run of the hub (run 0), or that run, was heard within deadAfter.
+    bool aliveLocked(const QString &hub, quint64 run) const
+    {
         const auto it = hubs.constFind(hub);
-        return it != hubs.cend() && steady_clock::now() - it->lastSeen < options.deadAfter;
+        if (it == hubs.cend())
+            return false;
+        const auto now = steady_clock::now();
+        for (const auto &[r, lastSeen] : it->runs)
+            if ((run == 0 || r == run) && now - lastSeen < options.deadAfter)
+                return true;
+        return false;
     }
 
     bool subscribe(natsSubscription **sub, const QByteArray &subject, const char *queue,
@@ -309,11 +341,14 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
             bad();
     }
 
-    void answer(const QByteArray &answers, quint64 seq, const CommandOutcome *record, bool taken)
+    void answer(const QByteArray &answers, quint64 seq, const QString &commandId,
+                const CommandOutcome *record, bool taken)
     {
         v1::ForwardReply out;
         out.set_hub(toStd(options.hubId));
+        out.set_incarnation(incarnation);
         out.set_seq(seq);
+        out.set_command_id(toStd(commandId));
         out.set_taken(taken);
         if (record)
             convert::fillRecord(*out.mutable_record(), *record);
@@ -329,7 +364,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         o.botId = botId;
         o.reason = why;
         o.registeredAt = o.finishedAt = Clock::now();
-        answer(answers, seq, &o, false);
+        answer(answers, seq, commandId, &o, false);
     }
 
     void serve(const QString &botId, const v1::ForwardedCommand &fc)
@@ -338,7 +373,8 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         // take timeout ends the command there).
         if (!checks::answerable(fc))
             return bad();
-        const QByteArray reply = subjects::answerSubject(fromStd(fc.issuing_hub()));
+        const QByteArray reply =
+            subjects::answerSubject(fromStd(fc.issuing_hub()), fc.issuing_incarnation());
         const quint64 seq = fc.seq();
         const QString commandId = fromStd(fc.request().command().command_id());
         checks::Forwarded checked;
@@ -378,16 +414,18 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         {
             std::lock_guard lock(mutex);
             key = ++nextHeld;
-            held.emplace(key, Held{reply, seq, 0});
+            held.emplace(key, Held{reply, seq, commandId, 0});
         }
         QFuture<CommandOutcome> future = commands->sendWithId(
             commandId, botId, checked.request.spec, checked.request.timeout, send);
         // The outcome, from whichever thread finishes it (a bot's reader, the timer thread).
-        future.then([self = weak_from_this(), link = link, reply, key, seq,
+        future.then([self = weak_from_this(), link = link, reply, key, seq, run = incarnation,
                      hub = options.hubId](const CommandOutcome &o) {
             v1::ForwardReply out;
             out.set_hub(toStd(hub));
+            out.set_incarnation(run);
             out.set_seq(seq);
+            out.set_command_id(toStd(o.commandId));
             convert::fillRecord(*out.mutable_record(), o);
             if (const auto core = self.lock()) {
                 {
@@ -407,15 +445,15 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     // (a command that ends within a tick costs its issuer one message, not two).
     void tellTaken()
     {
-        std::vector<std::pair<QByteArray, quint64>> taken;
+        std::vector<Held> taken;
         {
             std::lock_guard lock(mutex);
             for (auto &[key, h] : held)
                 if (++h.ticks == 2)
-                    taken.emplace_back(h.answers, h.seq);
+                    taken.push_back(h);
         }
-        for (const auto &[answers, seq] : taken)
-            answer(answers, seq, nullptr, true);
+        for (const Held &h : taken)
+            answer(h.answers, h.seq, h.commandId, nullptr, true);
     }
 
     void cancelHere(const QString &botId, const char *data, int len)
@@ -475,9 +513,10 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
 
     void answered(const v1::ForwardReply &r)
     {
-        if (!checkHubId(fromStd(r.hub())).isEmpty())
+        if (!checkHubId(fromStd(r.hub())).isEmpty() || r.incarnation() == 0)
             return bad();
         const quint64 seq = r.seq();
+        const QString commandId = fromStd(r.command_id());
         // A final record is checked before it is matched: one that breaks a rule, or that is
         // not the forwarded command's (another command, another bot, not the hub that took
         // it), is ignored and the command keeps waiting (its holder's end, or its deadline).
@@ -489,28 +528,45 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
                 return bad();
         }
         Forward f;
+        bool late = false;
         {
             std::lock_guard lock(mutex);
-            const auto it = forwards.find(seq);
-            if (it == forwards.end())
-                return; // ended already (its holder was given up on, or its deadline passed)
             const QString from = fromStd(r.hub());
-            if (!o) {
+            auto it = forwards.find(seq);
+            if (it == forwards.end()) {
+                // Given up on (its holder seemed gone) and answered after all: the bot's answer
+                // is its late ack. Anything else has ended already.
+                it = gaveUp.find(seq);
+                if (it == gaveUp.end() || !o || !o->answered() ||
+                    o->commandId != it->second.commandId || o->botId != it->second.botId)
+                    return;
+                f = it->second;
+                gaveUp.erase(it);
+                late = true;
+            } else if (commandId != it->second.commandId) {
+                ++counters.badMessages; // an answer for another command with this number
+                return;
+            } else if (!o) {
                 if (r.taken() && it->second.holder.isEmpty()) {
                     it->second.holder = from;
-                    it->second.takenAt = steady_clock::now();
+                    it->second.holderRun = r.incarnation();
                 }
                 return;
-            }
-            if (o && (o->commandId != it->second.commandId || o->botId != it->second.botId ||
-                      (!it->second.holder.isEmpty() && from != it->second.holder))) {
+            } else if (o->commandId != it->second.commandId || o->botId != it->second.botId ||
+                       (!it->second.holder.isEmpty() &&
+                        (from != it->second.holder || r.incarnation() != it->second.holderRun))) {
                 ++counters.badMessages;
                 return;
+            } else {
+                f = it->second;
+                forwards.erase(it);
             }
-            f = it->second;
-            forwards.erase(it);
         }
         CommandRegistry &registry = commands->registry();
+        if (late) {
+            registry.applyResentAck(f.commandId, f.botId, *o->ack);
+            return;
+        }
         if (o->answered() && o->ack)
             registry.resolveCommand(f.commandId, f.botId, *o->ack);
         else
@@ -609,16 +665,29 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
             }
             return;
         }
+        if (b.incarnation() == 0)
+            return bad();
         const auto now = steady_clock::now();
         std::lock_guard lock(mutex);
         HubSeen &seen = hubs[hub];
-        if (seen.incarnation != 0 && seen.incarnation != b.incarnation())
-            seen.restartedAt = now; // what it took before is lost with its old run
-        seen.incarnation = b.incarnation();
-        seen.lastSeen = now;
+        // Each run on its own: a restarted hub's old run falls silent (what it took is lost
+        // with it); two processes with one id are both alive.
+        seen.runs[b.incarnation()] = now;
         seen.operatorAddress = fromStd(b.operator_address());
     }
 };
+
+namespace {
+// A core NATS may still call into (its subscriptions did not complete): kept for the rest of
+// the process rather than freed under a callback.
+void keepForever(const std::shared_ptr<NodeCore> &core)
+{
+    static std::mutex keptMutex;
+    static std::vector<std::shared_ptr<NodeCore>> kept;
+    std::lock_guard lock(keptMutex);
+    kept.push_back(core);
+}
+} // namespace
 
 ClusterNode::ClusterNode(CommandService &commands, ClusterOptions options, QObject *parent)
     : QObject(parent), m_commands(commands), m_options(std::move(options))
@@ -659,7 +728,7 @@ bool ClusterNode::start(QString *error)
             *error = QStringLiteral("the NATS server has no message headers (2.2 or newer needed)");
         return false;
     }
-    auto directory = std::make_unique<FleetDirectory>(
+    auto directory = std::make_shared<FleetDirectory>(
         core->link, m_commands.hub(), m_options,
         [raw = core.get()](const QString &hub) { return raw->alive(hub); },
         [this](const BotInfo &bot) { emit remoteBotChanged(bot); });
@@ -668,34 +737,50 @@ bool ClusterNode::start(QString *error)
     {
         std::lock_guard lock(core->subMutex);
         natsSubscription *replies = nullptr, *beacons = nullptr, *acks = nullptr;
-        if (!core->subscribe(&replies, subjects::replyWildcard(m_options.hubId), nullptr,
-                             &NodeCore::onReply) ||
-            !core->subscribe(&beacons, subjects::beaconSubject(), nullptr, &NodeCore::onBeacon) ||
-            !core->subscribe(&acks, subjects::acksSubject(), nullptr, &NodeCore::onAcks)) {
+        const bool subscribed =
+            core->subscribe(&replies, subjects::replyWildcard(m_options.hubId, core->incarnation),
+                            nullptr, &NodeCore::onReply) &&
+            core->subscribe(&beacons, subjects::beaconSubject(), nullptr, &NodeCore::onBeacon) &&
+            core->subscribe(&acks, subjects::acksSubject(), nullptr, &NodeCore::onAcks);
+        core->ownSubs = {replies, beacons, acks};
+        if (!subscribed) {
             if (error)
                 *error = QStringLiteral("cannot subscribe on NATS");
+            // A subscription made may still call into the core: it is kept, never freed.
+            core->closing = true;
+            keepForever(core);
             return false;
         }
-        core->ownSubs = {replies, beacons, acks};
     }
     m_core = core;
     m_directory = std::move(directory);
     Hub &hub = m_commands.hub();
-    const auto changed = [this](const BotInfo &info) {
-        m_core->reconcile(info.botId);
-        m_directory->touch(info.botId);
+    // The hub's signals come on its gRPC threads (DirectConnection); each slot holds what it
+    // uses, so a call still running while stop() resets them finds them alive (and stopping).
+    const auto changed = [core, directory = m_directory](const BotInfo &info) {
+        core->reconcile(info.botId);
+        directory->touch(info.botId);
     };
     connect(&hub, &Hub::botConnected, this, changed, Qt::DirectConnection);
     connect(&hub, &Hub::botDisconnected, this, changed, Qt::DirectConnection);
     connect(
         &hub, &Hub::unknownAcks, this,
-        [this](const QString &botId, const QStringList &ids, const QList<CommandAckData> &acks) {
-            m_core->shareAcks(botId, ids, acks);
+        [core](const QString &botId, const QStringList &ids, const QList<CommandAckData> &acks) {
+            core->shareAcks(botId, ids, acks);
         },
         Qt::DirectConnection);
     connect(
         &hub, &Hub::botUpdated, this,
-        [this](const BotInfo &info) { m_directory->touch(info.botId); }, Qt::DirectConnection);
+        [directory = m_directory](const BotInfo &info) { directory->touch(info.botId); },
+        Qt::DirectConnection);
+    // A command waiting for its bot to connect goes when the bot connects to another hub too.
+    connect(
+        this, &ClusterNode::remoteBotChanged, this,
+        [commands = &m_commands](const BotInfo &bot) {
+            if (bot.connected)
+                commands->botConnectedElsewhere(bot.botId);
+        },
+        Qt::DirectConnection);
     for (const QString &id : hub.connectedBotIds()) {
         m_core->reconcile(id);
         m_directory->touch(id);
@@ -756,13 +841,8 @@ void ClusterNode::stop()
         completed = core->subsDone.wait_for(lock, connected ? 2s : 100ms,
                                             [&] { return core->liveSubs == 0; });
     }
-    if (!completed) {
-        // NATS may still hold callbacks into it: kept for the rest of the process.
-        static std::mutex keptMutex;
-        static std::vector<std::shared_ptr<NodeCore>> kept;
-        std::lock_guard lock(keptMutex);
-        kept.push_back(core);
-    }
+    if (!completed)
+        keepForever(core); // NATS may still hold callbacks into it
     m_directory.reset();
     m_core.reset();
 }
@@ -790,14 +870,13 @@ bool ClusterNode::forward(const Command &c)
     {
         std::lock_guard lock(core->mutex);
         seq = ++core->nextSeq;
-        core->forwards.emplace(seq,
-                               NodeCore::Forward{c.commandId,
-                                                 c.botId,
-                                                 {},
-                                                 expected,
-                                                 now,
-                                                 {},
-                                                 now + c.timeout + m_options.forwardGrace + 5s});
+        NodeCore::Forward f;
+        f.commandId = c.commandId;
+        f.botId = c.botId;
+        f.expected = expected;
+        f.sentAt = now;
+        f.forgetAt = now + c.timeout + m_options.forwardGrace + 5s;
+        core->forwards.emplace(seq, std::move(f));
         ++core->counters.forwarded;
     }
     // Its deadline here: the holder's, plus a grace for the holder's outcome to arrive.
@@ -808,6 +887,7 @@ bool ClusterNode::forward(const Command &c)
         return true;
     }
     fc.set_seq(seq);
+    fc.set_issuing_incarnation(core->incarnation);
     core->queueCommand(subjects::botSubject(c.botId, "cmd"), std::move(fc));
     return true;
 }
@@ -821,7 +901,7 @@ void ClusterNode::cancel(const QString &botId, const QString &commandId, const Q
     c.set_command_id(toStd(commandId));
     c.set_reason(toStd(reason));
     c.set_issuing_hub(toStd(m_options.hubId));
-    core->link->publish(subjects::botSubject(botId, "cancel"), c.SerializeAsString());
+    core->queueCancel(subjects::botSubject(botId, "cancel"), c.SerializeAsString());
 }
 
 std::optional<BotInfo> ClusterNode::remoteBot(const QString &botId) const
@@ -841,8 +921,9 @@ QStringList ClusterNode::liveHubs() const
         return out;
     const auto now = steady_clock::now();
     std::lock_guard lock(m_core->mutex);
+    (void)now;
     for (auto it = m_core->hubs.cbegin(); it != m_core->hubs.cend(); ++it)
-        if (now - it->lastSeen < m_options.deadAfter)
+        if (m_core->aliveLocked(it.key(), 0))
             out << it.key();
     out.sort();
     return out;
@@ -909,6 +990,14 @@ void ClusterNode::sweep()
         for (auto it = m_core->batches.begin(); it != m_core->batches.end();)
             it = now - it->second.first >= m_options.takeTimeout ? m_core->batches.erase(it)
                                                                  : std::next(it);
+        for (auto it = m_core->gaveUp.begin(); it != m_core->gaveUp.end();)
+            it = now >= it->second.forgetAt ? m_core->gaveUp.erase(it) : std::next(it);
+        // Hubs and runs not heard for a minute are forgotten (beacons with made-up ids too).
+        for (auto hub = m_core->hubs.begin(); hub != m_core->hubs.end();) {
+            for (auto run = hub->runs.begin(); run != hub->runs.end();)
+                run = now - run->second > 60s ? hub->runs.erase(run) : std::next(run);
+            hub = hub->runs.empty() ? m_core->hubs.erase(hub) : std::next(hub);
+        }
         for (auto it = m_core->forwards.begin(); it != m_core->forwards.end();) {
             const NodeCore::Forward &f = it->second;
             QString why;
@@ -919,10 +1008,8 @@ void ClusterNode::sweep()
             if (f.holder.isEmpty()) {
                 // Not said taken yet (a holder says so within two beacon ticks): the hub the
                 // directory named went away with it, or no hub answers at all.
-                const auto seen = m_core->hubs.constFind(f.expected);
                 const bool expectedGone =
-                    !f.expected.isEmpty() &&
-                    (seen == m_core->hubs.cend() || now - seen->lastSeen >= m_options.deadAfter);
+                    !f.expected.isEmpty() && !m_core->aliveLocked(f.expected, 0);
                 if (expectedGone && now - f.sentAt >= 2 * m_options.beaconInterval + 100ms)
                     why = QStringLiteral("hub %1, which held bot %2, went away")
                               .arg(f.expected, f.botId);
@@ -930,14 +1017,12 @@ void ClusterNode::sweep()
                     why = QStringLiteral("no hub of the cluster answered for it within %1 ms "
                                          "(its hub went away, or NATS is out of reach)")
                               .arg(m_options.takeTimeout.count());
-            } else {
-                const auto seen = m_core->hubs.constFind(f.holder);
-                if (seen == m_core->hubs.cend() || now - seen->lastSeen >= m_options.deadAfter)
-                    why = QStringLiteral("hub %1, which held bot %2, went away")
-                              .arg(f.holder, f.botId);
-                else if (seen->restartedAt > f.takenAt)
-                    why = QStringLiteral("hub %1, which held bot %2, restarted")
-                              .arg(f.holder, f.botId);
+            } else if (!m_core->aliveLocked(f.holder, f.holderRun)) {
+                why = m_core->aliveLocked(f.holder, 0)
+                          ? QStringLiteral("hub %1, which held bot %2, restarted")
+                                .arg(f.holder, f.botId)
+                          : QStringLiteral("hub %1, which held bot %2, went away")
+                                .arg(f.holder, f.botId);
             }
             if (why.isEmpty()) {
                 ++it;
@@ -945,6 +1030,7 @@ void ClusterNode::sweep()
             }
             lost.push_back({f.commandId, why});
             ++m_core->counters.holderLost;
+            m_core->gaveUp.emplace(it->first, it->second); // an answer after all: a late ack
             it = m_core->forwards.erase(it);
         }
     }

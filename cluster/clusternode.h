@@ -88,7 +88,7 @@ private:
     CommandService &m_commands;
     ClusterOptions m_options;
     std::shared_ptr<NodeCore> m_core;
-    std::unique_ptr<FleetDirectory> m_directory;
+    std::shared_ptr<FleetDirectory> m_directory;
     QTimer m_timer;
     QStringList m_aliveHubs; // at the last sweep
     quint64 m_duplicatesSaid = 0;

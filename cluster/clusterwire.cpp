@@ -73,6 +73,15 @@ std::optional<CommandOutcome> checkAnswer(const v1::ForwardReply &reply, QString
         *problem = QStringLiteral("the record is not final");
         return std::nullopt;
     }
+    if (o && o->answered() != o->ack.has_value()) {
+        // Acked and rejected carry the bot's ack; nothing else does.
+        *problem = QStringLiteral("an answered record without its ack, or an ack without one");
+        return std::nullopt;
+    }
+    if (o && convert::fromStd(reply.command_id()) != o->commandId) {
+        *problem = QStringLiteral("the answer names another command than its record");
+        return std::nullopt;
+    }
     return o;
 }
 

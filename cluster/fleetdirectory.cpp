@@ -37,7 +37,9 @@ bool FleetDirectory::start(QString *error)
         cfg.Bucket = subjects::Bucket;
         cfg.History = 1;
         cfg.TTL = duration_cast<nanoseconds>(m_options.directoryTtl).count(); // ns (not ms)
-        cfg.StorageType = js_MemoryStorage; // rebuilt by the hubs' refreshes after a restart
+        // On disk (nats-server's -sd): the bucket outlives a server restart; its entries
+        // expire by the TTL and the hubs' refreshes rebuild them anyway.
+        cfg.StorageType = js_FileStorage;
         s = js_CreateKeyValue(&m_kv, m_js, &cfg);
         if (s != NATS_OK && error)
             *error = QStringLiteral("the fleet directory (JetStream bucket %1): %2 (is nats-server "
@@ -65,8 +67,8 @@ void FleetDirectory::stop()
         m_stopping = true;
     }
     m_wake.notify_all();
-    if (m_watcher)
-        kvWatcher_Stop(m_watcher);
+    // The watcher thread sees m_stopping within 250 ms (its wait), or at once when the
+    // connection is closed (ClusterNode::stop closes it first); the watcher is its own.
     if (m_writer.joinable())
         m_writer.join();
     if (m_watch.joinable())
@@ -111,6 +113,11 @@ void FleetDirectory::writeLoop()
             break;
         if (steady_clock::now() >= nextRefresh) {
             nextRefresh = steady_clock::now() + refreshEvery;
+            // Entries JetStream let expire (it says nothing when one does) go here too.
+            const qint64 now = QDateTime::currentMSecsSinceEpoch();
+            for (auto it = m_remote.begin(); it != m_remote.end();)
+                it = now - it->writtenMs > m_options.directoryTtl.count() ? m_remote.erase(it)
+                                                                          : std::next(it);
             lock.unlock();
             const QStringList live = m_hub.connectedBotIds();
             lock.lock();
@@ -175,18 +182,30 @@ void FleetDirectory::write(const QString &botId)
 
 void FleetDirectory::watchLoop()
 {
+    quint64 reconnects = m_link->reconnects();
     for (;;) {
         {
             std::lock_guard lock(m_mutex);
             if (m_stopping)
                 return;
         }
+        if (m_link->reconnects() != reconnects && rewatch())
+            reconnects = m_link->reconnects();
         kvEntry *e = nullptr;
-        const natsStatus s = kvWatcher_Next(&e, m_watcher, 250);
+        const natsStatus s =
+            m_watcher ? kvWatcher_Next(&e, m_watcher, 250) : NATS_CONNECTION_CLOSED;
         if (s == NATS_TIMEOUT)
             continue;
-        if (s != NATS_OK)
-            return; // stopped (or the connection closed for good)
+        if (s != NATS_OK) {
+            // Stopped, or the watcher broke (a server restart takes its consumer): again in
+            // a moment, until stop().
+            std::unique_lock lock(m_mutex);
+            if (m_wake.wait_for(lock, 500ms, [this] { return m_stopping; }))
+                return;
+            lock.unlock();
+            rewatch();
+            continue;
+        }
         if (!e)
             continue; // "caught up" with the entries there were
         const QString id = subjects::idOf(QByteArray(kvEntry_Key(e)).mid(4)); // after "bot."
@@ -205,7 +224,9 @@ void FleetDirectory::watchLoop()
                 bad = !bot || bot->botId != id;
             }
         }
-        const qint64 writtenMs = kvEntry_Created(e) / 1'000'000; // ns since the epoch
+        // When it was read here, not the server's clock (hosts' clocks may differ): an entry
+        // lives for a TTL from its last write that reached this hub.
+        const qint64 writtenMs = QDateTime::currentMSecsSinceEpoch();
         kvEntry_Destroy(e);
         std::optional<BotInfo> changed;
         {
@@ -218,13 +239,46 @@ void FleetDirectory::watchLoop()
             if (op != kvOp_Put || bot->holder == m_options.hubId) {
                 m_remote.remove(id); // deleted, or this hub's own
             } else {
+                // A refresh that changes nothing is not news (Watch streams would hear every
+                // bot of the fleet every 10 s).
+                const auto before = m_remote.constFind(id);
+                const bool news = before == m_remote.cend() || !sameForViews(before->bot, *bot) ||
+                                  writtenMs - before->writtenMs > m_options.directoryTtl.count();
                 m_remote.insert(id, {*bot, writtenMs});
-                changed = seenAs(*bot, QDateTime::currentMSecsSinceEpoch());
+                if (news)
+                    changed = seenAs(*bot, writtenMs);
             }
         }
         if (changed && m_onRemoteChange)
             m_onRemoteChange(*changed);
     }
+}
+
+bool FleetDirectory::sameForViews(const BotInfo &a, const BotInfo &b)
+{
+    return a.connected == b.connected && a.holder == b.holder && a.state == b.state &&
+           a.labels == b.labels && a.status == b.status && a.admission == b.admission &&
+           a.session == b.session && a.botVersion == b.botVersion &&
+           a.disconnectReason == b.disconnectReason;
+}
+
+bool FleetDirectory::rewatch()
+{
+    if (m_watcher) {
+        kvWatcher_Destroy(m_watcher);
+        m_watcher = nullptr;
+    }
+    // The bucket again too (a server that lost its store has none; idempotent otherwise).
+    kvConfig cfg;
+    kvConfig_Init(&cfg);
+    cfg.Bucket = subjects::Bucket;
+    cfg.History = 1;
+    cfg.TTL = duration_cast<nanoseconds>(m_options.directoryTtl).count();
+    cfg.StorageType = js_FileStorage;
+    kvStore *fresh = nullptr;
+    if (js_CreateKeyValue(&fresh, m_js, &cfg) == NATS_OK)
+        kvStore_Destroy(fresh);
+    return kvStore_Watch(&m_watcher, m_kv, "bot.*", nullptr) == NATS_OK;
 }
 
 BotInfo FleetDirectory::seenAs(const BotInfo &entry, qint64 nowMs) const

@@ -15,6 +15,7 @@ QString natsProblem(natsStatus status)
 
 std::shared_ptr<NatsLink> NatsLink::connect(const ClusterOptions &o, QString *error)
 {
+    std::shared_ptr<NatsLink> link(new NatsLink);
     natsOptions *opts = nullptr;
     natsStatus s = natsOptions_Create(&opts);
     std::vector<QByteArray> urls;
@@ -37,6 +38,13 @@ std::shared_ptr<NatsLink> NatsLink::connect(const ClusterOptions &o, QString *er
         step(natsOptions_SetMaxReconnect(opts, -1), "reconnect");
         step(natsOptions_SetReconnectWait(opts, 250), "reconnect wait");
         step(natsOptions_SetTimeout(opts, 5000), "timeout");
+        step(natsOptions_SetReconnectedCB(
+                 opts,
+                 [](natsConnection *, void *closure) {
+                     ++static_cast<NatsLink *>(closure)->m_reconnects;
+                 },
+                 link.get()),
+             "reconnected");
         // Every subscription's messages on one pool thread, not one thread per bot.
         step(natsOptions_UseGlobalMessageDelivery(opts, true), "delivery");
         // Two of them: a hub's own forwards' answers and the commands it holds for others do
@@ -59,7 +67,6 @@ std::shared_ptr<NatsLink> NatsLink::connect(const ClusterOptions &o, QString *er
                      "TLS certificate");
         }
     }
-    std::shared_ptr<NatsLink> link(new NatsLink);
     if (s == NATS_OK) {
         s = natsConnection_Connect(&link->m_nc, opts);
         if (s != NATS_OK && error)

@@ -6,6 +6,7 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
 #include <memory>
 
 namespace opconsole::cluster {
@@ -23,6 +24,8 @@ public:
     NatsLink &operator=(const NatsLink &) = delete;
 
     natsConnection *connection() const { return m_nc; }
+    // How often the connection came back after losing its server (NATS's reconnected event).
+    quint64 reconnects() const { return m_reconnects.load(); }
     // Publishes; false when the connection is closed or the message cannot be buffered.
     bool publish(const QByteArray &subject, const std::string &data,
                  const QByteArray &reply = {}) const;
@@ -31,6 +34,7 @@ public:
 private:
     NatsLink() = default;
     natsConnection *m_nc = nullptr;
+    std::atomic<quint64> m_reconnects{0};
 };
 
 // A NATS status as one line, with the library's last error when it says more.

@@ -70,19 +70,22 @@ QByteArray botWildcard(const QString &botId)
     return QByteArray(Prefix) + ".bot." + token(botId) + ".*";
 }
 
-QByteArray answerSubject(const QString &hubId)
+QByteArray answerSubject(const QString &hubId, quint64 incarnation)
 {
-    return QByteArray(Prefix) + ".reply." + token(hubId) + ".r";
+    return QByteArray(Prefix) + ".reply." + token(hubId) + '.' + QByteArray::number(incarnation) +
+           ".r";
 }
 
-QByteArray batchReplySubject(const QString &hubId, quint64 batch)
+QByteArray batchReplySubject(const QString &hubId, quint64 incarnation, quint64 batch)
 {
-    return QByteArray(Prefix) + ".reply." + token(hubId) + ".b" + QByteArray::number(batch);
+    return QByteArray(Prefix) + ".reply." + token(hubId) + '.' + QByteArray::number(incarnation) +
+           ".b" + QByteArray::number(batch);
 }
 
-QByteArray replyWildcard(const QString &hubId)
+QByteArray replyWildcard(const QString &hubId, quint64 incarnation)
 {
-    return QByteArray(Prefix) + ".reply." + token(hubId) + ".*";
+    return QByteArray(Prefix) + ".reply." + token(hubId) + '.' + QByteArray::number(incarnation) +
+           ".*";
 }
 
 QByteArray beaconSubject()

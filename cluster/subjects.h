@@ -19,11 +19,13 @@ inline constexpr const char *Bucket = "opconsole-bots";
 // Commands and cancels for one bot go to the hub that holds it: opc.bot.<bot>.cmd / .cancel
 QByteArray botSubject(const QString &botId, const char *what);
 QByteArray botWildcard(const QString &botId); // opc.bot.<bot>.*
-// What comes back to one hub for the commands it forwarded: its holders' answers on
-// opc.reply.<hub>.r, and NATS's "no responders" for a batch on opc.reply.<hub>.b<batch>.
-QByteArray answerSubject(const QString &hubId);
-QByteArray batchReplySubject(const QString &hubId, quint64 batch);
-QByteArray replyWildcard(const QString &hubId);
+// What comes back to one run (incarnation) of a hub for the commands it forwarded: its
+// holders' answers on opc.reply.<hub>.<run>.r, and NATS's "no responders" for a batch on
+// opc.reply.<hub>.<run>.b<batch>. Per run: two processes with one hub id, or a restarted hub,
+// never take each other's answers.
+QByteArray answerSubject(const QString &hubId, quint64 incarnation);
+QByteArray batchReplySubject(const QString &hubId, quint64 incarnation, quint64 batch);
+QByteArray replyWildcard(const QString &hubId, quint64 incarnation);
 QByteArray beaconSubject(); // opc.hub.beacon
 QByteArray acksSubject();   // opc.acks: bots' acks their hub knows no command for
 // The directory's key of a bot: bot.<bot>

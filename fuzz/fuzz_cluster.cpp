@@ -60,7 +60,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             convert::fillCommand(again, out.commandId, out.request.spec, out.request.timeout);
             REQUIRE(wire::checkCommandAction(again).empty());
             // The subject the answer goes to is a valid one.
-            REQUIRE(!cluster::subjects::answerSubject(out.issuingHub).contains(' '));
+            REQUIRE(!cluster::subjects::answerSubject(out.issuingHub, fc.issuing_incarnation())
+                         .contains(' '));
         }
         return 0;
     }
@@ -76,6 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 continue;
             }
             REQUIRE(o->finished());
+            REQUIRE(o->answered() == o->ack.has_value());
             REQUIRE(o->commandId == convert::fromStd(r.record().command_id()));
             REQUIRE(o->botId == convert::fromStd(r.record().bot_id()));
         }

@@ -506,6 +506,7 @@ void cluster(const fs::path &dir)
     fc.set_fan_out_id("f-1");
     fc.set_issuing_hub("hub-1");
     fc.set_seq(7);
+    fc.set_issuing_incarnation(5);
     v1::ForwardedBatch batch;
     *batch.add_commands() = fc;
     fc.set_seq(8);
@@ -516,6 +517,8 @@ void cluster(const fs::path &dir)
     v1::ForwardReply *acked = replies.add_replies();
     acked->set_hub("hub-3");
     acked->set_seq(7);
+    acked->set_incarnation(99);
+    acked->set_command_id("c-1");
     acked->mutable_record()->set_command_id("c-1");
     acked->mutable_record()->set_bot_id("bot-1");
     acked->mutable_record()->set_outcome(v1::OUTCOME_ACKED);

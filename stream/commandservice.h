@@ -125,6 +125,8 @@ public:
     std::optional<BotInfo> findBot(const QString &botId) const;
     // Every bot this hub knows, and every bot other hubs of the cluster hold.
     QList<BotInfo> fleet() const;
+    // The bot connected to another hub of the cluster: commands waiting for it go (forwarded).
+    void botConnectedElsewhere(const QString &botId) { onBotConnected(botId); }
 
 private:
     struct Waiting

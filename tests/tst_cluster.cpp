@@ -248,16 +248,18 @@ private slots:
         natsConnection *nc = link->connection();
         // Answers come to the issuing hub's answer subject (this test says it is one).
         natsSubscription *answers = nullptr;
-        QCOMPARE(natsConnection_SubscribeSync(
-                     &answers, nc, cluster::subjects::answerSubject("test-intruder").constData()),
-                 NATS_OK);
+        QCOMPARE(
+            natsConnection_SubscribeSync(
+                &answers, nc, cluster::subjects::answerSubject("test-intruder", 5).constData()),
+            NATS_OK);
         const auto closeAnswers = qScopeGuard([&] { natsSubscription_Destroy(answers); });
         QCOMPARE(natsConnection_Flush(nc), NATS_OK);
         // Sends `data` on the subject; the answer for `seq`, if one comes within 2 s.
         const auto request = [&](const QByteArray &subject, const std::string &data, quint64 seq,
                                  v1::ForwardReply *reply) {
-            if (natsConnection_PublishRequest(nc, subject.constData(), "opc.reply.test-intruder.b1",
-                                              data.data(), int(data.size())) != NATS_OK)
+            if (natsConnection_PublishRequest(nc, subject.constData(),
+                                              "opc.reply.test-intruder.5.b1", data.data(),
+                                              int(data.size())) != NATS_OK)
                 return false;
             QDeadlineTimer deadline(2'000);
             while (!deadline.hasExpired()) {
@@ -291,6 +293,7 @@ private slots:
             fc.mutable_request()->mutable_timeout()->set_seconds(timeoutMs / 1000);
             fc.mutable_request()->mutable_timeout()->set_nanos((timeoutMs % 1000) * 1'000'000);
             fc.set_issuing_hub("test-intruder");
+            fc.set_issuing_incarnation(5);
             fc.set_issuer("intruder");
             return fc;
         };
@@ -335,9 +338,9 @@ private slots:
         // Answers nobody asked for, a beacon that is not one, a directory entry that is not a
         // bot record: ignored.
         for (const QByteArray &s :
-             {cluster::subjects::answerSubject("hub-1"),
-              cluster::subjects::batchReplySubject("hub-1", 1),
-              QByteArray("opc.reply.hub-1.bnotanumber"), QByteArray("opc.reply.hub-1.x"),
+             {cluster::subjects::answerSubject("hub-1", 1),
+              cluster::subjects::batchReplySubject("hub-1", 1, 1),
+              QByteArray("opc.reply.hub-1.1.bnotanumber"), QByteArray("opc.reply.hub-1.1.x"),
               cluster::subjects::beaconSubject()})
             QCOMPARE(natsConnection_Publish(nc, s.constData(), "\x0a\xff\xff", 3), NATS_OK);
         v1::HubBeacon impostor; // a beacon in hub-3's name does not make it another hub
