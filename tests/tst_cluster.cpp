@@ -468,6 +468,73 @@ private slots:
         QVERIFY2(out.contains("permission denied"), qPrintable(out));
     }
 
+    // A command waiting for its bot to connect goes when the bot connects to another hub.
+    void aWaitingCommandFollowsItsBotToAnotherHub()
+    {
+        Opctl waiting({"--hub", m_operator.at(0), "--json", "send", "late-1", "ping",
+                       "--connect-timeout", "20s", "--timeout", "10s"});
+        QVERIFY(waiting.process.waitForStarted(10'000));
+        // Registered (and waiting) on hub-1 before the bot exists anywhere.
+        QVERIFY(QTest::qWaitFor(
+            [&] {
+                QString out;
+                opctl(0, {"--json", "commands", "--bot", "late-1"}, &out);
+                return !jsonLines(out).isEmpty();
+            },
+            10'000));
+        Botsim late({"--hub", m_botAddress.at(1), "--bots", "1", "--prefix", "late-"});
+        QVERIFY(late.process.waitForStarted(10'000));
+        QCOMPARE(waiting.wait(30'000), 0);
+        QCOMPARE(jsonLines(waiting.out).value(0).value("outcome").toString(),
+                 QStringLiteral("OUTCOME_ACKED"));
+    }
+
+    // A holder that stops answering for longer than a second (a stalled machine): what it
+    // held ends Disconnected at the issuer, and when it comes back, the bots' answers reach
+    // the issuer as late acks: the truth, late, never a silent contradiction.
+    void aStalledHolderIsGivenUpOnAndItsAnswersComeLate()
+    {
+        Botsim paused({"--hub", m_botAddress.at(1), "--bots", "4", "--prefix", "pz-", "--label",
+                       "fleet=pz", "--latency", "fixed:3000"});
+        QVERIFY(paused.process.waitForStarted(10'000));
+        QVERIFY(waitForBots(0, "pz-", 4, 30'000));
+        Opctl fan(
+            {"--hub", m_operator.at(0), "send", "--label", "fleet=pz", "ping", "--timeout", "20s"});
+        QVERIFY(QTest::qWaitFor(
+            [&] {
+                QString out;
+                opctl(1, {"--json", "commands", "--state", "pending"}, &out);
+                int n = 0;
+                for (const QJsonObject &o : jsonLines(out))
+                    n += o.value("bot_id").toString().startsWith("pz-");
+                return n == 4;
+            },
+            10'000));
+        const auto pid = pid_t(m_hubs[1]->process.processId());
+        ::kill(pid, SIGSTOP);
+        const auto resume = qScopeGuard([pid] { ::kill(pid, SIGCONT); });
+        // Given up on at hub-1 (no beacon from hub-2 for a second).
+        QString out;
+        const auto outcomes = [&](const char *outcome, bool withLateAck) {
+            opctl(0, {"--json", "commands", "--state", "disconnected"}, &out);
+            int n = 0;
+            for (const QJsonObject &o : jsonLines(out))
+                n += o.value("bot_id").toString().startsWith("pz-") &&
+                     o.value("outcome").toString() == outcome &&
+                     (!withLateAck || o.value("late_ack").toObject().value("success").toBool());
+            return n;
+        };
+        QVERIFY2(
+            QTest::qWaitFor([&] { return outcomes("OUTCOME_DISCONNECTED", false) == 4; }, 10'000),
+            qPrintable(out));
+        ::kill(pid, SIGCONT);
+        QCOMPARE(fan.wait(30'000), 3);
+        // hub-2 went on: its bots answered, and hub-1 takes the answers as late acks.
+        QVERIFY2(
+            QTest::qWaitFor([&] { return outcomes("OUTCOME_DISCONNECTED", true) == 4; }, 15'000),
+            qPrintable(out));
+    }
+
     // Two hubs given one id: both say so in their logs, and the cluster keeps serving.
     void twoHubsWithOneIdAreTold()
     {
