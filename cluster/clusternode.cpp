@@ -639,6 +639,51 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         counters.acksApplied += applied;
     }
 
+    // ---- admission: a rejection or revocation on one hub holds on every hub -------------
+    static thread_local bool applyingShared; // a decision from another hub: not shared again
+
+    void shareDecision(const QString &botId, AdmissionAction action, const QString &by,
+                       const QString &reason)
+    {
+        if (closing || applyingShared || action == AdmissionAction::Accept)
+            return;
+        v1::AdmissionShared out;
+        out.set_bot_id(toStd(botId));
+        out.set_revoke(action == AdmissionAction::Revoke);
+        out.set_by(toStd(by.left(256)));
+        out.set_reason(toStd(reason.left(4096)));
+        out.set_hub(toStd(options.hubId));
+        link->publish(subjects::admissionSubject(), out.SerializeAsString());
+    }
+
+    static void onAdmission(natsConnection *, natsSubscription *, natsMsg *msg, void *closure)
+    {
+        auto *core = static_cast<NodeCore *>(closure);
+        if (!core->closing)
+            core->sharedDecision(msg);
+        natsMsg_Destroy(msg);
+    }
+
+    void sharedDecision(natsMsg *msg)
+    {
+        v1::AdmissionShared in;
+        const int len = natsMsg_GetDataLength(msg);
+        if (len < 0 || len > 64 * 1024 || !in.ParseFromArray(natsMsg_GetData(msg), len) ||
+            !checks::checkAdmission(in).isEmpty())
+            return bad();
+        const QString from = fromStd(in.hub());
+        if (from == options.hubId)
+            return; // its own
+        applyingShared = true;
+        const DecisionResult r = commands->hub().decideBot(
+            fromStd(in.bot_id()), in.revoke() ? AdmissionAction::Revoke : AdmissionAction::Reject,
+            QStringLiteral("%1 (on %2)").arg(fromStd(in.by()), from), fromStd(in.reason()));
+        applyingShared = false;
+        std::lock_guard lock(mutex);
+        if (r.error == DecisionResult::Error::None)
+            ++counters.decisionsApplied;
+    }
+
     // ---- beacons --------------------------------------------------------------------------
     static void onBeacon(natsConnection *, natsSubscription *, natsMsg *msg, void *closure)
     {
@@ -689,6 +734,8 @@ void keepForever(const std::shared_ptr<NodeCore> &core)
 }
 } // namespace
 
+thread_local bool NodeCore::applyingShared = false;
+
 ClusterNode::ClusterNode(CommandService &commands, ClusterOptions options, QObject *parent)
     : QObject(parent), m_commands(commands), m_options(std::move(options))
 {
@@ -736,13 +783,16 @@ bool ClusterNode::start(QString *error)
         return false;
     {
         std::lock_guard lock(core->subMutex);
-        natsSubscription *replies = nullptr, *beacons = nullptr, *acks = nullptr;
+        natsSubscription *replies = nullptr, *beacons = nullptr, *acks = nullptr,
+                         *admission = nullptr;
         const bool subscribed =
             core->subscribe(&replies, subjects::replyWildcard(m_options.hubId, core->incarnation),
                             nullptr, &NodeCore::onReply) &&
             core->subscribe(&beacons, subjects::beaconSubject(), nullptr, &NodeCore::onBeacon) &&
-            core->subscribe(&acks, subjects::acksSubject(), nullptr, &NodeCore::onAcks);
-        core->ownSubs = {replies, beacons, acks};
+            core->subscribe(&acks, subjects::acksSubject(), nullptr, &NodeCore::onAcks) &&
+            core->subscribe(&admission, subjects::admissionSubject(), nullptr,
+                            &NodeCore::onAdmission);
+        core->ownSubs = {replies, beacons, acks, admission};
         if (!subscribed) {
             if (error)
                 *error = QStringLiteral("cannot subscribe on NATS");
@@ -768,6 +818,11 @@ bool ClusterNode::start(QString *error)
         [core](const QString &botId, const QStringList &ids, const QList<CommandAckData> &acks) {
             core->shareAcks(botId, ids, acks);
         },
+        Qt::DirectConnection);
+    connect(
+        &hub, &Hub::botDecided, this,
+        [core](const QString &botId, AdmissionAction action, const QString &by,
+               const QString &reason) { core->shareDecision(botId, action, by, reason); },
         Qt::DirectConnection);
     connect(
         &hub, &Hub::botUpdated, this,

@@ -24,16 +24,17 @@ struct NodeCore;
 
 struct ClusterCounters
 {
-    quint64 forwarded = 0;      // commands this hub sent to another hub
-    quint64 noHolder = 0;       // of them, no hub held the bot (NotConnected at once)
-    quint64 holderLost = 0;     // of them, the holder went away (Disconnected)
-    quint64 served = 0;         // commands other hubs sent here for this hub's bots
-    quint64 badMessages = 0;    // cluster messages that broke a rule (ignored or refused)
-    quint64 duplicateHubId = 0; // beacons of another process with this hub's id
-    quint64 acksShared = 0;     // bots' acks this hub knew no command for, sent to the others
-    quint64 acksUnshared = 0;   // ... past the budget (MaxSharedAcksPerSecond): dropped
-    quint64 acksApplied = 0;    // others' shared acks that told this hub an outcome
-    quint64 subscriptions = 0;  // bot subjects this hub listens on now
+    quint64 forwarded = 0;        // commands this hub sent to another hub
+    quint64 noHolder = 0;         // of them, no hub held the bot (NotConnected at once)
+    quint64 holderLost = 0;       // of them, the holder went away (Disconnected)
+    quint64 served = 0;           // commands other hubs sent here for this hub's bots
+    quint64 badMessages = 0;      // cluster messages that broke a rule (ignored or refused)
+    quint64 duplicateHubId = 0;   // beacons of another process with this hub's id
+    quint64 acksShared = 0;       // bots' acks this hub knew no command for, sent to the others
+    quint64 acksUnshared = 0;     // ... past the budget (MaxSharedAcksPerSecond): dropped
+    quint64 acksApplied = 0;      // others' shared acks that told this hub an outcome
+    quint64 decisionsApplied = 0; // rejections and revocations other hubs shared, recorded here
+    quint64 subscriptions = 0;    // bot subjects this hub listens on now
 };
 
 // This hub's part in a cluster (docs/cluster.md), over NATS: it listens on the command

@@ -104,4 +104,16 @@ QString checkResentAcks(const v1::ResentAcks &acks)
     return {}; // each ack is checked as it is applied (wire::checkAck)
 }
 
+QString checkAdmission(const v1::AdmissionShared &decision)
+{
+    if (const std::string p = check::checkId(decision.bot_id(), "bot_id"); !p.empty())
+        return problemOf(p);
+    if (const QString why = checkHubId(fromStd(decision.hub())); !why.isEmpty())
+        return why;
+    if (const std::string p = check::checkLabel(decision.by(), "by", check::limits::ShortTextBytes);
+        !p.empty())
+        return problemOf(p);
+    return problemOf(check::checkText(decision.reason(), "reason", check::limits::TextBytes));
+}
+
 } // namespace opconsole::cluster::checks

@@ -35,5 +35,6 @@ std::optional<CommandOutcome> checkAnswer(const v1::ForwardReply &reply, QString
 // A beacon and shared acks: empty when fine.
 QString checkBeacon(const v1::HubBeacon &beacon);
 QString checkResentAcks(const v1::ResentAcks &acks);
+QString checkAdmission(const v1::AdmissionShared &decision);
 
 } // namespace opconsole::cluster::checks

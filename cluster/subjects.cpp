@@ -98,6 +98,11 @@ QByteArray acksSubject()
     return QByteArray(Prefix) + ".acks";
 }
 
+QByteArray admissionSubject()
+{
+    return QByteArray(Prefix) + ".admission";
+}
+
 QByteArray directoryKey(const QString &botId)
 {
     return "bot." + token(botId);

@@ -26,8 +26,9 @@ QByteArray botWildcard(const QString &botId); // opc.bot.<bot>.*
 QByteArray answerSubject(const QString &hubId, quint64 incarnation);
 QByteArray batchReplySubject(const QString &hubId, quint64 incarnation, quint64 batch);
 QByteArray replyWildcard(const QString &hubId, quint64 incarnation);
-QByteArray beaconSubject(); // opc.hub.beacon
-QByteArray acksSubject();   // opc.acks: bots' acks their hub knows no command for
+QByteArray beaconSubject();    // opc.hub.beacon
+QByteArray acksSubject();      // opc.acks: bots' acks their hub knows no command for
+QByteArray admissionSubject(); // opc.admission: rejections and revocations
 // The directory's key of a bot: bot.<bot>
 QByteArray directoryKey(const QString &botId);
 

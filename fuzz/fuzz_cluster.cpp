@@ -1,14 +1,14 @@
 // libFuzzer target: what a hub takes from NATS in a cluster (docs/cluster.md, docs/fuzzing.md).
 //
-// Input: the first byte picks the message (byte % 5: ForwardedBatch on a bot's command
+// Input: the first byte picks the message (byte % 6: ForwardedBatch on a bot's command
 // subject, ForwardReplies on a hub's answer subject, HubBeacon, ResentAcks, a directory entry
-// (BotRecord)); the rest is parsed as that message and checked the way cluster/ does it
-// (cluster/clusterwire.h, wire::checkBotRecord + convert::toBotInfo). Invariants: a forwarded
-// command that passes names a valid id and the subject's bot, with a positive timeout within the
-// cap, and its spec converts back to a command that passes the bot-side check; an answer that
-// passes is final and converts to the same id and bot it carries; a directory entry that passes
-// converts with its own id. The raw payload also goes through the subject-token decoder, which
-// must give back only ids that encode to that token again.
+// (BotRecord), AdmissionShared); the rest is parsed as that message and checked the way cluster/
+// does it (cluster/clusterwire.h, wire::checkBotRecord + convert::toBotInfo). Invariants: a
+// forwarded command that passes names a valid id and the subject's bot, with a positive timeout
+// within the cap, and its spec converts back to a command that passes the bot-side check; an answer
+// that passes is final and converts to the same id and bot it carries; a directory entry that
+// passes converts with its own id. The raw payload also goes through the subject-token decoder,
+// which must give back only ids that encode to that token again.
 #include "botinfo.h"
 #include "clusteroptions.h"
 #include "clusterwire.h"
@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (const QString id = cluster::subjects::idOf(token); !id.isEmpty())
         REQUIRE(cluster::subjects::token(id) == token);
 
-    switch (data[0] % 5) {
+    switch (data[0] % 6) {
     case 0: {
         v1::ForwardedBatch batch;
         if (!batch.ParseFromArray(payload, len))
@@ -99,6 +99,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (checked.problem.empty())
                 (void)convert::toAckData(ack, checked);
         }
+        return 0;
+    }
+    case 5: {
+        v1::AdmissionShared decision;
+        if (decision.ParseFromArray(payload, len) &&
+            cluster::checks::checkAdmission(decision).isEmpty())
+            REQUIRE(wire::checkId(decision.bot_id(), "bot_id").empty());
         return 0;
     }
     default: {

@@ -546,6 +546,13 @@ void cluster(const fs::path &dir)
     entry.set_hub("hub-3");
     (*entry.mutable_labels())["group"] = "a";
     put("directory", tagged(4, entry));
+    v1::AdmissionShared decision;
+    decision.set_bot_id("bot-9");
+    decision.set_revoke(true);
+    decision.set_by("admin");
+    decision.set_reason("stolen device");
+    decision.set_hub("hub-1");
+    put("admission", tagged(5, decision));
 }
 
 int main(int argc, char **argv)

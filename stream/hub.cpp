@@ -1246,6 +1246,7 @@ DecisionResult Hub::decideBot(const QString &botId, AdmissionAction action, cons
         if (info)
             emit botUpdated(*info);
     }
+    emit botDecided(botId, action, by, reason);
     result.bot = info;
     return result;
 }

@@ -229,6 +229,11 @@ signals:
     // cluster hands them to the hub that knows the command (cluster/).
     void unknownAcks(const QString &botId, const QStringList &commandIds,
                      const QList<opconsole::CommandAckData> &acks);
+    // An admission decision was recorded and applied (decideBot); in the deciding thread,
+    // under the decision lock (a receiver must not decide in turn). A cluster shares
+    // rejections and revocations with every hub (cluster/).
+    void botDecided(const QString &botId, opconsole::AdmissionAction action, const QString &by,
+                    const QString &reason);
 
 private:
     QList<BotInfo> stopLocked(const QString &reason); // stop()'s steps; the bots that went

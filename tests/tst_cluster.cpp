@@ -535,6 +535,42 @@ private slots:
             qPrintable(out));
     }
 
+    // An admin revokes a bot through one hub: every hub refuses it from then on, so it cannot
+    // come back through another (botsim tries each hub in turn).
+    void aRevokedBotCannotComeBackThroughAnotherHub()
+    {
+        QString out;
+        const auto connectedAnywhere = [&] {
+            for (int i = 0; i < 3; ++i)
+                for (const QJsonObject &b : bots(i, {"--connected"}))
+                    if (b.value("bot_id").toString() == "bot-5")
+                        return true;
+            return false;
+        };
+        QVERIFY(connectedAnywhere()); // on hub-2
+        QCOMPARE(opctl(0, {"bots", "revoke", "bot-5", "--reason", "stolen device"}, &out), 0);
+        QVERIFY(QTest::qWaitFor([&] { return !connectedAnywhere(); }, 10'000));
+        // It keeps trying every hub; none lets it in (bounded look: 3 s of its retries).
+        QVERIFY(!QTest::qWaitFor(connectedAnywhere, 3'000));
+        // Each of the other hubs refused it itself (the decision was recorded there too).
+        for (int i = 1; i < 3; ++i) {
+            HubProcess &hub = *m_hubs[size_t(i)];
+            QVERIFY2(QTest::qWaitFor(
+                         [&] {
+                             hub.pump();
+                             for (const QByteArray &line : std::as_const(hub.lines))
+                                 if (line.contains("\"bot_refused\"") && line.contains("bot-5"))
+                                     return true;
+                             return false;
+                         },
+                         10'000),
+                     qPrintable(QStringLiteral("hub-%1 did not refuse bot-5").arg(i + 1)));
+        }
+        QVERIFY(opctl(2, {"--json", "send", "bot-5", "ping"}, &out) != 0);
+        QCOMPARE(jsonLines(out).value(0).value("outcome").toString(),
+                 QStringLiteral("OUTCOME_NOT_CONNECTED"));
+    }
+
     // Two hubs given one id: both say so in their logs, and the cluster keeps serving.
     void twoHubsWithOneIdAreTold()
     {
