@@ -63,6 +63,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     // Forwards given up on (their holder went away or never answered), until their forgetAt:
     // an answer that comes after all is the bot's late ack (the truth, late).
     std::unordered_map<quint64, Forward> gaveUp;
+    QString lastConflict; // the last bot held by two hubs with different credentials
     mutable std::mutex mutex;
     quint64 nextSeq = 0;
     std::unordered_map<quint64, Forward> forwards;
@@ -778,7 +779,8 @@ bool ClusterNode::start(QString *error)
     auto directory = std::make_shared<FleetDirectory>(
         core->link, m_commands.hub(), m_options,
         [raw = core.get()](const QString &hub) { return raw->alive(hub); },
-        [this](const BotInfo &bot) { emit remoteBotChanged(bot); });
+        [this](const BotInfo &bot) { emit remoteBotChanged(bot); },
+        [this, raw = core.get()](const BotInfo &bot) { claimed(raw, bot); });
     if (!directory->start(error))
         return false;
     {
@@ -998,6 +1000,29 @@ ClusterCounters ClusterNode::counters() const
     return c;
 }
 
+void ClusterNode::claimed(NodeCore *core, const BotInfo &remote)
+{
+    // Another hub says it holds a bot this hub holds too. The same credential: the bot moved
+    // there and its stream here is stale (a half-open connection): the newer session stays.
+    // Another credential: one of them is an impostor; neither is ended, an operator is told.
+    const std::optional<BotInfo> local = m_commands.hub().bot(remote.botId);
+    if (!local || !local->connected || core->closing)
+        return;
+    if (local->credential != remote.credential) {
+        std::lock_guard lock(core->mutex);
+        ++core->counters.conflictingBots;
+        core->lastConflict = QStringLiteral("bot %1 is connected to hub %2 (%3) and to hub %4 "
+                                            "(%5) with different credentials")
+                                 .arg(remote.botId, remote.holder, remote.credential,
+                                      m_options.hubId, local->credential);
+        return;
+    }
+    if (remote.connectedAtMs > local->connectedAtMs)
+        m_commands.hub().closeSession(
+            remote.botId, local->session,
+            QStringLiteral("bot %1 connected to hub %2 since").arg(remote.botId, remote.holder));
+}
+
 void ClusterNode::beacon()
 {
     if (!m_core)
@@ -1025,6 +1050,18 @@ void ClusterNode::sweep()
                 emit remoteBotChanged(bot);
     m_aliveHubs = alive;
     const auto now = steady_clock::now();
+    if (const ClusterCounters c = counters();
+        c.conflictingBots > m_conflictsSaid && now - m_conflictSaidAt >= 60s) {
+        m_conflictsSaid = c.conflictingBots;
+        m_conflictSaidAt = now;
+        QString what;
+        {
+            std::lock_guard lock(m_core->mutex);
+            what = m_core->lastConflict;
+        }
+        emit problem(what + QStringLiteral(": an impostor on one of them? (each keeps its own; "
+                                           "reject the wrong credential)"));
+    }
     if (const quint64 duplicates = counters().duplicateHubId;
         duplicates > m_duplicatesSaid && now - m_saidAt >= 60s) {
         m_duplicatesSaid = duplicates;

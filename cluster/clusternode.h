@@ -34,6 +34,7 @@ struct ClusterCounters
     quint64 acksUnshared = 0;     // ... past the budget (MaxSharedAcksPerSecond): dropped
     quint64 acksApplied = 0;      // others' shared acks that told this hub an outcome
     quint64 decisionsApplied = 0; // rejections and revocations other hubs shared, recorded here
+    quint64 conflictingBots = 0;  // bots another hub holds too, with another credential
     quint64 subscriptions = 0;    // bot subjects this hub listens on now
 };
 
@@ -84,6 +85,7 @@ signals:
 
 private:
     void sweep(); // forwarded commands whose holder went away, or that no hub took
+    void claimed(NodeCore *core, const BotInfo &remote); // the directory's watcher thread
     void beacon();
 
     CommandService &m_commands;
@@ -94,6 +96,8 @@ private:
     QStringList m_aliveHubs; // at the last sweep
     quint64 m_duplicatesSaid = 0;
     std::chrono::steady_clock::time_point m_saidAt{};
+    quint64 m_conflictsSaid = 0;
+    std::chrono::steady_clock::time_point m_conflictSaidAt{};
 };
 
 } // namespace opconsole::cluster

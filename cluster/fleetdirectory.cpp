@@ -15,9 +15,10 @@ using namespace std::chrono;
 FleetDirectory::FleetDirectory(std::shared_ptr<NatsLink> link, Hub &hub,
                                const ClusterOptions &options,
                                std::function<bool(const QString &)> isAlive,
-                               std::function<void(const BotInfo &)> onRemoteChange)
+                               std::function<void(const BotInfo &)> onRemoteChange,
+                               std::function<void(const BotInfo &)> onClaimed)
     : m_link(std::move(link)), m_hub(hub), m_options(options), m_isAlive(std::move(isAlive)),
-      m_onRemoteChange(std::move(onRemoteChange))
+      m_onRemoteChange(std::move(onRemoteChange)), m_onClaimed(std::move(onClaimed))
 {}
 
 FleetDirectory::~FleetDirectory()
@@ -251,6 +252,8 @@ void FleetDirectory::watchLoop()
         }
         if (changed && m_onRemoteChange)
             m_onRemoteChange(*changed);
+        if (changed && changed->connected && m_onClaimed)
+            m_onClaimed(*changed);
     }
 }
 

@@ -42,10 +42,12 @@ struct DirectoryCounters
 class FleetDirectory
 {
 public:
-    // onRemoteChange: another hub's bot changed (the watcher's thread, no lock held).
+    // onRemoteChange: another hub's bot changed (the watcher's thread, no lock held);
+    // onClaimed: another hub wrote that it holds a bot, connected (the same thread).
     FleetDirectory(std::shared_ptr<NatsLink> link, Hub &hub, const ClusterOptions &options,
                    std::function<bool(const QString &hubId)> isAlive,
-                   std::function<void(const BotInfo &bot)> onRemoteChange);
+                   std::function<void(const BotInfo &bot)> onRemoteChange,
+                   std::function<void(const BotInfo &bot)> onClaimed);
     ~FleetDirectory(); // stop()
     FleetDirectory(const FleetDirectory &) = delete;
     FleetDirectory &operator=(const FleetDirectory &) = delete;
@@ -78,6 +80,7 @@ private:
     ClusterOptions m_options;
     std::function<bool(const QString &)> m_isAlive;
     std::function<void(const BotInfo &)> m_onRemoteChange;
+    std::function<void(const BotInfo &)> m_onClaimed;
     jsCtx *m_js = nullptr;
     kvStore *m_kv = nullptr;
     kvWatcher *m_watcher = nullptr;

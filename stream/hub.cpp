@@ -1251,6 +1251,19 @@ DecisionResult Hub::decideBot(const QString &botId, AdmissionAction action, cons
     return result;
 }
 
+bool Hub::closeSession(const QString &botId, quint64 session, const QString &reason)
+{
+    std::shared_ptr<BotSession> live;
+    {
+        std::lock_guard lock(d->mutex);
+        const auto it = d->live.find(botId);
+        if (it == d->live.end() || it->second->id() != session)
+            return false;
+        live = it->second;
+    }
+    return live->close(reason, grpc::Status(grpc::StatusCode::ABORTED, toStd(reason)));
+}
+
 bool Hub::isConnected(const QString &botId) const
 {
     std::lock_guard lock(d->mutex);

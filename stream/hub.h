@@ -208,6 +208,10 @@ public:
                              const QString &reason, const QString &expectedCredential = {});
 
     bool isConnected(const QString &botId) const;
+    // Ends the bot's live stream if it is still `session` (never a newer one), as a replaced
+    // stream ends: its commands fail as disconnected with `reason`. In a cluster, for a bot
+    // that connected to another hub since (its stream here is stale). False: not that session.
+    bool closeSession(const QString &botId, quint64 session, const QString &reason);
     std::optional<BotInfo> bot(const QString &botId) const;
     QList<BotInfo> bots() const; // every bot seen this run, by id
     QStringList connectedBotIds() const;

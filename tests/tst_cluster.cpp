@@ -571,6 +571,38 @@ private slots:
                  QStringLiteral("OUTCOME_NOT_CONNECTED"));
     }
 
+    // A bot that moved to another hub while its stream here hangs (half open): its old hub
+    // ends that stream as soon as the new hub claims the bot, rather than at its heartbeat
+    // timeout, and commands reach the bot where it is now.
+    void aStaleStreamEndsWhenItsBotIsClaimedElsewhere()
+    {
+        Botsim old({"--hub", m_botAddress.at(0), "--bots", "1", "--prefix", "mv-"});
+        QVERIFY(old.process.waitForStarted(10'000));
+        QVERIFY(waitForBots(2, "mv-", 1, 20'000));
+        const auto oldPid = pid_t(old.process.processId());
+        ::kill(oldPid, SIGSTOP); // its stream to hub-1 stays open, and says nothing
+        const auto resume = qScopeGuard([oldPid] { ::kill(oldPid, SIGCONT); });
+        Botsim moved({"--hub", m_botAddress.at(1), "--bots", "1", "--prefix", "mv-"});
+        QVERIFY(moved.process.waitForStarted(10'000));
+        HubProcess &hub1 = *m_hubs[0];
+        QVERIFY2(
+            QTest::qWaitFor(
+                [&] {
+                    hub1.pump();
+                    for (const QByteArray &line : std::as_const(hub1.lines))
+                        if (line.contains("\"bot_disconnected\"") && line.contains("mv-1") &&
+                            line.contains("connected to hub hub-2 since"))
+                            return true;
+                    return false;
+                },
+                10'000),
+            hub1.lines.mid(std::max<qsizetype>(0, hub1.lines.size() - 5)).join('\n').constData());
+        QString out;
+        QCOMPARE(opctl(2, {"--json", "send", "mv-1", "ping"}, &out), 0);
+        QCOMPARE(jsonLines(out).value(0).value("outcome").toString(),
+                 QStringLiteral("OUTCOME_ACKED"));
+    }
+
     // Two hubs given one id: both say so in their logs, and the cluster keeps serving.
     void twoHubsWithOneIdAreTold()
     {
