@@ -218,16 +218,16 @@ void CommandService::dispatch(const QString &commandId, const QString &botId,
     case SendResult::NotPending: // finished meanwhile (cancelled, expired): never written
         return;
     case SendResult::NotConnected: {
+        // In a cluster, the hub that holds the bot sends it (none: NotConnected from there);
+        // not a bot held here for approval. The holder works out the params when none are
+        // given, as this hub would.
+        if (m_forwarder && !options.forwarded && !m_hub.isStopping() &&
+            !m_hub.isAwaitingApproval(botId) &&
+            m_forwarder->forward({commandId, botId, spec, timeout, options.fanOut, options.issuer,
+                                  options.params, options.scope}))
+            return;
         // A bot held for approval has a stream but takes no command: say so.
         const std::optional<BotInfo> bot = m_hub.bot(botId);
-        const bool heldHere =
-            bot && bot->admission == BotAdmission::Awaiting && bot->disconnectedAtMs == 0;
-        // In a cluster, the hub that holds the bot sends it (none: NotConnected from there).
-        if (m_forwarder && !options.forwarded && !heldHere && !m_hub.isStopping() &&
-            m_forwarder->forward({commandId, botId, spec, timeout, options.fanOut, options.issuer,
-                                  options.params.isEmpty() ? spec.paramsJson() : options.params,
-                                  options.scope}))
-            return;
         m_registry.failCommand(
             commandId, CommandState::NotConnected,
             bot && bot->admission == BotAdmission::Awaiting && bot->disconnectedAtMs == 0

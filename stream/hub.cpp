@@ -1264,6 +1264,12 @@ bool Hub::closeSession(const QString &botId, quint64 session, const QString &rea
     return live->close(reason, grpc::Status(grpc::StatusCode::ABORTED, toStd(reason)));
 }
 
+bool Hub::isAwaitingApproval(const QString &botId) const
+{
+    std::lock_guard lock(d->mutex);
+    return d->held.count(botId) > 0;
+}
+
 bool Hub::isConnected(const QString &botId) const
 {
     std::lock_guard lock(d->mutex);

@@ -208,6 +208,8 @@ public:
                              const QString &reason, const QString &expectedCredential = {});
 
     bool isConnected(const QString &botId) const;
+    // Its stream is open and held until an admin decides (no command reaches it).
+    bool isAwaitingApproval(const QString &botId) const;
     // Ends the bot's live stream if it is still `session` (never a newer one), as a replaced
     // stream ends: its commands fail as disconnected with `reason`. In a cluster, for a bot
     // that connected to another hub since (its stream here is stale). False: not that session.
