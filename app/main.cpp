@@ -30,6 +30,7 @@
 #include <QCoreApplication>
 #include <QDateTime>
 #include <QDir>
+#include <QElapsedTimer>
 #include <QHash>
 #include <QJsonObject>
 #include <QSocketNotifier>
@@ -671,6 +672,8 @@ int main(int argc, char **argv)
                           QStringLiteral("the hub's listeners use TLS but its NATS connection "
                                          "does not: give --cluster-ca (and a tls:// URL)")}});
         clusterNode = std::make_unique<cluster::ClusterNode>(service, c);
+        QElapsedTimer joining;
+        joining.start();
         if (!clusterNode->start(&error)) {
             log.error("error", {{QStringLiteral("what"), QStringLiteral("--cluster: ") + error}});
             hub.stop(QStringLiteral("hub shutting down"));
@@ -688,7 +691,8 @@ int main(int argc, char **argv)
             Qt::DirectConnection);
         log.info("cluster_joined", {{QStringLiteral("hub_id"), c.hubId},
                                     {QStringLiteral("servers"), c.servers.join(QLatin1Char(','))},
-                                    {QStringLiteral("tls"), c.tls()}});
+                                    {QStringLiteral("tls"), c.tls()},
+                                    {QStringLiteral("join_ms"), qint64(joining.elapsed())}});
     }
     // --insecure is said at start and every hour, as long as it matters.
     QTimer insecureReminder;

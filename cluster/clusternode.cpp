@@ -12,6 +12,7 @@
 #include "subjects.h"
 #include "wirecheck.h"
 
+#include <QDateTime>
 #include <QRandomGenerator>
 
 #include <condition_variable>
@@ -64,6 +65,15 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     // an answer that comes after all is the bot's late ack (the truth, late).
     std::unordered_map<quint64, Forward> gaveUp;
     QString lastConflict; // the last bot held by two hubs with different credentials
+    // Bots another hub claimed while this hub holds them too (same credential): this hub's
+    // stream, if it stays silent, is a stale one (ClusterNode::settleClaims).
+    struct Claim
+    {
+        quint64 session = 0; // this hub's stream of the bot when the claim came
+        QString by;          // the hub that claimed it
+        steady_clock::time_point at;
+    };
+    std::unordered_map<QString, Claim> claims;
     mutable std::mutex mutex;
     quint64 nextSeq = 0;
     std::unordered_map<quint64, Forward> forwards;
@@ -74,7 +84,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         QByteArray answers; // the issuing hub's answer subject
         quint64 seq = 0;    // its number for the command
         QString commandId;
-        int ticks = 0; // beacon ticks seen pending: "taken" at the second
+        int ticks = 0; // beacon ticks seen pending: "taken" at the first
     };
     quint64 nextHeld = 0;
     std::unordered_map<quint64, Held> held;
@@ -82,6 +92,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     // Outgoing: queued by any thread, published by the sender thread in batches (whatever
     // queued while it published the last ones): forwarded commands per bot subject, answers
     // per issuing hub.
+    std::mutex sendOrder; // a forward's markSent and queueing, against a cancel of it
     std::mutex outMutex;
     std::condition_variable outWake;
     bool outStop = false;
@@ -201,6 +212,12 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         seqs.reserve(size_t(batch.commands_size()));
         for (const v1::ForwardedCommand &fc : batch.commands())
             seqs.push_back(fc.seq());
+        if (closing) {
+            // The hub is leaving the cluster: nobody would hear the answers.
+            endForwards(seqs, CommandState::NotConnected,
+                        QStringLiteral("the hub left the cluster before the bot's command went"));
+            return;
+        }
         quint64 number;
         {
             std::lock_guard lock(mutex);
@@ -251,6 +268,8 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     // Some run of the hub (run 0), or that run, was heard within deadAfter.
     bool aliveLocked(const QString &hub, quint64 run) const
     {
+        if (hub == options.hubId)
+            return (run == 0 || run == incarnation) && !closing;
         const auto it = hubs.constFind(hub);
         if (it == hubs.cend())
             return false;
@@ -378,6 +397,24 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
             subjects::answerSubject(fromStd(fc.issuing_hub()), fc.issuing_incarnation());
         const quint64 seq = fc.seq();
         const QString commandId = fromStd(fc.request().command().command_id());
+        if (fromStd(fc.issuing_hub()) == options.hubId && fc.issuing_incarnation() == incarnation) {
+            // Its own command, forwarded while the bot connected here: it is in this registry
+            // already, so it goes down the bot's stream from here (never registered twice).
+            {
+                std::lock_guard lock(mutex);
+                forwards.erase(seq);
+            }
+            checks::Forwarded own;
+            if (checks::checkForwarded(fc, botId, commands->registry().maxTimeout(), &own)
+                    .isEmpty() &&
+                commands->hub().sendCommand(botId, commandId, own.request.spec,
+                                            own.request.timeout) == SendResult::Queued)
+                return;
+            commands->registry().failCommand(
+                commandId, CommandState::NotConnected,
+                QStringLiteral("bot %1 is not connected to any hub of the cluster").arg(botId));
+            return;
+        }
         checks::Forwarded checked;
         if (const QString problem =
                 checks::checkForwarded(fc, botId, commands->registry().maxTimeout(), &checked);
@@ -442,15 +479,15 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         });
     }
 
-    // Each beacon tick: "taken" for the forwarded commands that were pending at the last one
-    // (a command that ends within a tick costs its issuer one message, not two).
+    // Each beacon tick: "taken" for the forwarded commands still pending (a command that ends
+    // before the next tick costs its issuer one message, not two).
     void tellTaken()
     {
         std::vector<Held> taken;
         {
             std::lock_guard lock(mutex);
             for (auto &[key, h] : held)
-                if (++h.ticks == 2)
+                if (++h.ticks == 1)
                     taken.push_back(h);
         }
         for (const Held &h : taken)
@@ -719,6 +756,14 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         // Each run on its own: a restarted hub's old run falls silent (what it took is lost
         // with it); two processes with one id are both alive.
         seen.runs[b.incarnation()] = now;
+        if (seen.runs.size() > 4) {
+            // A hub has one run, a restart briefly two: more are made up, the oldest go.
+            auto oldest = seen.runs.begin();
+            for (auto it = seen.runs.begin(); it != seen.runs.end(); ++it)
+                if (it->second < oldest->second)
+                    oldest = it;
+            seen.runs.erase(oldest);
+        }
         seen.operatorAddress = fromStd(b.operator_address());
     }
 };
@@ -746,6 +791,8 @@ ClusterNode::ClusterNode(CommandService &commands, ClusterOptions options, QObje
         if (m_core)
             m_core->tellTaken();
         sweep();
+        if (m_core)
+            settleClaims();
     });
 }
 
@@ -936,7 +983,9 @@ bool ClusterNode::forward(const Command &c)
         core->forwards.emplace(seq, std::move(f));
         ++core->counters.forwarded;
     }
-    // Its deadline here: the holder's, plus a grace for the holder's outcome to arrive.
+    // Its deadline here: the holder's, plus a grace for the holder's outcome to arrive. Marked
+    // sent and queued in one step: a cancel (which needs it sent) is queued after it.
+    std::lock_guard order(core->sendOrder);
     const auto deadline = std::min(c.timeout + m_options.forwardGrace, registry.maxTimeout());
     if (!registry.markSent(c.commandId, 0, duration_cast<milliseconds>(deadline))) {
         std::lock_guard lock(core->mutex);
@@ -958,6 +1007,7 @@ void ClusterNode::cancel(const QString &botId, const QString &commandId, const Q
     c.set_command_id(toStd(commandId));
     c.set_reason(toStd(reason));
     c.set_issuing_hub(toStd(m_options.hubId));
+    std::lock_guard order(core->sendOrder);
     core->queueCancel(subjects::botSubject(botId, "cancel"), c.SerializeAsString());
 }
 
@@ -1003,8 +1053,10 @@ ClusterCounters ClusterNode::counters() const
 void ClusterNode::claimed(NodeCore *core, const BotInfo &remote)
 {
     // Another hub says it holds a bot this hub holds too. The same credential: the bot moved
-    // there and its stream here is stale (a half-open connection): the newer session stays.
-    // Another credential: one of them is an impostor; neither is ended, an operator is told.
+    // there and its stream here may be stale (half open): it is watched, and ended once it has
+    // been silent for 1.5 heartbeat intervals (a live stream heartbeats; no clocks of other
+    // hosts are compared). Another credential: one of them is an impostor; neither is ended,
+    // an operator is told.
     const std::optional<BotInfo> local = m_commands.hub().bot(remote.botId);
     if (!local || !local->connected || core->closing)
         return;
@@ -1017,10 +1069,37 @@ void ClusterNode::claimed(NodeCore *core, const BotInfo &remote)
                                       m_options.hubId, local->credential);
         return;
     }
-    if (remote.connectedAtMs > local->connectedAtMs)
-        m_commands.hub().closeSession(
-            remote.botId, local->session,
-            QStringLiteral("bot %1 connected to hub %2 since").arg(remote.botId, remote.holder));
+    std::lock_guard lock(core->mutex);
+    if (core->claims.size() < 100'000)
+        core->claims[remote.botId] = {local->session, remote.holder, steady_clock::now()};
+}
+
+void ClusterNode::settleClaims()
+{
+    std::vector<std::pair<QString, NodeCore::Claim>> claims;
+    {
+        std::lock_guard lock(m_core->mutex);
+        for (const auto &[id, claim] : m_core->claims)
+            claims.emplace_back(id, claim);
+    }
+    Hub &hub = m_commands.hub();
+    const auto beat = hub.options().heartbeatInterval;
+    const qint64 nowMs = QDateTime::currentMSecsSinceEpoch();
+    const auto now = steady_clock::now();
+    for (const auto &[id, claim] : claims) {
+        const std::optional<BotInfo> local = hub.bot(id);
+        bool settled = !local || !local->connected || local->session != claim.session;
+        if (!settled && nowMs - local->lastSeenMs >= beat.count() * 3 / 2) {
+            hub.closeSession(id, claim.session,
+                             QStringLiteral("bot %1 connected to hub %2 since").arg(id, claim.by));
+            settled = true;
+        }
+        // Still talking after three intervals: this stream is the live one.
+        if (settled || now - claim.at >= 3 * beat) {
+            std::lock_guard lock(m_core->mutex);
+            m_core->claims.erase(id);
+        }
+    }
 }
 
 void ClusterNode::beacon()
@@ -1098,7 +1177,7 @@ void ClusterNode::sweep()
                 continue;
             }
             if (f.holder.isEmpty()) {
-                // Not said taken yet (a holder says so within two beacon ticks): the hub the
+                // Not said taken yet (a holder says so at its next beacon tick): the hub the
                 // directory named went away with it, or no hub answers at all.
                 const bool expectedGone =
                     !f.expected.isEmpty() && !m_core->aliveLocked(f.expected, 0);

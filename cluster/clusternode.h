@@ -86,6 +86,7 @@ signals:
 private:
     void sweep(); // forwarded commands whose holder went away, or that no hub took
     void claimed(NodeCore *core, const BotInfo &remote); // the directory's watcher thread
+    void settleClaims(); // ends this hub's silent streams of bots another hub claimed
     void beacon();
 
     CommandService &m_commands;

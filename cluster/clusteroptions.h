@@ -29,7 +29,7 @@ struct ClusterOptions
     std::chrono::milliseconds beaconInterval{250};
     std::chrono::milliseconds deadAfter{1'000};
     // A forwarded command that no hub answers for within this is Disconnected: the holder
-    // says "taken" at its second beacon tick for a command still pending (one that ends
+    // says "taken" at its next beacon tick for a command still pending (one that ends
     // sooner is answered by its outcome).
     std::chrono::milliseconds takeTimeout{1'500};
     // The issuing hub's deadline for a forwarded command: the holder's, plus this (the

@@ -19,7 +19,8 @@ QString problemOf(const std::string &p)
 
 bool answerable(const v1::ForwardedCommand &fc)
 {
-    return checkHubId(fromStd(fc.issuing_hub())).isEmpty();
+    // A run number too: answers go to the run that asked (0 is nobody's: hubs pick odd ones).
+    return checkHubId(fromStd(fc.issuing_hub())).isEmpty() && fc.issuing_incarnation() != 0;
 }
 
 QString checkForwarded(const v1::ForwardedCommand &fc, const QString &botId,

@@ -23,7 +23,8 @@ struct Forwarded
 };
 
 // Why the holder refuses a forwarded command for `botId` (its subject's bot); empty when fine,
-// *out filled then. Whether it can be answered at all: answerable() (a hub id to answer to).
+// *out filled then. Whether it can be answered at all: answerable() (a hub id and its run to
+// answer to); one that cannot is never run (nobody would learn its outcome).
 QString checkForwarded(const v1::ForwardedCommand &fc, const QString &botId,
                        std::chrono::milliseconds maxTimeout, Forwarded *out);
 bool answerable(const v1::ForwardedCommand &fc);

@@ -118,7 +118,8 @@ private slots:
                 QStringList{"--heartbeat", "1000", "--no-history", "--cluster", m_nats->url(),
                             "--hub-id", QStringLiteral("hub-%1").arg(i)}));
             HubProcess &hub = *m_hubs.back();
-            QVERIFY2(hub.waitFor("cluster_joined").has_value(), hub.lines.join('\n').constData());
+            QVERIFY2(hub.waitFor("cluster_joined", 30'000).has_value(),
+                     hub.lines.join('\n').constData());
             m_operator << QString::fromStdString(hub.operatorAddress());
             m_botAddress << QString::fromStdString(hub.address());
         }
@@ -414,8 +415,8 @@ private slots:
                                token, "--operators", operators});
         auto b =
             hub("sec-b", {"--cluster", url, "--cluster-ca", certs.ca(), "--cluster-token", token});
-        QVERIFY2(a->waitFor("cluster_joined").has_value(), a->lines.join('\n').constData());
-        QVERIFY2(b->waitFor("cluster_joined").has_value(), b->lines.join('\n').constData());
+        QVERIFY2(a->waitFor("cluster_joined", 30'000).has_value(), a->lines.join('\n').constData());
+        QVERIFY2(b->waitFor("cluster_joined", 30'000).has_value(), b->lines.join('\n').constData());
         QCOMPARE(a->waitFor("cluster_joined")->value("tls").toBool(), true);
 
         // Without the token, without the CA, or in plaintext: no hub joins; each says why.
@@ -608,7 +609,8 @@ private slots:
     {
         HubProcess twin(QStringLiteral("127.0.0.1:0"),
                         {"--no-history", "--cluster", m_nats->url(), "--hub-id", "hub-1"});
-        QVERIFY2(twin.waitFor("cluster_joined").has_value(), twin.lines.join('\n').constData());
+        QVERIFY2(twin.waitFor("cluster_joined", 30'000).has_value(),
+                 twin.lines.join('\n').constData());
         const auto said = twin.waitFor("cluster_problem");
         QVERIFY2(said.has_value(), twin.lines.join('\n').constData());
         QVERIFY(said->value("what").toString().contains("hub-1"));
