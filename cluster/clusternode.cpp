@@ -295,6 +295,17 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         return true;
     }
 
+    // Every subscription's handler: the message to `handle` unless the node is stopping; the
+    // message is freed either way.
+    template <void (NodeCore::*handle)(natsMsg *)>
+    static void deliver(natsConnection *, natsSubscription *, natsMsg *msg, void *closure)
+    {
+        auto *core = static_cast<NodeCore *>(closure);
+        if (!core->closing)
+            (core->*handle)(msg);
+        natsMsg_Destroy(msg);
+    }
+
     static void onComplete(void *closure)
     {
         auto *core = static_cast<NodeCore *>(closure);
@@ -314,7 +325,7 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         if (want && it == botSubs.end()) {
             natsSubscription *sub = nullptr;
             if (subscribe(&sub, subjects::botWildcard(botId), subjects::HolderQueue,
-                          &NodeCore::onBotMessage))
+                          &NodeCore::deliver<&NodeCore::botMessage>))
                 botSubs.emplace(botId, sub);
         } else if (!want && it != botSubs.end()) {
             natsSubscription_Unsubscribe(it->second);
@@ -330,14 +341,6 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     }
 
     // ---- holder: a command or cancel for one of this hub's bots --------------------------
-    static void onBotMessage(natsConnection *, natsSubscription *, natsMsg *msg, void *closure)
-    {
-        auto *core = static_cast<NodeCore *>(closure);
-        if (!core->closing)
-            core->botMessage(msg);
-        natsMsg_Destroy(msg);
-    }
-
     void botMessage(natsMsg *msg)
     {
         const QByteArray subject(natsMsg_GetSubject(msg));
@@ -508,14 +511,6 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     }
 
     // ---- issuer: the holder's answers -----------------------------------------------------
-    static void onReply(natsConnection *, natsSubscription *, natsMsg *msg, void *closure)
-    {
-        auto *core = static_cast<NodeCore *>(closure);
-        if (!core->closing)
-            core->reply(msg);
-        natsMsg_Destroy(msg);
-    }
-
     void reply(natsMsg *msg)
     {
         const QByteArray subject(natsMsg_GetSubject(msg));
@@ -643,14 +638,6 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         link->publish(subjects::acksSubject(), out.SerializeAsString());
     }
 
-    static void onAcks(natsConnection *, natsSubscription *, natsMsg *msg, void *closure)
-    {
-        auto *core = static_cast<NodeCore *>(closure);
-        if (!core->closing)
-            core->sharedAcks(msg);
-        natsMsg_Destroy(msg);
-    }
-
     void sharedAcks(natsMsg *msg)
     {
         v1::ResentAcks in;
@@ -694,14 +681,6 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
         link->publish(subjects::admissionSubject(), out.SerializeAsString());
     }
 
-    static void onAdmission(natsConnection *, natsSubscription *, natsMsg *msg, void *closure)
-    {
-        auto *core = static_cast<NodeCore *>(closure);
-        if (!core->closing)
-            core->sharedDecision(msg);
-        natsMsg_Destroy(msg);
-    }
-
     void sharedDecision(natsMsg *msg)
     {
         v1::AdmissionShared in;
@@ -723,14 +702,6 @@ struct NodeCore : std::enable_shared_from_this<NodeCore>
     }
 
     // ---- beacons --------------------------------------------------------------------------
-    static void onBeacon(natsConnection *, natsSubscription *, natsMsg *msg, void *closure)
-    {
-        auto *core = static_cast<NodeCore *>(closure);
-        if (!core->closing)
-            core->beacon(msg);
-        natsMsg_Destroy(msg);
-    }
-
     void beacon(natsMsg *msg)
     {
         v1::HubBeacon b;
@@ -836,11 +807,13 @@ bool ClusterNode::start(QString *error)
                          *admission = nullptr;
         const bool subscribed =
             core->subscribe(&replies, subjects::replyWildcard(m_options.hubId, core->incarnation),
-                            nullptr, &NodeCore::onReply) &&
-            core->subscribe(&beacons, subjects::beaconSubject(), nullptr, &NodeCore::onBeacon) &&
-            core->subscribe(&acks, subjects::acksSubject(), nullptr, &NodeCore::onAcks) &&
+                            nullptr, &NodeCore::deliver<&NodeCore::reply>) &&
+            core->subscribe(&beacons, subjects::beaconSubject(), nullptr,
+                            &NodeCore::deliver<&NodeCore::beacon>) &&
+            core->subscribe(&acks, subjects::acksSubject(), nullptr,
+                            &NodeCore::deliver<&NodeCore::sharedAcks>) &&
             core->subscribe(&admission, subjects::admissionSubject(), nullptr,
-                            &NodeCore::onAdmission);
+                            &NodeCore::deliver<&NodeCore::sharedDecision>);
         core->ownSubs = {replies, beacons, acks, admission};
         if (!subscribed) {
             if (error)

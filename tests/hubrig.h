@@ -9,6 +9,14 @@
 #include <memory>
 #include <string>
 
+// Send options that wait up to `wait` for the bot to connect, nothing else set.
+inline opconsole::SendOptions waitingUpTo(std::chrono::milliseconds wait)
+{
+    opconsole::SendOptions options;
+    options.connectTimeout = wait;
+    return options;
+}
+
 struct HubRig
 {
     explicit HubRig(opconsole::HubOptions options = {})

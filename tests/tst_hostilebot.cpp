@@ -130,14 +130,8 @@ void TestHostileBot::expiredCommandIsNeverWritten()
 void TestHostileBot::cancelledWhileWaitingIsNeverSent()
 {
     Rig rig;
-    auto future = rig.service->send("late-bot", CommandSpec::of(CommandKind::Restart), 10s,
-                                    {.connectTimeout = 30s,
-                                     .fanOut = {},
-                                     .issuer = {},
-                                     .params = {},
-                                     .admit = {},
-                                     .scope = {},
-                                     .forwarded = false});
+    auto future =
+        rig.service->send("late-bot", CommandSpec::of(CommandKind::Restart), 10s, waitingUpTo(30s));
     const QString id = rig.registry.snapshot().constLast().commandId;
     QVERIFY(rig.service->cancel(id, "operator changed their mind"));
     QVERIFY(finishes(future));
@@ -153,14 +147,8 @@ void TestHostileBot::waitingCommandGetsItsFullResponseTime()
     // Connect timeout and response timeout, as Azure IoT's direct methods: the bot connects
     // after longer than the response timeout, and still has all of it to answer.
     Rig rig;
-    auto future = rig.service->send("late-2", CommandSpec::of(CommandKind::Restart), 3s,
-                                    {.connectTimeout = 30s,
-                                     .fanOut = {},
-                                     .issuer = {},
-                                     .params = {},
-                                     .admit = {},
-                                     .scope = {},
-                                     .forwarded = false});
+    auto future =
+        rig.service->send("late-2", CommandSpec::of(CommandKind::Restart), 3s, waitingUpTo(30s));
     QTest::qWait(3500); // the scenario itself: the bot comes online later than its 3 s
     QVERIFY(!future.isFinished());
     RawBot bot(rig.address());

@@ -82,22 +82,10 @@ void TestHub::notConnectedAtOnce()
 void TestHub::connectTimeoutWaitsForTheBot()
 {
     Rig rig;
-    auto waiting = rig.service->send("late-bot", CommandSpec::of(CommandKind::Ping), 10s,
-                                     {.connectTimeout = 10s,
-                                      .fanOut = {},
-                                      .issuer = {},
-                                      .params = {},
-                                      .admit = {},
-                                      .scope = {},
-                                      .forwarded = false});
-    auto giveUp = rig.service->send("never-bot", CommandSpec::of(CommandKind::Ping), 10s,
-                                    {.connectTimeout = 100ms,
-                                     .fanOut = {},
-                                     .issuer = {},
-                                     .params = {},
-                                     .admit = {},
-                                     .scope = {},
-                                     .forwarded = false});
+    auto waiting =
+        rig.service->send("late-bot", CommandSpec::of(CommandKind::Ping), 10s, waitingUpTo(10s));
+    auto giveUp =
+        rig.service->send("never-bot", CommandSpec::of(CommandKind::Ping), 10s, waitingUpTo(100ms));
     QVERIFY(!waiting.isFinished());
     RawBot bot(rig.address());
     QVERIFY(bot.hello("late-bot"));

@@ -137,14 +137,8 @@ void TestIntegration::disconnectingBotsReconnectWithBackoff()
     QList<QFuture<CommandOutcome>> futures;
     for (int i = 0; i < 200; ++i) {
         const QString bot = QStringLiteral("bot-%1").arg(i % 10 + 1);
-        futures.append(rig.service->send(bot, CommandSpec::of(CommandKind::Ping), 3s,
-                                         {.connectTimeout = 5s,
-                                          .fanOut = {},
-                                          .issuer = {},
-                                          .params = {},
-                                          .admit = {},
-                                          .scope = {},
-                                          .forwarded = false}));
+        futures.append(
+            rig.service->send(bot, CommandSpec::of(CommandKind::Ping), 3s, waitingUpTo(5s)));
     }
     QVERIFY(rig.allFinished(futures, 60'000));
     const auto counts = rig.tally(futures);

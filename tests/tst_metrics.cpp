@@ -599,14 +599,8 @@ void TestMetrics::waitingCommandsAndQueuesAreGauges()
     MetricsRig rig;
     QVERIFY2(rig.serving, qPrintable(rig.error));
     // A command waiting for its bot to connect is pending and waiting; sent once it connects.
-    auto ping = rig.service->send("bot-late", CommandSpec::of(CommandKind::Ping), 5s,
-                                  {.connectTimeout = 10s,
-                                   .fanOut = {},
-                                   .issuer = {},
-                                   .params = {},
-                                   .admit = {},
-                                   .scope = {},
-                                   .forwarded = false});
+    auto ping =
+        rig.service->send("bot-late", CommandSpec::of(CommandKind::Ping), 5s, waitingUpTo(10s));
     Scrape s = rig.scrape();
     QCOMPARE(s.value("opconsole_commands_waiting_for_bot"), 1.0);
     QCOMPARE(s.value("opconsole_commands_pending"), 1.0);
