@@ -44,6 +44,8 @@ QString checkForwarded(const v1::ForwardedCommand &fc, const QString &botId,
         problem = problemOf(check::checkText(fc.params(), "params", check::limits::ParamsBytes));
     if (problem.isEmpty())
         problem = checkHubId(fromStd(fc.issuing_hub()));
+    if (problem.isEmpty() && fc.issuing_incarnation() == 0)
+        problem = QStringLiteral("a forwarded command names its issuing hub's run");
     if (!problem.isEmpty())
         return problem;
     f.issuingHub = fromStd(fc.issuing_hub());
