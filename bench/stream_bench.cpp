@@ -197,6 +197,21 @@ struct Figures
     double cpuUsPerCommand = 0; // this process (hub or echo server, and the callers)
 };
 
+double median(std::vector<double> v);
+
+// Each figure's median over several runs (rounds run side by side with a baseline).
+Figures medianOf(const std::vector<Figures> &runs)
+{
+    const auto field = [&](double Figures::*f) {
+        std::vector<double> v;
+        for (const Figures &figures : runs)
+            v.push_back(figures.*f);
+        return median(v);
+    };
+    return {field(&Figures::perSecond), field(&Figures::p50), field(&Figures::p99),
+            field(&Figures::cpuUsPerCommand)};
+}
+
 double processCpuUs()
 {
     rusage usage{};
@@ -217,6 +232,12 @@ struct ClosedLoop
 
 // Starts `concurrency` closed-loop callers, lets them run for `seconds`, then waits (bounded)
 // for what is in flight.
+double median(std::vector<double> v)
+{
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
 Figures drive(ClosedLoop &loop, const std::function<void(int)> &issue, int concurrency,
               double seconds)
 {
@@ -671,20 +692,6 @@ int main(int argc, char **argv)
                          round, local.back().perSecond, local.back().p50,
                          forwarded.back().perSecond, forwarded.back().p50, rateRatios.back());
         }
-        const auto median = [](std::vector<double> v) {
-            std::sort(v.begin(), v.end());
-            return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-        };
-        const auto medianOf = [&](const std::vector<Figures> &runs) {
-            const auto field = [&](double Figures::*f) {
-                std::vector<double> v;
-                for (const Figures &figures : runs)
-                    v.push_back(figures.*f);
-                return median(v);
-            };
-            return Figures{field(&Figures::perSecond), field(&Figures::p50), field(&Figures::p99),
-                           field(&Figures::cpuUsPerCommand)};
-        };
         printRun(QStringLiteral("cluster_local"), medianOf(local));
         printRun(QStringLiteral("cluster_forwarded"), medianOf(forwarded));
         const double rateRatio = median(rateRatios);
@@ -719,18 +726,7 @@ int main(int argc, char **argv)
                          qPrintable(run), round, plain.perSecond, plain.p50,
                          secured.back().perSecond, secured.back().p50, rateRatios.back());
         }
-        const auto median = [](std::vector<double> v) {
-            std::sort(v.begin(), v.end());
-            return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-        };
-        const auto field = [&](double Figures::*f) {
-            std::vector<double> v;
-            for (const Figures &figures : secured)
-                v.push_back(figures.*f);
-            return median(v);
-        };
-        printRun(run + tlsSuffix, {field(&Figures::perSecond), field(&Figures::p50),
-                                   field(&Figures::p99), field(&Figures::cpuUsPerCommand)});
+        printRun(run + tlsSuffix, medianOf(secured));
         const double rateRatio = median(rateRatios);
         print("rate_ratio_" + run + tlsSuffix + "_vs_plaintext" + tag, rateRatio, "x");
         print("p50_ratio_" + run + tlsSuffix + "_vs_plaintext" + tag, median(p50Ratios), "x");

@@ -999,9 +999,7 @@ QStringList ClusterNode::liveHubs() const
     QStringList out{m_options.hubId};
     if (!m_core)
         return out;
-    const auto now = steady_clock::now();
     std::lock_guard lock(m_core->mutex);
-    (void)now;
     for (auto it = m_core->hubs.cbegin(); it != m_core->hubs.cend(); ++it)
         if (m_core->aliveLocked(it.key(), 0))
             out << it.key();
@@ -1102,8 +1100,8 @@ void ClusterNode::sweep()
                 emit remoteBotChanged(bot);
     m_aliveHubs = alive;
     const auto now = steady_clock::now();
-    if (const ClusterCounters c = counters();
-        c.conflictingBots > m_conflictsSaid && now - m_conflictSaidAt >= 60s) {
+    const ClusterCounters c = counters();
+    if (c.conflictingBots > m_conflictsSaid && now - m_conflictSaidAt >= 60s) {
         m_conflictsSaid = c.conflictingBots;
         m_conflictSaidAt = now;
         QString what;
@@ -1114,9 +1112,8 @@ void ClusterNode::sweep()
         emit problem(what + QStringLiteral(": an impostor on one of them? (each keeps its own; "
                                            "reject the wrong credential)"));
     }
-    if (const quint64 duplicates = counters().duplicateHubId;
-        duplicates > m_duplicatesSaid && now - m_saidAt >= 60s) {
-        m_duplicatesSaid = duplicates;
+    if (c.duplicateHubId > m_duplicatesSaid && now - m_saidAt >= 60s) {
+        m_duplicatesSaid = c.duplicateHubId;
         m_saidAt = now;
         emit problem(QStringLiteral("another process uses hub id %1 in this cluster: every hub "
                                     "needs its own --hub-id (commands and the directory go "

@@ -26,6 +26,19 @@ FleetDirectory::~FleetDirectory()
     stop();
 }
 
+kvConfig FleetDirectory::bucketConfig() const
+{
+    kvConfig cfg;
+    kvConfig_Init(&cfg);
+    cfg.Bucket = subjects::Bucket;
+    cfg.History = 1;
+    cfg.TTL = duration_cast<nanoseconds>(m_options.directoryTtl).count(); // ns (not ms)
+    // On disk (nats-server's -sd): the bucket outlives a server restart; its entries expire
+    // by the TTL and the hubs' refreshes rebuild them anyway.
+    cfg.StorageType = js_FileStorage;
+    return cfg;
+}
+
 bool FleetDirectory::start(QString *error)
 {
     jsOptions jsOpts;
@@ -33,14 +46,7 @@ bool FleetDirectory::start(QString *error)
     jsOpts.Wait = 2000; // ms for a put to be stored (5 s by default)
     natsStatus s = natsConnection_JetStream(&m_js, m_link->connection(), &jsOpts);
     if (s == NATS_OK) {
-        kvConfig cfg;
-        kvConfig_Init(&cfg);
-        cfg.Bucket = subjects::Bucket;
-        cfg.History = 1;
-        cfg.TTL = duration_cast<nanoseconds>(m_options.directoryTtl).count(); // ns (not ms)
-        // On disk (nats-server's -sd): the bucket outlives a server restart; its entries
-        // expire by the TTL and the hubs' refreshes rebuild them anyway.
-        cfg.StorageType = js_FileStorage;
+        kvConfig cfg = bucketConfig();
         s = js_CreateKeyValue(&m_kv, m_js, &cfg);
         if (s != NATS_OK && error)
             *error = QStringLiteral("the fleet directory (JetStream bucket %1): %2 (is nats-server "
@@ -272,12 +278,7 @@ bool FleetDirectory::rewatch()
         m_watcher = nullptr;
     }
     // The bucket again too (a server that lost its store has none; idempotent otherwise).
-    kvConfig cfg;
-    kvConfig_Init(&cfg);
-    cfg.Bucket = subjects::Bucket;
-    cfg.History = 1;
-    cfg.TTL = duration_cast<nanoseconds>(m_options.directoryTtl).count();
-    cfg.StorageType = js_FileStorage;
+    kvConfig cfg = bucketConfig();
     kvStore *fresh = nullptr;
     if (js_CreateKeyValue(&fresh, m_js, &cfg) == NATS_OK)
         kvStore_Destroy(fresh);

@@ -74,6 +74,7 @@ private:
     BotInfo seenAs(const BotInfo &entry, qint64 nowMs) const;
     static bool sameForViews(const BotInfo &a, const BotInfo &b);
     bool rewatch(); // the watcher thread: a new watcher (and the bucket, if it is gone)
+    kvConfig bucketConfig() const;
 
     std::shared_ptr<NatsLink> m_link;
     Hub &m_hub;

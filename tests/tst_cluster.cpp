@@ -17,6 +17,7 @@
 #include <QScopeGuard>
 #include <QTest>
 
+#include <algorithm>
 #include <csignal>
 #include <map>
 #include <memory>
@@ -91,6 +92,34 @@ class TestCluster : public QObject
         if (opctl(i, QStringList{"--json", "bots"} + extra, &out) != 0)
             return {};
         return jsonLines(out);
+    }
+    // Waits until hub `i` has `count` pending commands for bots with `prefix`.
+    bool waitForPending(int i, const QString &prefix, int count, int ms)
+    {
+        return QTest::qWaitFor(
+            [&] {
+                QString out;
+                opctl(i, {"--json", "commands", "--state", "pending"}, &out);
+                int n = 0;
+                for (const QJsonObject &o : jsonLines(out))
+                    n += o.value("bot_id").toString().startsWith(prefix);
+                return n == count;
+            },
+            ms);
+    }
+    // Waits until a line of the hub's log has every one of `parts`.
+    static bool waitForLogLine(HubProcess &hub, const QList<QByteArray> &parts, int ms)
+    {
+        return QTest::qWaitFor(
+            [&] {
+                hub.pump();
+                for (const QByteArray &line : std::as_const(hub.lines))
+                    if (std::all_of(parts.cbegin(), parts.cend(),
+                                    [&](const QByteArray &p) { return line.contains(p); }))
+                        return true;
+                return false;
+            },
+            ms);
     }
     // Waits until hub `i` lists `count` connected bots with `prefix`, each on a live hub.
     bool waitForBots(int i, const QString &prefix, int count, int ms)
@@ -501,16 +530,7 @@ private slots:
         QVERIFY(waitForBots(0, "pz-", 4, 30'000));
         Opctl fan(
             {"--hub", m_operator.at(0), "send", "--label", "fleet=pz", "ping", "--timeout", "20s"});
-        QVERIFY(QTest::qWaitFor(
-            [&] {
-                QString out;
-                opctl(1, {"--json", "commands", "--state", "pending"}, &out);
-                int n = 0;
-                for (const QJsonObject &o : jsonLines(out))
-                    n += o.value("bot_id").toString().startsWith("pz-");
-                return n == 4;
-            },
-            10'000));
+        QVERIFY(waitForPending(1, "pz-", 4, 10'000));
         const auto pid = pid_t(m_hubs[1]->process.processId());
         ::kill(pid, SIGSTOP);
         const auto resume = qScopeGuard([pid] { ::kill(pid, SIGCONT); });
@@ -555,16 +575,7 @@ private slots:
         QVERIFY(!QTest::qWaitFor(connectedAnywhere, 3'000));
         // Each of the other hubs refused it itself (the decision was recorded there too).
         for (int i = 1; i < 3; ++i) {
-            HubProcess &hub = *m_hubs[size_t(i)];
-            QVERIFY2(QTest::qWaitFor(
-                         [&] {
-                             hub.pump();
-                             for (const QByteArray &line : std::as_const(hub.lines))
-                                 if (line.contains("\"bot_refused\"") && line.contains("bot-5"))
-                                     return true;
-                             return false;
-                         },
-                         10'000),
+            QVERIFY2(waitForLogLine(*m_hubs[size_t(i)], {"\"bot_refused\"", "bot-5"}, 10'000),
                      qPrintable(QStringLiteral("hub-%1 did not refuse bot-5").arg(i + 1)));
         }
         QVERIFY(opctl(2, {"--json", "send", "bot-5", "ping"}, &out) != 0);
@@ -587,21 +598,42 @@ private slots:
         QVERIFY(moved.process.waitForStarted(10'000));
         HubProcess &hub1 = *m_hubs[0];
         QVERIFY2(
-            QTest::qWaitFor(
-                [&] {
-                    hub1.pump();
-                    for (const QByteArray &line : std::as_const(hub1.lines))
-                        if (line.contains("\"bot_disconnected\"") && line.contains("mv-1") &&
-                            line.contains("connected to hub hub-2 since"))
-                            return true;
-                    return false;
-                },
-                10'000),
+            waitForLogLine(hub1, {"\"bot_disconnected\"", "mv-1", "connected to hub hub-2 since"},
+                           10'000),
             hub1.lines.mid(std::max<qsizetype>(0, hub1.lines.size() - 5)).join('\n').constData());
         QString out;
         QCOMPARE(opctl(2, {"--json", "send", "mv-1", "ping"}, &out), 0);
         QCOMPARE(jsonLines(out).value(0).value("outcome").toString(),
                  QStringLiteral("OUTCOME_ACKED"));
+    }
+
+    // Bad cluster settings: each refused at start with what is wrong, nothing half joined.
+    void badClusterSettingsAreRefused()
+    {
+        struct Bad
+        {
+            QStringList args;
+            int exit;
+            const char *says;
+        };
+        const std::vector<Bad> bad{
+            {{"--cluster", m_nats->url(), "--hub-id", "dots.are.not.ids"}, 69, "--hub-id"},
+            {{"--cluster", m_nats->url(), "--hub-id", QString(70, QLatin1Char('h'))},
+             69,
+             "1 to 64"},
+            {{"--cluster", "nats://127.0.0.1:1", "--hub-id", "nowhere"}, 69, "cannot reach NATS"},
+            {{"--cluster", m_nats->url(), "--hub-id", QStringLiteral("a\x01b")}, 64, "control"},
+        };
+        for (const Bad &b : bad) {
+            HubProcess hub(QStringLiteral("127.0.0.1:0"), QStringList{"--no-history"} + b.args);
+            QVERIFY(QTest::qWaitFor([&] { return hub.process.state() == QProcess::NotRunning; },
+                                    20'000));
+            hub.pump();
+            const QByteArray all = hub.lines.join('\n') + hub.process.readAllStandardError();
+            QCOMPARE(hub.process.exitCode(), b.exit);
+            QVERIFY2(all.contains(b.says), all.constData());
+            QVERIFY(!all.contains("cluster_joined"));
+        }
     }
 
     // Two hubs given one id: both say so in their logs, and the cluster keeps serving.
@@ -637,16 +669,7 @@ private slots:
         Opctl fan({"--hub", m_operator.at(0), "send", "--label", "fleet=slow", "ping", "--timeout",
                    "30s"});
         // In flight on hub-3: its registry has them pending.
-        QVERIFY(QTest::qWaitFor(
-            [&] {
-                QString out;
-                opctl(2, {"--json", "commands", "--state", "pending"}, &out);
-                int n = 0;
-                for (const QJsonObject &o : jsonLines(out))
-                    n += o.value("bot_id").toString().startsWith("slow-");
-                return n == 10;
-            },
-            10'000));
+        QVERIFY(waitForPending(2, "slow-", 10, 10'000));
         const qint64 killedAt = QDateTime::currentMSecsSinceEpoch();
         QDeadlineTimer reappear(5'000);
         ::kill(pid_t(m_hubs[2]->process.processId()), SIGKILL);
