@@ -189,6 +189,15 @@ void TestWireCheck::botRecordAdmissionAndCredential()
     QVERIFY(wire::checkBotRecord(bot).find("credential") != std::string::npos);
     bot.set_credential(std::string(257, 'c'));
     QVERIFY(wire::checkBotRecord(bot).find("credential") != std::string::npos);
+    // The hub that holds it (a cluster): an id, or nothing.
+    bot.set_credential("none");
+    bot.set_hub("hub-3");
+    QCOMPARE(wire::checkBotRecord(bot), std::string());
+    for (const std::string &hub :
+         {std::string("hub\n3"), std::string(129, 'h'), std::string("\xff\xfe")}) {
+        bot.set_hub(hub);
+        QVERIFY(wire::checkBotRecord(bot).find("hub") != std::string::npos);
+    }
 }
 
 QTEST_APPLESS_MAIN(TestWireCheck)
